@@ -1,0 +1,42 @@
+"""imggen: text-to-image through many providers, from one Python API and one command line.
+
+    import imggen
+    response = imggen.generate("A cute baby sea otter", model="dall-e-3")
+    paths = response.save("out/")
+
+Heavy modules (httpx and the providers) load on first use, so `import imggen` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import errors
+from .errors import ImggenError
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .api import agenerate, generate
+    from .types import ImageData, ImageResponse, Usage
+
+_LAZY = {
+    "generate": "api",
+    "agenerate": "api",
+    "ImageResponse": "types",
+    "ImageData": "types",
+    "Usage": "types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'imggen' has no attribute {name!r}")
+
+
+__all__ = [
+    "ImageData", "ImageResponse", "ImggenError", "Usage", "__version__", "agenerate", "errors", "generate",
+]  # fmt: skip

@@ -1,0 +1,5 @@
+"""`python -m imggen`."""
+
+from imggen.commands import main
+
+main()

@@ -1,0 +1,158 @@
+"""`generate()`: resolve settings → plan → provider calls → ImageResponse. The only orchestration."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .catalog import estimate_cost, usage_cost
+from .errors import GenerationError, ImggenError, UsageError
+from .plan import Options, Plan, make_plan
+from .providers import ProviderResult, get_provider
+from .settings import Resolved, resolve
+from .transport import Transport
+from .types import ImageData, ImageRequest, ImageResponse, Usage
+
+EventHook = Callable[[str, dict[str, Any]], None]
+ResultHook = Callable[[list[ImageData]], Awaitable[None]]
+
+
+def plan_generation(
+    prompt: str,
+    model: str | None = None,
+    *,
+    profile: str | None = None,
+    options: Options | None = None,
+    flags: dict[str, Any] | None = None,
+) -> Plan:
+    """Resolve the settings and validate everything; sends nothing."""
+    settings = resolve(model=model, profile=profile, flags=flags)
+    return make_plan(prompt, options or Options(), settings)
+
+
+async def execute(
+    plan: Plan,
+    *,
+    retries: int = 2,
+    concurrency: int = 4,
+    on_event: EventHook | None = None,
+    on_images: ResultHook | None = None,
+) -> ImageResponse:
+    """Send the plan's requests, at most `concurrency` at once, and gather the images and failures.
+    `on_images` is awaited with each request's images as soon as they arrive (the CLI saves them)."""
+    settings = plan.settings
+    provider = get_provider(settings.model.provider)
+    emit = on_event or (lambda _kind, _data: None)
+    limit = asyncio.Semaphore(max(1, concurrency))
+
+    def on_retry(attempt: int, wait: float, reason: str) -> None:
+        emit("retry", {"attempt": attempt, "wait": wait, "reason": reason})
+
+    async def one(request: ImageRequest) -> ProviderResult:
+        async with limit:
+            emit("start", {"index": request.first_index, "n": request.n})
+            result = await provider.generate(request, settings, transport)
+            _price(plan, result)
+            emit("done", {"index": request.first_index, "n": len(result.images)})
+        if on_images:
+            await on_images(result.images)
+        return result
+
+    timeout = float(settings.get("timeout", 600))
+    async with Transport(timeout=timeout, retries=retries, on_retry=on_retry) as transport:
+        outcomes = await asyncio.gather(*(one(r) for r in plan.requests), return_exceptions=True)
+    return _response(plan, outcomes)
+
+
+def _response(plan: Plan, outcomes: list[ProviderResult | BaseException]) -> ImageResponse:
+    response = ImageResponse(
+        created=int(time.time()), data=[], model=plan.settings.model.name, prompt=plan.prompt,
+        notes=list(plan.notes), parameters=plan_parameters(plan),
+    )  # fmt: skip
+    for outcome in outcomes:
+        if isinstance(outcome, GenerationError):
+            response.errors.append(outcome)
+        elif isinstance(outcome, BaseException):
+            raise outcome  # configuration errors and real bugs stop the run
+        else:
+            response.data.extend(outcome.images)
+            if outcome.usage:
+                response.usage.add(outcome.usage)
+    response.data.sort(key=lambda image: image.index)
+    costs = [image.cost_usd for image in response.data]
+    response.cost_usd = None if not costs or None in costs else sum(c for c in costs if c is not None)
+    return response
+
+
+def _price(plan: Plan, result: ProviderResult) -> None:
+    """Each image's cost: from the tokens the provider reported, else the catalog estimate."""
+    info = plan.settings.model.info
+    actual = usage_cost(info, result.usage) if result.usage else None
+    each = actual / len(result.images) if actual is not None and result.images else None
+    for image in result.images:
+        image.cost_usd = each if each is not None else estimate_cost(info, 1, image.size or plan.size, plan.quality)
+
+
+def plan_parameters(plan: Plan) -> dict[str, Any]:
+    first = plan.requests[0]
+    values = {
+        "n": plan.n, "size": first.size, "aspect_ratio": first.aspect_ratio, "image_size": first.image_size,
+        "quality": first.quality, "style": first.style, "response_format": first.response_format,
+        "user": first.user, "seed": first.seed, "negative_prompt": first.negative_prompt, **first.params,
+    }  # fmt: skip
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _flags(api_key: str | None, api_base: str | None, api_version: str | None, timeout: float | None) -> dict[str, Any]:
+    return {"api_key": api_key, "api_base": api_base, "api_version": api_version, "timeout": timeout}
+
+
+async def agenerate(
+    prompt: str,
+    model: str | None = None,
+    n: int | None = None,
+    quality: str | None = None,
+    response_format: str | None = None,
+    size: str | None = None,
+    style: str | None = None,
+    user: str | None = None,
+    timeout: float | None = None,
+    api_key: str | None = None,
+    api_base: str | None = None,
+    api_version: str | None = None,
+    profile: str | None = None,
+    *,
+    aspect_ratio: str | None = None,
+    seed: int | None = None,
+    negative_prompt: str | None = None,
+    retries: int = 2,
+    concurrency: int = 4,
+    **provider_params: Any,
+) -> ImageResponse:
+    """Generate images for one prompt. Raises the first error when no image was made; when only some
+    failed, the response's `errors` lists the failures. `timeout` defaults to 600 s (or the profile's)."""
+    options = Options(
+        n=n or 1, size=size, aspect_ratio=aspect_ratio, quality=quality, style=style,
+        response_format=response_format, user=user, seed=seed, negative_prompt=negative_prompt,
+        params=provider_params,
+    )  # fmt: skip
+    flags = _flags(api_key, api_base, api_version, timeout)
+    plan = plan_generation(prompt, model, profile=profile, options=options, flags=flags)
+    response = await execute(plan, retries=retries, concurrency=concurrency)
+    if not response.data and response.errors:
+        raise response.errors[0]
+    return response
+
+
+def generate(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:
+    """Synchronous `agenerate` (same arguments); use `agenerate` inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(agenerate(prompt, model, **kwargs))
+    raise UsageError("imggen.generate() was called inside a running event loop", hint="Use await imggen.agenerate().")
+
+
+__all__ = ["ImageData", "ImageResponse", "ImggenError", "Resolved", "Usage", "agenerate", "execute", "generate"]

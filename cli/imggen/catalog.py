@@ -1,0 +1,190 @@
+"""The built-in model catalog: `models.json` read into plain objects, model-name parsing and prices."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from .errors import UsageError
+from .types import ModelRef, Usage
+
+PROVIDERS = ("openai", "azure", "bedrock", "vertex_ai", "gemini", "placeholder")
+
+# Bare ids that can only mean one provider (SPEC §2), for ids the catalog does not list.
+_BARE_RULES = (
+    (re.compile(r"^(dall-e-\d|gpt-image-|chatgpt-image-)"), "openai"),
+    (re.compile(r"^((us|eu|apac|global)\.)?(amazon|stability)\."), "bedrock"),
+    (re.compile(r"^(imagen-|imagegeneration@)"), "vertex_ai"),
+)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One catalog entry; see models.json for the meaning of each key."""
+
+    id: str
+    provider: str
+    family: str
+    bare: bool = False
+    sizes: tuple[str, ...] = ()
+    aspect_ratios: tuple[str, ...] = ()
+    size_rule: dict[str, float] | None = None
+    image_sizes: tuple[str, ...] = ()
+    default_size: str | None = None
+    max_n: int = 10
+    qualities: tuple[str, ...] = ()
+    default_quality: str | None = None
+    styles: tuple[str, ...] = ()
+    response_formats: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
+    prompt_max: int | None = None
+    price: dict[str, Any] | None = None
+    lifecycle: dict[str, str] = field(default_factory=dict)
+    regions: tuple[str, ...] = ()
+    notes: str = ""
+
+    @property
+    def model_id(self) -> str:
+        return self.id.split("/", 1)[1]
+
+    def status(self, today: dt.date | None = None) -> str:
+        """active / deprecated / retired as of `today`, from the catalog's dates."""
+        today = today or dt.date.today()
+        retired, deprecated = self.lifecycle.get("retired"), self.lifecycle.get("deprecated")
+        if retired and dt.date.fromisoformat(retired) <= today:
+            return "retired"
+        if retired or (deprecated and dt.date.fromisoformat(deprecated) <= today):
+            return "deprecated"
+        return self.lifecycle.get("status", "active")
+
+    def has_field(self, name: str) -> bool:
+        return name in self.fields
+
+
+def _model_from_dict(raw: dict[str, Any]) -> ModelInfo:
+    known = ModelInfo.__dataclass_fields__
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items() if k in known}
+    return ModelInfo(**values)
+
+
+@cache
+def all_models() -> tuple[ModelInfo, ...]:
+    text = resources.files("imggen").joinpath("models.json").read_text(encoding="utf-8")
+    return tuple(_model_from_dict(m) for m in json.loads(text)["models"])
+
+
+@cache
+def _by_id() -> dict[str, ModelInfo]:
+    return {m.id: m for m in all_models()}
+
+
+def lookup(full_id: str) -> ModelInfo | None:
+    return _by_id().get(full_id)
+
+
+def parse_model(name: str) -> ModelRef:
+    """Turn `provider/id`, a bare id or `placeholder` into a ModelRef; unknown prefixes are usage errors."""
+    name = name.strip()
+    if not name:
+        raise UsageError("the model name is empty", hint="Pass -m provider/model, e.g. -m openai/gpt-image-2.")
+    if "/" in name:
+        return _prefixed(name)
+    if name == "placeholder":
+        return _prefixed("placeholder/default")
+    return _prefixed(f"{_bare_provider(name)}/{name}")
+
+
+def _prefixed(name: str) -> ModelRef:
+    provider, model_id = name.split("/", 1)
+    if provider not in PROVIDERS:
+        raise UsageError(
+            f"unknown provider prefix '{provider}/' in model '{name}'",
+            hint="Use one of: " + ", ".join(p + "/" for p in PROVIDERS) + ".",
+        )
+    if not model_id:
+        raise UsageError(f"model '{name}' has no id after the prefix", hint=f"e.g. {provider}/<model-id>.")
+    return ModelRef(provider, model_id, lookup(name))
+
+
+def _bare_provider(name: str) -> str:
+    for model in all_models():
+        if model.bare and model.model_id == name:
+            return model.provider
+    for pattern, provider in _BARE_RULES:
+        if pattern.match(name):
+            return provider
+    raise UsageError(
+        f"model '{name}' does not say which provider it is for",
+        hint="Add a prefix: " + ", ".join(f"{p}/{name}" for p in PROVIDERS[:5]) + ".",
+    )
+
+
+def _pixels(size: str | None) -> int:
+    if size and "x" in size:
+        w, h = size.split("x", 1)
+        return int(w) * int(h)
+    return 1024 * 1024
+
+
+def estimate_cost(info: ModelInfo | None, n: int, size: str | None, quality: str | None) -> float | None:
+    """Catalog estimate for n images, before sending; None when the catalog has no price."""
+    price = info.price if info else None
+    if not price:
+        return None
+    if "tokens" in price:
+        return n * _token_image_cost(price, size, quality)
+    per_image = price.get("per_image")
+    if isinstance(per_image, (int, float)):
+        return n * float(per_image)
+    if isinstance(per_image, dict):
+        return _tiered_cost(per_image, n, size, quality, info)
+    return None
+
+
+def _token_image_cost(price: dict[str, Any], size: str | None, quality: str | None) -> float:
+    tokens = price["image_tokens"]
+    # "auto" lets the provider choose; the estimate takes the dearest tier so --max-cost stays safe.
+    tier = quality if quality in tokens else "high"
+    image_tokens = tokens[tier] * _pixels(size if size != "auto" else None) / (1024 * 1024)
+    return float(image_tokens * price["tokens"]["image_out"])
+
+
+def _tiered_cost(
+    per_image: dict[str, Any], n: int, size: str | None, quality: str | None, info: ModelInfo | None
+) -> float | None:
+    tier = per_image.get(quality or "") or per_image.get(info.default_quality or "" if info else "")
+    tier = tier or per_image.get("*") or next(iter(per_image.values()))
+    if not isinstance(tier, dict):
+        return n * float(tier)
+    value = tier.get(size or "") or tier.get(info.default_size or "" if info else "")
+    return n * float(value) if value is not None else None
+
+
+def usage_cost(info: ModelInfo | None, usage: Usage) -> float | None:
+    """Cost from the token counts a GPT image response reports, when the model is token-priced."""
+    price = info.price if info else None
+    if not price or "tokens" not in price or not usage.output_tokens:
+        return None
+    rates = price["tokens"]
+    text_in = usage.input_text_tokens or usage.input_tokens
+    return float(text_in * rates.get("text_in", 0) + usage.output_tokens * rates["image_out"])
+
+
+def price_range(info: ModelInfo) -> tuple[float, float] | None:
+    """Cheapest and dearest single image the catalog knows for a model."""
+    price = info.price
+    if not price:
+        return None
+    if "tokens" in price:
+        figures = [_token_image_cost(price, info.default_size, q) for q in price["image_tokens"]]
+    elif isinstance(price.get("per_image"), (int, float)):
+        figures = [float(price["per_image"])]
+    else:
+        tiers = price.get("per_image", {}).values()
+        figures = [float(v) for tier in tiers for v in (tier.values() if isinstance(tier, dict) else [tier])]
+    return (min(figures), max(figures)) if figures else None

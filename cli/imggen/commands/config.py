@@ -1,0 +1,215 @@
+"""`imggen config`: profiles in config.toml, and `explain` of where every setting comes from."""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+import typer
+
+from ..catalog import PROVIDERS, parse_model
+from ..errors import ConfigError, UsageError
+from ..settings import (
+    ENV_REF,
+    PROFILE_KEYS,
+    SECRET_KEYS,
+    Config,
+    check_value,
+    config_path,
+    load_config,
+    mask,
+    resolve,
+    save_config,
+)  # fmt: skip
+from . import render
+
+config_app = typer.Typer(help="Profiles and settings (config.toml).", no_args_is_help=True)
+PROFILE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _load() -> Config:
+    config = load_config()
+    for text in config.warnings:
+        render.warn(text)
+    return config
+
+
+def _profile(config: Config, name: str) -> dict[str, Any]:
+    if name not in config.profiles:
+        known = ", ".join(config.profiles) or "none yet"
+        raise ConfigError(f"no profile named '{name}' in {config.path}", hint=f"Known profiles: {known}.")
+    return config.profiles[name]
+
+
+def shown(key: str, value: Any, reveal: bool = False) -> str:
+    """A value as printed: secrets masked unless revealed; os.environ/ references are not secrets."""
+    text = str(value)
+    if key in SECRET_KEYS and not reveal and not text.startswith(ENV_REF):
+        return mask(text)
+    return text
+
+
+@config_app.command("path")
+def path_cmd() -> None:
+    """Print the config file's path."""
+    sys.stdout.write(f"{config_path()}\n")
+
+
+@config_app.command("set")
+def set_cmd(
+    profile: str = typer.Argument(..., help="Profile name (a provider name implies that provider)."),
+    key: str = typer.Argument(..., help="One of: " + ", ".join(PROFILE_KEYS)),
+    value: str | None = typer.Argument(None, help="The value; - reads stdin; omit for api_key to be prompted."),
+) -> None:
+    """Create or update a profile's key."""
+    if not PROFILE_NAME.match(profile):
+        raise UsageError(f"profile name '{profile}' may use only letters, digits, '.', '_' and '-'")
+    converted = check_value(key, _read_value(key, value))
+    config = _load()
+    entry = config.profiles.setdefault(profile, {})
+    if profile in PROVIDERS and key != "provider":
+        entry.setdefault("provider", profile)
+    _check_consistent(profile, entry, key, converted)
+    entry[key] = converted
+    save_config(config)
+    render.note(f"{profile}.{key} = {shown(key, converted)} (in {config.path})")
+
+
+def _read_value(key: str, value: str | None) -> str:
+    if value == "-":
+        return sys.stdin.read().strip()
+    if value is not None:
+        return value
+    if key == "api_key":
+        if not sys.stdin.isatty():
+            return sys.stdin.readline().strip()
+        return str(typer.prompt("api_key", hide_input=True))
+    raise UsageError(f"config set needs a value for {key}", hint="Give it as the last argument, or - for stdin.")
+
+
+def _check_consistent(profile: str, entry: dict[str, Any], key: str, value: Any) -> None:
+    if not value and value != 0:
+        raise UsageError(f"an empty value for {key}", hint=f"To remove it: imggen config unset {profile} {key}")
+    provider = value if key == "provider" else entry.get("provider")
+    model = value if key == "model" else entry.get("model")
+    if provider and model and not str(model).startswith(ENV_REF):
+        ref = parse_model(str(model))
+        if ref.provider != provider:
+            raise UsageError(f"profile '{profile}' is for {provider}, but {model} is a {ref.provider} model")
+
+
+@config_app.command("get")
+def get_cmd(
+    profile: str = typer.Argument(...),
+    key: str = typer.Argument(...),
+    reveal: bool = typer.Option(False, "--reveal", help="Print secrets in full."),
+) -> None:
+    """Print one value (secrets masked unless --reveal)."""
+    entry = _profile(_load(), profile)
+    if key not in PROFILE_KEYS:
+        raise UsageError(f"unknown config key '{key}'", hint="Allowed: " + ", ".join(PROFILE_KEYS) + ".")
+    if key not in entry:
+        raise ConfigError(f"profile '{profile}' has no {key}", hint=f"Set it: imggen config set {profile} {key} VALUE")
+    sys.stdout.write(shown(key, entry[key], reveal) + "\n")
+
+
+@config_app.command("unset")
+def unset_cmd(profile: str = typer.Argument(...), key: str = typer.Argument(...)) -> None:
+    """Delete one key from a profile."""
+    config = _load()
+    entry = _profile(config, profile)
+    if key not in entry:
+        raise ConfigError(f"profile '{profile}' has no {key}")
+    del entry[key]
+    save_config(config)
+
+
+@config_app.command("remove")
+def remove_cmd(profile: str = typer.Argument(...)) -> None:
+    """Delete a profile."""
+    config = _load()
+    _profile(config, profile)
+    del config.profiles[profile]
+    if config.default_profile == profile:
+        config.default_profile = None
+    config.provider_defaults = {p: n for p, n in config.provider_defaults.items() if n != profile}
+    save_config(config)
+
+
+def _marks(config: Config, name: str) -> list[str]:
+    marks = ["default"] if config.default_profile == name else []
+    provider = config.profile_provider(name)
+    if provider and config.provider_defaults.get(provider) == name:
+        marks.append(f"default for {provider}")
+    return marks
+
+
+@config_app.command("list")
+def list_cmd(json_out: bool = typer.Option(False, "--json", help="JSON array.")) -> None:
+    """Profiles: name, provider, default marks."""
+    config = _load()
+    if json_out:
+        rows = [
+            {"name": n, "provider": config.profile_provider(n), "default": config.default_profile == n}
+            for n in config.profiles
+        ]
+        render.print_json(rows)
+        return
+    for name in config.profiles:
+        marks = ", ".join(_marks(config, name))
+        line = f"{name:<20} {config.profile_provider(name) or '-':<12} {marks}"
+        sys.stdout.write(line.rstrip() + "\n")
+
+
+@config_app.command("show")
+def show_cmd(
+    profile: str | None = typer.Argument(None, help="A profile; all of them when omitted."),
+    json_out: bool = typer.Option(False, "--json", help="JSON object."),
+) -> None:
+    """A profile's values, secrets masked."""
+    config = _load()
+    names = [profile] if profile else list(config.profiles)
+    data = {n: {k: shown(k, v) for k, v in _profile(config, n).items()} for n in names}
+    if json_out:
+        render.print_json(data[profile] if profile else data)
+        return
+    for name, values in data.items():
+        sys.stdout.write(f"[{name}]\n")
+        sys.stdout.writelines(f"{k} = {v}\n" for k, v in values.items())
+
+
+@config_app.command("default")
+def default_cmd(profile: str = typer.Argument(...)) -> None:
+    """Make PROFILE the default overall and for its provider."""
+    config = _load()
+    _profile(config, profile)
+    config.default_profile = profile
+    provider = config.profile_provider(profile)
+    if provider:
+        config.provider_defaults[provider] = profile
+    save_config(config)
+
+
+@config_app.command("explain")
+def explain_cmd(
+    model: str | None = typer.Option(None, "-m", "--model", help="The model generate would use."),
+    profile: str | None = typer.Option(None, "--profile", help="The profile generate would use."),
+    json_out: bool = typer.Option(False, "--json", help="JSON array."),
+) -> None:
+    """Every setting generate would use, its value (masked) and where it came from."""
+    resolved = resolve(model=model, profile=profile)
+    for text in resolved.warnings:
+        render.warn(text)
+    rows: list[dict[str, str | None]] = [
+        {"setting": "model", "value": resolved.model.name, "source": resolved.model_source}
+    ]
+    for key, setting in resolved.values.items():
+        value = None if setting.value is None else shown(key, setting.value)
+        rows.append({"setting": key, "value": value, "source": setting.source})
+    if json_out:
+        render.print_json(rows)
+        return
+    for row in rows:
+        value = "(not set)" if row["value"] is None else row["value"]
+        sys.stdout.write(f"{row['setting']:<20} {value:<50} {row['source']}\n")

@@ -1,0 +1,69 @@
+"""`generate --dry-run`: every request that would be sent, secrets masked, and the cost estimate."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from ..plan import Plan
+from ..providers import get_provider
+from ..settings import mask
+from ..types import HttpRequest
+from . import render
+
+
+def shown_headers(request: HttpRequest) -> dict[str, str]:
+    return {k: _masked(k, v, request) for k, v in request.headers.items()}
+
+
+def _masked(key: str, value: str, request: HttpRequest) -> str:
+    if key.lower() not in request.secret_headers:
+        return value
+    scheme, _, token = value.partition(" ")
+    return f"{scheme} {mask(token)}" if token and scheme.lower() == "bearer" else mask(value)
+
+
+def print_plan(plan: Plan, *, json_lines: bool, quiet: bool) -> None:
+    provider = get_provider(plan.settings.model.provider)
+    built = [provider.build_request(r, plan.settings, dry_run=True) for r in plan.requests]
+    if json_lines:
+        for request, http in zip(plan.requests, built, strict=True):
+            render.print_json(_as_json(plan, request.n, http))
+    else:
+        _print_text(plan, built)
+    if not quiet:
+        for text in plan.warnings:
+            render.warn(text)
+
+
+def _as_json(plan: Plan, n: int, http: HttpRequest) -> dict[str, Any]:
+    return {
+        "method": http.method, "url": http.url, "headers": shown_headers(http), "body": http.json,
+        "model": plan.settings.model.name, "images": n, "notes": plan.notes,
+        "cost_usd": None if plan.cost_usd is None else plan.cost_usd * n / plan.n,
+    }  # fmt: skip
+
+
+def _print_text(plan: Plan, built: list[HttpRequest]) -> None:
+    out = sys.stdout
+    total = len(built)
+    for number, (request, http) in enumerate(zip(plan.requests, built, strict=True), 1):
+        images = "image" if request.n == 1 else "images"
+        out.write(f"# request {number} of {total}: {plan.settings.model.name}, {request.n} {images}\n")
+        if http.method == "LOCAL":
+            out.write("# drawn locally: nothing is sent\n")
+        else:
+            out.write(f"{http.method} {http.url}\n")
+            out.writelines(f"{k}: {v}\n" for k, v in shown_headers(http).items())
+        out.write("\n" + json.dumps(http.json, indent=2, ensure_ascii=False) + "\n\n")
+    for text in plan.notes:
+        out.write(f"# note: {text}\n")
+    out.write(f"# estimated cost: {_cost(plan)}\n")
+
+
+def _cost(plan: Plan) -> str:
+    images = f"{plan.n} image" + ("s" if plan.n != 1 else "")
+    if plan.cost_usd is None:
+        return f"unknown (no price in the catalog for {plan.settings.model.name}), {images}"
+    return f"${plan.cost_usd:.4f} for {images}"

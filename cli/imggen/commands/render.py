@@ -1,0 +1,64 @@
+"""How imggen talks on stderr: errors, warnings, notes; plain text unless stderr is a colour terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from ..errors import GenerationError, ImggenError
+
+
+def _colour() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def _say(prefix: str, style: str, text: str) -> None:
+    if _colour():
+        sys.stderr.write(f"\x1b[{style}m{prefix}\x1b[0m {text}\n")
+    else:
+        sys.stderr.write(f"{prefix} {text}\n")
+    sys.stderr.flush()
+
+
+def error_line(exc: ImggenError, prompt: str | None = None, model: str | None = None) -> str:
+    """One line: what failed, for which prompt and model, the provider's words, the request id, what next."""
+    parts = []
+    if model and prompt is not None:
+        parts.append(f"{model} failed for prompt {_quote(prompt)}:")
+    parts.append(exc.message)
+    if isinstance(exc, GenerationError) and exc.request_id:
+        parts.append(f"(request id {exc.request_id})")
+    if exc.hint:
+        parts.append(exc.hint)
+    from ..settings import redact
+
+    return redact(" ".join(parts).replace("\n", " "))
+
+
+def _quote(prompt: str) -> str:
+    short = prompt if len(prompt) <= 60 else prompt[:57] + "..."
+    return json.dumps(short, ensure_ascii=False)
+
+
+def print_error(exc: ImggenError, prompt: str | None = None, model: str | None = None) -> None:
+    _say("error:", "1;31", error_line(exc, prompt, model))
+
+
+def warn(text: str) -> None:
+    _say("warning:", "1;33", text)
+
+
+def note(text: str) -> None:
+    _say("note:", "2", text)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+
+
+def money(value: float | None) -> str:
+    if value is None:
+        return "cost unknown"
+    return f"est. ${value:.4f}".rstrip("0").rstrip(".") if value else "est. $0"

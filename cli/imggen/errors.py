@@ -1,0 +1,89 @@
+"""imggen's error hierarchy: each error knows its exit code (SPEC §7) and its one-line message."""
+
+from __future__ import annotations
+
+
+class ImggenError(Exception):
+    """Base of every error imggen raises on purpose; `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+    kind = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}" if self.hint else self.message
+
+
+class UsageError(ImggenError):
+    """Bad flag, parameter or value, found before any request is sent."""
+
+    exit_code = 2
+    kind = "usage_error"
+
+
+class ConfigError(ImggenError):
+    """Missing or unreadable configuration or credentials."""
+
+    exit_code = 3
+    kind = "config_error"
+
+
+class GenerationError(ImggenError):
+    """A request failed: provider error, network, content filter or a bad response."""
+
+    kind = "generation_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.request_id = request_id
+        self.code = code
+
+
+class ProviderError(GenerationError):
+    """The provider answered with an error status."""
+
+    kind = "provider_error"
+
+
+class AuthError(ProviderError):
+    """The provider rejected the credentials (401/403)."""
+
+    exit_code = 3
+    kind = "auth_error"
+
+
+class ContentFilterError(ProviderError):
+    """The provider's safety system refused the prompt or the image."""
+
+    kind = "content_filter"
+
+
+class NetworkError(GenerationError):
+    """Connection failure or timeout."""
+
+    kind = "network_error"
+
+
+class BadResponseError(GenerationError):
+    """The provider answered 2xx with something that is not a usable image."""
+
+    kind = "bad_response"
+
+
+class OutputError(ImggenError):
+    """An image could not be written where it was asked to go."""
+
+    kind = "output_error"

@@ -1,0 +1,158 @@
+"""From what the user asked to the requests imggen will send: validation, mapping, fan-out, cost.
+
+Everything here runs before any request, so every mistake it finds is a usage error (exit 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import sizes
+from .catalog import ModelInfo, estimate_cost
+from .errors import UsageError
+from .settings import Resolved
+from .types import ImageRequest
+
+MAX_N = 10
+RESPONSE_FORMATS = ("url", "b64_json")
+# Fields a provider's wire format has, for ids the catalog does not know.
+PROVIDER_FIELDS = {
+    "openai": ("n", "size", "quality", "style", "response_format", "user"),
+    "azure": ("n", "size", "quality", "style", "response_format", "user"),
+    "placeholder": ("n", "size", "seed"),
+}
+OPTION_FLAGS = {
+    "quality": "--quality", "style": "--style", "response_format": "--response-format", "user": "--user",
+    "seed": "--seed", "negative_prompt": "--negative-prompt",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Options:
+    """The generic options of `generate`, as given (None: not given)."""
+
+    n: int = 1
+    size: str | None = None
+    aspect_ratio: str | None = None
+    quality: str | None = None
+    style: str | None = None
+    response_format: str | None = None
+    user: str | None = None
+    seed: int | None = None
+    negative_prompt: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    settings: Resolved
+    prompt: str
+    requests: list[ImageRequest]
+    n: int
+    size: str | None
+    quality: str | None
+    cost_usd: float | None
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
+    info = settings.model.info
+    _check_prompt(prompt, info)
+    _check_n(options.n)
+    notes: list[str] = []
+    choice = sizes.choose(info, options.size, options.aspect_ratio)
+    if choice.note:
+        notes.append(choice.note)
+    values = _option_values(options, settings, notes)
+    template = ImageRequest(
+        prompt=prompt, model=settings.model, size=choice.size, aspect_ratio=choice.aspect_ratio,
+        image_size=choice.image_size, params=dict(options.params), **values,
+    )  # fmt: skip
+    requests = _fan_out(template, options.n, info)
+    size = choice.size or (info.default_size if info else None)
+    quality = values.get("quality") or (info.default_quality if info else None)
+    cost = estimate_cost(info, options.n, size, quality)
+    plan = Plan(settings, prompt, requests, options.n, size, quality, cost, notes)
+    plan.warnings = lifecycle_warnings(settings) + list(settings.warnings)
+    return plan
+
+
+def _check_prompt(prompt: str, info: ModelInfo | None) -> None:
+    if not prompt.strip():
+        raise UsageError("the prompt is empty", hint='Give a prompt, e.g. imggen generate "a sea otter".')
+    if info and info.prompt_max and len(prompt) > info.prompt_max:
+        raise UsageError(
+            f"the prompt is {len(prompt)} characters; {info.id} takes at most {info.prompt_max}",
+            hint="Shorten the prompt.",
+        )
+
+
+def _check_n(n: int) -> None:
+    if not 1 <= n <= MAX_N:
+        raise UsageError(f"-n {n} is out of range", hint=f"Ask for 1 to {MAX_N} images.")
+
+
+def _fields(settings: Resolved) -> tuple[str, ...]:
+    info = settings.model.info
+    return info.fields if info else PROVIDER_FIELDS.get(settings.model.provider, ())
+
+
+def _option_values(options: Options, settings: Resolved, notes: list[str]) -> dict[str, Any]:
+    info, fields, name = settings.model.info, _fields(settings), settings.model.name
+    if options.response_format is not None and options.response_format not in RESPONSE_FORMATS:
+        raise UsageError(f"--response-format '{options.response_format}' is not one of: url, b64_json")
+    values: dict[str, Any] = {}
+    for key, flag in OPTION_FLAGS.items():
+        value = getattr(options, key)
+        if value is None:
+            continue
+        if key not in fields:
+            notes.append(f"{name} has no {key.replace('_', ' ')} field: {flag} not sent")
+            continue
+        _check_enum(info, key, flag, value)
+        values[key] = value
+    if info and info.response_formats and options.response_format is None:
+        values["response_format"] = "b64_json"  # saves a download that expires after an hour
+    return values
+
+
+def _check_enum(info: ModelInfo | None, key: str, flag: str, value: Any) -> None:
+    allowed = (
+        {"quality": info.qualities, "style": info.styles, "response_format": info.response_formats}.get(key, ())
+        if info
+        else ()
+    )
+    if allowed and value not in allowed:
+        raise UsageError(
+            f"{info.id if info else ''} does not take {flag} {value}", hint=f"Allowed: {', '.join(allowed)}."
+        )
+
+
+def _fan_out(template: ImageRequest, n: int, info: ModelInfo | None) -> list[ImageRequest]:
+    """Split n images into requests of at most the model's per-request limit."""
+    per_request = max(1, info.max_n) if info else n
+    requests = []
+    for first in range(1, n + 1, per_request):
+        count = min(per_request, n - first + 1)
+        requests.append(replace(template, n=count, first_index=first))
+    return requests
+
+
+def lifecycle_warnings(settings: Resolved) -> list[str]:
+    """Say when a retired or deprecated model is used against the provider's own endpoint."""
+    info = settings.model.info
+    on_own_endpoint = settings.values.get("api_base") is None or settings.values["api_base"].source in (
+        "default", "unset"
+    )  # fmt: skip
+    if info is None or not on_own_endpoint:
+        return []
+    status, life = info.status(), info.lifecycle
+    instead = f"; use {life['replacement']} instead" if life.get("replacement") else ""
+    if status == "retired":
+        return [f"{info.id} was retired on {life.get('retired', 'an earlier date')}{instead}"]
+    if status == "deprecated":
+        until = f" and shuts down on {life['retired']}" if life.get("retired") else ""
+        return [f"{info.id} is deprecated{until}{instead}"]
+    return []

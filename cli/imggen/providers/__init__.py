@@ -1,0 +1,124 @@
+"""The provider interface and the registry: a plain dict keyed by model prefix, modules loaded on use."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import UsageError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ..settings import Resolved
+    from ..transport import Transport
+    from ..types import HttpRequest, ImageData, ImageRequest, Usage
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """What imggen knows about a provider without importing its module."""
+
+    name: str
+    label: str
+    module: str | None  # None: not available in this version yet
+    env: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    # Any of these variables or files (under ~) means credentials are configured, for `imggen models`.
+    credential_env: tuple[str, ...] = ()
+    credential_files: tuple[str, ...] = ()
+
+
+@dataclass
+class ProviderResult:
+    images: list[ImageData]
+    usage: Usage | None = None
+    request_id: str | None = None
+
+
+class Provider(Protocol):
+    """A provider module: a pure request builder, a pure response parser and an async `generate`."""
+
+    def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
+        """The HTTP request for `request`; with dry_run, missing credentials are shown, not raised."""
+        ...
+
+    def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult:
+        """Images out of a 2xx response; raises GenerationError when there are none."""
+        ...
+
+    async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult: ...
+
+
+PROVIDERS: dict[str, ProviderSpec] = {
+    "openai": ProviderSpec(
+        "openai",
+        "OpenAI",
+        "imggen.providers.openai",
+        env={"api_key": ("OPENAI_API_KEY",), "api_base": ("OPENAI_BASE_URL", "OPENAI_API_BASE")},
+        defaults={"api_base": "https://api.openai.com/v1"},
+        credential_env=("OPENAI_API_KEY",),
+    ),
+    "azure": ProviderSpec(
+        "azure",
+        "Azure OpenAI",
+        "imggen.providers.azure",
+        env={
+            "api_key": ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"),
+            "azure_ad_token": ("AZURE_AD_TOKEN",),
+            "api_base": ("AZURE_API_BASE",),
+            "api_version": ("AZURE_API_VERSION",),
+        },
+        # The first GA-era version that serves gpt-image models on the deployment route.
+        defaults={"api_version": "2025-04-01-preview"},
+        credential_env=("AZURE_API_KEY", "AZURE_OPENAI_API_KEY", "AZURE_AD_TOKEN"),
+    ),
+    "bedrock": ProviderSpec(
+        "bedrock",
+        "AWS Bedrock",
+        None,
+        env={
+            "api_key": ("AWS_BEARER_TOKEN_BEDROCK",),
+            "api_base": ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL"),
+            "aws_region_name": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+            "aws_profile_name": ("AWS_PROFILE",),
+        },
+        credential_env=("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_BEARER_TOKEN_BEDROCK", "AWS_WEB_IDENTITY_TOKEN_FILE"),
+        credential_files=(".aws/credentials", ".aws/config"),
+    ),
+    "vertex_ai": ProviderSpec(
+        "vertex_ai",
+        "Google Vertex AI",
+        None,
+        env={
+            "vertex_project": ("VERTEXAI_PROJECT",),
+            "vertex_location": ("VERTEXAI_LOCATION",),
+            "vertex_credentials": ("GOOGLE_APPLICATION_CREDENTIALS",),
+        },
+        defaults={"vertex_location": "us-central1"},
+        credential_env=("GOOGLE_APPLICATION_CREDENTIALS",),
+        credential_files=(".config/gcloud/application_default_credentials.json",),
+    ),
+    "gemini": ProviderSpec(
+        "gemini",
+        "Gemini API",
+        None,
+        env={"api_key": ("GEMINI_API_KEY",)},
+        defaults={"api_base": "https://generativelanguage.googleapis.com/v1beta"},
+        credential_env=("GEMINI_API_KEY",),
+    ),
+    "placeholder": ProviderSpec("placeholder", "Placeholder (offline)", "imggen.providers.placeholder"),
+}
+
+
+def get_provider(name: str) -> Provider:
+    spec = PROVIDERS[name]
+    if spec.module is None:
+        raise UsageError(
+            f"{name}/ models are not supported by this version of imggen yet",
+            hint="Use openai/, azure/ or placeholder/ models for now.",
+        )
+    module: Any = importlib.import_module(spec.module)
+    provider: Provider = module.PROVIDER
+    return provider

@@ -1,0 +1,69 @@
+"""Azure OpenAI: the deployment route (or the v1 surface), `api-key` or an Entra ID bearer token."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import UsageError
+from ..types import HttpRequest, ImageRequest
+from . import ProviderResult
+from .openai_wire import bearer, build_body, join, parse_images, send_and_parse
+
+if TYPE_CHECKING:
+    from ..settings import Resolved
+    from ..transport import Transport
+
+DRY_RUN_BASE = "https://{resource}.openai.azure.com"
+V1_VERSIONS = frozenset({"v1", "preview", "latest"})
+BASE_HINT = "Set AZURE_API_BASE, or run: imggen config set azure api_base https://<resource>.openai.azure.com/"
+KEY_HINT = "Set AZURE_API_KEY (or AZURE_AD_TOKEN for Entra ID), or run: imggen config set azure api_key"
+
+
+def _url(settings: Resolved, deployment: str, version: str, dry_run: bool) -> str:
+    base = settings.get("api_base")
+    if base is None:
+        base = DRY_RUN_BASE if dry_run else settings.require("api_base", "the Azure endpoint", BASE_HINT)
+    base = str(base)
+    if version in V1_VERSIONS:
+        suffix = "" if version == "v1" else f"?api-version={version}"
+        return join(base, "openai/v1/images/generations") + suffix
+    if "/openai/deployments/" in base:  # a full deployment URL was given as the base
+        return join(base, "images/generations") + f"?api-version={version}"
+    return join(base, f"openai/deployments/{deployment}/images/generations") + f"?api-version={version}"
+
+
+def _auth(settings: Resolved, dry_run: bool) -> dict[str, str]:
+    key = settings.get("api_key")
+    if key:
+        return {"api-key": str(key)}
+    token = settings.get("azure_ad_token")
+    if token or dry_run:
+        return bearer(token)
+    settings.require("api_key", "the Azure API key", KEY_HINT)
+    return {}
+
+
+def _check(request: ImageRequest) -> None:
+    if str(request.params.get("output_format", "")).lower() == "webp":
+        raise UsageError("Azure OpenAI does not return WebP images", hint="Use -p output_format=png or jpeg.")
+
+
+class AzureProvider:
+    def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
+        _check(request)
+        version = str(settings.get("api_version"))
+        url = _url(settings, request.model.model_id, version, dry_run)
+        # The deployment route names the model in the path; a `model` in the body breaks gpt-image-2.
+        body = build_body(request, include_model=version in V1_VERSIONS)
+        if version in V1_VERSIONS:
+            body["model"] = request.model.model_id
+        headers = {"Content-Type": "application/json", **_auth(settings, dry_run)}
+        return HttpRequest("POST", url, headers, body)
+
+    parse_response = staticmethod(parse_images)
+
+    async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult:
+        return await send_and_parse(self.build_request(request, settings), request, transport)
+
+
+PROVIDER = AzureProvider()

@@ -1,0 +1,52 @@
+"""The offline provider: draws a deterministic PNG locally; no network, no key."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import TYPE_CHECKING
+
+from ..types import HttpRequest, ImageData, ImageRequest
+from . import ProviderResult
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ..settings import Resolved
+    from ..transport import Transport
+
+DEFAULT_SIZE = "1024x1024"
+LOCAL = "LOCAL"  # the method dry-run shows for work that sends nothing
+
+
+def base_seed(request: ImageRequest) -> int:
+    """The asked seed, else one derived from the prompt, so a prompt always draws the same images."""
+    if request.seed is not None:
+        return request.seed
+    return int.from_bytes(hashlib.sha256(request.prompt.encode()).digest()[:4], "big") >> 1
+
+
+class PlaceholderProvider:
+    def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
+        body = {"prompt": request.prompt, "n": request.n, "size": request.size or DEFAULT_SIZE,
+                "seed": base_seed(request)}  # fmt: skip
+        return HttpRequest(LOCAL, "placeholder://draw", {}, body)
+
+    def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult:
+        raise NotImplementedError("the placeholder provider sends no HTTP request")
+
+    async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult:
+        from .placeholder_png import draw_png
+
+        size = request.size or DEFAULT_SIZE
+        width, height = (int(v) for v in size.split("x"))
+        images = []
+        for offset in range(request.n):
+            index = request.first_index + offset
+            seed = base_seed(request) + index - 1
+            png = draw_png(request.prompt, seed, width, height)
+            images.append(ImageData(b64_json=base64.b64encode(png).decode(), seed=seed, size=size, index=index))
+        return ProviderResult(images)
+
+
+PROVIDER = PlaceholderProvider()

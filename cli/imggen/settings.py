@@ -1,0 +1,329 @@
+"""Config file, profiles and the one precedence rule (SPEC §5), each value kept with its source."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .catalog import PROVIDERS, parse_model
+from .errors import ConfigError, UsageError
+from .providers import PROVIDERS as PROVIDER_SPECS
+from .types import ModelRef
+
+PROFILE_KEYS = (
+    "provider", "model", "api_key", "api_base", "api_version", "rpm", "timeout", "aws_region_name",
+    "aws_profile_name", "vertex_project", "vertex_location", "vertex_credentials", "output_dir",
+)  # fmt: skip
+SECRET_KEYS = frozenset({"api_key", "azure_ad_token"})
+GENERIC_DEFAULTS: dict[str, Any] = {"timeout": 600.0, "output_dir": "."}
+DEFAULT_MODEL = "openai/gpt-image-2"
+ENV_REF = "os.environ/"
+
+
+_SEEN_SECRETS: set[str] = set()
+
+
+def redact(text: str) -> str:
+    """Replace every secret this process has resolved with its masked form (providers may echo keys)."""
+    for secret in _SEEN_SECRETS:
+        text = text.replace(secret, mask(secret))
+    return text
+
+
+def mask(value: Any) -> str:
+    """A secret as it may be shown: never more than its last four characters."""
+    text = str(value)
+    return "****" + text[-4:] if len(text) >= 12 else "****"
+
+
+def config_dir() -> Path:
+    override = os.environ.get("IMGGEN_CONFIG_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("imggen"))
+
+
+def config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+@dataclass
+class Config:
+    path: Path
+    default_profile: str | None = None
+    provider_defaults: dict[str, str] = field(default_factory=dict)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def profile_provider(self, name: str) -> str | None:
+        profile = self.profiles.get(name, {})
+        provider = profile.get("provider")
+        return str(provider) if provider else (name if name in PROVIDERS else None)
+
+    def to_toml(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.default_profile:
+            data["default_profile"] = self.default_profile
+        if self.provider_defaults:
+            data["provider_defaults"] = dict(self.provider_defaults)
+        data["profiles"] = self.profiles
+        return data
+
+
+def load_config(path: Path | None = None) -> Config:
+    path = path or config_path()
+    config = Config(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return config
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    if os.name == "posix" and path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
+        config.warnings.append(f"{path} is readable by other users; run: chmod 600 {path}")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"config file {path} is not valid TOML: {exc}", hint="Fix that line, or move the file away."
+        ) from exc
+    _fill_config(config, data)
+    return config
+
+
+def _fill_config(config: Config, data: dict[str, Any]) -> None:
+    where = str(config.path)
+    for key in data:
+        if key not in ("default_profile", "provider_defaults", "profiles"):
+            raise ConfigError(f"{where}: unknown top-level key '{key}'", hint="Allowed: default_profile, profiles.")
+    config.default_profile = data.get("default_profile")
+    config.provider_defaults = dict(data.get("provider_defaults", {}))
+    profiles = data.get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{where}: 'profiles' must be a table of [profiles.NAME] sections")
+    for name, profile in profiles.items():
+        if not isinstance(profile, dict):
+            raise ConfigError(f"{where}: profile '{name}' must be a table")
+        for key in profile:
+            if key not in PROFILE_KEYS:
+                raise ConfigError(
+                    f"{where}: profile '{name}' has unknown key '{key}'", hint="Allowed: " + ", ".join(PROFILE_KEYS)
+                )
+    config.profiles = profiles
+
+
+def save_config(config: Config) -> None:
+    """Write atomically: a 0600 temporary file in the same 0700 directory, then rename over."""
+    import tomli_w
+
+    directory = config.path.parent
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(tomli_w.dumps(config.to_toml()).encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, config.path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_value(key: str, value: str) -> Any:
+    """Validate and convert a value given to `config set`."""
+    if key not in PROFILE_KEYS:
+        raise UsageError(f"unknown config key '{key}'", hint="Allowed: " + ", ".join(PROFILE_KEYS) + ".")
+    if value.startswith(ENV_REF):
+        return value
+    if key == "provider" and value not in PROVIDERS:
+        raise UsageError(f"unknown provider '{value}'", hint="Use one of: " + ", ".join(PROVIDERS) + ".")
+    if key == "model":
+        parse_model(value)
+    if key in ("rpm", "timeout"):
+        return _positive_number(key, value)
+    return value
+
+
+def _positive_number(key: str, value: str) -> int | float:
+    try:
+        number: int | float = int(value) if key == "rpm" else float(value)
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise UsageError(f"{key} must be a positive number, not '{value}'")
+    return number
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: Any
+    source: str
+    missing_ref: str | None = None  # the variable an unset os.environ/ reference names
+
+
+@dataclass
+class Resolved:
+    """Every setting `generate` will use, with where it came from (what `config explain` prints)."""
+
+    model: ModelRef
+    model_source: str
+    profile: str | None
+    values: dict[str, Setting]
+    warnings: list[str] = field(default_factory=list)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        setting = self.values.get(key)
+        return default if setting is None or setting.value is None else setting.value
+
+    def require(self, key: str, what: str, hint: str) -> Any:
+        """The value of `key`, or a ConfigError naming exactly what is missing."""
+        setting = self.values.get(key)
+        if setting is not None and setting.value is not None:
+            return setting.value
+        if setting is not None and setting.missing_ref:
+            raise ConfigError(f"{what}: {setting.source} refers to ${setting.missing_ref}, which is not set")
+        raise ConfigError(f"{what} is not set for {self.model.name}", hint=hint)
+
+
+def resolve(
+    model: str | None = None,
+    profile: str | None = None,
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config: Config | None = None,
+) -> Resolved:
+    """flag/argument > profile named by --profile > environment > provider's default profile > default."""
+    env = os.environ if env is None else env
+    config = config if config is not None else load_config()
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    explicit, explicit_source = _explicit_profile(profile, env, config)
+    ref, model_source = _model(model, explicit, env, config)
+    _check_profile_provider(explicit, ref, config)
+    fallback = None if explicit else _provider_default(ref.provider, config)
+    layers = _layers(flags, env, config, explicit, fallback, ref.provider)
+    keys = _setting_keys(ref.provider)
+    values = {key: _first(key, layers, env) for key in keys}
+    if explicit:
+        values["profile"] = Setting(explicit, explicit_source)
+    elif fallback:
+        values["profile"] = Setting(fallback, "default")
+    return Resolved(ref, model_source, explicit or fallback, values, list(config.warnings))
+
+
+def _explicit_profile(profile: str | None, env: Mapping[str, str], config: Config) -> tuple[str | None, str]:
+    name, source = (profile, "flag") if profile else (env.get("IMGGEN_PROFILE") or None, "env:IMGGEN_PROFILE")
+    if name and name not in config.profiles:
+        known = ", ".join(config.profiles) or "none yet"
+        raise ConfigError(f"no profile named '{name}' in {config.path}", hint=f"Known profiles: {known}.")
+    return name, source
+
+
+def _model(model: str | None, explicit: str | None, env: Mapping[str, str], config: Config) -> tuple[ModelRef, str]:
+    if model:
+        return parse_model(model), "flag"
+    if env.get("IMGGEN_MODEL"):
+        return parse_model(env["IMGGEN_MODEL"]), "env:IMGGEN_MODEL"
+    for name in (explicit, None if explicit else config.default_profile):
+        if name and config.profiles.get(name, {}).get("model"):
+            return parse_model(str(config.profiles[name]["model"])), f"profile:{name}"
+    if explicit and config.profile_provider(explicit) not in (None, "openai"):
+        raise UsageError(
+            f"profile '{explicit}' sets no model",
+            hint=f"Pass -m, or: imggen config set {explicit} model <provider/model>",
+        )
+    return parse_model(DEFAULT_MODEL), "default"
+
+
+def _check_profile_provider(explicit: str | None, ref: ModelRef, config: Config) -> None:
+    provider = config.profile_provider(explicit) if explicit else None
+    if provider and provider != ref.provider:
+        raise UsageError(
+            f"model {ref.name} is a {ref.provider} model but profile '{explicit}' is for {provider}",
+            hint=f"Pick a {provider}/ model or a {ref.provider} profile.",
+        )
+
+
+def _provider_default(provider: str, config: Config) -> str | None:
+    for name in (config.provider_defaults.get(provider), config.default_profile, provider):
+        if name and name in config.profiles and config.profile_provider(name) == provider:
+            return name
+    return None
+
+
+def _setting_keys(provider: str) -> list[str]:
+    spec = PROVIDER_SPECS[provider]
+    keys = ["api_key", "api_base", "api_version", *spec.env, "timeout", "rpm", "output_dir"]
+    return list(dict.fromkeys(keys))
+
+
+def _layers(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    config: Config,
+    explicit: str | None,
+    fallback: str | None,
+    provider: str,
+) -> list[tuple[str, Mapping[str, Any]]]:
+    spec = PROVIDER_SPECS[provider]
+    return [
+        ("flag", flags),
+        ("env", {"output_dir": ("IMGGEN_OUTPUT_DIR",)}),  # stands in for -o when it is absent
+        (f"profile:{explicit}", config.profiles.get(explicit, {}) if explicit else {}),
+        ("env", spec.env),
+        (f"profile:{fallback}", config.profiles.get(fallback, {}) if fallback else {}),
+        ("default", {**GENERIC_DEFAULTS, **spec.defaults}),
+    ]
+
+
+def _first(key: str, layers: list[tuple[str, Mapping[str, Any]]], env: Mapping[str, str]) -> Setting:
+    for source, layer in layers:
+        if source == "env":
+            for name in layer.get(key, ()):
+                if env.get(name):
+                    return _remember(key, Setting(env[name], f"env:{name}"))
+            continue
+        value = layer.get(key)
+        if value is None or value == "":
+            continue
+        setting = _env_ref(value, source, env) if isinstance(value, str) and value.startswith(ENV_REF) else None
+        return _remember(key, setting or Setting(value, source))
+    return Setting(None, "unset")
+
+
+def _remember(key: str, setting: Setting) -> Setting:
+    if key in SECRET_KEYS and isinstance(setting.value, str) and len(setting.value) >= 8:
+        _SEEN_SECRETS.add(setting.value)
+    return setting
+
+
+def _env_ref(value: str, source: str, env: Mapping[str, str]) -> Setting:
+    name = value[len(ENV_REF) :]
+    if env.get(name):
+        return Setting(env[name], f"{source} ({value})")
+    return Setting(None, f"{source} ({value})", missing_ref=name)
+
+
+def credentials_configured(provider: str, config: Config, env: Mapping[str, str] | None = None) -> bool:
+    """A cheap look (no SDK import) at whether a provider has credentials: profile, variable or file."""
+    env = os.environ if env is None else env
+    spec = PROVIDER_SPECS[provider]
+    if provider == "placeholder":
+        return True
+    for name, profile in config.profiles.items():
+        if config.profile_provider(name) == provider and (
+            profile.get("api_key") or provider in ("bedrock", "vertex_ai")
+        ):
+            return True
+    if any(env.get(name) for name in spec.credential_env):
+        return True
+    return any((Path.home() / rel).is_file() for rel in spec.credential_files)

@@ -1,0 +1,135 @@
+"""The one HTTP client: timeouts, proxies and CA bundles, and the retry loop of SPEC §3."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from .errors import GenerationError, NetworkError
+from .types import HttpRequest
+
+RETRY_STATUSES = frozenset({408, 409, 429})
+MAX_RETRY_AFTER = 120.0  # like the OpenAI SDK: a longer wait is not worth holding the run for
+
+RetryHook = Callable[[int, float, str], None]
+ErrorMapper = Callable[[httpx.Response], GenerationError]
+
+
+def _verify() -> ssl.SSLContext | bool:
+    bundle = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE")
+    return ssl.create_default_context(cafile=bundle) if bundle else True
+
+
+def retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds the server asked us to wait: `retry-after-ms`, then `Retry-After` (seconds or a date)."""
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def backoff(attempt: int) -> float:
+    """0.5 s doubling per attempt, capped at 8 s, with up to 25 % jitter either way."""
+    base = min(0.5 * 2**attempt, 8.0)
+    return float(base * (1 + random.uniform(-0.25, 0.25)))
+
+
+def _retryable(response: httpx.Response) -> bool:
+    should = response.headers.get("x-should-retry")
+    if should in ("true", "false"):
+        return bool(should == "true")
+    status: int = response.status_code
+    return status in RETRY_STATUSES or status >= 500
+
+
+class Transport:
+    """An httpx.AsyncClient with imggen's retry policy; use as `async with Transport(...) as t`."""
+
+    def __init__(self, timeout: float = 600, retries: int = 2, on_retry: RetryHook | None = None) -> None:
+        self.timeout = timeout
+        self.retries = retries
+        self.on_retry = on_retry
+        self.client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> Transport:
+        timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        self.client = httpx.AsyncClient(timeout=timeout, limits=limits, verify=_verify(), trust_env=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+
+    async def send(self, request: HttpRequest, map_error: ErrorMapper) -> httpx.Response:
+        """Send with retries; returns a 2xx response (body read) or raises a GenerationError."""
+        assert self.client is not None, "Transport used outside 'async with'"
+        for attempt in range(self.retries + 1):
+            error, wait = await self._attempt(request, map_error)
+            if error is None:
+                assert isinstance(wait, httpx.Response)
+                return wait
+            if attempt == self.retries or wait is False:
+                raise error
+            delay = backoff(attempt) if wait is None else float(wait)
+            if delay > MAX_RETRY_AFTER:
+                error.hint = f"The provider asked to wait {delay:.0f} s before retrying; try again later."
+                raise error
+            if self.on_retry:
+                self.on_retry(attempt + 1, delay, error.message)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _attempt(self, request: HttpRequest, map_error: ErrorMapper) -> tuple[GenerationError | None, Any]:
+        """(None, response) on success, else (error, seconds to wait | None for backoff | False: give up)."""
+        assert self.client is not None
+        try:
+            response = await self.client.request(
+                request.method, request.url, headers=request.headers, json=request.json
+            )
+        except httpx.TimeoutException:
+            return NetworkError(f"no answer from {_host(request.url)} within {self.timeout:g} s"), None
+        except httpx.TransportError as exc:
+            return NetworkError(f"cannot reach {_host(request.url)}: {_reason(exc)}"), None
+        if response.status_code < 400:
+            return None, response
+        error = map_error(response)
+        return error, (retry_after(response.headers) if _retryable(response) else False)
+
+    @asynccontextmanager
+    async def stream(self, url: str) -> AsyncIterator[httpx.Response]:
+        """GET a result URL as a stream (no auth headers: result URLs are pre-signed)."""
+        assert self.client is not None
+        try:
+            async with self.client.stream("GET", url) as response:
+                yield response
+        except httpx.TimeoutException as exc:
+            raise NetworkError(f"downloading {_host(url)} timed out after {self.timeout:g} s") from exc
+        except httpx.TransportError as exc:
+            raise NetworkError(f"cannot download from {_host(url)}: {_reason(exc)}") from exc
+
+
+def _host(url: str) -> str:
+    return httpx.URL(url).host or url
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__

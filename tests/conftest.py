@@ -1,0 +1,90 @@
+"""Tests are isolated by construction: a private config dir and HOME, no provider credentials from
+the machine, and a real HTTP server on 127.0.0.1 standing in for each provider."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakeserver import FakeProvider
+
+SCRUBBED_PREFIXES = ("OPENAI_", "AZURE_", "AWS_", "GOOGLE_", "GEMINI_", "VERTEX", "IMGGEN_", "HTTP_PROXY",
+                     "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")  # fmt: skip
+OPENAI_KEY = "sk-test-openai-0123456789"
+AZURE_KEY = "azure-test-key-abcdef123456"
+AZURE_AD_TOKEN = "eyJ-test-ad-token-xyz987"
+SECRETS = (OPENAI_KEY, AZURE_KEY, AZURE_AD_TOKEN)
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in list(os.environ):
+        if name.startswith(SCRUBBED_PREFIXES):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("IMGGEN_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProvider]:
+    with FakeProvider() as server:
+        yield server
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+    raw: bytes
+
+    @property
+    def lines(self) -> list[str]:
+        return self.stdout.splitlines()
+
+    def json_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.lines]
+
+    def everything(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, input: bytes | None = None, timeout: float = 60) -> Result:
+    """imggen as a user runs it: a real process, its exit code, stdout and stderr."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "imggen", *args], env=full_env, input=input, capture_output=True, timeout=timeout
+    )
+    out = proc.stdout.decode("utf-8", "replace")
+    return Result(proc.returncode, out, proc.stderr.decode("utf-8", "replace"), proc.stdout)
+
+
+@pytest.fixture
+def cli() -> Any:
+    return run_cli
+
+
+def openai_env(fake: FakeProvider) -> dict[str, str]:
+    return {"OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": fake.openai_base}
+
+
+def azure_env(fake: FakeProvider) -> dict[str, str]:
+    return {"AZURE_API_KEY": AZURE_KEY, "AZURE_API_BASE": fake.base_url}
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text

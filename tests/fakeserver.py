@@ -1,0 +1,289 @@
+"""A real HTTP server on 127.0.0.1 standing in for OpenAI and Azure OpenAI in tests.
+
+It checks what the real APIs check (path, auth header, api-version, body shape), answers with their
+response and error shapes, records every request, and can be scripted to answer with errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import count
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+
+def _png(width: int = 2, height: int = 2) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return len(data).to_bytes(4, "big") + kind + data + crc.to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    rows = b"".join(b"\x00" + b"\xff\x80\x00" * width for _ in range(height))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+TINY_PNG = _png()
+# A 1x1 baseline JPEG: SOI, APP0, DQT, SOF0, DHT, SOS, EOI (only the first bytes matter to sniffing).
+TINY_JPEG = bytes.fromhex(
+    "ffd8ffe000104a46494600010100000100010000ffdb004300080606070605080707070909080a0c140d0c0b0b0c1912"
+    "130f141d1a1f1e1d1a1c1c20242e2720222c231c1c2837292c30313434341f27393d38323c2e333432ffc0000b080001"
+    "000101011100ffc4001f0000010501010101010100000000000000000102030405060708090a0bffda0008010100003f"
+    "00d2cf20ffd9"
+)
+TINY_WEBP = b"RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00\x2f\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00"
+CONTENT_POLICY_MESSAGE = (
+    "Your request was rejected as a result of our safety system. "
+    "Your prompt may contain text that is not allowed by our safety system."
+)
+
+
+@dataclass
+class Reply:
+    """A canned answer: JSON when `json` is set, else `body`; `delay` seconds before answering."""
+
+    status: int = 200
+    json: Any = None
+    body: bytes | str | None = None
+    headers: dict[str, str] | None = None
+    delay: float = 0.0
+    default: bool = False  # answer as the fake normally would, after the delay
+
+    def __post_init__(self) -> None:
+        if self.json is None and self.body is None and self.status == 200:
+            self.default = True
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    json: Any = None
+
+
+def openai_error(
+    status: int, message: str, type: str = "invalid_request_error", code: str | None = None,
+    param: str | None = None, headers: dict[str, str] | None = None,
+) -> Reply:  # fmt: skip
+    error = {"message": message, "type": type, "param": param, "code": code}
+    return Reply(status=status, json={"error": error}, headers=headers)
+
+
+def content_policy() -> Reply:
+    return openai_error(400, CONTENT_POLICY_MESSAGE, code="content_policy_violation")
+
+
+def rate_limited(retry_after: str | None = "1", retry_after_ms: str | None = None) -> Reply:
+    headers = {}
+    if retry_after is not None:
+        headers["Retry-After"] = retry_after
+    if retry_after_ms is not None:
+        headers["retry-after-ms"] = retry_after_ms
+    return openai_error(
+        429, "Rate limit reached for images per minute.", "requests", "rate_limit_exceeded", None, headers
+    )
+
+
+def server_error() -> Reply:
+    return openai_error(500, "The server had an error while processing your request.", "server_error")
+
+
+def not_json() -> Reply:
+    return Reply(status=200, body="<html>Bad gateway</html>", headers={"Content-Type": "text/html"})
+
+
+def bad_b64() -> Reply:
+    return Reply(status=200, json={"created": int(time.time()), "data": [{"b64_json": "not base64!!"}]})
+
+
+def html_error_page() -> Reply:
+    return Reply(status=200, body="<!DOCTYPE html><html>Error</html>", headers={"Content-Type": "text/html"})
+
+
+@dataclass
+class FakeProvider:
+    openai_key: str = "sk-test-openai-0123456789"
+    azure_key: str = "azure-test-key-abcdef123456"
+    azure_ad_token: str = "eyJ-test-ad-token-xyz987"
+    require_key: bool = True
+    image_bytes: bytes = TINY_PNG
+    requests: list[Recorded] = field(default_factory=list)
+    _scripts: list[tuple[str, list[Reply]]] = field(default_factory=list)
+    _files: dict[str, bytes] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ids: Any = field(default_factory=lambda: count(1))
+
+    def __enter__(self) -> FakeProvider:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self.server = _QuietServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def openai_base(self) -> str:
+        return self.base_url + "/v1"
+
+    def script(self, path_part: str, *replies: Reply) -> None:
+        with self._lock:
+            self._scripts.append((path_part, list(replies)))
+
+    def _scripted(self, path: str) -> Reply | None:
+        with self._lock:
+            for part, replies in self._scripts:
+                if part in path and replies:
+                    return replies.pop(0)
+        return None
+
+    def record(self, recorded: Recorded) -> None:
+        with self._lock:
+            self.requests.append(recorded)
+
+    def next_id(self) -> int:
+        with self._lock:
+            return next(self._ids)
+
+    def add_file(self, data: bytes) -> str:
+        name = f"img{self.next_id()}.png"
+        with self._lock:
+            self._files[name] = data
+        return f"{self.base_url}/files/{name}"
+
+    def file(self, name: str) -> bytes | None:
+        with self._lock:
+            return self._files.get(name)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up (timeout tests) closes the socket under a late answer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeProvider
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # silence the default stderr log
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def _handle(self) -> None:
+        recorded = self._read()
+        self.fake.record(recorded)
+        reply = self.fake._scripted(recorded.path)
+        if reply is not None:
+            time.sleep(reply.delay)
+            if not reply.default:
+                # Real APIs tag error answers with a request id too.
+                reply.headers = {"x-request-id": f"req_{self.fake.next_id()}", **(reply.headers or {})}
+                self._send_reply(reply)
+                return
+        self._send_reply(self._default(recorded))
+
+    def _read(self) -> Recorded:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        return Recorded(self.command, parts.path, dict(parse_qsl(parts.query)), headers, body, parsed)
+
+    def _default(self, req: Recorded) -> Reply:
+        if req.method == "GET" and req.path.startswith("/files/"):
+            data = self.fake.file(req.path.rsplit("/", 1)[1])
+            if data is None:
+                return openai_error(404, "no such file")
+            return Reply(body=data, headers={"Content-Type": "image/png"})
+        if req.method == "POST" and req.path == "/v1/images/generations":
+            return self._openai(req)
+        if req.method == "POST" and req.path.startswith("/openai/deployments/"):
+            return self._azure(req)
+        return openai_error(404, f"Unknown route {req.method} {req.path}", code="not_found")
+
+    def _openai(self, req: Recorded) -> Reply:
+        wanted = f"Bearer {self.fake.openai_key}"
+        if self.fake.require_key and req.headers.get("authorization") != wanted:
+            shown = req.headers.get("authorization", "")[-4:]
+            return openai_error(401, f"Incorrect API key provided: sk-...{shown}.", code="invalid_api_key")
+        return self._images(req, {"x-request-id": f"req_{self.fake.next_id()}"})
+
+    def _azure(self, req: Recorded) -> Reply:
+        key_ok = req.headers.get("api-key") == self.fake.azure_key
+        token_ok = req.headers.get("authorization") == f"Bearer {self.fake.azure_ad_token}"
+        if not (key_ok or token_ok):
+            return Reply(401, {"error": {"code": "401", "message": "Access denied due to invalid subscription key."}})
+        if "api-version" not in req.query:
+            return Reply(404, {"error": {"code": "404", "message": "Resource not found"}})
+        if isinstance(req.json, dict) and "model" in req.json:
+            return openai_error(400, "Unknown parameter: 'model'.", code="unknown_parameter", param="model")
+        return self._images(req, {"apim-request-id": f"apim-{self.fake.next_id()}"})
+
+    def _images(self, req: Recorded, headers: dict[str, str]) -> Reply:
+        body = req.json
+        if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
+            return openai_error(400, "'prompt' is a required property", param="prompt")
+        data = [self._image(body) for _ in range(int(body.get("n", 1)))]
+        payload: dict[str, Any] = {"created": int(time.time()), "data": data}
+        if str(body.get("model", "")).startswith("gpt-image"):
+            payload.update(
+                usage={"input_tokens": 10, "output_tokens": 4160, "total_tokens": 4170,
+                       "input_tokens_details": {"text_tokens": 10, "image_tokens": 0}},
+                size=body.get("size", "1024x1024"), quality=body.get("quality", "high"), output_format="png",
+            )  # fmt: skip
+        return Reply(json=payload, headers=headers)
+
+    def _image(self, body: dict[str, Any]) -> dict[str, Any]:
+        revised = "revised: " + body["prompt"] if body.get("model") == "dall-e-3" else None
+        if body.get("response_format") == "url":
+            return {"url": self.fake.add_file(self.fake.image_bytes), "revised_prompt": revised}
+        return {"b64_json": base64.b64encode(self.fake.image_bytes).decode(), "revised_prompt": revised}
+
+    def _send_reply(self, reply: Reply) -> None:
+        if reply.json is not None:
+            payload, kind = json.dumps(reply.json).encode(), "application/json"
+        else:
+            raw = reply.body or b""
+            payload, kind = (raw.encode() if isinstance(raw, str) else raw), "application/octet-stream"
+        headers = {"Content-Type": kind, **(reply.headers or {})}
+        lines = [f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()] + [f"Content-Length: {len(payload)}", "", ""]
+        # Headers and body in one write: split writes stall on delayed ACKs.
+        self.wfile.write("\r\n".join(lines).encode("latin-1") + payload)
+        self.wfile.flush()
