@@ -128,41 +128,51 @@ def _pixels(size: str | None) -> int:
     if size and "x" in size:
         w, h = size.split("x", 1)
         return int(w) * int(h)
-    return 1024 * 1024
+    # "auto" lets the provider choose: price the largest standard size so --max-cost stays safe.
+    return 1536 * 1024 if size == "auto" else 1024 * 1024
 
 
 def estimate_cost(info: ModelInfo | None, n: int, size: str | None, quality: str | None) -> float | None:
-    """Catalog estimate for n images, before sending; None when the catalog has no price."""
+    """Catalog estimate for n images, before sending; None when the catalog has no price.
+
+    A published per-image table wins; token prices cover sizes and tiers the table lacks. Where the
+    provider chooses (quality or size "auto"), the dearest choice is taken."""
     price = info.price if info else None
     if not price:
         return None
-    if "tokens" in price:
-        return n * _token_image_cost(price, size, quality)
-    per_image = price.get("per_image")
-    if isinstance(per_image, (int, float)):
-        return n * float(per_image)
-    if isinstance(per_image, dict):
-        return _tiered_cost(per_image, n, size, quality, info)
-    return None
+    each = _table_price(price.get("per_image"), size, quality)
+    if each is None and "tokens" in price:
+        each = _token_image_cost(price, size, quality)
+    return None if each is None else n * each
+
+
+def _table_price(table: Any, size: str | None, quality: str | None) -> float | None:
+    if table is None or isinstance(table, (int, float)):
+        return None if table is None else float(table)
+    if "*" in table:
+        tiers = [table["*"]]
+    elif quality in table:
+        tiers = [table[quality]]
+    elif quality in (None, "auto"):
+        tiers = list(table.values())
+    else:
+        return None
+    values = []
+    for tier in tiers:
+        if size in tier:
+            values.append(float(tier[size]))
+        elif size in (None, "auto"):
+            values.extend(float(v) for v in tier.values())
+        else:
+            return None
+    return max(values) if values else None
 
 
 def _token_image_cost(price: dict[str, Any], size: str | None, quality: str | None) -> float:
     tokens = price["image_tokens"]
-    # "auto" lets the provider choose; the estimate takes the dearest tier so --max-cost stays safe.
-    tier = quality if quality in tokens else "high"
-    image_tokens = tokens[tier] * _pixels(size if size != "auto" else None) / (1024 * 1024)
+    tier = quality if quality in tokens else max(tokens, key=tokens.get)
+    image_tokens = tokens[tier] * _pixels(size) / (1024 * 1024)
     return float(image_tokens * price["tokens"]["image_out"])
-
-
-def _tiered_cost(
-    per_image: dict[str, Any], n: int, size: str | None, quality: str | None, info: ModelInfo | None
-) -> float | None:
-    tier = per_image.get(quality or "") or per_image.get(info.default_quality or "" if info else "")
-    tier = tier or per_image.get("*") or next(iter(per_image.values()))
-    if not isinstance(tier, dict):
-        return n * float(tier)
-    value = tier.get(size or "") or tier.get(info.default_size or "" if info else "")
-    return n * float(value) if value is not None else None
 
 
 def usage_cost(info: ModelInfo | None, usage: Usage) -> float | None:
@@ -177,14 +187,14 @@ def usage_cost(info: ModelInfo | None, usage: Usage) -> float | None:
 
 def price_range(info: ModelInfo) -> tuple[float, float] | None:
     """Cheapest and dearest single image the catalog knows for a model."""
-    price = info.price
-    if not price:
-        return None
-    if "tokens" in price:
-        figures = [_token_image_cost(price, info.default_size, q) for q in price["image_tokens"]]
-    elif isinstance(price.get("per_image"), (int, float)):
-        figures = [float(price["per_image"])]
+    price = info.price or {}
+    table = price.get("per_image")
+    if isinstance(table, dict):
+        figures = [float(v) for tier in table.values() for v in tier.values()]
+    elif table is not None:
+        figures = [float(table)]
+    elif "tokens" in price:
+        figures = [_token_image_cost(price, "1024x1024", q) for q in price["image_tokens"]]
     else:
-        tiers = price.get("per_image", {}).values()
-        figures = [float(v) for tier in tiers for v in (tier.values() if isinstance(tier, dict) else [tier])]
+        return None
     return (min(figures), max(figures)) if figures else None

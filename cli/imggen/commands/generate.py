@@ -12,7 +12,7 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     from ..plan import Options, Plan
 
-HELP_OUTPUT = "Directory for the images (created if missing), or - for stdout. [default: .]"
+HELP_OUTPUT = "Directory for the images (created if missing; default .), or - for stdout."
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
@@ -31,7 +31,9 @@ def parse_params(items: list[str]) -> dict[str, Any]:
 
 def generate(
     prompt: str | None = typer.Argument(None, help="The prompt.", show_default=False),
-    model: str | None = typer.Option(None, "-m", "--model", help="provider/model [default: openai/gpt-image-2]"),
+    model: str | None = typer.Option(
+        None, "-m", "--model", help="provider/model (default: the profile's, else openai/gpt-image-2)."
+    ),
     number: int = typer.Option(1, "-n", "--number", help="Images per prompt, 1-10."),
     size: str | None = typer.Option(None, "-s", "--size", help="WxH, e.g. 1024x1024."),
     aspect_ratio: str | None = typer.Option(None, "--aspect-ratio", help="W:H, e.g. 16:9."),
@@ -42,11 +44,13 @@ def generate(
     seed: int | None = typer.Option(None, "--seed", help="Seed, where the model takes one."),
     negative_prompt: str | None = typer.Option(None, "--negative-prompt", help="What to leave out."),
     param: list[str] = typer.Option([], "-p", "--param", help="Provider parameter KEY=VALUE (repeatable)."),
-    output: str | None = typer.Option(None, "-o", "--output", help=HELP_OUTPUT, show_default=False),
-    name: str | None = typer.Option(None, "--name", help="File name template [default: {date}-{prompt}-{index}.{ext}]"),
+    output: str | None = typer.Option(None, "-o", "--output", help=HELP_OUTPUT),
+    name: str | None = typer.Option(
+        None, "--name", help="File name template (default: {date}-{prompt}-{index}.{ext})."
+    ),
     concurrency: int = typer.Option(4, "-j", "--concurrency", help="Requests in flight at once."),
     retries: int = typer.Option(2, "--retries", help="Retries of a failed request."),
-    timeout: float | None = typer.Option(None, "--timeout", help="Seconds per request [default: 600]"),
+    timeout: float | None = typer.Option(None, "--timeout", help="Seconds per request (default: 600)."),
     profile: str | None = typer.Option(None, "--profile", help="Credentials profile."),
     api_base: str | None = typer.Option(None, "--api-base", help="Endpoint root."),
     api_version: str | None = typer.Option(None, "--api-version", help="API version (Azure)."),

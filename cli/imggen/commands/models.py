@@ -20,6 +20,8 @@ def _price(info: ModelInfo) -> str:
     if span is None:
         return "unknown"
     low, high = span
+    if high == 0:
+        return "free"
     return f"${low:.3f}" if low == high else f"${low:.3f}-{high:.3f}"
 
 

@@ -15,6 +15,7 @@ class Progress:
 
     def __init__(self, plan: Plan, *, enabled: bool) -> None:
         self.plan = plan
+        self.verbose = enabled
         self.enabled = enabled and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
         self.bar: Any = None
         self.task: Any = None
@@ -45,6 +46,10 @@ class Progress:
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
         if self.bar is None:
+            if kind == "retry" and self.verbose:
+                from .render import note
+
+                note(f"retry {data['attempt']} in {data['wait']:.1f} s: {data['reason']}")
             return
         if kind == "retry":
             reason = str(data["reason"])[:50]

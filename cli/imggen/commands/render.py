@@ -15,6 +15,9 @@ def _colour() -> bool:
 
 
 def _say(prefix: str, style: str, text: str) -> None:
+    from ..settings import redact
+
+    text = redact(text)
     if _colour():
         sys.stderr.write(f"\x1b[{style}m{prefix}\x1b[0m {text}\n")
     else:
@@ -27,9 +30,10 @@ def error_line(exc: ImggenError, prompt: str | None = None, model: str | None = 
     parts = []
     if model and prompt is not None:
         parts.append(f"{model} failed for prompt {_quote(prompt)}:")
-    parts.append(exc.message)
+    message = exc.message
     if isinstance(exc, GenerationError) and exc.request_id:
-        parts.append(f"(request id {exc.request_id})")
+        message += f" (request id {exc.request_id})"
+    parts.append(message if message.endswith((".", "!", "?")) else message + ".")
     if exc.hint:
         parts.append(exc.hint)
     from ..settings import redact

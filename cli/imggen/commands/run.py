@@ -32,6 +32,7 @@ class Run:
         self.saved: list[Path] = []
         self.failures: list[ImggenError] = []
         self.terminated = False
+        self.created = int(time.time())
         self.progress = Progress(plan, enabled=not quiet)
         check_template(name or DEFAULT_NAME)
         self._check_target()
@@ -118,7 +119,7 @@ class Run:
         from ..api import plan_parameters
 
         return ImageResponse(
-            created=int(time.time()), data=[], model=self.plan.settings.model.name, prompt=self.plan.prompt,
+            created=self.created, data=[], model=self.plan.settings.model.name, prompt=self.plan.prompt,
             parameters=plan_parameters(self.plan),
         )  # fmt: skip
 
@@ -126,7 +127,7 @@ class Run:
         return {
             "path": shown, "prompt": self.plan.prompt, "model": self.plan.settings.model.name,
             "index": image.index, "revised_prompt": image.revised_prompt, "url": image.url, "seed": image.seed,
-            "size": image.size or self.plan.size, "cost_usd": image.cost_usd, "created": int(time.time()),
+            "size": image.size or self.plan.size, "cost_usd": image.cost_usd, "created": self.created,
         }  # fmt: skip
 
     def _report_failure(self, exc: ImggenError) -> None:
