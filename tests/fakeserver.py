@@ -121,6 +121,8 @@ class FakeProvider:
     _files: dict[str, bytes] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Any = field(default_factory=lambda: count(1))
+    in_flight: int = 0
+    max_in_flight: int = 0  # the most image requests the fake was answering at once
 
     def __enter__(self) -> FakeProvider:
         self.start()
@@ -161,6 +163,11 @@ class FakeProvider:
     def record(self, recorded: Recorded) -> None:
         with self._lock:
             self.requests.append(recorded)
+
+    def enter(self, delta: int) -> None:
+        with self._lock:
+            self.in_flight += delta
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     def next_id(self) -> int:
         with self._lock:
@@ -204,6 +211,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         recorded = self._read()
         self.fake.record(recorded)
+        self.fake.enter(1)
+        try:
+            self._answer(recorded)
+        finally:
+            self.fake.enter(-1)
+
+    def _answer(self, recorded: Recorded) -> None:
         reply = self.fake._scripted(recorded.path)
         if reply is not None:
             time.sleep(reply.delay)

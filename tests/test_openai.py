@@ -278,3 +278,34 @@ def test_unwritable_directory_is_refused(fake: FakeProvider, tmp_path: Path) -> 
     out.mkdir(mode=0o500)
     result = gen(fake, "otter", "-m", "gpt-image-1", "-o", str(out))
     assert result.code == 2
+
+
+def test_aspect_ratio_picks_the_models_native_size(fake: FakeProvider) -> None:
+    result = gen(fake, "otter", "-m", "gpt-image-1", "--aspect-ratio", "3:2")
+    assert result.code == 0, result.stderr
+    assert bodies(fake)[0]["size"] == "1536x1024"
+
+
+def test_negative_prompt_without_a_field_is_not_sent_and_said(fake: FakeProvider) -> None:
+    result = gen(fake, "otter", "-m", "gpt-image-2", "--negative-prompt", "blur")
+    assert result.code == 0, result.stderr
+    assert "negative_prompt" not in bodies(fake)[0]
+    assert "--negative-prompt not sent" in result.stderr
+
+
+def test_concurrency_bounds_the_requests_in_flight(fake: FakeProvider) -> None:
+    fake.script("/images/generations", *[Reply(delay=0.3) for _ in range(4)])
+    result = gen(fake, "otter", "-m", "dall-e-3", "-n", "4", "-j", "1")
+    assert result.code == 0 and len(result.lines) == 4
+    assert fake.max_in_flight == 1
+    fake.script("/images/generations", *[Reply(delay=0.3) for _ in range(4)])
+    result = gen(fake, "otter", "-m", "dall-e-3", "-n", "4", "-j", "3")
+    assert result.code == 0 and fake.max_in_flight == 3
+
+
+def test_a_failed_download_is_retried(fake: FakeProvider, tmp_path: Path) -> None:
+    fake.script("/files/", server_error())
+    result = gen(fake, "otter", "-m", "dall-e-2", "--response-format", "url", "-o", "out")
+    assert result.code == 0, result.stderr
+    assert (tmp_path / result.lines[0]).read_bytes() == TINY_PNG
+    assert len([r for r in fake.requests if r.path.startswith("/files/")]) == 2

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BadResponseError, OutputError, UsageError
+from .errors import BadResponseError, NetworkError, OutputError, UsageError
 
 if TYPE_CHECKING:
     from .transport import Transport
@@ -197,8 +197,26 @@ async def save_image(
     if image.b64_json is not None:
         return await write_image(directory, [image.image_bytes()], name_for, overwrite)
     if image.url:
-        return await write_image(directory, _download(image.url, transport), name_for, overwrite)
+        return await _download_with_retries(image.url, directory, name_for, overwrite, transport)
     raise BadResponseError("the image has neither data nor a URL")
+
+
+async def _download_with_retries(
+    url: str, directory: Path, name_for: NameFor, overwrite: bool, transport: Transport
+) -> Path:
+    """Each attempt starts a fresh temporary file, so a broken stream never leaves half an image."""
+    from .transport import RETRY_STATUSES, backoff
+
+    for attempt in range(transport.retries + 1):
+        try:
+            return await write_image(directory, _download(url, transport), name_for, overwrite)
+        except (NetworkError, BadResponseError) as exc:
+            status = exc.status or 0
+            retryable = isinstance(exc, NetworkError) or status in RETRY_STATUSES or status >= 500
+            if not retryable or attempt == transport.retries:
+                raise
+            await asyncio.sleep(backoff(attempt))
+    raise AssertionError("unreachable")
 
 
 def metadata_for(response: ImageResponse, image: ImageData) -> dict[str, Any]:

@@ -56,6 +56,8 @@ def _print_text(plan: Plan, built: list[HttpRequest]) -> None:
         else:
             out.write(f"{http.method} {http.url}\n")
             out.writelines(f"{k}: {v}\n" for k, v in shown_headers(http).items())
+            if not any(k.lower() in http.secret_headers for k in http.headers):
+                out.write("# no credentials found (imggen config explain shows where they are looked for)\n")
         out.write("\n" + json.dumps(http.json, indent=2, ensure_ascii=False) + "\n\n")
     for text in plan.notes:
         out.write(f"# note: {text}\n")
