@@ -1,4 +1,4 @@
-"""The Python API of SPEC §6, used as a library user would."""
+"""The Python API, used as a library user would."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Size and aspect-ratio mapping (SPEC §3), tested on the catalog's own entries."""
+"""Size and aspect-ratio mapping, tested on the catalog's own entries."""
 
 import pytest
 

@@ -15,7 +15,7 @@ from .types import ModelRef, Usage
 
 PROVIDERS = ("openai", "azure", "bedrock", "vertex_ai", "gemini", "placeholder")
 
-# Bare ids that can only mean one provider (SPEC §2), for ids the catalog does not list.
+# Bare ids that can only mean one provider, for ids the catalog does not list.
 _BARE_RULES = (
     (re.compile(r"^(dall-e-\d|gpt-image-|chatgpt-image-)"), "openai"),
     (re.compile(r"^((us|eu|apac|global)\.)?(amazon|stability)\."), "bedrock"),

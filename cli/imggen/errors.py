@@ -1,4 +1,4 @@
-"""imggen's error hierarchy: each error knows its exit code (SPEC §7) and its one-line message."""
+"""imggen's error hierarchy: each error knows its exit code and its one-line message."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Config file, profiles and the one precedence rule (SPEC §5), each value kept with its source."""
+"""Config file, profiles and the one precedence rule, each value kept with its source."""
 
 from __future__ import annotations
 

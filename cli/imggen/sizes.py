@@ -1,4 +1,4 @@
-"""Mapping a requested `--size` / `--aspect-ratio` onto what a model takes (SPEC §3)."""
+"""Mapping a requested `--size` / `--aspect-ratio` onto what a model takes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The one HTTP client: timeouts, proxies and CA bundles, and the retry loop of SPEC §3."""
+"""The one HTTP client: timeouts, proxies and CA bundles, and the retry loop."""
 
 from __future__ import annotations
 

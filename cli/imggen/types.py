@@ -98,7 +98,7 @@ class ImageData:
 
 @dataclass
 class ImageResponse:
-    """What `imggen.generate` returns: OpenAI/LiteLLM-shaped, plus model, cost and any failures."""
+    """What `imggen.generate` returns: shaped like OpenAI's images response, plus model, cost and any failures."""
 
     created: int
     data: list[ImageData]

@@ -49,7 +49,7 @@ class Run:
             raise UsageError("-o - would write image bytes to the terminal", hint="Redirect stdout to a file.")
 
     def start(self, *, retries: int, concurrency: int) -> int:
-        """Run to completion; returns the exit code (SPEC §7)."""
+        """Run to completion; returns the exit code."""
         if not self.quiet:
             for text in self.plan.notes:
                 render.note(text)
@@ -111,7 +111,7 @@ class Run:
             sys.stdout.flush()
 
     def _shown(self, path: Path) -> str:
-        """The output directory as given, joined with the file name (SPEC §3)."""
+        """The output directory as given, joined with the file name."""
         given = str(self.plan.settings.get("output_dir", "."))
         return path.name if given in (".", "") else str(Path(given) / path.name)
 
