@@ -34,6 +34,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("IMGGEN_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # boto3's chain must never reach past loopback
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -42,6 +43,14 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def fake() -> Iterator[FakeProvider]:
     with FakeProvider() as server:
         yield server
+
+
+@pytest.fixture
+def tls_fake(tmp_path: Path) -> Iterator[FakeProvider]:
+    server = FakeProvider()
+    server.start(tls_dir=tmp_path)
+    yield server
+    server.stop()
 
 
 @dataclass

@@ -15,8 +15,9 @@ import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 
 def _png(width: int = 2, height: int = 2) -> bytes:
@@ -68,6 +69,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     json: Any = None
+    raw_path: str = ""
 
 
 def openai_error(
@@ -121,6 +123,8 @@ class FakeProvider:
     _files: dict[str, bytes] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Any = field(default_factory=lambda: count(1))
+    expect_region: str | None = None  # the SigV4 region Bedrock requests must be signed for
+    signed_regions: list[str] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0  # the most image requests the fake was answering at once
 
@@ -131,11 +135,28 @@ class FakeProvider:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> None:
+    def start(self, tls_dir: Path | None = None) -> None:
+        """Serve on 127.0.0.1; with tls_dir, over TLS with a fresh CA whose PEM is `self.ca_file`."""
         handler = type("Handler", (_Handler,), {"fake": self})
         self.server = _QuietServer(("127.0.0.1", 0), handler)
+        self.scheme = "http"
+        if tls_dir is not None:
+            self._wrap_tls(tls_dir)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def _wrap_tls(self, tls_dir: Path) -> None:
+        import ssl
+
+        import trustme
+
+        ca = trustme.CA()
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert("127.0.0.1").configure_cert(context)
+        self.ca_file = tls_dir / "fake-ca.pem"
+        ca.cert_pem.write_to_path(str(self.ca_file))
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.scheme = "https"
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -143,7 +164,7 @@ class FakeProvider:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}"
 
     @property
     def openai_base(self) -> str:
@@ -237,7 +258,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             parsed = None
         headers = {k.lower(): v for k, v in self.headers.items()}
-        return Recorded(self.command, parts.path, dict(parse_qsl(parts.query)), headers, body, parsed)
+        return Recorded(
+            self.command, unquote(parts.path), dict(parse_qsl(parts.query)), headers, body, parsed, self.path
+        )
 
     def _default(self, req: Recorded) -> Reply:
         if req.method == "GET" and req.path.startswith("/files/"):
@@ -249,6 +272,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._openai(req)
         if req.method == "POST" and req.path.startswith("/openai/deployments/"):
             return self._azure(req)
+        if req.method == "POST" and req.path.startswith("/model/") and req.path.endswith("/invoke"):
+            from fakebedrock import invoke
+
+            return invoke(self.fake, req, Reply, self.headers.get("Host", ""))
         return openai_error(404, f"Unknown route {req.method} {req.path}", code="not_found")
 
     def _openai(self, req: Recorded) -> Reply:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from .catalog import estimate_cost, usage_cost
 from .errors import GenerationError, ImggenError, UsageError
 from .plan import Options, Plan, make_plan
-from .providers import ProviderResult, get_provider
-from .settings import Resolved, resolve
+from .providers import PROVIDERS, ProviderResult, get_provider
+from .settings import PROVIDER_SETTINGS, Resolved, resolve
 from .transport import Transport
 from .types import ImageData, ImageRequest, ImageResponse, Usage
 
@@ -27,9 +28,14 @@ def plan_generation(
     options: Options | None = None,
     flags: dict[str, Any] | None = None,
 ) -> Plan:
-    """Resolve the settings and validate everything; sends nothing."""
-    settings = resolve(model=model, profile=profile, flags=flags)
-    return make_plan(prompt, options or Options(), settings)
+    """Resolve the settings and validate everything; sends nothing. Provider settings given as
+    parameters (`-p aws_region_name=…`, `aws_region_name=` in Python) are settings, not body fields."""
+    options = options or Options()
+    moved = {k: v for k, v in options.params.items() if k in PROVIDER_SETTINGS}
+    if moved:
+        options = replace(options, params={k: v for k, v in options.params.items() if k not in moved})
+    settings = resolve(model=model, profile=profile, flags={**moved, **(flags or {})})
+    return make_plan(prompt, options, settings)
 
 
 async def execute(
@@ -61,7 +67,8 @@ async def execute(
         return result
 
     timeout = float(settings.get("timeout", 600))
-    async with Transport(timeout=timeout, retries=retries, on_retry=on_retry) as transport:
+    ca_env = PROVIDERS[settings.model.provider].ca_env
+    async with Transport(timeout=timeout, retries=retries, on_retry=on_retry, ca_env=ca_env) as transport:
         outcomes = await asyncio.gather(*(one(r) for r in plan.requests), return_exceptions=True)
     return _response(plan, outcomes)
 
@@ -78,6 +85,7 @@ def _response(plan: Plan, outcomes: list[ProviderResult | BaseException]) -> Ima
             raise outcome  # configuration errors and real bugs stop the run
         else:
             response.data.extend(outcome.images)
+            response.errors.extend(outcome.errors)
             if outcome.usage:
                 response.usage.add(outcome.usage)
     response.data.sort(key=lambda image: image.index)

@@ -21,6 +21,7 @@ PROVIDER_FIELDS = {
     "openai": ("n", "size", "quality", "style", "response_format", "user"),
     "azure": ("n", "size", "quality", "style", "response_format", "user"),
     "placeholder": ("n", "size", "seed"),
+    "bedrock": ("n", "size", "quality", "style", "seed", "negative_prompt"),
 }
 OPTION_FLAGS = {
     "quality": "--quality", "style": "--style", "response_format": "--response-format", "user": "--user",

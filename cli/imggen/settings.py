@@ -20,6 +20,7 @@ PROFILE_KEYS = (
     "provider", "model", "api_key", "api_base", "api_version", "rpm", "timeout", "aws_region_name",
     "aws_profile_name", "vertex_project", "vertex_location", "vertex_credentials", "output_dir",
 )  # fmt: skip
+PROVIDER_SETTINGS = ("aws_region_name", "aws_profile_name", "vertex_project", "vertex_location", "vertex_credentials")
 SECRET_KEYS = frozenset({"api_key", "azure_ad_token"})
 GENERIC_DEFAULTS: dict[str, Any] = {"timeout": 600.0, "output_dir": "."}
 DEFAULT_MODEL = "openai/gpt-image-2"
@@ -217,7 +218,20 @@ def resolve(
         values["profile"] = Setting(explicit, explicit_source)
     elif fallback:
         values["profile"] = Setting(fallback, "default")
-    return Resolved(ref, model_source, explicit or fallback, values, list(config.warnings))
+    resolved = Resolved(ref, model_source, explicit or fallback, values, list(config.warnings))
+    _complete(resolved)
+    return resolved
+
+
+def _complete(resolved: Resolved) -> None:
+    """Let the provider fill settings only it can derive (Bedrock's region from the AWS config)."""
+    module_name = PROVIDER_SPECS[resolved.model.provider].module
+    if module_name:
+        import importlib
+
+        hook = getattr(importlib.import_module(module_name), "complete_settings", None)
+        if hook is not None:
+            hook(resolved)
 
 
 def _explicit_profile(profile: str | None, env: Mapping[str, str], config: Config) -> tuple[str | None, str]:

@@ -24,9 +24,12 @@ RetryHook = Callable[[int, float, str], None]
 ErrorMapper = Callable[[httpx.Response], GenerationError]
 
 
-def _verify() -> ssl.SSLContext | bool:
-    bundle = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE")
-    return ssl.create_default_context(cafile=bundle) if bundle else True
+def _verify(ca_env: tuple[str, ...]) -> ssl.SSLContext | bool:
+    """A CA bundle from the provider's own variable (AWS_CA_BUNDLE), else the common ones."""
+    for name in (*ca_env, "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        if bundle := os.environ.get(name):
+            return ssl.create_default_context(cafile=bundle)
+    return True
 
 
 def retry_after(headers: httpx.Headers) -> float | None:
@@ -63,7 +66,10 @@ def _retryable(response: httpx.Response) -> bool:
 class Transport:
     """An httpx.AsyncClient with imggen's retry policy; use as `async with Transport(...) as t`."""
 
-    def __init__(self, timeout: float = 600, retries: int = 2, on_retry: RetryHook | None = None) -> None:
+    def __init__(
+        self, timeout: float = 600, retries: int = 2, on_retry: RetryHook | None = None, ca_env: tuple[str, ...] = ()
+    ) -> None:
+        self.ca_env = ca_env
         self.timeout = timeout
         self.retries = retries
         self.on_retry = on_retry
@@ -72,7 +78,7 @@ class Transport:
     async def __aenter__(self) -> Transport:
         timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-        self.client = httpx.AsyncClient(timeout=timeout, limits=limits, verify=_verify(), trust_env=True)
+        self.client = httpx.AsyncClient(timeout=timeout, limits=limits, verify=_verify(self.ca_env), trust_env=True)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -102,9 +108,8 @@ class Transport:
         """(None, response) on success, else (error, seconds to wait | None for backoff | False: give up)."""
         assert self.client is not None
         try:
-            response = await self.client.request(
-                request.method, request.url, headers=request.headers, json=request.json
-            )
+            body = {"content": request.content} if request.content is not None else {"json": request.json}
+            response = await self.client.request(request.method, request.url, headers=request.headers, **body)
         except httpx.TimeoutException:
             return NetworkError(f"no answer from {_host(request.url)} within {self.timeout:g} s"), None
         except httpx.TransportError as exc:

@@ -55,6 +55,7 @@ class HttpRequest:
     url: str
     headers: dict[str, str]
     json: Any = None
+    content: bytes | None = None  # exact bytes to send, when they were signed (json is then for display)
     secret_headers: frozenset[str] = frozenset({"authorization", "api-key", "x-goog-api-key"})
 
 

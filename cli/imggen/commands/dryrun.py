@@ -8,7 +8,7 @@ from typing import Any
 
 from ..plan import Plan
 from ..providers import get_provider
-from ..settings import mask
+from ..settings import PROVIDER_SETTINGS, mask
 from ..types import HttpRequest
 from . import render
 
@@ -18,7 +18,7 @@ def shown_headers(request: HttpRequest) -> dict[str, str]:
 
 
 def _masked(key: str, value: str, request: HttpRequest) -> str:
-    if key.lower() not in request.secret_headers:
+    if key.lower() not in request.secret_headers or value.startswith("AWS4-HMAC-SHA256 (signed"):
         return value
     scheme, _, token = value.partition(" ")
     return f"{scheme} {mask(token)}" if token and scheme.lower() == "bearer" else mask(value)
@@ -59,6 +59,10 @@ def _print_text(plan: Plan, built: list[HttpRequest]) -> None:
             if not any(k.lower() in http.secret_headers for k in http.headers):
                 out.write("# no credentials found (imggen config explain shows where they are looked for)\n")
         out.write("\n" + json.dumps(http.json, indent=2, ensure_ascii=False) + "\n\n")
+    for key in PROVIDER_SETTINGS:
+        setting = plan.settings.values.get(key)
+        if setting is not None and setting.value is not None:
+            out.write(f"# {key}: {setting.value} (from {setting.source})\n")
     for text in plan.notes:
         out.write(f"# note: {text}\n")
     out.write(f"# estimated cost: {_cost(plan)}\n")

@@ -6,7 +6,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import UsageError
+from ..errors import GenerationError, UsageError
 
 if TYPE_CHECKING:
     import httpx
@@ -28,6 +28,7 @@ class ProviderSpec:
     # Any of these variables or files (under ~) means credentials are configured, for `imggen models`.
     credential_env: tuple[str, ...] = ()
     credential_files: tuple[str, ...] = ()
+    ca_env: tuple[str, ...] = ()  # the provider's own CA-bundle variable, honoured as its SDK does
 
 
 @dataclass
@@ -35,6 +36,7 @@ class ProviderResult:
     images: list[ImageData]
     usage: Usage | None = None
     request_id: str | None = None
+    errors: list[GenerationError] = field(default_factory=list)  # images asked for but not returned
 
 
 class Provider(Protocol):
@@ -77,7 +79,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
     "bedrock": ProviderSpec(
         "bedrock",
         "AWS Bedrock",
-        None,
+        "imggen.providers.bedrock",
         env={
             "api_key": ("AWS_BEARER_TOKEN_BEDROCK",),
             "api_base": ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL"),
@@ -86,6 +88,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
         },
         credential_env=("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_BEARER_TOKEN_BEDROCK", "AWS_WEB_IDENTITY_TOKEN_FILE"),
         credential_files=(".aws/credentials", ".aws/config"),
+        ca_env=("AWS_CA_BUNDLE",),
     ),
     "vertex_ai": ProviderSpec(
         "vertex_ai",
@@ -117,7 +120,7 @@ def get_provider(name: str) -> Provider:
     if spec.module is None:
         raise UsageError(
             f"{name}/ models are not supported by this version of imggen yet",
-            hint="Use openai/, azure/ or placeholder/ models for now.",
+            hint="Use openai/, azure/, bedrock/ or placeholder/ models for now.",
         )
     module: Any = importlib.import_module(spec.module)
     provider: Provider = module.PROVIDER

@@ -1,0 +1,173 @@
+"""AWS Bedrock InvokeModel: boto3's credential chain and SigV4 signer, imggen's transport and retries.
+
+boto3 is imported only here, and only when a Bedrock model is used. Each model family has its own
+request body and response parser (bedrock_families.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from functools import cache
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ..errors import AuthError, ConfigError, ContentFilterError, GenerationError, ProviderError
+from ..settings import Setting
+from ..types import HttpRequest, ImageRequest
+from . import ProviderResult
+from .bedrock_families import build_body, parse_body, shortfall
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ..settings import Resolved
+    from ..transport import Transport
+
+FALLBACK_REGION = "us-east-1"
+SSO_HINT = "If you use AWS SSO, run: aws sso login{profile}."
+
+
+def complete_settings(settings: Resolved) -> None:
+    """Region: flag/profile > AWS_REGION / AWS_DEFAULT_REGION > the AWS profile's region > the catalog."""
+    if settings.get("aws_region_name"):
+        return
+    aws_profile = settings.get("aws_profile_name")
+    region = _session(aws_profile).region_name if _session_ok(aws_profile) else None
+    if region:
+        source = f"aws-config:{aws_profile or 'default'}"
+    else:
+        info = settings.model.info
+        region = info.regions[0] if info and info.regions else FALLBACK_REGION
+        source = "catalog" if info and info.regions else "default"
+    settings.values["aws_region_name"] = Setting(region, source)
+
+
+@cache
+def _session(profile: str | None) -> Any:
+    import boto3
+
+    return boto3.Session(profile_name=profile)
+
+
+def _session_ok(profile: str | None) -> bool:
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        _session(profile)
+    except ProfileNotFound as exc:
+        raise ConfigError(f"AWS profile '{profile}' is not in your AWS config", hint="Check aws_profile_name.") from exc
+    return True
+
+
+def endpoint(settings: Resolved) -> str:
+    base = settings.get("api_base")
+    return str(base).rstrip("/") if base else f"https://bedrock-runtime.{settings.get('aws_region_name')}.amazonaws.com"
+
+
+def _frozen_credentials(settings: Resolved) -> Any:
+    """boto3's own chain (env keys, profiles, SSO, roles); refreshed by botocore when they expire."""
+    from botocore.exceptions import BotoCoreError
+
+    profile = settings.get("aws_profile_name")
+    _session_ok(profile)
+    where = f" --profile {profile}" if profile else ""
+    try:
+        credentials = _session(profile).get_credentials()
+        frozen = credentials.get_frozen_credentials() if credentials else None
+    except BotoCoreError as exc:
+        raise ConfigError(f"AWS credentials could not be loaded: {exc}", hint=SSO_HINT.format(profile=where)) from exc
+    if frozen is None or not frozen.access_key:
+        raise ConfigError(
+            "no AWS credentials found for Bedrock",
+            hint="Set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, run aws configure, "
+            "or set AWS_BEARER_TOKEN_BEDROCK.",
+        )
+    return frozen
+
+
+def sign(http: HttpRequest, settings: Resolved) -> None:
+    """Add SigV4 headers for service `bedrock` in the resolved region."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    credentials = _frozen_credentials(settings)
+    request = AWSRequest(method=http.method, url=http.url, data=http.content, headers=http.headers)
+    SigV4Auth(credentials, "bedrock", str(settings.get("aws_region_name"))).add_auth(request)
+    http.headers = dict(request.headers.items())
+
+
+def _bearer(settings: Resolved, url: str, dry_run: bool) -> dict[str, str]:
+    token = settings.get("api_key")
+    if not token:
+        return {}
+    if not url.startswith("https://") and not dry_run:
+        raise ConfigError(
+            f"Bedrock API keys are sent only over HTTPS, and the endpoint is {url.split('/model/')[0]}",
+            hint="Use an https:// api_base, or AWS credentials instead of AWS_BEARER_TOKEN_BEDROCK.",
+        )
+    return {"Authorization": f"Bearer {token}"}
+
+
+class BedrockProvider:
+    def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
+        body = build_body(request)
+        url = f"{endpoint(settings)}/model/{quote(request.model.model_id, safe='')}/invoke"
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers.update(_bearer(settings, url, dry_run))
+        if dry_run and "Authorization" not in headers:
+            headers["Authorization"] = "AWS4-HMAC-SHA256 (signed when sent)"
+        content = json.dumps(body, separators=(",", ":")).encode()
+        return HttpRequest("POST", url, headers, body, content=content)
+
+    def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult:
+        rid = response.headers.get("x-amzn-requestid")
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise GenerationError("Bedrock's response is not JSON", request_id=rid) from exc
+        images = parse_body(request, payload, rid)
+        return ProviderResult(images, None, rid, shortfall(request, images, rid))
+
+    async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult:
+        http = self.build_request(request, settings)
+        if "Authorization" not in http.headers:
+            await asyncio.to_thread(sign, http, settings)
+        response = await transport.send(http, lambda r: map_error(r, settings))
+        return self.parse_response(request, response)
+
+
+def map_error(response: httpx.Response, settings: Resolved) -> GenerationError:
+    """Bedrock's `{"message"}` and x-amzn-ErrorType to imggen's errors, with what to do next."""
+    kind = (response.headers.get("x-amzn-errortype") or "").split(":")[0]
+    try:
+        body = response.json()
+        message = str(body.get("message") or body.get("Message") or response.text)
+        kind = kind or str(body.get("__type", "")).split("#")[-1]
+    except ValueError:
+        message = response.text.strip()[:200] or response.reason_phrase
+    status = response.status_code
+    detail = f"{status} {kind}: {message}" if kind else f"{status}: {message}"
+    kwargs: dict[str, Any] = {"status": status, "request_id": response.headers.get("x-amzn-requestid"), "code": kind}
+    if status in (401, 403):
+        return AuthError(detail, hint=_auth_hint(kind, settings), **kwargs)
+    if "content filter" in message.lower() or "blocked by our content" in message.lower():
+        return ContentFilterError(detail, hint="Bedrock's content filter refused it; rephrase the prompt.", **kwargs)
+    hint = "Check the model id and region." if status == 404 else None
+    return ProviderError(detail, hint=hint, **kwargs)
+
+
+def _auth_hint(kind: str, settings: Resolved) -> str:
+    region = settings.get("aws_region_name")
+    profile = settings.get("aws_profile_name")
+    used = f"AWS profile '{profile}'" if profile else "the default AWS credential chain"
+    if kind == "AccessDeniedException":
+        return (
+            f"Request access to {settings.model.model_id} in the Bedrock console ({region}) and check that the "
+            f"IAM policy allows bedrock:InvokeModel; credentials came from {used}."
+        )
+    where = f" --profile {profile}" if profile else ""
+    return f"The credentials from {used} were rejected or have expired. " + SSO_HINT.format(profile=where)
+
+
+PROVIDER = BedrockProvider()

@@ -1,0 +1,165 @@
+"""Bedrock request bodies and response parsers, one pair per model family (pure functions)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import BadResponseError, ContentFilterError, GenerationError, UsageError
+from ..types import ImageData, ImageRequest
+
+# Where a `-p` key belongs in a Titan / Nova Canvas body: it must not land at the top level.
+TEXT_PARAMS = frozenset({"text", "negativeText", "conditionImage", "controlMode", "controlStrength", "style"})
+CONFIG_PARAMS = frozenset({"numberOfImages", "quality", "width", "height", "cfgScale", "seed"})
+TOP_PARAMS = frozenset({"taskType", "textToImageParams", "imageGenerationConfig", "colorGuidedGenerationParams"})
+
+
+def family_of(request: ImageRequest) -> str:
+    info = request.model.info
+    if info is not None:
+        return info.family
+    model_id = request.model.model_id
+    if "nova-canvas" in model_id:
+        return "nova"
+    if "titan-image" in model_id:
+        return "titan"
+    if "sd3" in model_id or "stable-image" in model_id:
+        return "sd3"
+    return "sdxl"
+
+
+def _size(request: ImageRequest) -> dict[str, int]:
+    if not request.size or "x" not in request.size:
+        return {}
+    width, height = request.size.split("x")
+    return {"width": int(width), "height": int(height)}
+
+
+def _sdxl(request: ImageRequest) -> dict[str, Any]:
+    prompts: list[dict[str, Any]] = [{"text": request.prompt, "weight": 1.0}]
+    if request.negative_prompt:
+        prompts.append({"text": request.negative_prompt, "weight": -1.0})
+    body: dict[str, Any] = {"text_prompts": prompts, **_size(request), "samples": 1}
+    if request.seed is not None:
+        body["seed"] = request.seed
+    if request.style:
+        body["style_preset"] = request.style
+    return {**body, **request.params}
+
+
+def _sd3(request: ImageRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {"prompt": request.prompt, "mode": "text-to-image"}
+    if request.aspect_ratio:
+        body["aspect_ratio"] = request.aspect_ratio
+    if request.seed is not None:
+        body["seed"] = request.seed
+    if request.negative_prompt:
+        body["negative_prompt"] = request.negative_prompt
+    return {**body, **request.params}
+
+
+def _titan_nova(request: ImageRequest) -> dict[str, Any]:
+    text: dict[str, Any] = {"text": request.prompt}
+    if request.negative_prompt:
+        text["negativeText"] = request.negative_prompt
+    config: dict[str, Any] = {"numberOfImages": request.n, **_size(request)}
+    if request.quality:
+        config["quality"] = request.quality
+    if request.seed is not None:
+        config["seed"] = request.seed
+    body: dict[str, Any] = {"taskType": "TEXT_IMAGE", "textToImageParams": text, "imageGenerationConfig": config}
+    for key, value in request.params.items():
+        _place(body, key, value, request.model.name)
+    return body
+
+
+def _place(body: dict[str, Any], key: str, value: Any, model: str) -> None:
+    if key in TEXT_PARAMS:
+        body["textToImageParams"][key] = value
+    elif key in CONFIG_PARAMS:
+        body["imageGenerationConfig"][key] = value
+    elif key in ("textToImageParams", "imageGenerationConfig") and isinstance(value, dict):
+        body[key].update(value)
+    elif key in TOP_PARAMS:
+        body[key] = value
+    else:
+        known = ", ".join(sorted(TEXT_PARAMS | CONFIG_PARAMS | TOP_PARAMS))
+        raise UsageError(f"-p {key} is not a {model} parameter", hint=f"Known: {known}.")
+
+
+BUILDERS: dict[str, Callable[[ImageRequest], dict[str, Any]]] = {
+    "sdxl": _sdxl,
+    "sd3": _sd3,
+    "titan": _titan_nova,
+    "nova": _titan_nova,
+}
+
+
+def build_body(request: ImageRequest) -> dict[str, Any]:
+    return BUILDERS[family_of(request)](request)
+
+
+def _image(request: ImageRequest, offset: int, b64: Any, seed: Any, rid: str | None) -> ImageData:
+    if not isinstance(b64, str) or not b64:
+        raise BadResponseError(f"image {offset + 1} of Bedrock's response is empty", request_id=rid)
+    return ImageData(
+        b64_json=b64, seed=seed if isinstance(seed, int) else request.seed, size=request.size or request.aspect_ratio,
+        index=request.first_index + offset, request_id=rid,
+    )  # fmt: skip
+
+
+def _parse_sdxl(request: ImageRequest, payload: dict[str, Any], rid: str | None) -> list[ImageData]:
+    images = []
+    for offset, artifact in enumerate(payload.get("artifacts") or []):
+        reason = artifact.get("finishReason")
+        if reason == "CONTENT_FILTERED":
+            raise ContentFilterError("Bedrock filtered the image (finishReason CONTENT_FILTERED)", request_id=rid)
+        if reason not in (None, "SUCCESS"):
+            raise BadResponseError(f"Bedrock could not make the image (finishReason {reason})", request_id=rid)
+        images.append(_image(request, offset, artifact.get("base64"), artifact.get("seed"), rid))
+    return images
+
+
+def _parse_sd3(request: ImageRequest, payload: dict[str, Any], rid: str | None) -> list[ImageData]:
+    reasons = [r for r in payload.get("finish_reasons") or [] if r]
+    if reasons:
+        kind = ContentFilterError if any("filter" in str(r).lower() for r in reasons) else BadResponseError
+        raise kind(f"Bedrock returned no image: {'; '.join(map(str, reasons))}", request_id=rid)
+    seeds = payload.get("seeds") or []
+    return [
+        _image(request, i, b64, seeds[i] if i < len(seeds) else None, rid)
+        for i, b64 in enumerate(payload.get("images") or [])
+    ]
+
+
+def _parse_titan_nova(request: ImageRequest, payload: dict[str, Any], rid: str | None) -> list[ImageData]:
+    error = payload.get("error")
+    if error:
+        kind = (
+            ContentFilterError
+            if "filter" in str(error).lower() or "blocked" in str(error).lower()
+            else BadResponseError
+        )
+        raise kind(f"Bedrock returned no image: {error}", request_id=rid)
+    return [_image(request, i, b64, None, rid) for i, b64 in enumerate(payload.get("images") or [])]
+
+
+PARSERS = {"sdxl": _parse_sdxl, "sd3": _parse_sd3, "titan": _parse_titan_nova, "nova": _parse_titan_nova}
+
+
+def parse_body(request: ImageRequest, payload: Any, rid: str | None) -> list[ImageData]:
+    """Images out of a 200 answer; one with no image is an error, never silence."""
+    if not isinstance(payload, dict):
+        raise BadResponseError("Bedrock's response is not a JSON object", request_id=rid)
+    images = PARSERS[family_of(request)](request, payload, rid)
+    if not images:
+        raise BadResponseError("Bedrock's response holds no image", request_id=rid)
+    return images
+
+
+def shortfall(request: ImageRequest, images: list[ImageData], rid: str | None) -> list[GenerationError]:
+    """Fewer images than asked means the rest were filtered: say so rather than drop them quietly."""
+    missing = request.n - len(images)
+    if missing <= 0:
+        return []
+    return [ContentFilterError(f"Bedrock returned {len(images)} of {request.n} images", request_id=rid)]
