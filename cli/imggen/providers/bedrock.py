@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from ..transport import Transport
 
 FALLBACK_REGION = "us-east-1"
+_CREDENTIALS_LOCK = threading.Lock()  # signing runs in worker threads; the chain is resolved by one at a time
 SSO_HINT = "If you use AWS SSO, run: aws sso login{profile}."
 
 
@@ -91,7 +93,8 @@ def sign(http: HttpRequest, settings: Resolved) -> None:
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
 
-    credentials = _frozen_credentials(settings)
+    with _CREDENTIALS_LOCK:
+        credentials = _frozen_credentials(settings)
     request = AWSRequest(method=http.method, url=http.url, data=http.content, headers=http.headers)
     SigV4Auth(credentials, "bedrock", str(settings.get("aws_region_name"))).add_auth(request)
     http.headers = dict(request.headers.items())
