@@ -125,6 +125,11 @@ class FakeProvider:
     _ids: Any = field(default_factory=lambda: count(1))
     expect_region: str | None = None  # the SigV4 region Bedrock requests must be signed for
     signed_regions: list[str] = field(default_factory=list)
+    google_public_pem: bytes = b""
+    tunnels: list[str] = field(default_factory=list)
+    token_lifetime: int = 3600
+    google_tokens: list[str] = field(default_factory=list)
+    google_calls: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0  # the most image requests the fake was answering at once
 
@@ -158,6 +163,23 @@ class FakeProvider:
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.scheme = "https"
 
+    def enable_proxy(self, tls_dir: Path) -> Path:
+        """Act as an HTTPS proxy that answers for any host itself (never connecting out), with certificates
+        from a fresh CA; returns the CA file for the client's CA-bundle variable."""
+        import trustme
+
+        self.proxy_ca = trustme.CA()
+        ca_file = tls_dir / "proxy-ca.pem"
+        self.proxy_ca.cert_pem.write_to_path(str(ca_file))
+        return ca_file
+
+    def tunnel_context(self, host: str) -> Any:
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.proxy_ca.issue_cert(host).configure_cert(context)
+        return context
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -165,6 +187,10 @@ class FakeProvider:
     @property
     def base_url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def token_uri(self) -> str:
+        return self.base_url + "/token"
 
     @property
     def openai_base(self) -> str:
@@ -229,6 +255,20 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._handle()
 
+    def do_CONNECT(self) -> None:
+        """A tunnel that ends here: TLS with a certificate for the asked host, then the fake answers."""
+        host = self.path.rsplit(":", 1)[0]
+        self.fake.tunnels.append(self.path)
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        tls = self.fake.tunnel_context(host).wrap_socket(self.connection, server_side=True)
+        self.connection = tls
+        self.rfile = tls.makefile("rb")
+        self.wfile = tls.makefile("wb")
+        self.close_connection = False
+        while not self.close_connection:
+            self.handle_one_request()
+
     def _handle(self) -> None:
         recorded = self._read()
         self.fake.record(recorded)
@@ -272,6 +312,18 @@ class _Handler(BaseHTTPRequestHandler):
             return self._openai(req)
         if req.method == "POST" and req.path.startswith("/openai/deployments/"):
             return self._azure(req)
+        if req.method == "POST" and req.path == "/token":
+            from fakegoogle import token
+
+            return token(self.fake, req, Reply)
+        if req.method == "POST" and req.path.startswith("/v1/projects/"):
+            from fakegoogle import vertex
+
+            return vertex(self.fake, req, Reply)
+        if req.method == "POST" and req.path.startswith("/v1beta/models/"):
+            from fakegoogle import gemini_api
+
+            return gemini_api(self.fake, req, Reply)
         if req.method == "POST" and req.path.startswith("/model/") and req.path.endswith("/invoke"):
             from fakebedrock import invoke
 

@@ -59,9 +59,15 @@ def test_nova_canvas_signed_request_and_body(fake: FakeProvider, tmp_path: Path)
     assert request.json == {
         "taskType": "TEXT_IMAGE",
         "textToImageParams": {"text": "a lighthouse", "negativeText": "fog"},
-        "imageGenerationConfig": {"numberOfImages": 1, "width": 1280, "height": 720, "quality": "premium",
-                                  "seed": 7, "cfgScale": 6.5},
-    }  # fmt: skip
+        "imageGenerationConfig": {
+            "numberOfImages": 1,
+            "width": 1280,
+            "height": 720,
+            "quality": "premium",
+            "seed": 7,
+            "cfgScale": 6.5,
+        },
+    }
     no_secret(result.everything())
 
 
@@ -118,13 +124,19 @@ def test_extraneous_key_gets_bedrocks_validation_message(fake: FakeProvider) -> 
 @pytest.mark.parametrize(
     ("model", "payload", "words"),
     [
-        ("stability.stable-diffusion-xl-v1", {"result": "success", "artifacts": [{"seed": 1, "base64": "",
-                                              "finishReason": "CONTENT_FILTERED"}]}, "CONTENT_FILTERED"),
-        ("stability.sd3-large-v1:0", {"seeds": [1], "finish_reasons": ["Filter reason: prompt"], "images": []},
-         "Filter reason: prompt"),
+        (
+            "stability.stable-diffusion-xl-v1",
+            {"result": "success", "artifacts": [{"seed": 1, "base64": "", "finishReason": "CONTENT_FILTERED"}]},
+            "CONTENT_FILTERED",
+        ),
+        (
+            "stability.sd3-large-v1:0",
+            {"seeds": [1], "finish_reasons": ["Filter reason: prompt"], "images": []},
+            "Filter reason: prompt",
+        ),
         ("amazon.titan-image-generator-v1", {"images": [], "error": TITAN_BLOCKED}, "content filters"),
     ],
-)  # fmt: skip
+)
 def test_a_filtered_success_is_an_error_not_silence(fake: FakeProvider, model: str, payload: dict, words: str) -> None:
     fake.script("/invoke", Reply(json=payload))
     result = gen(fake, "otter", "-m", model, "--json")
@@ -237,7 +249,7 @@ def test_dry_run_bodies_for_every_family_and_the_region() -> None:
         assert result.code == 0, result.stderr
         assert f'"{key}"' in result.stdout and "/invoke" in result.stdout
         assert "# aws_region_name:" in result.stdout and "(from catalog)" in result.stdout
-        assert "AWS4-HMAC-SHA256 (signed when sent)" in result.stdout
+        assert "Authorization: AWS4-HMAC-SHA256 (added when sent)" in result.stdout
 
 
 def test_bedrock_api_key_is_sent_as_bearer_over_https_only(fake: FakeProvider) -> None:
@@ -251,8 +263,11 @@ def test_bedrock_api_key_is_sent_as_bearer_over_https_only(fake: FakeProvider) -
 
 
 def test_bedrock_api_key_over_tls(tls_fake: FakeProvider, tmp_path: Path) -> None:
-    env = {"AWS_BEARER_TOKEN_BEDROCK": BEDROCK_TOKEN, "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": tls_fake.base_url,
-           "AWS_CA_BUNDLE": str(tls_fake.ca_file)}  # fmt: skip
+    env = {
+        "AWS_BEARER_TOKEN_BEDROCK": BEDROCK_TOKEN,
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": tls_fake.base_url,
+        "AWS_CA_BUNDLE": str(tls_fake.ca_file),
+    }
     result = run_cli("generate", "otter", "-m", "amazon.nova-canvas-v1:0", env=env)
     assert result.code == 0, result.stderr
     assert invokes(tls_fake)[0].headers["authorization"] == f"Bearer {BEDROCK_TOKEN}"

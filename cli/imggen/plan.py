@@ -11,6 +11,7 @@ from typing import Any
 from . import sizes
 from .catalog import ModelInfo, estimate_cost
 from .errors import UsageError
+from .providers import hook
 from .settings import Resolved
 from .types import ImageRequest
 
@@ -22,6 +23,8 @@ PROVIDER_FIELDS = {
     "azure": ("n", "size", "quality", "style", "response_format", "user"),
     "placeholder": ("n", "size", "seed"),
     "bedrock": ("n", "size", "quality", "style", "seed", "negative_prompt"),
+    "vertex_ai": ("n", "size", "seed", "negative_prompt"),
+    "gemini": ("n", "size", "seed"),
 }
 OPTION_FLAGS = {
     "quality": "--quality", "style": "--style", "response_format": "--response-format", "user": "--user",
@@ -72,6 +75,9 @@ def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
         image_size=choice.image_size, params=dict(options.params), **values,
     )  # fmt: skip
     requests = _fan_out(template, options.n, info)
+    provider_notes = hook(settings.model.provider, "plan_notes")
+    if provider_notes is not None:
+        notes += provider_notes(template)
     size = choice.size or (info.default_size if info else None)
     quality = values.get("quality") or (info.default_quality if info else None)
     cost = estimate_cost(info, options.n, size, quality)

@@ -14,6 +14,7 @@ from typing import Any
 from .catalog import PROVIDERS, parse_model
 from .errors import ConfigError, UsageError
 from .providers import PROVIDERS as PROVIDER_SPECS
+from .providers import hook
 from .types import ModelRef
 
 PROFILE_KEYS = (
@@ -225,13 +226,9 @@ def resolve(
 
 def _complete(resolved: Resolved) -> None:
     """Let the provider fill settings only it can derive (Bedrock's region from the AWS config)."""
-    module_name = PROVIDER_SPECS[resolved.model.provider].module
-    if module_name:
-        import importlib
-
-        hook = getattr(importlib.import_module(module_name), "complete_settings", None)
-        if hook is not None:
-            hook(resolved)
+    complete = hook(resolved.model.provider, "complete_settings")
+    if complete is not None:
+        complete(resolved)
 
 
 def _explicit_profile(profile: str | None, env: Mapping[str, str], config: Config) -> tuple[str | None, str]:
@@ -315,9 +312,15 @@ def _first(key: str, layers: list[tuple[str, Mapping[str, Any]]], env: Mapping[s
 
 
 def _remember(key: str, setting: Setting) -> Setting:
-    if key in SECRET_KEYS and isinstance(setting.value, str) and len(setting.value) >= 8:
-        _SEEN_SECRETS.add(setting.value)
+    if key in SECRET_KEYS and isinstance(setting.value, str):
+        remember_secret(setting.value)
     return setting
+
+
+def remember_secret(value: str) -> None:
+    """Mask `value` wherever imggen prints (keys from settings, tokens fetched at run time)."""
+    if len(value) >= 8:
+        _SEEN_SECRETS.add(value)
 
 
 def _env_ref(value: str, source: str, env: Mapping[str, str]) -> Setting:

@@ -24,7 +24,7 @@ RetryHook = Callable[[int, float, str], None]
 ErrorMapper = Callable[[httpx.Response], GenerationError]
 
 
-def _verify(ca_env: tuple[str, ...]) -> ssl.SSLContext | bool:
+def ca_verify(ca_env: tuple[str, ...]) -> ssl.SSLContext | bool:
     """A CA bundle from the provider's own variable (AWS_CA_BUNDLE), else the common ones."""
     for name in (*ca_env, "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
         if bundle := os.environ.get(name):
@@ -78,7 +78,7 @@ class Transport:
     async def __aenter__(self) -> Transport:
         timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-        self.client = httpx.AsyncClient(timeout=timeout, limits=limits, verify=_verify(self.ca_env), trust_env=True)
+        self.client = httpx.AsyncClient(timeout=timeout, limits=limits, verify=ca_verify(self.ca_env), trust_env=True)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -47,6 +47,9 @@ class ImageRequest:
     first_index: int = 1  # 1-based index of this request's first image within its prompt
 
 
+SENT_LATER = "(added when sent)"  # a header dry-run shows in place of a signature or token it never fetches
+
+
 @dataclass
 class HttpRequest:
     """An HTTP request as a provider builds it; `secret_headers` are masked wherever it is shown."""

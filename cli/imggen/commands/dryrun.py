@@ -9,7 +9,7 @@ from typing import Any
 from ..plan import Plan
 from ..providers import get_provider
 from ..settings import PROVIDER_SETTINGS, mask
-from ..types import HttpRequest
+from ..types import SENT_LATER, HttpRequest
 from . import render
 
 
@@ -18,7 +18,7 @@ def shown_headers(request: HttpRequest) -> dict[str, str]:
 
 
 def _masked(key: str, value: str, request: HttpRequest) -> str:
-    if key.lower() not in request.secret_headers or value.startswith("AWS4-HMAC-SHA256 (signed"):
+    if key.lower() not in request.secret_headers or value.endswith(SENT_LATER):
         return value
     scheme, _, token = value.partition(" ")
     return f"{scheme} {mask(token)}" if token and scheme.lower() == "bearer" else mask(value)

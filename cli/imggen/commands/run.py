@@ -128,6 +128,7 @@ class Run:
             "path": shown, "prompt": self.plan.prompt, "model": self.plan.settings.model.name,
             "index": image.index, "revised_prompt": image.revised_prompt, "url": image.url, "seed": image.seed,
             "size": image.size or self.plan.size, "cost_usd": image.cost_usd, "created": self.created,
+            "text": image.text,
         }  # fmt: skip
 
     def _report_failure(self, exc: ImggenError) -> None:

@@ -53,6 +53,8 @@ class Provider(Protocol):
     async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult: ...
 
 
+GOOGLE_CA_ENV = ("REQUESTS_CA_BUNDLE",)  # what google-auth and gcloud's Python tools read first
+
 PROVIDERS: dict[str, ProviderSpec] = {
     "openai": ProviderSpec(
         "openai",
@@ -93,7 +95,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
     "vertex_ai": ProviderSpec(
         "vertex_ai",
         "Google Vertex AI",
-        None,
+        "imggen.providers.vertex",
         env={
             "vertex_project": ("VERTEXAI_PROJECT",),
             "vertex_location": ("VERTEXAI_LOCATION",),
@@ -102,17 +104,25 @@ PROVIDERS: dict[str, ProviderSpec] = {
         defaults={"vertex_location": "us-central1"},
         credential_env=("GOOGLE_APPLICATION_CREDENTIALS",),
         credential_files=(".config/gcloud/application_default_credentials.json",),
+        ca_env=GOOGLE_CA_ENV,
     ),
     "gemini": ProviderSpec(
         "gemini",
         "Gemini API",
-        None,
-        env={"api_key": ("GEMINI_API_KEY",)},
+        "imggen.providers.gemini",
+        env={"api_key": ("GEMINI_API_KEY",), "api_base": ("GEMINI_API_BASE",)},
         defaults={"api_base": "https://generativelanguage.googleapis.com/v1beta"},
         credential_env=("GEMINI_API_KEY",),
+        ca_env=GOOGLE_CA_ENV,
     ),
     "placeholder": ProviderSpec("placeholder", "Placeholder (offline)", "imggen.providers.placeholder"),
 }
+
+
+def hook(name: str, function: str) -> Any:
+    """A provider module's optional function (`complete_settings`, `plan_notes`), or None."""
+    module_name = PROVIDERS[name].module
+    return getattr(importlib.import_module(module_name), function, None) if module_name else None
 
 
 def get_provider(name: str) -> Provider:
@@ -120,7 +130,7 @@ def get_provider(name: str) -> Provider:
     if spec.module is None:
         raise UsageError(
             f"{name}/ models are not supported by this version of imggen yet",
-            hint="Use openai/, azure/, bedrock/ or placeholder/ models for now.",
+            hint="Pick a model from: imggen models.",
         )
     module: Any = importlib.import_module(spec.module)
     provider: Provider = module.PROVIDER

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from ..errors import AuthError, ConfigError, ContentFilterError, GenerationError, ProviderError
 from ..settings import Setting
-from ..types import HttpRequest, ImageRequest
+from ..types import SENT_LATER, HttpRequest, ImageRequest
 from . import ProviderResult
 from .bedrock_families import build_body, parse_body, shortfall
 
@@ -119,7 +119,7 @@ class BedrockProvider:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         headers.update(_bearer(settings, url, dry_run))
         if dry_run and "Authorization" not in headers:
-            headers["Authorization"] = "AWS4-HMAC-SHA256 (signed when sent)"
+            headers["Authorization"] = f"AWS4-HMAC-SHA256 {SENT_LATER}"
         content = json.dumps(body, separators=(",", ":")).encode()
         return HttpRequest("POST", url, headers, body, content=content)
 

@@ -1,0 +1,162 @@
+"""Google's image wire formats, shared by vertex_ai and gemini (pure functions): Imagen `:predict`
+and Gemini `:generateContent` bodies, their parsers, and Google's error envelope."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AuthError, BadResponseError, ContentFilterError, GenerationError, ProviderError
+from ..types import ImageData, ImageRequest, Usage
+
+if TYPE_CHECKING:
+    import httpx
+
+FILTER_REASONS = frozenset(
+    {"IMAGE_SAFETY", "SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_PROHIBITED_CONTENT"}
+)
+
+
+def family_of(request: ImageRequest) -> str:
+    info = request.model.info
+    if info is not None:
+        return info.family
+    return "gemini" if "gemini" in request.model.model_id else "imagen"
+
+
+def method_of(request: ImageRequest) -> str:
+    return "generateContent" if family_of(request) == "gemini" else "predict"
+
+
+def imagen_body(request: ImageRequest) -> dict[str, Any]:
+    parameters: dict[str, Any] = {"sampleCount": request.n}
+    if request.aspect_ratio:
+        parameters["aspectRatio"] = request.aspect_ratio
+    if request.image_size:
+        parameters["sampleImageSize"] = request.image_size
+    if request.negative_prompt:
+        parameters["negativePrompt"] = request.negative_prompt
+    if request.seed is not None:
+        parameters["seed"] = request.seed
+        parameters["addWatermark"] = False  # Imagen refuses a seed together with its default watermark
+    parameters.update(request.params)
+    return {"instances": [{"prompt": request.prompt}], "parameters": parameters}
+
+
+def gemini_body(request: ImageRequest) -> dict[str, Any]:
+    config: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"], "candidateCount": request.n}
+    image_config = {k: v for k, v in (("aspectRatio", request.aspect_ratio), ("imageSize", request.image_size)) if v}
+    if image_config:
+        config["imageConfig"] = image_config
+    if request.seed is not None:
+        config["seed"] = request.seed
+    config.update(request.params)
+    return {"contents": [{"role": "user", "parts": [{"text": request.prompt}]}], "generationConfig": config}
+
+
+def build_body(request: ImageRequest) -> dict[str, Any]:
+    return gemini_body(request) if family_of(request) == "gemini" else imagen_body(request)
+
+
+def plan_notes(request: ImageRequest) -> list[str]:
+    if family_of(request) == "imagen" and request.seed is not None and "addWatermark" not in request.params:
+        return [f"{request.model.name}: --seed sets addWatermark to false (Imagen refuses a seed with its watermark)"]
+    return []
+
+
+def _image(request: ImageRequest, offset: int, b64: str, rid: str | None, text: str | None = None) -> ImageData:
+    return ImageData(
+        b64_json=b64, seed=request.seed, size=request.aspect_ratio or request.size, index=request.first_index + offset,
+        request_id=rid, text=text,
+    )  # fmt: skip
+
+
+def parse_imagen(
+    request: ImageRequest, payload: dict[str, Any], rid: str | None
+) -> tuple[list[ImageData], list[GenerationError]]:
+    images: list[ImageData] = []
+    reasons: list[str] = []
+    for prediction in payload.get("predictions") or []:
+        b64 = prediction.get("bytesBase64Encoded")
+        if b64:
+            images.append(_image(request, len(images), b64, rid))
+        elif prediction.get("raiFilteredReason"):
+            reasons.append(str(prediction["raiFilteredReason"]))
+    missing = request.n - len(images)
+    if missing <= 0:
+        return images, []
+    why = "; ".join(reasons) or "fewer predictions than asked, the rest filtered"
+    errors: list[GenerationError] = [
+        ContentFilterError(f"Imagen returned {len(images)} of {request.n} images: {why}", request_id=rid)
+    ]
+    return images, errors
+
+
+def parse_gemini(
+    request: ImageRequest, payload: dict[str, Any], rid: str | None
+) -> tuple[list[ImageData], list[GenerationError]]:
+    blocked = (payload.get("promptFeedback") or {}).get("blockReason")
+    if blocked:
+        raise ContentFilterError(f"Gemini blocked the prompt: {blocked}", request_id=rid)
+    images: list[ImageData] = []
+    errors: list[GenerationError] = []
+    for candidate in payload.get("candidates") or []:
+        parts = (candidate.get("content") or {}).get("parts") or []
+        texts = [p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought")]
+        found = [data for p in parts if (data := p.get("inlineData") or p.get("inline_data"))]
+        for data in found:
+            images.append(_image(request, len(images), data.get("data", ""), rid, "\n".join(texts) or None))
+        if not found:
+            errors.append(_no_image(candidate.get("finishReason"), texts, rid))
+    if not images and errors:
+        raise errors[0]
+    if not images:
+        raise BadResponseError("Gemini's response holds no candidates", request_id=rid)
+    return images, errors
+
+
+def _no_image(reason: Any, texts: list[str], rid: str | None) -> GenerationError:
+    said = f' It said: "{" ".join(texts)[:200]}"' if texts else ""
+    if reason in FILTER_REASONS:
+        return ContentFilterError(f"Gemini returned no image (finishReason {reason}).{said}", request_id=rid)
+    return BadResponseError(f"Gemini returned no image (finishReason {reason or 'none'}).{said}", request_id=rid)
+
+
+def parse(
+    request: ImageRequest, payload: Any, rid: str | None
+) -> tuple[list[ImageData], list[GenerationError], Usage | None]:
+    if not isinstance(payload, dict):
+        raise BadResponseError("Google's response is not a JSON object", request_id=rid)
+    if family_of(request) == "gemini":
+        images, errors = parse_gemini(request, payload, rid)
+    else:
+        images, errors = parse_imagen(request, payload, rid)
+        if not images:
+            raise errors[0]
+    return images, errors, _usage(payload.get("usageMetadata"))
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    return Usage(
+        input_tokens=int(raw.get("promptTokenCount") or 0), output_tokens=int(raw.get("candidatesTokenCount") or 0),
+        total_tokens=int(raw.get("totalTokenCount") or 0),
+    )  # fmt: skip
+
+
+def map_error(response: httpx.Response, auth_hint: str) -> GenerationError:
+    """Google's `{"error": {"code", "message", "status"}}` to imggen's errors."""
+    try:
+        error = response.json().get("error") or {}
+    except ValueError:
+        error = {}
+    message = str(error.get("message") or response.text.strip()[:200] or response.reason_phrase)
+    status_name = str(error.get("status") or "")
+    code = response.status_code
+    detail = f"{code} {status_name}: {message}" if status_name else f"{code}: {message}"
+    rid = response.headers.get("x-request-id")
+    kwargs: dict[str, Any] = {"status": code, "request_id": rid, "code": status_name or None}
+    if code in (401, 403) or status_name in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
+        return AuthError(detail, hint=auth_hint, **kwargs)
+    hint = "Rate limited or out of quota: lower -j or try later." if code == 429 else None
+    return ProviderError(detail, hint=hint, **kwargs)

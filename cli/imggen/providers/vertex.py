@@ -1,0 +1,96 @@
+"""Google Vertex AI: Imagen `:predict` and Gemini image models `:generateContent`, OAuth via google-auth."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError, GenerationError
+from ..settings import Setting, remember_secret
+from ..types import SENT_LATER, HttpRequest, ImageRequest
+from . import ProviderResult, google_wire
+from .google_auth import ADC_HINT, load, token_source
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ..settings import Resolved
+    from ..transport import Transport
+
+PROJECT_HINT = "Set VERTEXAI_PROJECT, or run: imggen config set vertex_ai vertex_project <project-id>"
+
+
+def complete_settings(settings: Resolved) -> None:
+    """Project: flag/profile > VERTEXAI_PROJECT > the project the credentials belong to."""
+    if settings.get("vertex_project"):
+        return
+    try:
+        _, project = load(settings.get("vertex_credentials"))
+    except ConfigError:
+        return  # a dry run needs no credentials; a real run says what is missing when it signs in
+    if project:
+        settings.values["vertex_project"] = Setting(project, "credentials")
+
+
+def host(settings: Resolved) -> str:
+    base = settings.get("api_base")
+    if base:
+        return str(base).rstrip("/")
+    location = str(settings.get("vertex_location"))
+    if location == "global":
+        return "https://aiplatform.googleapis.com"
+    if location in ("us", "eu"):
+        return f"https://aiplatform.{location}.rep.googleapis.com"
+    return f"https://{location}-aiplatform.googleapis.com"
+
+
+def url(request: ImageRequest, settings: Resolved, dry_run: bool) -> str:
+    project = settings.get("vertex_project")
+    if not project:
+        if not dry_run:
+            raise ConfigError(f"no Google Cloud project for {request.model.name}", hint=PROJECT_HINT)
+        project = "{project}"
+    location = settings.get("vertex_location")
+    path = f"v1/projects/{project}/locations/{location}/publishers/google/models/{request.model.model_id}"
+    return f"{host(settings)}/{path}:{google_wire.method_of(request)}"
+
+
+def auth_hint(settings: Resolved) -> str:
+    project = settings.get("vertex_project")
+    return f"Check that the credentials may use Vertex AI in project {project}. {ADC_HINT}"
+
+
+class VertexProvider:
+    def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
+        headers = {"Content-Type": "application/json"}
+        if dry_run:
+            headers["Authorization"] = f"Bearer {SENT_LATER}"
+        body = google_wire.build_body(request)
+        return HttpRequest("POST", url(request, settings, dry_run), headers, body, content=json.dumps(body).encode())
+
+    def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult:
+        rid = response.headers.get("x-request-id")
+        try:
+            payload = response.json()
+        except ValueError as exc:
+            raise GenerationError("Google's response is not JSON", request_id=rid) from exc
+        images, errors, usage = google_wire.parse(request, payload, rid)
+        return ProviderResult(images, usage, rid, errors)
+
+    async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult:
+        http = self.build_request(request, settings)
+        source = token_source(settings.get("vertex_credentials"))
+        token = await asyncio.to_thread(source.token)
+        remember_secret(token)
+        http.headers["Authorization"] = f"Bearer {token}"
+        hint = auth_hint(settings)
+        response = await transport.send(http, lambda r: google_wire.map_error(r, hint))
+        return self.parse_response(request, response)
+
+
+def plan_notes(request: ImageRequest) -> list[str]:
+    return google_wire.plan_notes(request)
+
+
+PROVIDER = VertexProvider()

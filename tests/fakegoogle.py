@@ -1,0 +1,80 @@
+"""The Google half of the fake provider: an OAuth token endpoint that checks the signed JWT (or the
+refresh token), Vertex AI `:predict` / `:generateContent`, and the Gemini API."""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from google.auth import jwt
+
+if TYPE_CHECKING:
+    from fakeserver import FakeProvider, Recorded, Reply
+
+GEMINI_KEY = "gemini-test-key-ABCDEFGHIJKL5678"
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # google-auth signs for this, whatever token_uri is
+REFRESH_TOKEN = "1//test-refresh-token-abcdefgh"
+VERTEX_PATH = re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/publishers/google/models/([^/:]+):(\w+)$")
+GEMINI_PATH = re.compile(r"^/v1beta/models/([^/:]+):(\w+)$")
+
+
+def google_error(reply: type[Reply], status: int, name: str, message: str) -> Reply:
+    return reply(status=status, json={"error": {"code": status, "message": message, "status": name}})
+
+
+def token(fake: FakeProvider, req: Recorded, reply: type[Reply]) -> Reply:
+    form = dict(parse_qsl(req.body.decode()))
+    if form.get("grant_type") == "refresh_token":
+        if form.get("refresh_token") != REFRESH_TOKEN:
+            return reply(400, {"error": "invalid_grant", "error_description": "Bad refresh token."})
+    else:
+        try:
+            claims = jwt.decode(form.get("assertion", ""), certs=fake.google_public_pem, audience=GOOGLE_TOKEN_AUDIENCE)
+        except ValueError as exc:
+            return reply(400, {"error": "invalid_grant", "error_description": f"Invalid JWT: {exc}"})
+        if "cloud-platform" not in str(claims.get("scope", "")):
+            return reply(400, {"error": "invalid_scope", "error_description": "scope missing"})
+    issued = f"ya29.test-token-{fake.next_id():04d}-secret"
+    fake.google_tokens.append(issued)
+    return reply(json={"access_token": issued, "expires_in": fake.token_lifetime, "token_type": "Bearer"})
+
+
+def vertex(fake: FakeProvider, req: Recorded, reply: type[Reply]) -> Reply:
+    match = VERTEX_PATH.match(req.path)
+    if not match:
+        return google_error(reply, 404, "NOT_FOUND", f"no route {req.path}")
+    auth = req.headers.get("authorization", "")
+    if auth.removeprefix("Bearer ") not in fake.google_tokens:
+        return google_error(reply, 401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
+    project, location, model, method = match.groups()
+    fake.google_calls.append((project, location, model, method, auth.removeprefix("Bearer ")))
+    return _answer(fake, reply, model, method, req.json)
+
+
+def gemini_api(fake: FakeProvider, req: Recorded, reply: type[Reply]) -> Reply:
+    match = GEMINI_PATH.match(req.path)
+    if not match:
+        return google_error(reply, 404, "NOT_FOUND", f"no route {req.path}")
+    if "key" in req.query or req.headers.get("x-goog-api-key") != GEMINI_KEY:
+        return google_error(reply, 400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
+    model, method = match.groups()
+    return _answer(fake, reply, model, method, req.json)
+
+
+def _answer(fake: FakeProvider, reply: type[Reply], model: str, method: str, body: Any) -> Reply:
+    b64 = base64.b64encode(fake.image_bytes).decode()
+    if method == "predict":
+        parameters = body["parameters"]
+        if "seed" in parameters and parameters.get("addWatermark", True):
+            return google_error(reply, 400, "INVALID_ARGUMENT", "Seed is not supported when watermark is enabled.")
+        count = int(parameters.get("sampleCount", 1))
+        return reply(json={"predictions": [{"bytesBase64Encoded": b64, "mimeType": "image/png"}] * count})
+    count = int(body["generationConfig"].get("candidateCount", 1))
+    parts = [{"text": "Here is your image."}, {"inlineData": {"mimeType": "image/png", "data": b64}}]
+    candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}
+    usage = {"promptTokenCount": 5, "candidatesTokenCount": 1290, "totalTokenCount": 1295}
+    return reply(json={"candidates": [candidate] * count, "usageMetadata": usage, "modelVersion": model,
+                       "createTime": time.time()})  # fmt: skip
