@@ -200,6 +200,10 @@ class FakeProvider:
         with self._lock:
             self._scripts.append((path_part, list(replies)))
 
+    def clear_scripts(self) -> None:
+        with self._lock:
+            self._scripts.clear()
+
     def _scripted(self, path: str) -> Reply | None:
         with self._lock:
             for part, replies in self._scripts:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import openai_env
+from conftest import openai_env, run_cli
 from fakeserver import FakeProvider, Reply
 
 
@@ -29,5 +29,11 @@ def test_interrupt_keeps_finished_images(fake: FakeProvider, tmp_path: Path, sig
     rest, err = proc.communicate(timeout=20)
     assert proc.returncode == code, err.decode()
     assert rest == b""
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["o-1.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".imggen-manifest.jsonl", "o-1.png"]
     assert b"interrupted" in err
+    fake.clear_scripts()
+    before = len(fake.requests)
+    resumed = run_cli(*args, "--resume", env=openai_env(fake))
+    assert resumed.code == 0, resumed.stderr
+    assert sorted(resumed.lines) == ["out/o-2.png", "out/o-3.png"]
+    assert len(fake.requests) - before == 2  # only the two missing images were paid for

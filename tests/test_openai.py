@@ -231,14 +231,14 @@ def test_b64_that_does_not_decode_exits_1_and_leaves_no_file(fake: FakeProvider,
     fake.script("/images/generations", bad_b64())
     result = gen(fake, "otter", "-m", "gpt-image-1", "-o", "out")
     assert result.code == 1 and "b64" in result.stderr
-    assert list((tmp_path / "out").iterdir()) == []
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [".imggen-manifest.jsonl"]  # no image, no partial file
 
 
 def test_a_url_that_returns_an_html_page_exits_1_and_leaves_no_file(fake: FakeProvider, tmp_path: Path) -> None:
     fake.script("/files/", Reply(status=200, body="<html>Error</html>", headers={"Content-Type": "text/html"}))
     result = gen(fake, "otter", "-m", "dall-e-2", "--response-format", "url", "-o", "out")
     assert result.code == 1 and "text/html" in result.stderr
-    assert list((tmp_path / "out").iterdir()) == []
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [".imggen-manifest.jsonl"]  # no image, no partial file
 
 
 def test_some_saved_some_failed_exits_4(fake: FakeProvider) -> None:

@@ -8,12 +8,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from .batch import Session
 from .catalog import estimate_cost, usage_cost
 from .errors import GenerationError, ImggenError, UsageError
 from .plan import Options, Plan, make_plan
 from .providers import PROVIDERS, ProviderResult, get_provider
 from .settings import PROVIDER_SETTINGS, Resolved, resolve
-from .transport import Transport
+from .transport import current_retry_hook
 from .types import ImageData, ImageRequest, ImageResponse, Usage
 
 EventHook = Callable[[str, dict[str, Any]], None]
@@ -45,32 +46,42 @@ async def execute(
     concurrency: int = 4,
     on_event: EventHook | None = None,
     on_images: ResultHook | None = None,
+    session: Session | None = None,
 ) -> ImageResponse:
-    """Send the plan's requests, at most `concurrency` at once, and gather the images and failures.
-    `on_images` is awaited with each request's images as soon as they arrive (the CLI saves them)."""
+    """Send the plan's requests through the session's scheduler and gather the images and failures.
+    `on_images` is awaited with each request's images as soon as they arrive (the CLI saves them).
+    Without a session, one is made for this plan alone."""
+    if session is None:
+        async with Session(retries=retries, concurrency=concurrency, rpm=plan.settings.get("rpm")) as own:
+            return await execute(plan, on_event=on_event, on_images=on_images, session=own)
+    emit = on_event or (lambda _kind, _data: None)
+    outcomes = await asyncio.gather(
+        *(_one(plan, r, session, emit, on_images) for r in plan.requests), return_exceptions=True
+    )
+    return _response(plan, outcomes)
+
+
+async def _one(
+    plan: Plan, request: ImageRequest, session: Session, emit: EventHook, on_images: ResultHook | None
+) -> ProviderResult:
     settings = plan.settings
     provider = get_provider(settings.model.provider)
-    emit = on_event or (lambda _kind, _data: None)
-    limit = asyncio.Semaphore(max(1, concurrency))
+    transport = session.transport(PROVIDERS[settings.model.provider].ca_env, float(settings.get("timeout", 600)))
 
-    def on_retry(attempt: int, wait: float, reason: str) -> None:
-        emit("retry", {"attempt": attempt, "wait": wait, "reason": reason})
+    def on_retry(attempt: int, wait: float, error: GenerationError) -> None:
+        if error.status == 429:
+            session.scheduler.back_off(wait)
+        emit("retry", {"attempt": attempt, "wait": wait, "reason": error.message})
 
-    async def one(request: ImageRequest) -> ProviderResult:
-        async with limit:
-            emit("start", {"index": request.first_index, "n": request.n})
-            result = await provider.generate(request, settings, transport)
-            _price(plan, result)
-            emit("done", {"index": request.first_index, "n": len(result.images)})
-        if on_images:
-            await on_images(result.images)
-        return result
-
-    timeout = float(settings.get("timeout", 600))
-    ca_env = PROVIDERS[settings.model.provider].ca_env
-    async with Transport(timeout=timeout, retries=retries, on_retry=on_retry, ca_env=ca_env) as transport:
-        outcomes = await asyncio.gather(*(one(r) for r in plan.requests), return_exceptions=True)
-    return _response(plan, outcomes)
+    current_retry_hook.set(on_retry)  # this task's own context: a shared transport reports here
+    async with session.scheduler.slot():
+        emit("start", {"index": request.first_index, "n": request.n})
+        result = await provider.generate(request, settings, transport)
+        _price(plan, result)
+        emit("done", {"index": request.first_index, "n": len(result.images)})
+    if on_images:
+        await on_images(result.images)
+    return result
 
 
 def _response(plan: Plan, outcomes: list[ProviderResult | BaseException]) -> ImageResponse:
@@ -104,7 +115,7 @@ def _price(plan: Plan, result: ProviderResult) -> None:
 
 
 def plan_parameters(plan: Plan) -> dict[str, Any]:
-    first = plan.requests[0]
+    first = plan.template or plan.requests[0]
     values = {
         "n": plan.n, "size": first.size, "aspect_ratio": first.aspect_ratio, "image_size": first.image_size,
         "quality": first.quality, "style": first.style, "response_format": first.response_format,

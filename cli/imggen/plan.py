@@ -59,6 +59,7 @@ class Plan:
     cost_usd: float | None
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    template: ImageRequest | None = None  # the request every fanned-out one is cut from
 
 
 def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
@@ -74,14 +75,14 @@ def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
         prompt=prompt, model=settings.model, size=choice.size, aspect_ratio=choice.aspect_ratio,
         image_size=choice.image_size, params=dict(options.params), **values,
     )  # fmt: skip
-    requests = _fan_out(template, options.n, info)
+    requests = _fan_out(template, list(range(1, options.n + 1)), info)
     provider_notes = hook(settings.model.provider, "plan_notes")
     if provider_notes is not None:
         notes += provider_notes(template)
     size = choice.size or (info.default_size if info else None)
     quality = values.get("quality") or (info.default_quality if info else None)
     cost = estimate_cost(info, options.n, size, quality)
-    plan = Plan(settings, prompt, requests, options.n, size, quality, cost, notes)
+    plan = Plan(settings, prompt, requests, options.n, size, quality, cost, notes, template=template)
     plan.warnings = lifecycle_warnings(settings) + list(settings.warnings)
     return plan
 
@@ -137,14 +138,35 @@ def _check_enum(info: ModelInfo | None, key: str, flag: str, value: Any) -> None
         )
 
 
-def _fan_out(template: ImageRequest, n: int, info: ModelInfo | None) -> list[ImageRequest]:
-    """Split n images into requests of at most the model's per-request limit."""
-    per_request = max(1, info.max_n) if info else n
-    requests = []
-    for first in range(1, n + 1, per_request):
-        count = min(per_request, n - first + 1)
-        requests.append(replace(template, n=count, first_index=first))
+def _fan_out(template: ImageRequest, indices: list[int], info: ModelInfo | None) -> list[ImageRequest]:
+    """Requests for the given 1-based image indices: runs of consecutive indices, each split into
+    requests of at most the model's per-request limit."""
+    per_request = max(1, info.max_n) if info else max(1, len(indices))
+    requests: list[ImageRequest] = []
+    for run in _runs(indices):
+        for start in range(0, len(run), per_request):
+            chunk = run[start : start + per_request]
+            requests.append(replace(template, n=len(chunk), first_index=chunk[0]))
     return requests
+
+
+def _runs(indices: list[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for index in sorted(indices):
+        if runs and runs[-1][-1] == index - 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return runs
+
+
+def skip_done(plan: Plan, done: set[int]) -> int:
+    """Drop the images `--resume` found already saved; returns how many were skipped."""
+    if not done or plan.template is None:
+        return 0
+    wanted = [i for i in range(1, plan.n + 1) if i not in done]
+    plan.requests = _fan_out(plan.template, wanted, plan.settings.model.info)
+    return plan.n - len(wanted)
 
 
 def lifecycle_warnings(settings: Resolved) -> list[str]:

@@ -10,6 +10,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import httpx
@@ -20,7 +21,9 @@ from .types import HttpRequest
 RETRY_STATUSES = frozenset({408, 409, 429})
 MAX_RETRY_AFTER = 120.0  # like the OpenAI SDK: a longer wait is not worth holding the run for
 
-RetryHook = Callable[[int, float, str], None]
+RetryHook = Callable[[int, float, GenerationError], None]
+# The hook of the request being sent, set per task so a shared Transport reports to the right prompt.
+current_retry_hook: ContextVar[RetryHook | None] = ContextVar("current_retry_hook", default=None)
 ErrorMapper = Callable[[httpx.Response], GenerationError]
 
 
@@ -75,19 +78,31 @@ class Transport:
         self.on_retry = on_retry
         self.client: httpx.AsyncClient | None = None
 
-    async def __aenter__(self) -> Transport:
-        timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-        self.client = httpx.AsyncClient(timeout=timeout, limits=limits, verify=ca_verify(self.ca_env), trust_env=True)
+    def open(self) -> Transport:
+        if self.client is None:
+            timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
+            limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+            verify = ca_verify(self.ca_env)
+            self.client = httpx.AsyncClient(timeout=timeout, limits=limits, verify=verify, trust_env=True)
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def aclose(self) -> None:
         if self.client is not None:
             await self.client.aclose()
+            self.client = None
 
-    async def send(self, request: HttpRequest, map_error: ErrorMapper) -> httpx.Response:
+    async def __aenter__(self) -> Transport:
+        return self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def send(
+        self, request: HttpRequest, map_error: ErrorMapper, on_retry: RetryHook | None = None
+    ) -> httpx.Response:
         """Send with retries; returns a 2xx response (body read) or raises a GenerationError."""
         assert self.client is not None, "Transport used outside 'async with'"
+        on_retry = on_retry or current_retry_hook.get() or self.on_retry
         for attempt in range(self.retries + 1):
             error, wait = await self._attempt(request, map_error)
             if error is None:
@@ -99,8 +114,8 @@ class Transport:
             if delay > MAX_RETRY_AFTER:
                 error.hint = f"The provider asked to wait {delay:.0f} s before retrying; try again later."
                 raise error
-            if self.on_retry:
-                self.on_retry(attempt + 1, delay, error.message)
+            if on_retry:
+                on_retry(attempt + 1, delay, error)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import typer
 
 from ..errors import UsageError
-
-if TYPE_CHECKING:
-    from ..plan import Options, Plan
 
 HELP_OUTPUT = "Directory for the images (created if missing; default .), or - for stdout."
 
@@ -59,49 +57,48 @@ def generate(
     json_lines: bool = typer.Option(False, "--json", help="JSON Lines on stdout instead of paths."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress, summary or notes on stderr."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files."),
+    prompts_file: Path | None = typer.Option(None, "--prompts-file", help="Prompts from a .txt or .jsonl file."),
+    rpm: float | None = typer.Option(None, "--rpm", help="At most this many requests started per minute."),
+    resume: bool = typer.Option(False, "--resume", help="Skip images the output directory's manifest has."),
+    max_cost: float | None = typer.Option(None, "--max-cost", help="Refuse a run estimated above this many USD."),
 ) -> None:
-    """Generate images from a prompt and save them."""
+    """Generate images from a prompt (or many: PROMPT -, or --prompts-file) and save them."""
     from ..plan import Options
+    from .jobs import build_jobs, prompt_lines
 
-    text = _prompt(prompt)
     options = Options(
         n=number, size=size, aspect_ratio=aspect_ratio, quality=quality, style=style,
         response_format=response_format, user=user, seed=seed, negative_prompt=negative_prompt,
         params=parse_params(param),
     )  # fmt: skip
-    _check_numbers(concurrency, retries, timeout)
-    flags = {"api_base": api_base, "api_version": api_version, "timeout": timeout, "output_dir": output}
-    plan = _plan(text, model, profile, options, flags)
+    _check_numbers(concurrency, retries, timeout, rpm, max_cost)
+    flags = {"api_base": api_base, "api_version": api_version, "timeout": timeout, "output_dir": output, "rpm": rpm}
+    lines, source = prompt_lines(prompt, prompts_file)
+    jobs = build_jobs(lines, source, model=model, profile=profile, options=options, flags=flags, name=name)
     if dry_run:
         from .dryrun import print_plan
 
-        print_plan(plan, json_lines=json_lines, quiet=quiet)
+        for job in jobs:
+            print_plan(job.plan, json_lines=json_lines, quiet=quiet)
         return
     from .run import Run
 
-    run = Run(plan, name=name, overwrite=overwrite, metadata=metadata, json_lines=json_lines, quiet=quiet)
-    raise typer.Exit(run.start(retries=retries, concurrency=concurrency))
+    run = Run(jobs, overwrite=overwrite, metadata=metadata, json_lines=json_lines, quiet=quiet, resume=resume)
+    run.check_budget(max_cost)
+    rate = jobs[0].plan.settings.get("rpm")
+    raise typer.Exit(run.start(retries=retries, concurrency=concurrency, rpm=float(rate) if rate else None))
 
 
-def _prompt(prompt: str | None) -> str:
-    if prompt is None or prompt == "-":
-        raise UsageError(
-            "no prompt given",
-            hint='Pass it as an argument: imggen generate "a sea otter" (prompts from stdin come in a later version).',
-        )
-    return prompt
-
-
-def _check_numbers(concurrency: int, retries: int, timeout: float | None) -> None:
+def _check_numbers(
+    concurrency: int, retries: int, timeout: float | None, rpm: float | None, max_cost: float | None
+) -> None:
     if concurrency < 1:
         raise UsageError(f"-j {concurrency} must be at least 1")
     if retries < 0:
         raise UsageError(f"--retries {retries} must be 0 or more")
     if timeout is not None and timeout <= 0:
         raise UsageError(f"--timeout {timeout:g} must be more than 0 seconds")
-
-
-def _plan(text: str, model: str | None, profile: str | None, options: Options, flags: dict[str, Any]) -> Plan:
-    from ..api import plan_generation
-
-    return plan_generation(text, model, profile=profile, options=options, flags=flags)
+    if rpm is not None and rpm <= 0:
+        raise UsageError(f"--rpm {rpm:g} must be more than 0")
+    if max_cost is not None and max_cost < 0:
+        raise UsageError(f"--max-cost {max_cost:g} must be 0 or more")

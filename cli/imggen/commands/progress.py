@@ -1,24 +1,26 @@
-"""The live progress display on stderr: a Rich bar on a terminal, nothing otherwise."""
+"""The live progress display on stderr: on a terminal, a Rich row per prompt (one overall bar for big
+batches); elsewhere only retry notes."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 from ..plan import Plan
 
+MAX_ROWS = 12  # beyond this many prompts, one overall bar reads better than a wall of rows
+
 
 class Progress:
-    """Counts images saved out of the plan's total; shows retries and their waits."""
-
-    def __init__(self, plan: Plan, *, enabled: bool) -> None:
-        self.plan = plan
+    def __init__(self, plans: list[Plan], *, enabled: bool) -> None:
+        self.plans = plans
         self.verbose = enabled
         self.enabled = enabled and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
         self.bar: Any = None
-        self.task: Any = None
+        self.tasks: dict[int, Any] = {}
 
     def __enter__(self) -> Progress:
         if not self.enabled:
@@ -28,37 +30,44 @@ class Progress:
         from rich.progress import Progress as RichProgress
 
         console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
-        self.bar = RichProgress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=console, transient=True,
-        )  # fmt: skip
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        self.bar = RichProgress(*columns, TimeElapsedColumn(), console=console, transient=True)
         self.bar.start()
-        self.task = self.bar.add_task(self._label(), total=self.plan.n)
+        if len(self.plans) <= MAX_ROWS:
+            for plan in self.plans:
+                self.tasks[id(plan)] = self.bar.add_task(_label(plan), total=sum(r.n for r in plan.requests))
+        else:
+            total = sum(r.n for plan in self.plans for r in plan.requests)
+            self.tasks[0] = self.bar.add_task(f"{len(self.plans)} prompts", total=total)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self.bar is not None:
             self.bar.stop()
 
-    def _label(self, extra: str = "") -> str:
-        prompt = self.plan.prompt if len(self.plan.prompt) <= 40 else self.plan.prompt[:37] + "..."
-        return f"{self.plan.settings.model.name} · {prompt!r}{extra}"
+    def _task(self, plan: Plan) -> Any:
+        return self.tasks.get(id(plan), self.tasks.get(0))
 
-    def event(self, kind: str, data: dict[str, Any]) -> None:
-        if self.bar is None:
-            if kind == "retry" and self.verbose:
+    def hook(self, plan: Plan) -> Callable[[str, dict[str, Any]], None]:
+        def event(kind: str, data: dict[str, Any]) -> None:
+            if kind != "retry":
+                return
+            text = f"retry {data['attempt']} in {data['wait']:.1f} s: {data['reason']}"
+            if self.bar is not None:
+                label = _label(plan) if len(self.plans) <= MAX_ROWS else f"{len(self.plans)} prompts"
+                self.bar.update(self._task(plan), description=f"{label} · {text[:60]}")
+            elif self.verbose:
                 from .render import note
 
-                note(f"retry {data['attempt']} in {data['wait']:.1f} s: {data['reason']}")
-            return
-        if kind == "retry":
-            reason = str(data["reason"])[:50]
-            self.bar.update(
-                self.task, description=self._label(f" · retry {data['attempt']} in {data['wait']:.1f} s ({reason})")
-            )
-        elif kind == "done":
-            self.bar.update(self.task, description=self._label())
+                note(text)
 
-    def saved(self) -> None:
+        return event
+
+    def saved(self, plan: Plan) -> None:
         if self.bar is not None:
-            self.bar.advance(self.task)
+            self.bar.advance(self._task(plan))
+
+
+def _label(plan: Plan) -> str:
+    prompt = plan.prompt if len(plan.prompt) <= 40 else plan.prompt[:37] + "..."
+    return f"{plan.settings.model.name} · {prompt!r}"

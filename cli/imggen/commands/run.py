@@ -1,4 +1,5 @@
-"""Running a plan for `imggen generate`: save images as they arrive, report, pick the exit code."""
+"""Running the jobs of `imggen generate` (one per prompt): one scheduler for all, images saved as they
+arrive, a manifest line per image or failure, a report, and the exit code."""
 
 from __future__ import annotations
 
@@ -7,65 +8,121 @@ import contextlib
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..api import execute
+from ..api import execute, plan_parameters
+from ..batch import Session
 from ..errors import GenerationError, ImggenError, OutputError, UsageError
+from ..manifest import Manifest, job_key
 from ..output import DEFAULT_NAME, Namer, check_template, metadata_for, prepare_directory, save_image, write_sidecar
-from ..plan import Plan
-from ..transport import Transport
+from ..plan import Plan, skip_done
 from ..types import ImageData, ImageResponse
 from . import render
 from .progress import Progress
 
 
+@dataclass
+class Job:
+    """One prompt of the run; `line` is its input line number in a batch, None for a lone prompt."""
+
+    plan: Plan
+    line: int | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        check_template(self.name or DEFAULT_NAME)
+        self.namer = Namer(self.name or DEFAULT_NAME, self.plan.settings.model.name)
+        self.key = job_key(self.plan.prompt, self.plan.settings.model.name, plan_parameters(self.plan))
+        self.saved = 0
+
+
 class Run:
     def __init__(
-        self, plan: Plan, *, name: str | None, overwrite: bool, metadata: bool, json_lines: bool, quiet: bool
+        self, jobs: list[Job], *, overwrite: bool, metadata: bool, json_lines: bool, quiet: bool, resume: bool
     ) -> None:
-        self.plan = plan
-        self.namer = Namer(name or DEFAULT_NAME, plan.settings.model.name)
+        self.jobs = jobs
+        first = jobs[0].plan.settings
         self.overwrite, self.metadata, self.json_lines, self.quiet = overwrite, metadata, json_lines, quiet
-        self.to_stdout = str(plan.settings.get("output_dir")) == "-"
-        self.directory = Path(str(plan.settings.get("output_dir", ".")))
+        self.given_dir = str(first.get("output_dir", "."))
+        self.to_stdout = self.given_dir == "-"
+        self.directory = Path(self.given_dir)
         self.saved: list[Path] = []
         self.failures: list[ImggenError] = []
+        self.costs: list[float | None] = []
         self.terminated = False
         self.created = int(time.time())
-        self.progress = Progress(plan, enabled=not quiet)
-        check_template(name or DEFAULT_NAME)
+        self.progress = Progress([job.plan for job in jobs], enabled=not quiet)
         self._check_target()
+        self.manifest = None if self.to_stdout else Manifest(self.directory)
+        self.skipped = self._resume() if resume and self.manifest else 0
 
     def _check_target(self) -> None:
         if not self.to_stdout:
             prepare_directory(self.directory)
             return
-        if self.plan.n != 1:
-            raise UsageError(f"-o - writes one image to stdout, but -n is {self.plan.n}", hint="Use -o DIR.")
+        if len(self.jobs) != 1 or self.jobs[0].plan.n != 1:
+            raise UsageError("-o - writes exactly one image to stdout", hint="Use -o DIR for more.")
         if self.json_lines or self.metadata:
             raise UsageError("-o - cannot be combined with --json or --metadata", hint="Use -o DIR.")
         if sys.stdout.isatty():
             raise UsageError("-o - would write image bytes to the terminal", hint="Redirect stdout to a file.")
 
-    def start(self, *, retries: int, concurrency: int) -> int:
+    def check_budget(self, max_cost: float | None) -> None:
+        """--max-cost: refuse before sending when the estimate of what is left to make is above it."""
+        if max_cost is None:
+            return
+        total = 0.0
+        for job in self.jobs:
+            left = sum(r.n for r in job.plan.requests)
+            if left and job.plan.cost_usd is None:
+                raise UsageError(
+                    f"--max-cost cannot be checked: the catalog has no price for {job.plan.settings.model.name}",
+                    hint="Leave out --max-cost, or pick a model with a known price.",
+                )
+            total += (job.plan.cost_usd or 0.0) * left / job.plan.n
+        if total > max_cost:
+            raise UsageError(
+                f"the estimated cost ${total:.4f} is above --max-cost ${max_cost:g}", hint="Nothing was sent."
+            )
+
+    def _resume(self) -> int:
+        assert self.manifest is not None
+        done = self.manifest.done()
+        return sum(skip_done(job.plan, done.get(job.key, set())) for job in self.jobs)
+
+    def start(self, *, retries: int, concurrency: int, rpm: float | None) -> int:
         """Run to completion; returns the exit code."""
-        if not self.quiet:
-            for text in self.plan.notes:
-                render.note(text)
-        for text in self.plan.warnings:
-            render.warn(text)
+        self._say_notes()
         started = time.monotonic()
         try:
-            response = asyncio.run(self._main(retries, concurrency))
+            responses = asyncio.run(self._main(retries, concurrency, rpm))
         except KeyboardInterrupt:
             return self._interrupted(130)
         except asyncio.CancelledError:
             return self._interrupted(143 if self.terminated else 130)
-        self._report(response, time.monotonic() - started)
+        for job, response in zip(self.jobs, responses, strict=True):
+            for exc in response.errors:
+                self._failed(job, exc)
+        if not self.quiet:
+            self._summary(time.monotonic() - started)
         return self._exit_code()
 
-    async def _main(self, retries: int, concurrency: int) -> ImageResponse:
+    def _say_notes(self) -> None:
+        seen: set[str] = set()
+        for job in self.jobs:
+            for text in ([] if self.quiet else job.plan.notes) + job.plan.warnings:
+                if text not in seen:
+                    seen.add(text)
+                    (render.warn if text in job.plan.warnings else render.note)(self._where(job) + text)
+        if self.skipped and not self.quiet:
+            render.note(f"--resume: {self.skipped} image(s) already in {self.given_dir}, skipped")
+
+    def _where(self, job: Job) -> str:
+        return f"line {job.line}: " if job.line is not None and len(self.jobs) > 1 else ""
+
+    async def _main(self, retries: int, concurrency: int, rpm: float | None) -> list[ImageResponse]:
         task = asyncio.current_task()
         assert task is not None
 
@@ -75,82 +132,84 @@ class Run:
 
         with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_term)
-        timeout = float(self.plan.settings.get("timeout", 600))
         with self.progress:
-            async with Transport(timeout=timeout, retries=retries) as downloads:
-                self.downloads = downloads
-                return await execute(
-                    self.plan, retries=retries, concurrency=concurrency,
-                    on_event=self.progress.event, on_images=self._save_all,
-                )  # fmt: skip
+            async with Session(retries=retries, concurrency=concurrency, rpm=rpm) as session:
+                self.downloads = session.transport((), 600.0)
+                runs = [self._execute(job, session) for job in self.jobs]
+                return list(await asyncio.gather(*runs))
 
-    async def _save_all(self, images: list[ImageData]) -> None:
-        for image in images:
-            try:
-                await self._save(image)
-            except (GenerationError, OutputError) as exc:
-                self.failures.append(exc)
-                self._report_failure(exc)
-            self.progress.saved()
+    async def _execute(self, job: Job, session: Session) -> ImageResponse:
+        async def save_all(images: list[ImageData]) -> None:
+            for image in images:
+                await self._save_one(job, image)
 
-    async def _save(self, image: ImageData) -> None:
+        return await execute(job.plan, on_event=self.progress.hook(job.plan), on_images=save_all, session=session)
+
+    async def _save_one(self, job: Job, image: ImageData) -> None:
+        try:
+            await self._save(job, image)
+        except (GenerationError, OutputError) as exc:
+            self._failed(job, exc)
+        self.progress.saved(job.plan)
+
+    async def _save(self, job: Job, image: ImageData) -> None:
         if self.to_stdout:
             sys.stdout.buffer.write(image.image_bytes())
             sys.stdout.buffer.flush()
             self.saved.append(Path("-"))
             return
-        path = await save_image(image, self.plan.prompt, self.directory, self.namer, self.overwrite, self.downloads)
+        path = await save_image(image, job.plan.prompt, self.directory, job.namer, self.overwrite, self.downloads)
         self.saved.append(path)
-        shown = self._shown(path)
+        self.costs.append(image.cost_usd)
+        shown = path.name if self.given_dir in (".", "") else str(Path(self.given_dir) / path.name)
         if self.metadata:
-            write_sidecar(path, metadata_for(self._response_stub(), image))
+            write_sidecar(path, metadata_for(self._response_stub(job), image))
+        self._record(job, {"status": "saved", "index": image.index, "path": path.name, "cost_usd": image.cost_usd})
         if self.json_lines:
-            render.print_json(self._image_json(shown, image))
+            render.print_json(self._image_json(job, shown, image))
         else:
             sys.stdout.write(f"{shown}\n")
             sys.stdout.flush()
 
-    def _shown(self, path: Path) -> str:
-        """The output directory as given, joined with the file name."""
-        given = str(self.plan.settings.get("output_dir", "."))
-        return path.name if given in (".", "") else str(Path(given) / path.name)
+    def _record(self, job: Job, fields: dict[str, Any]) -> None:
+        if self.manifest is not None:
+            base = {"key": job.key, "line": job.line, "prompt": job.plan.prompt, "model": job.plan.settings.model.name}
+            self.manifest.append({**base, **fields, "created": int(time.time())})
 
-    def _response_stub(self) -> ImageResponse:
-        from ..api import plan_parameters
-
+    def _response_stub(self, job: Job) -> ImageResponse:
         return ImageResponse(
-            created=self.created, data=[], model=self.plan.settings.model.name, prompt=self.plan.prompt,
-            parameters=plan_parameters(self.plan),
+            created=self.created, data=[], model=job.plan.settings.model.name, prompt=job.plan.prompt,
+            parameters=plan_parameters(job.plan),
         )  # fmt: skip
 
-    def _image_json(self, shown: str, image: ImageData) -> dict[str, Any]:
-        return {
-            "path": shown, "prompt": self.plan.prompt, "model": self.plan.settings.model.name,
-            "index": image.index, "revised_prompt": image.revised_prompt, "url": image.url, "seed": image.seed,
-            "size": image.size or self.plan.size, "cost_usd": image.cost_usd, "created": self.created,
+    def _image_json(self, job: Job, shown: str, image: ImageData) -> dict[str, Any]:
+        data = {
+            "path": shown, "prompt": job.plan.prompt, "model": job.plan.settings.model.name, "index": image.index,
+            "revised_prompt": image.revised_prompt, "url": image.url, "seed": image.seed,
+            "size": image.size or job.plan.size, "cost_usd": image.cost_usd, "created": self.created,
             "text": image.text,
         }  # fmt: skip
+        return data if job.line is None else {**data, "line": job.line}
 
-    def _report_failure(self, exc: ImggenError) -> None:
+    def _failed(self, job: Job, exc: ImggenError) -> None:
+        self.failures.append(exc)
+        status = exc.status if isinstance(exc, GenerationError) else None
+        self._record(job, {"status": "failed", "error": render.error_line(exc), "error_status": status})
         if self.json_lines:
-            status = exc.status if isinstance(exc, GenerationError) else None
             error = {"type": exc.kind, "message": render.error_line(exc), "status": status}
-            render.print_json({"prompt": self.plan.prompt, "model": self.plan.settings.model.name, "error": error})
-        render.print_error(exc, self.plan.prompt, self.plan.settings.model.name)
+            line = {"prompt": job.plan.prompt, "model": job.plan.settings.model.name, "error": error}
+            render.print_json(line if job.line is None else {**line, "line": job.line})
+        render.print_error(exc, job.plan.prompt, self._where(job) + job.plan.settings.model.name)
 
-    def _report(self, response: ImageResponse, elapsed: float) -> None:
-        for exc in response.errors:
-            self.failures.append(exc)
-            self._report_failure(exc)
-        if not self.quiet:
-            self._summary(response, elapsed)
-
-    def _summary(self, response: ImageResponse, elapsed: float) -> None:
+    def _summary(self, elapsed: float) -> None:
         saved = len(self.saved)
         parts = [f"saved {saved} image{'s' if saved != 1 else ''}"]
         if self.failures:
             parts.append(f"{len(self.failures)} failed")
-        parts += [f"{elapsed:.1f} s", render.money(_saved_cost(response))]
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped (--resume)")
+        cost = None if None in self.costs else sum(c for c in self.costs if c is not None)
+        parts += [f"{elapsed:.1f} s", render.money(cost)]
         sys.stderr.write(" · ".join(parts) + "\n")
 
     def _exit_code(self) -> int:
@@ -164,10 +223,3 @@ class Run:
         kept = len(self.saved)
         sys.stderr.write(f"interrupted: kept {kept} finished image{'s' if kept != 1 else ''}, no partial files\n")
         return code
-
-
-def _saved_cost(response: ImageResponse) -> float | None:
-    costs = [image.cost_usd for image in response.data]
-    if any(c is None for c in costs):
-        return None
-    return sum(c for c in costs if c is not None)

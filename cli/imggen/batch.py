@@ -1,0 +1,66 @@
+"""One scheduler for every request of a run, whatever the provider: at most `concurrency` in flight,
+starts spaced for `rpm`, and a 429 anywhere pauses every new start, not just the one request."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from .transport import Transport
+
+
+class Scheduler:
+    def __init__(self, concurrency: int = 4, rpm: float | None = None) -> None:
+        self.slots = asyncio.Semaphore(max(1, concurrency))
+        self.interval = 60.0 / rpm if rpm else 0.0
+        self.next_start = 0.0  # monotonic time before which no request may start
+        self.paused_until = 0.0
+        self.lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the in-flight places, entered no sooner than rpm and any pause allow."""
+        async with self.slots:
+            await self._wait_turn()
+            yield
+
+    async def _wait_turn(self) -> None:
+        async with self.lock:  # starts are handed out in order, each interval after the last
+            now = time.monotonic()
+            start = max(now, self.next_start, self.paused_until)
+            self.next_start = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+        while (wait := self.paused_until - time.monotonic()) > 0:  # a 429 came in while we waited
+            await asyncio.sleep(wait)
+
+    def back_off(self, seconds: float) -> None:
+        """The provider said slow down: hold every new start for `seconds`; it recovers by itself."""
+        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
+
+class Session:
+    """What one run shares: the scheduler and one HTTP client per (CA bundle, timeout)."""
+
+    def __init__(self, *, retries: int = 2, concurrency: int = 4, rpm: float | None = None) -> None:
+        self.retries = retries
+        self.scheduler = Scheduler(concurrency, rpm)
+        self.transports: dict[tuple[tuple[str, ...], float], Transport] = {}
+
+    def transport(self, ca_env: tuple[str, ...], timeout: float) -> Transport:
+        key = (ca_env, timeout)
+        if key not in self.transports:
+            self.transports[key] = Transport(timeout=timeout, retries=self.retries, ca_env=ca_env).open()
+        return self.transports[key]
+
+    async def aclose(self) -> None:
+        for transport in self.transports.values():
+            await transport.aclose()
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
