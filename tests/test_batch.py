@@ -108,8 +108,10 @@ def test_max_cost_refuses_before_sending(fake: FakeProvider) -> None:
 
 
 def test_batch_exit_codes_and_failure_lines(fake: FakeProvider) -> None:
-    fake.script("/images/generations", Reply(status=400, json={"error": {"message": "bad", "type": "x",
-                                                                         "param": None, "code": None}}))  # fmt: skip
+    fake.script(
+        "/images/generations",
+        Reply(status=400, json={"error": {"message": "bad", "type": "x", "param": None, "code": None}}),
+    )
     result = gen(fake, "-", "-m", "gpt-image-1", "-j", "1", "--json", "-o", "out", stdin="a\nb\n")
     assert result.code == 4
     failure = next(line for line in result.json_lines() if "error" in line)
@@ -147,3 +149,45 @@ def test_prompt_and_prompts_file_together_is_a_usage_error(fake: FakeProvider, t
     path = tmp_path / "p.txt"
     path.write_text("x\n")
     assert gen(fake, "otter", "--prompts-file", str(path)).code == 2
+
+
+def test_the_same_batch_runs_against_bedrock(fake: FakeProvider) -> None:
+    from fakebedrock import AWS_KEY_ID, AWS_SECRET, aws_error
+
+    throttled = aws_error(Reply, 429, "ThrottlingException", "Too many requests")
+    fake.script("/invoke", throttled, throttled)
+    env = {
+        "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": fake.base_url,
+    }
+    prompts = "".join(f"lighthouse {i}\n" for i in range(12))
+    result = run_cli(
+        "generate", "-", "-m", "amazon.nova-canvas-v1:0", "-j", "4", "-o", "out", env=env, input=prompts.encode()
+    )
+    assert result.code == 0, result.stderr
+    assert len(result.lines) == 12
+
+
+def test_the_same_batch_runs_against_the_gemini_api(fake: FakeProvider) -> None:
+    from fakegoogle import GEMINI_KEY, google_error
+
+    fake.script(":generateContent", google_error(Reply, 429, "RESOURCE_EXHAUSTED", "Quota exceeded."))
+    prompts = "".join(f"fox {i}\n" for i in range(12))
+    result = run_cli(
+        "generate",
+        "-",
+        "-m",
+        "gemini/gemini-2.5-flash-image",
+        "--api-base",
+        fake.base_url + "/v1beta",
+        "-j",
+        "4",
+        "-o",
+        "out",
+        env={"GEMINI_API_KEY": GEMINI_KEY},
+        input=prompts.encode(),
+    )
+    assert result.code == 0, result.stderr
+    assert len(result.lines) == 12

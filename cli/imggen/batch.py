@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from .transport import Transport
 
@@ -44,15 +45,20 @@ class Scheduler:
 class Session:
     """What one run shares: the scheduler and one HTTP client per (CA bundle, timeout)."""
 
-    def __init__(self, *, retries: int = 2, concurrency: int = 4, rpm: float | None = None) -> None:
+    def __init__(
+        self, *, retries: int = 2, concurrency: int = 4, rpm: float | None = None, spill_dir: Path | None = None
+    ) -> None:
         self.retries = retries
+        self.spill_dir = spill_dir  # where image strings stream to as responses arrive (None: kept in memory)
         self.scheduler = Scheduler(concurrency, rpm)
         self.transports: dict[tuple[tuple[str, ...], float], Transport] = {}
 
     def transport(self, ca_env: tuple[str, ...], timeout: float) -> Transport:
         key = (ca_env, timeout)
         if key not in self.transports:
-            self.transports[key] = Transport(timeout=timeout, retries=self.retries, ca_env=ca_env).open()
+            transport = Transport(timeout=timeout, retries=self.retries, ca_env=ca_env).open()
+            transport.spill_dir = self.spill_dir
+            self.transports[key] = transport
         return self.transports[key]
 
     async def aclose(self) -> None:

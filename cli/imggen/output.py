@@ -155,6 +155,23 @@ def _link_unique(tmp: Path, target: Path) -> Path:
     raise OutputError(f"no free file name near {target}")
 
 
+def place_file(source: Path, directory: Path, name_for: NameFor, overwrite: bool) -> Path:
+    """Move an image already decoded to disk (in the output directory's spill folder) into place."""
+    with source.open("rb") as handle:
+        kind = sniff(handle.read(16))
+    if kind is None:
+        source.unlink(missing_ok=True)
+        raise BadResponseError("the result is not a PNG, JPEG, WebP or GIF image")
+    target = directory / name_for(EXTENSIONS[kind])
+    try:
+        if overwrite:
+            os.replace(source, target)
+            return target
+        return _link_unique(source, target)
+    except OSError as exc:
+        raise OutputError(f"cannot write into {directory}: {exc.strerror}") from exc
+
+
 async def write_image(
     directory: Path, chunks: AsyncIterator[bytes] | Iterable[bytes], name_for: NameFor, overwrite: bool
 ) -> Path:
@@ -194,6 +211,8 @@ async def save_image(
     def name_for(ext: str) -> str:
         return namer.render(prompt, image.index, image.seed, ext)
 
+    if image.file is not None:
+        return place_file(image.file, directory, name_for, overwrite)
     if image.b64_json is not None:
         return await write_image(directory, [image.image_bytes()], name_for, overwrite)
     if image.url:

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from .errors import GenerationError, NetworkError
 from .types import HttpRequest
 
 RETRY_STATUSES = frozenset({408, 409, 429})
+_BODY_HEADERS = frozenset({"content-length", "content-encoding", "transfer-encoding"})
 MAX_RETRY_AFTER = 120.0  # like the OpenAI SDK: a longer wait is not worth holding the run for
 
 RetryHook = Callable[[int, float, GenerationError], None]
@@ -77,6 +79,7 @@ class Transport:
         self.retries = retries
         self.on_retry = on_retry
         self.client: httpx.AsyncClient | None = None
+        self.spill_dir: Path | None = None  # set: image strings in 2xx bodies go to files here
 
     def open(self) -> Transport:
         if self.client is None:
@@ -124,7 +127,14 @@ class Transport:
         assert self.client is not None
         try:
             body = {"content": request.content} if request.content is not None else {"json": request.json}
-            response = await self.client.request(request.method, request.url, headers=request.headers, **body)
+            built = self.client.build_request(request.method, request.url, headers=request.headers, **body)
+            response = await self.client.send(built, stream=True)
+            try:
+                if response.status_code < 400 and self.spill_dir is not None:
+                    return None, await self._spilled(response)
+                await response.aread()
+            finally:
+                await response.aclose()
         except httpx.TimeoutException:
             return NetworkError(f"no answer from {_host(request.url)} within {self.timeout:g} s"), None
         except httpx.TransportError as exc:
@@ -133,6 +143,23 @@ class Transport:
             return None, response
         error = map_error(response)
         return error, (retry_after(response.headers) if _retryable(response) else False)
+
+    async def _spilled(self, response: httpx.Response) -> httpx.Response:
+        """Read a 2xx body with long base64 strings decoded to files as they arrive (see spill.py)."""
+        from .spill import SpillingParser
+
+        assert self.spill_dir is not None
+        parser = SpillingParser(self.spill_dir)
+        try:
+            async for chunk in response.aiter_bytes(1 << 16):
+                parser.feed(chunk)
+        except BaseException:
+            parser.abandon()
+            raise
+        headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _BODY_HEADERS]
+        return httpx.Response(
+            response.status_code, headers=headers, content=bytes(parser.out), request=response.request
+        )
 
     @asynccontextmanager
     async def stream(self, url: str) -> AsyncIterator[httpx.Response]:

@@ -89,9 +89,24 @@ class ImageData:
     request_id: str | None = None
     cost_usd: float | None = None
     text: str | None = None  # text a model returned beside the image (Gemini)
+    file: Path | None = None  # the decoded image, when it was streamed to disk instead of held in b64_json
+
+    @classmethod
+    def from_b64(cls, value: str, **fields: Any) -> ImageData:
+        """An image from a response's base64 string, or from the file it was streamed into."""
+        from .spill import lookup
+
+        spill = lookup(value)
+        if spill is None:
+            return cls(b64_json=value, **fields)
+        if spill.error:
+            raise BadResponseError(f"the provider's b64 image does not decode: {spill.error}")
+        return cls(file=spill.path, **fields)
 
     def image_bytes(self) -> bytes:
         """The decoded image; a URL result must be downloaded with `ImageResponse.save` instead."""
+        if self.file is not None:
+            return self.file.read_bytes()
         if self.b64_json is None:
             raise BadResponseError("this image is a URL result; save it to download it")
         try:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,11 +134,17 @@ class Run:
 
         with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_term)
-        with self.progress:
-            async with Session(retries=retries, concurrency=concurrency, rpm=rpm) as session:
-                self.downloads = session.transport((), 600.0)
-                runs = [self._execute(job, session) for job in self.jobs]
-                return list(await asyncio.gather(*runs))
+        # Images stream to a hidden folder in the output directory, so saving one is a rename, and
+        # memory stays flat whatever their size; the folder goes when the run ends, however it ends.
+        spill_dir = Path(tempfile.mkdtemp(prefix=".imggen-", dir=None if self.to_stdout else self.directory))
+        try:
+            with self.progress:
+                async with Session(retries=retries, concurrency=concurrency, rpm=rpm, spill_dir=spill_dir) as session:
+                    self.downloads = session.transport((), 600.0)
+                    runs = [self._execute(job, session) for job in self.jobs]
+                    return list(await asyncio.gather(*runs))
+        finally:
+            shutil.rmtree(spill_dir, ignore_errors=True)
 
     async def _execute(self, job: Job, session: Session) -> ImageResponse:
         async def save_all(images: list[ImageData]) -> None:

@@ -102,8 +102,8 @@ def build_body(request: ImageRequest) -> dict[str, Any]:
 def _image(request: ImageRequest, offset: int, b64: Any, seed: Any, rid: str | None) -> ImageData:
     if not isinstance(b64, str) or not b64:
         raise BadResponseError(f"image {offset + 1} of Bedrock's response is empty", request_id=rid)
-    return ImageData(
-        b64_json=b64, seed=seed if isinstance(seed, int) else request.seed, size=request.size or request.aspect_ratio,
+    return ImageData.from_b64(
+        b64, seed=seed if isinstance(seed, int) else request.seed, size=request.size or request.aspect_ratio,
         index=request.first_index + offset, request_id=rid,
     )  # fmt: skip
 

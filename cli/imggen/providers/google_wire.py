@@ -64,8 +64,8 @@ def plan_notes(request: ImageRequest) -> list[str]:
 
 
 def _image(request: ImageRequest, offset: int, b64: str, rid: str | None, text: str | None = None) -> ImageData:
-    return ImageData(
-        b64_json=b64, seed=request.seed, size=request.aspect_ratio or request.size, index=request.first_index + offset,
+    return ImageData.from_b64(
+        b64, seed=request.seed, size=request.aspect_ratio or request.size, index=request.first_index + offset,
         request_id=rid, text=text,
     )  # fmt: skip
 

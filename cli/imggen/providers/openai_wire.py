@@ -132,15 +132,13 @@ def _filtered(error: dict[str, Any], status: int, rid: str | None) -> Generation
 def _image(item: Any, request: ImageRequest, offset: int, rid: str | None) -> ImageData:
     if not isinstance(item, dict) or not (item.get("b64_json") or item.get("url")):
         raise BadResponseError(f"image {offset + 1} of the response has neither b64_json nor url", request_id=rid)
-    return ImageData(
-        b64_json=item.get("b64_json"),
-        url=item.get("url"),
-        revised_prompt=item.get("revised_prompt"),
-        seed=request.seed,
-        size=request.size,
-        index=request.first_index + offset,
-        request_id=rid,
-    )
+    fields: dict[str, Any] = {
+        "url": item.get("url"), "revised_prompt": item.get("revised_prompt"), "seed": request.seed,
+        "size": request.size, "index": request.first_index + offset, "request_id": rid,
+    }  # fmt: skip
+    if item.get("b64_json"):
+        return ImageData.from_b64(item["b64_json"], **fields)
+    return ImageData(**fields)
 
 
 def _usage(raw: Any) -> Usage | None:
