@@ -237,6 +237,7 @@ class FakeProvider:
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default 5 drops a burst of connects, which then retry a second later
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that gave up (timeout tests) closes the socket under a late answer

@@ -119,8 +119,8 @@ class AtomicImage:
         """Close and rename to `name_for(ext)`; a taken name gets -2, -3, … unless overwrite."""
         if self.kind is None:
             raise BadResponseError("the result is empty")
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
+        # No fsync: the rename already guarantees no partial file on Ctrl-C, and a sync per image
+        # would serialise a batch on the disk (an image is cheap to make again; see --resume).
         self.handle.close()
         target = self.directory / name_for(EXTENSIONS[self.kind])
         if overwrite:

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,18 @@ current_retry_hook: ContextVar[RetryHook | None] = ContextVar("current_retry_hoo
 ErrorMapper = Callable[[httpx.Response], GenerationError]
 
 
-def ca_verify(ca_env: tuple[str, ...]) -> ssl.SSLContext | bool:
+def ca_verify(ca_env: tuple[str, ...]) -> ssl.SSLContext:
     """A CA bundle from the provider's own variable (AWS_CA_BUNDLE), else the common ones."""
-    for name in (*ca_env, "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
-        if bundle := os.environ.get(name):
-            return ssl.create_default_context(cafile=bundle)
-    return True
+    bundle = next(
+        (os.environ[name] for name in (*ca_env, "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE") if os.environ.get(name)), None
+    )
+    return _ssl_context(bundle)
+
+
+@cache
+def _ssl_context(bundle: str | None) -> ssl.SSLContext:
+    """Loading a CA bundle costs tens of milliseconds: once per bundle and process."""
+    return ssl.create_default_context(cafile=bundle) if bundle else httpx.create_ssl_context()
 
 
 def retry_after(headers: httpx.Headers) -> float | None:

@@ -140,7 +140,7 @@ class Run:
         try:
             with self.progress:
                 async with Session(retries=retries, concurrency=concurrency, rpm=rpm, spill_dir=spill_dir) as session:
-                    self.downloads = session.transport((), 600.0)
+                    self.session = session
                     runs = [self._execute(job, session) for job in self.jobs]
                     return list(await asyncio.gather(*runs))
         finally:
@@ -166,7 +166,8 @@ class Run:
             sys.stdout.buffer.flush()
             self.saved.append(Path("-"))
             return
-        path = await save_image(image, job.plan.prompt, self.directory, job.namer, self.overwrite, self.downloads)
+        downloads = self.session.transport((), float(job.plan.settings.get("timeout", 600)))
+        path = await save_image(image, job.plan.prompt, self.directory, job.namer, self.overwrite, downloads)
         self.saved.append(path)
         self.costs.append(image.cost_usd)
         shown = path.name if self.given_dir in (".", "") else str(Path(self.given_dir) / path.name)

@@ -1,0 +1,270 @@
+"""imggen's benchmark: whole-process figures against a local fake OpenAI-compatible server.
+
+    python tests/bench/bench.py                 # imggen alone
+    python tests/bench/bench.py --peers         # also LiteLLM and the openai SDK, in their own venv
+
+Prints each figure, the target, and with --peers imggen's ratio to each peer. A script, not a test:
+timings on a shared machine are for reading, not for asserting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+PEERS_VENV = Path(tempfile.gettempdir()) / "imggen-bench-peers"
+PNG_HEAD = b"\x89PNG\r\n\x1a\n"
+MEASURE = (
+    "import resource, subprocess, sys, time\n"
+    "start = time.perf_counter()\n"
+    "code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+    "took = time.perf_counter() - start\n"
+    "print(took, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, code)\n"
+)
+
+
+class Fake:
+    """A fast stand-in for `POST /v1/images/generations`: latency, image size and failure rate."""
+
+    def __init__(self, latency: float = 0.0, image_bytes: int = 1024, failure_rate: float = 0.0) -> None:
+        self.latency, self.failure_rate = latency, failure_rate
+        self.b64 = base64.b64encode(PNG_HEAD + random.Random(1).randbytes(max(0, image_bytes - 8))).decode()
+        self.served = 0
+        self.lock = threading.Lock()
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self.server = _Server(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default 5 drops a burst of connects, which then retry a second later
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: Fake
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        time.sleep(self.fake.latency)
+        if random.random() < self.fake.failure_rate:
+            status, extra = random.choice([(429, "Retry-After: 0.2\r\n"), (500, "Retry-After: 0.2\r\n")])
+            self._send(status, b'{"error": {"message": "injected", "type": "x", "param": null, "code": null}}', extra)
+            return
+        with self.fake.lock:
+            self.fake.served += int(body.get("n", 1))
+        items = ",".join(f'{{"b64_json":"{self.fake.b64}"}}' for _ in range(int(body.get("n", 1))))
+        self._send(200, f'{{"created":{int(time.time())},"data":[{items}]}}'.encode(), "")
+
+    def _send(self, status: int, payload: bytes, extra: str) -> None:
+        head = f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n{extra}\r\n"
+        self.wfile.write(head.encode() + payload)  # one write: split writes stall on delayed ACKs
+
+
+def measure(
+    command: list[str], env: dict[str, str] | None = None, stdin: bytes | None = None
+) -> tuple[float, float, int]:
+    """(seconds, peak RSS MiB, exit code) of a whole process."""
+    proc = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, input=stdin,
+                          env={**os.environ, **(env or {})})  # fmt: skip
+    took, rss, code = proc.stdout.split()
+    return float(took), float(rss), int(code)
+
+
+def median(runs: int, command: list[str], **kwargs: object) -> tuple[float, float]:
+    results = [measure(command, **kwargs) for _ in range(runs)]  # type: ignore[arg-type]
+    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+
+
+def imggen(*args: str) -> list[str]:
+    return [sys.executable, "-m", "imggen", *args]
+
+
+def run_imggen(runs: int, out: Path) -> dict[str, tuple[float, float]]:
+    env = {"OPENAI_API_KEY": "sk-bench"}
+    figures = {"start-up": median(runs, imggen("--help"))}
+    fake = Fake()
+    one = imggen("generate", "x", "-m", "openai/bench", "--api-base", fake.base, "-o", str(out / "one"), "--quiet")
+    figures["one 1 KB image"] = median(runs, one, env=env)
+    fake.stop()
+    figures["200 images, -j 16, 200 ms"] = _batch(runs, out, env)
+    figures["4 x 8 MiB b64, peak RSS"] = _big(out, env)
+    figures["20 % 429/500"] = _flaky(out, env)
+    return figures
+
+
+def _batch(runs: int, out: Path, env: dict[str, str]) -> tuple[float, float]:
+    fake = Fake(latency=0.2)
+    prompts = "".join(f"prompt {i}\n" for i in range(200)).encode()
+    rates, rss = [], 0.0
+    for run in range(runs):
+        cmd = imggen("generate", "-", "-m", "openai/bench", "--api-base", fake.base, "-j", "16", "-o",
+                     str(out / f"batch{run}"), "--quiet")  # fmt: skip
+        took, peak, _ = measure(cmd, env=env, stdin=prompts)
+        rates.append(200 / took)
+        rss = max(rss, peak)
+    fake.stop()
+    return statistics.median(rates), rss
+
+
+def _big(out: Path, env: dict[str, str]) -> tuple[float, float]:
+    fake = Fake(image_bytes=8 << 20)
+    cmd = imggen("generate", "x", "-m", "openai/bench", "-n", "4", "--api-base", fake.base, "-o", str(out / "big"))
+    took, rss, _ = measure(cmd, env=env)
+    fake.stop()
+    return took, rss
+
+
+def _flaky(out: Path, env: dict[str, str]) -> tuple[float, float]:
+    fake = Fake(failure_rate=0.2)
+    prompts = "".join(f"prompt {i}\n" for i in range(50)).encode()
+    cmd = imggen("generate", "-", "-m", "openai/bench", "--api-base", fake.base, "-j", "8", "--retries", "5",
+                 "-o", str(out / "flaky"), "--quiet")  # fmt: skip
+    measure(cmd, env=env, stdin=prompts)
+    saved = len(list((out / "flaky").glob("*.png")))
+    fake.stop()
+    return float(saved), float(fake.served)
+
+
+PEER_SCRIPT = r"""
+import asyncio, base64, os, sys, time
+kind, what, base = sys.argv[1], sys.argv[2], sys.argv[3]
+if what == "import":
+    __import__(kind); sys.exit(0)
+n_prompts, per, jobs = {"one": (1, 1, 1), "batch": (200, 1, 16), "big": (1, 4, 1), "flaky": (50, 1, 8)}[what]
+async def main():
+    sem = asyncio.Semaphore(jobs)
+    if kind == "openai":
+        from openai import AsyncOpenAI
+        client = AsyncOpenAI(base_url=base, api_key="sk-bench", max_retries=5)
+        call = lambda p: client.images.generate(model="bench", prompt=p, n=per, response_format="b64_json")
+    else:
+        import litellm
+        call = lambda p: litellm.aimage_generation(model="openai/bench", prompt=p, n=per, api_base=base,
+                                                   api_key="sk-bench", num_retries=5)
+    async def one(i):
+        async with sem:
+            try:
+                r = await call(f"prompt {i}")
+            except Exception:
+                return
+            for j, d in enumerate(r.data):
+                with open(os.path.join(sys.argv[4], f"{i}-{j}.png"), "wb") as f:
+                    f.write(base64.b64decode(d.b64_json))
+    await asyncio.gather(*(one(i) for i in range(n_prompts)))
+asyncio.run(main())
+"""
+
+
+def ensure_peers() -> Path:
+    python = PEERS_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEERS_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "litellm", "openai"], check=True)
+    return python
+
+
+def run_peer(kind: str, python: Path, runs: int, out: Path) -> dict[str, tuple[float, float]]:
+    script = out / "peer.py"
+    script.write_text(PEER_SCRIPT)
+
+    def cmd(what: str, base: str, folder: str) -> list[str]:
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        return [str(python), str(script), kind, what, base, str(out / folder)]
+
+    figures = {"start-up": median(runs, cmd("import", "-", "x"))}
+    fake = Fake()
+    figures["one 1 KB image"] = median(runs, cmd("one", fake.base, f"{kind}-one"))
+    fake.stop()
+    fake = Fake(latency=0.2)
+    took, rss, _ = measure(cmd("batch", fake.base, f"{kind}-batch"))
+    figures["200 images, -j 16, 200 ms"] = (200 / took, rss)
+    fake.stop()
+    fake = Fake(image_bytes=8 << 20)
+    figures["4 x 8 MiB b64, peak RSS"] = measure(cmd("big", fake.base, f"{kind}-big"))[:2]
+    fake.stop()
+    fake = Fake(failure_rate=0.2)
+    measure(cmd("flaky", fake.base, f"{kind}-flaky"))
+    figures["20 % 429/500"] = (float(len(list((out / f"{kind}-flaky").glob("*.png")))), float(fake.served))
+    fake.stop()
+    return figures
+
+
+TARGETS = {
+    "start-up": "<= 100 ms, <= 35 MiB",
+    "one 1 KB image": "<= 250 ms, <= 45 MiB",
+    "200 images, -j 16, 200 ms": ">= 68 images/s (bound 80)",
+    "4 x 8 MiB b64, peak RSS": "<= 64 MiB",
+    "20 % 429/500": "50 saved, no duplicates",
+}
+
+
+def show(name: str, value: tuple[float, float]) -> str:
+    if name.startswith("200 images"):
+        return f"{value[0]:.1f} images/s, {value[1]:.0f} MiB"
+    if name.startswith("20 %"):
+        return f"{value[0]:.0f} saved of 50 ({value[1]:.0f} images served)"
+    if name.startswith("4 x 8"):
+        return f"{value[1]:.0f} MiB peak ({value[0]:.2f} s)"
+    return f"{value[0] * 1000:.0f} ms, {value[1]:.0f} MiB"
+
+
+def ratio(name: str, mine: tuple[float, float], theirs: tuple[float, float]) -> str:
+    if name.startswith("20 %"):
+        return ""
+    if name.startswith("200 images"):
+        return f"x{mine[0] / theirs[0]:.2f} the throughput"
+    index = 1 if name.startswith("4 x 8") else 0
+    return f"x{theirs[index] / mine[index]:.1f} less" if mine[index] else ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="runs per figure (the median is shown)")
+    parser.add_argument("--peers", action="store_true", help="also measure LiteLLM and the openai SDK")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        results = {"imggen": run_imggen(args.runs, out)}
+        if args.peers:
+            python = ensure_peers()
+            results["openai SDK"] = run_peer("openai", python, args.runs, out)
+            results["LiteLLM"] = run_peer("litellm", python, args.runs, out)
+    for name, target in TARGETS.items():
+        mine = results["imggen"][name]
+        print(f"{name:<28} imggen {show(name, mine):<40} target {target}")
+        for peer in ("openai SDK", "LiteLLM"):
+            if peer in results:
+                theirs = results[peer][name]
+                print(f"{'':<28} {peer:<11} {show(name, theirs):<35} {ratio(name, mine, theirs)}")
+
+
+if __name__ == "__main__":
+    main()
