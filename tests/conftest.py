@@ -35,6 +35,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("IMGGEN_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # boto3's chain must never reach past loopback
+    monkeypatch.setenv("NO_GCE_CHECK", "true")  # nor google-auth's (the GCE metadata server)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

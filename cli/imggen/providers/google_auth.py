@@ -78,6 +78,7 @@ class TokenSource:
     def __init__(self, credentials_file: str | None) -> None:
         self.credentials_file = credentials_file
         self.credentials: Any = None
+        self.project: str | None = None  # the project the credentials belong to, if they say
         self.lock = threading.Lock()
 
     def token(self) -> str:
@@ -85,7 +86,7 @@ class TokenSource:
 
         with self.lock:
             if self.credentials is None:
-                self.credentials, _ = load(self.credentials_file)
+                self.credentials, self.project = load(self.credentials_file)
             if not self.credentials.valid:
                 try:
                     self.credentials.refresh(_http_request())

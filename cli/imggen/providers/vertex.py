@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, GenerationError
@@ -23,14 +25,21 @@ PROJECT_HINT = "Set VERTEXAI_PROJECT, or run: imggen config set vertex_ai vertex
 
 def complete_settings(settings: Resolved) -> None:
     """Project: flag/profile > VERTEXAI_PROJECT > the project the credentials belong to."""
-    if settings.get("vertex_project"):
-        return
+    if settings.get("vertex_project") or not _credentials_on_disk(settings):
+        return  # without a file, finding the project would mean asking the metadata server: leave it to the run
     try:
         _, project = load(settings.get("vertex_credentials"))
     except ConfigError:
         return  # a dry run needs no credentials; a real run says what is missing when it signs in
     if project:
         settings.values["vertex_project"] = Setting(project, "credentials")
+
+
+def _credentials_on_disk(settings: Resolved) -> bool:
+    if settings.get("vertex_credentials"):
+        return True
+    gcloud = os.environ.get("CLOUDSDK_CONFIG") or str(Path.home() / ".config" / "gcloud")
+    return (Path(gcloud) / "application_default_credentials.json").is_file()
 
 
 def host(settings: Resolved) -> str:
@@ -79,9 +88,11 @@ class VertexProvider:
         return ProviderResult(images, usage, rid, errors)
 
     async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult:
-        http = self.build_request(request, settings)
         source = token_source(settings.get("vertex_credentials"))
         token = await asyncio.to_thread(source.token)
+        if not settings.get("vertex_project") and source.project:  # e.g. ADC from the metadata server
+            settings.values["vertex_project"] = Setting(source.project, "credentials")
+        http = self.build_request(request, settings)
         remember_secret(token)
         http.headers["Authorization"] = f"Bearer {token}"
         hint = auth_hint(settings)
