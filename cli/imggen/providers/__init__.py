@@ -6,7 +6,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import GenerationError, UsageError
+from ..errors import BadResponseError, GenerationError, UsageError
 
 if TYPE_CHECKING:
     import httpx
@@ -117,6 +117,15 @@ PROVIDERS: dict[str, ProviderSpec] = {
     ),
     "placeholder": ProviderSpec("placeholder", "Placeholder (offline)", "imggen.providers.placeholder"),
 }
+
+
+def response_json(response: httpx.Response, request_id: str | None, who: str) -> Any:
+    """A 2xx body as JSON, or the BadResponseError that says it is not."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        kind = response.headers.get("content-type", "unknown type")
+        raise BadResponseError(f"{who}'s response is not JSON ({kind})", request_id=request_id) from exc
 
 
 def hook(name: str, function: str) -> Any:

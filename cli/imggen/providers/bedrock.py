@@ -16,7 +16,7 @@ from urllib.parse import quote
 from ..errors import AuthError, ConfigError, ContentFilterError, GenerationError, ProviderError
 from ..settings import Setting
 from ..types import SENT_LATER, HttpRequest, ImageRequest
-from . import ProviderResult
+from . import ProviderResult, response_json
 from .bedrock_families import build_body, parse_body, shortfall
 
 if TYPE_CHECKING:
@@ -125,11 +125,7 @@ class BedrockProvider:
 
     def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult:
         rid = response.headers.get("x-amzn-requestid")
-        try:
-            payload = response.json()
-        except ValueError as exc:
-            raise GenerationError("Bedrock's response is not JSON", request_id=rid) from exc
-        images = parse_body(request, payload, rid)
+        images = parse_body(request, response_json(response, rid, "Bedrock"), rid)
         return ProviderResult(images, None, rid, shortfall(request, images, rid))
 
     async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult:

@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, GenerationError
+from ..errors import ConfigError
 from ..settings import Setting, remember_secret
 from ..types import SENT_LATER, HttpRequest, ImageRequest
-from . import ProviderResult, google_wire
+from . import ProviderResult, google_wire, response_json
 from .google_auth import ADC_HINT, load, token_source
 
 if TYPE_CHECKING:
@@ -80,11 +80,7 @@ class VertexProvider:
 
     def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult:
         rid = response.headers.get("x-request-id")
-        try:
-            payload = response.json()
-        except ValueError as exc:
-            raise GenerationError("Google's response is not JSON", request_id=rid) from exc
-        images, errors, usage = google_wire.parse(request, payload, rid)
+        images, errors, usage = google_wire.parse(request, response_json(response, rid, "Google"), rid)
         return ProviderResult(images, usage, rid, errors)
 
     async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult:
