@@ -7,7 +7,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
@@ -74,7 +74,8 @@ def _model_from_dict(raw: dict[str, Any]) -> ModelInfo:
 
 @cache
 def all_models() -> tuple[ModelInfo, ...]:
-    text = resources.files("imggen").joinpath("models.json").read_text(encoding="utf-8")
+    # Beside this module, read directly: importlib.resources costs ~10 ms of imports at start-up.
+    text = (Path(__file__).parent / "models.json").read_text(encoding="utf-8")
     return tuple(_model_from_dict(m) for m in json.loads(text)["models"])
 
 

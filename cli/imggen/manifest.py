@@ -24,18 +24,22 @@ def job_key(prompt: str, model: str, parameters: dict[str, Any]) -> str:
 class Manifest:
     def __init__(self, directory: Path) -> None:
         self.path = directory / NAME
+        self.fd: int | None = None  # opened on the first line, kept for the run: an open per image is slow
 
     def append(self, record: dict[str, Any]) -> None:
         """One write of one whole line with O_APPEND: lines never interleave, even across processes."""
         line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, line)
-            finally:
-                os.close(fd)
+            if self.fd is None:
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(self.fd, line)
         except OSError as exc:
             raise OutputError(f"cannot write the manifest {self.path}: {exc.strerror}") from exc
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def done(self) -> dict[str, set[int]]:
         """Indices already saved per job key, for images whose file is still there."""

@@ -145,6 +145,8 @@ class Run:
                     return list(await asyncio.gather(*runs))
         finally:
             shutil.rmtree(spill_dir, ignore_errors=True)
+            if self.manifest is not None:
+                self.manifest.close()
 
     async def _execute(self, job: Job, session: Session) -> ImageResponse:
         async def save_all(images: list[ImageData]) -> None:
