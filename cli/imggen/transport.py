@@ -21,6 +21,7 @@ from .errors import GenerationError, NetworkError
 from .types import HttpRequest
 
 RETRY_STATUSES = frozenset({408, 409, 429})
+_HTTP_PROXY_VARS = ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _BODY_HEADERS = frozenset({"content-length", "content-encoding", "transfer-encoding"})
 MAX_RETRY_AFTER = 120.0  # like the OpenAI SDK: a longer wait is not worth holding the run for
 
@@ -85,21 +86,31 @@ class Transport:
         self.timeout = timeout
         self.retries = retries
         self.on_retry = on_retry
-        self.client: httpx.AsyncClient | None = None
+        self.clients: dict[bool, httpx.AsyncClient] = {}  # by "needs TLS", each made on first use
+        self.opened = False
         self.spill_dir: Path | None = None  # set: image strings in 2xx bodies go to files here
 
     def open(self) -> Transport:
-        if self.client is None:
-            timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
-            limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-            verify = ca_verify(self.ca_env)
-            self.client = httpx.AsyncClient(timeout=timeout, limits=limits, verify=verify, trust_env=True)
+        self.opened = True
         return self
 
+    def client_for(self, url: str) -> httpx.AsyncClient:
+        """The client for `url`. Plain-http endpoints (local servers) skip loading the CA bundle, which
+        costs tens of milliseconds, unless a proxy may sit in between."""
+        assert self.opened, "Transport used outside 'async with'"
+        tls = not url.startswith("http://") or any(os.environ.get(v) for v in _HTTP_PROXY_VARS)
+        if tls not in self.clients:
+            timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
+            limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+            verify: ssl.SSLContext | bool = ca_verify(self.ca_env) if tls else False
+            self.clients[tls] = httpx.AsyncClient(timeout=timeout, limits=limits, verify=verify, trust_env=True)
+        return self.clients[tls]
+
     async def aclose(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
-            self.client = None
+        for client in self.clients.values():
+            await client.aclose()
+        self.clients.clear()
+        self.opened = False
 
     async def __aenter__(self) -> Transport:
         return self.open()
@@ -111,7 +122,6 @@ class Transport:
         self, request: HttpRequest, map_error: ErrorMapper, on_retry: RetryHook | None = None
     ) -> httpx.Response:
         """Send with retries; returns a 2xx response (body read) or raises a GenerationError."""
-        assert self.client is not None, "Transport used outside 'async with'"
         on_retry = on_retry or current_retry_hook.get() or self.on_retry
         for attempt in range(self.retries + 1):
             error, wait = await self._attempt(request, map_error)
@@ -131,11 +141,11 @@ class Transport:
 
     async def _attempt(self, request: HttpRequest, map_error: ErrorMapper) -> tuple[GenerationError | None, Any]:
         """(None, response) on success, else (error, seconds to wait | None for backoff | False: give up)."""
-        assert self.client is not None
+        client = self.client_for(request.url)
         try:
             body = {"content": request.content} if request.content is not None else {"json": request.json}
-            built = self.client.build_request(request.method, request.url, headers=request.headers, **body)
-            response = await self.client.send(built, stream=True)
+            built = client.build_request(request.method, request.url, headers=request.headers, **body)
+            response = await client.send(built, stream=True)
             try:
                 if response.status_code < 400 and self.spill_dir is not None:
                     return None, await self._spilled(response)
@@ -171,9 +181,8 @@ class Transport:
     @asynccontextmanager
     async def stream(self, url: str) -> AsyncIterator[httpx.Response]:
         """GET a result URL as a stream (no auth headers: result URLs are pre-signed)."""
-        assert self.client is not None
         try:
-            async with self.client.stream("GET", url) as response:
+            async with self.client_for(url).stream("GET", url) as response:
                 yield response
         except httpx.TimeoutException as exc:
             raise NetworkError(f"downloading {_host(url)} timed out after {self.timeout:g} s") from exc
