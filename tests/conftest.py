@@ -75,9 +75,9 @@ class Result:
 def run_cli(*args: str, env: dict[str, str] | None = None, input: bytes | None = None, timeout: float = 60) -> Result:
     """imggen as a user runs it: a real process, its exit code, stdout and stderr."""
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run(
-        [sys.executable, "-m", "imggen", *args], env=full_env, input=input, capture_output=True, timeout=timeout
-    )
+    stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}  # as in CI: no terminal
+    proc = subprocess.run([sys.executable, "-m", "imggen", *args], env=full_env, capture_output=True, timeout=timeout,
+                          **stdin)  # fmt: skip
     out = proc.stdout.decode("utf-8", "replace")
     return Result(proc.returncode, out, proc.stderr.decode("utf-8", "replace"), proc.stdout)
 

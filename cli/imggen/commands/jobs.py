@@ -22,7 +22,10 @@ def prompt_lines(prompt: str | None, prompts_file: Path | None) -> tuple[list[Pr
         if prompt is not None:
             raise UsageError("give a PROMPT or --prompts-file, not both")
         return read_file(prompts_file), str(prompts_file)
-    if prompt == "-" or (prompt is None and not sys.stdin.isatty()):
+    piped = sys.stdin is not None and not sys.stdin.closed and not sys.stdin.isatty()
+    if prompt == "-" or (prompt is None and piped):
+        if sys.stdin is None or sys.stdin.closed:
+            raise UsageError("PROMPT - reads stdin, but there is no stdin")
         lines = from_text(sys.stdin)
         if not lines:
             raise UsageError("no prompts on stdin", hint="One prompt per line; # starts a comment.")
