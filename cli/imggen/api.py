@@ -13,7 +13,7 @@ from .catalog import estimate_cost, usage_cost
 from .errors import GenerationError, ImggenError, UsageError
 from .plan import Options, Plan, make_plan
 from .providers import PROVIDERS, ProviderResult, get_provider
-from .settings import PROVIDER_SETTINGS, Resolved, resolve
+from .settings import PROVIDER_SETTINGS, Config, Resolved, resolve
 from .transport import current_retry_hook
 from .types import ImageData, ImageRequest, ImageResponse, Usage
 
@@ -28,6 +28,7 @@ def plan_generation(
     profile: str | None = None,
     options: Options | None = None,
     flags: dict[str, Any] | None = None,
+    config: Config | None = None,
 ) -> Plan:
     """Resolve the settings and validate everything; sends nothing. Provider settings given as
     parameters (`-p aws_region_name=…`, `aws_region_name=` in Python) are settings, not body fields."""
@@ -35,7 +36,7 @@ def plan_generation(
     moved = {k: v for k, v in options.params.items() if k in PROVIDER_SETTINGS}
     if moved:
         options = replace(options, params={k: v for k, v in options.params.items() if k not in moved})
-    settings = resolve(model=model, profile=profile, flags={**moved, **(flags or {})})
+    settings = resolve(model=model, profile=profile, flags={**moved, **(flags or {})}, config=config)
     return make_plan(prompt, options, settings)
 
 

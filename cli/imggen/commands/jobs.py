@@ -46,7 +46,9 @@ def build_jobs(
     name: str | None,
 ) -> list[Job]:
     from ..api import plan_generation
+    from ..settings import load_config
 
+    config = load_config()  # once for the whole batch, not once per prompt
     jobs = []
     for entry in lines:
         over = entry.overrides
@@ -56,8 +58,14 @@ def build_jobs(
             params={**options.params, **over.get("params", {})},
         )
         try:
-            plan = plan_generation(entry.prompt, over.get("model", model), profile=profile, options=line_options,
-                                   flags=flags)  # fmt: skip
+            plan = plan_generation(
+                entry.prompt,
+                over.get("model", model),
+                profile=profile,
+                options=line_options,
+                flags=flags,
+                config=config,
+            )
             jobs.append(Job(plan, entry.line if source else None, over.get("name", name)))
         except ImggenError as exc:
             if source:
