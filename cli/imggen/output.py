@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BadResponseError, NetworkError, OutputError, UsageError
+from .errors import BadResponseError, GenerationError, NetworkError, OutputError, UsageError
 
 if TYPE_CHECKING:
     from .transport import Transport
@@ -223,19 +223,21 @@ async def save_image(
 async def _download_with_retries(
     url: str, directory: Path, name_for: NameFor, overwrite: bool, transport: Transport
 ) -> Path:
-    """Each attempt starts a fresh temporary file, so a broken stream never leaves half an image."""
-    from .transport import RETRY_STATUSES, backoff
+    """Under the transport's retry loop; each attempt starts a fresh temporary file, so a broken stream
+    never leaves half an image."""
+    from .transport import retryable_status
 
-    for attempt in range(transport.retries + 1):
+    async def attempt() -> tuple[GenerationError | None, Any]:
         try:
-            return await write_image(directory, _download(url, transport), name_for, overwrite)
-        except (NetworkError, BadResponseError) as exc:
-            status = exc.status or 0
-            retryable = isinstance(exc, NetworkError) or status in RETRY_STATUSES or status >= 500
-            if not retryable or attempt == transport.retries:
-                raise
-            await asyncio.sleep(backoff(attempt))
-    raise AssertionError("unreachable")
+            return None, await write_image(directory, _download(url, transport), name_for, overwrite)
+        except NetworkError as exc:
+            return exc, None
+        except BadResponseError as exc:
+            return exc, (None if exc.status and retryable_status(exc.status) else False)
+
+    path = await transport.retrying(attempt)
+    assert isinstance(path, Path)
+    return path
 
 
 def metadata_for(response: ImageResponse, image: ImageData) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import os
 import random
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from functools import cache
@@ -29,6 +29,7 @@ RetryHook = Callable[[int, float, GenerationError], None]
 # The hook of the request being sent, set per task so a shared Transport reports to the right prompt.
 current_retry_hook: ContextVar[RetryHook | None] = ContextVar("current_retry_hook", default=None)
 ErrorMapper = Callable[[httpx.Response], GenerationError]
+Outcome = tuple[GenerationError | None, Any]  # (None, result) or (error, wait: seconds | None | False)
 
 
 def ca_verify(ca_env: tuple[str, ...]) -> ssl.SSLContext:
@@ -68,24 +69,24 @@ def backoff(attempt: int) -> float:
     return float(base * (1 + random.uniform(-0.25, 0.25)))
 
 
+def retryable_status(status: int) -> bool:
+    return status in RETRY_STATUSES or status >= 500
+
+
 def _retryable(response: httpx.Response) -> bool:
     should = response.headers.get("x-should-retry")
     if should in ("true", "false"):
         return bool(should == "true")
-    status: int = response.status_code
-    return status in RETRY_STATUSES or status >= 500
+    return retryable_status(response.status_code)
 
 
 class Transport:
     """An httpx.AsyncClient with imggen's retry policy; use as `async with Transport(...) as t`."""
 
-    def __init__(
-        self, timeout: float = 600, retries: int = 2, on_retry: RetryHook | None = None, ca_env: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, timeout: float = 600, retries: int = 2, ca_env: tuple[str, ...] = ()) -> None:
         self.ca_env = ca_env
         self.timeout = timeout
         self.retries = retries
-        self.on_retry = on_retry
         self.clients: dict[bool, httpx.AsyncClient] = {}  # by "needs TLS", each made on first use
         self.opened = False
         self.spill_dir: Path | None = None  # set: image strings in 2xx bodies go to files here
@@ -118,29 +119,32 @@ class Transport:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def send(
-        self, request: HttpRequest, map_error: ErrorMapper, on_retry: RetryHook | None = None
-    ) -> httpx.Response:
+    async def send(self, request: HttpRequest, map_error: ErrorMapper) -> httpx.Response:
         """Send with retries; returns a 2xx response (body read) or raises a GenerationError."""
-        on_retry = on_retry or current_retry_hook.get() or self.on_retry
-        for attempt in range(self.retries + 1):
-            error, wait = await self._attempt(request, map_error)
+        response = await self.retrying(lambda: self._attempt(request, map_error))
+        assert isinstance(response, httpx.Response)
+        return response
+
+    async def retrying(self, attempt: Callable[[], Awaitable[Outcome]]) -> Any:
+        """The one retry loop. `attempt` returns (None, result) or (error, seconds to wait | None for
+        backoff | False to give up); retries are reported to the calling task's retry hook."""
+        on_retry = current_retry_hook.get()
+        for number in range(self.retries + 1):
+            error, wait = await attempt()
             if error is None:
-                assert isinstance(wait, httpx.Response)
                 return wait
-            if attempt == self.retries or wait is False:
+            if number == self.retries or wait is False:
                 raise error
-            delay = backoff(attempt) if wait is None else float(wait)
+            delay = backoff(number) if wait is None else float(wait)
             if delay > MAX_RETRY_AFTER:
                 error.hint = f"The provider asked to wait {delay:.0f} s before retrying; try again later."
                 raise error
             if on_retry:
-                on_retry(attempt + 1, delay, error)
+                on_retry(number + 1, delay, error)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
-    async def _attempt(self, request: HttpRequest, map_error: ErrorMapper) -> tuple[GenerationError | None, Any]:
-        """(None, response) on success, else (error, seconds to wait | None for backoff | False: give up)."""
+    async def _attempt(self, request: HttpRequest, map_error: ErrorMapper) -> Outcome:
         client = self.client_for(request.url)
         try:
             body = {"content": request.content} if request.content is not None else {"json": request.json}

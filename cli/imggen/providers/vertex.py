@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,12 +28,18 @@ def complete_settings(settings: Resolved) -> None:
     """Project: flag/profile > VERTEXAI_PROJECT > the project the credentials belong to."""
     if settings.get("vertex_project") or not _credentials_on_disk(settings):
         return  # without a file, finding the project would mean asking the metadata server: leave it to the run
-    try:
-        _, project = load(settings.get("vertex_credentials"))
-    except ConfigError:
-        return  # a dry run needs no credentials; a real run says what is missing when it signs in
+    project = _credentials_project(settings.get("vertex_credentials"))
     if project:
         settings.values["vertex_project"] = Setting(project, "credentials")
+
+
+@cache
+def _credentials_project(credentials_file: str | None) -> str | None:
+    """Read once per process: a batch resolves settings once per prompt."""
+    try:
+        return load(credentials_file)[1]
+    except ConfigError:
+        return None  # a dry run needs no credentials; a real run says what is missing when it signs in
 
 
 def _credentials_on_disk(settings: Resolved) -> bool:
