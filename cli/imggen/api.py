@@ -81,6 +81,9 @@ async def _one(
         _price(plan, result)
         emit("done", {"index": request.first_index, "n": len(result.images)})
     if on_images:
+        # Let the request that takes this slot go out first: saving is local work that can overlap
+        # with its wait, while sending it late delays the whole batch.
+        await asyncio.sleep(0)
         await on_images(result.images)
     return result
 

