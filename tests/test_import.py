@@ -28,3 +28,9 @@ def test_version_flag_prints_the_version() -> None:
     out = subprocess.run([sys.executable, "-m", "imggen", "--version"], capture_output=True, text=True)
     assert out.returncode == 0
     assert out.stdout.strip() == f"imggen {imggen.__version__}"
+
+
+def test_the_cli_does_not_load_the_server_stack() -> None:
+    modules = loaded_after("import imggen.commands")
+    for heavy in ("starlette", "uvicorn", "yaml", "redis", "imggen.proxy"):
+        assert heavy not in modules

@@ -9,12 +9,35 @@ Heavy modules (httpx and the providers) load on first use, so `import imggen` st
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .errors import ImggenError
 
 __version__ = "0.1.0"
+
+
+def _defer_httpx_cli() -> None:
+    """`import httpx` also imports its command-line tool (click, rich, pygments: ~50 ms) whenever
+    click is installed, which uvicorn (the serve extra) brings. imggen never runs that tool, so it
+    stands in a stub that loads the real one only if someone calls `httpx.main`."""
+    if "httpx" in sys.modules or "httpx._main" in sys.modules:
+        return
+    stub = types.ModuleType("httpx._main")
+
+    def main(*args: Any, **kwargs: Any) -> Any:
+        del sys.modules["httpx._main"]
+        from httpx._main import main as real
+
+        return real(*args, **kwargs)
+
+    stub.main = main  # type: ignore[attr-defined]
+    sys.modules["httpx._main"] = stub
+
+
+_defer_httpx_cli()
 
 if TYPE_CHECKING:
     from .api import agenerate, generate

@@ -53,6 +53,7 @@ class GenerationError(ImggenError):
         self.status = status
         self.request_id = request_id
         self.code = code
+        self.retry_after: float | None = None  # seconds the provider asked to wait, when it said
 
 
 class ProviderError(GenerationError):

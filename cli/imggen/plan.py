@@ -102,13 +102,13 @@ def _check_n(n: int) -> None:
         raise UsageError(f"-n {n} is out of range", hint=f"Ask for 1 to {MAX_N} images.")
 
 
-def _fields(settings: Resolved) -> tuple[str, ...]:
+def model_fields(settings: Resolved) -> tuple[str, ...]:
     info = settings.model.info
     return info.fields if info else PROVIDER_FIELDS.get(settings.model.provider, ())
 
 
 def _option_values(options: Options, settings: Resolved, notes: list[str]) -> dict[str, Any]:
-    info, fields, name = settings.model.info, _fields(settings), settings.model.name
+    info, fields, name = settings.model.info, model_fields(settings), settings.model.name
     if options.response_format is not None and options.response_format not in RESPONSE_FORMATS:
         raise UsageError(f"--response-format '{options.response_format}' is not one of: url, b64_json")
     values: dict[str, Any] = {}

@@ -21,8 +21,11 @@ PROFILE_KEYS = (
     "provider", "model", "api_key", "api_base", "api_version", "rpm", "timeout", "aws_region_name",
     "aws_profile_name", "vertex_project", "vertex_location", "vertex_credentials", "output_dir",
 )  # fmt: skip
-PROVIDER_SETTINGS = ("aws_region_name", "aws_profile_name", "vertex_project", "vertex_location", "vertex_credentials")
-SECRET_KEYS = frozenset({"api_key", "azure_ad_token"})
+PROVIDER_SETTINGS = (
+    "aws_region_name", "aws_profile_name", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
+    "vertex_project", "vertex_location", "vertex_credentials",
+)  # fmt: skip
+SECRET_KEYS = frozenset({"api_key", "azure_ad_token", "aws_secret_access_key", "aws_session_token"})
 GENERIC_DEFAULTS: dict[str, Any] = {"timeout": 600.0, "output_dir": "."}
 DEFAULT_MODEL = "openai/gpt-image-2"
 ENV_REF = "os.environ/"

@@ -133,6 +133,8 @@ class Transport:
             error, wait = await attempt()
             if error is None:
                 return wait
+            if isinstance(wait, float | int) and not isinstance(wait, bool):
+                error.retry_after = float(wait)  # what the server asked, for whoever retries above us
             if number == self.retries or wait is False:
                 raise error
             delay = backoff(number) if wait is None else float(wait)

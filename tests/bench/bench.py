@@ -38,10 +38,17 @@ MEASURE = (
 class Fake:
     """A fast stand-in for `POST /v1/images/generations`: latency, image size and failure rate."""
 
-    def __init__(self, latency: float = 0.0, image_bytes: int = 1024, failure_rate: float = 0.0) -> None:
-        self.latency, self.failure_rate = latency, failure_rate
+    def __init__(
+        self,
+        latency: float = 0.0,
+        image_bytes: int = 1024,
+        failure_rate: float = 0.0,
+        statuses: tuple[int, ...] = (429, 500),
+    ) -> None:
+        self.latency, self.failure_rate, self.statuses = latency, failure_rate, statuses
         self.b64 = base64.b64encode(PNG_HEAD + random.Random(1).randbytes(max(0, image_bytes - 8))).decode()
         self.served = 0
+        self.calls = 0  # every request, answered or failed
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"fake": self})
         self.server = _Server(("127.0.0.1", 0), handler)
@@ -73,10 +80,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        with self.fake.lock:
+            self.fake.calls += 1
         time.sleep(self.fake.latency)
         if random.random() < self.fake.failure_rate:
-            status, extra = random.choice([(429, "Retry-After: 0.2\r\n"), (500, "Retry-After: 0.2\r\n")])
-            self._send(status, b'{"error": {"message": "injected", "type": "x", "param": null, "code": null}}', extra)
+            status = random.choice(self.fake.statuses)
+            error = b'{"error": {"message": "injected", "type": "x", "param": null, "code": null}}'
+            self._send(status, error, "Retry-After: 0.2\r\n")
             return
         with self.fake.lock:
             self.fake.served += int(body.get("n", 1))

@@ -14,6 +14,7 @@ from ..errors import ImggenError
 from .config import config_app
 from .generate import generate
 from .models import models_app
+from .serve import serve
 
 app = typer.Typer(
     name="imggen",
@@ -27,6 +28,7 @@ app = typer.Typer(
 app.command(no_args_is_help=False)(generate)
 app.add_typer(models_app, name="models")
 app.add_typer(config_app, name="config")
+app.command()(serve)
 
 
 def _version(value: bool) -> None:

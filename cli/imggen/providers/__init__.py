@@ -87,6 +87,10 @@ PROVIDERS: dict[str, ProviderSpec] = {
             "api_base": ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "AWS_ENDPOINT_URL"),
             "aws_region_name": ("AWS_REGION", "AWS_DEFAULT_REGION"),
             "aws_profile_name": ("AWS_PROFILE",),
+            # Explicit keys (a profile's or the proxy config's); the environment's go through boto3's chain.
+            "aws_access_key_id": (),
+            "aws_secret_access_key": (),
+            "aws_session_token": (),
         },
         credential_env=("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_BEARER_TOKEN_BEDROCK", "AWS_WEB_IDENTITY_TOKEN_FILE"),
         credential_files=(".aws/credentials", ".aws/config"),

@@ -71,6 +71,11 @@ def _frozen_credentials(settings: Resolved) -> Any:
     """boto3's own chain (env keys, profiles, SSO, roles); refreshed by botocore when they expire."""
     from botocore.exceptions import BotoCoreError
 
+    if settings.get("aws_access_key_id") and settings.get("aws_secret_access_key"):
+        from botocore.credentials import Credentials
+
+        keys = (settings.get("aws_access_key_id"), settings.get("aws_secret_access_key"))
+        return Credentials(*keys, settings.get("aws_session_token")).get_frozen_credentials()
     profile = settings.get("aws_profile_name")
     _session_ok(profile)
     where = f" --profile {profile}" if profile else ""

@@ -1,0 +1,48 @@
+"""`imggen serve`: the OpenAI-compatible images proxy (needs `pip install 'imggen[serve]'`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import typer
+
+from ..errors import UsageError
+from . import render
+
+SERVE_MODULES = ("starlette", "uvicorn", "yaml")
+
+
+def serve(
+    config: Path = typer.Option(..., "--config", "-c", help="LiteLLM proxy config (YAML).", show_default=False),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(4000, "--port", help="Port to listen on."),
+) -> None:
+    """Serve POST /v1/images/generations for the deployments in a LiteLLM proxy config."""
+    missing = [name for name in SERVE_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(
+            f"imggen serve needs {', '.join(missing)}", hint="Install the extra: pip install 'imggen[serve]'."
+        )
+    import uvicorn
+
+    from ..proxy.app import create_app
+    from ..proxy.config import load
+
+    proxy_config = load(config)
+    for text in proxy_config.warnings:
+        render.warn(text)
+    groups = proxy_config.groups()
+    shared = proxy_config.router.redis
+    where = f", limits shared through Redis at {shared['host']}:{shared['port']}" if shared else ""
+    sys.stderr.write(
+        f"imggen serve: http://{host}:{port} - {len(proxy_config.deployments)} deployment(s) "
+        f"in {len(groups)} model(s){where}\n"
+    )
+    fast = {name: importlib.util.find_spec(name) is not None for name in ("uvloop", "httptools")}
+    uvicorn.run(
+        create_app(proxy_config), host=host, port=port, log_level="warning", access_log=False,
+        loop="uvloop" if fast["uvloop"] else "asyncio", http="httptools" if fast["httptools"] else "h11",
+        server_header=False,
+    )  # fmt: skip

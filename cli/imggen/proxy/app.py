@@ -1,0 +1,235 @@
+"""The ASGI app: routes, the master key, OpenAI's error envelope, LiteLLM's response headers and one
+log line per request on stderr (model, deployment, status, latency, cost; never a key)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import __version__
+from ..batch import Session
+from ..errors import ImggenError
+from ..plan import Options
+from ..providers import get_provider
+from ..settings import redact
+from ..types import ImageRequest, ImageResponse
+from .config import Deployment, ProxyConfig
+from .router import ProxyError, Router, options_from
+from .state import MemoryState, RedisState, State
+
+KEY_HEADERS = ("authorization", "x-litellm-api-key", "api-key")
+
+
+class Proxy:
+    def __init__(self, config: ProxyConfig) -> None:
+        self.config = config
+        self.router: Router | None = None
+        self.state: State | None = None
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.state = await _state(self.config)
+        # No transport retries: the router's num_retries is the one retry layer.
+        async with Session(retries=0, concurrency=4096) as session:
+            self.router = Router(self.config, self.state, session)
+            try:
+                yield
+            finally:
+                await self.state.aclose()
+
+    def check_key(self, request: Request) -> None:
+        expected = self.config.master_key
+        if not expected:
+            return
+        for name in KEY_HEADERS:
+            given = request.headers.get(name, "")
+            given = given[7:] if given[:7].lower() == "bearer " else given
+            if given and hmac.compare_digest(given.encode(), expected.encode()):
+                return
+        raise ProxyError(
+            401, "Authentication Error: invalid or missing key. Send the master key as "
+            "'Authorization: Bearer <key>'.", type="auth_error", code="invalid_api_key",
+        )  # fmt: skip
+
+    async def images(self, request: Request) -> Response:
+        started = time.perf_counter()
+        call_id = str(uuid.uuid4())
+        model, deployment, cost = "-", "-", None
+        try:
+            self.check_key(request)
+            body = await _body(request)
+            model = str(request.path_params.get("model") or body.get("model") or "")
+            if not model:
+                raise ProxyError(400, "'model' is required", param="model")
+            prompt = body.get("prompt")
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise ProxyError(400, "'prompt' is required and must be a non-empty string", param="prompt")
+            assert self.router is not None
+            outcome = await self.router.generate(model, prompt, options_from(body))
+            deployment, cost = outcome.deployment.id, outcome.response.cost_usd
+            response = _json(200, _images_payload(outcome.response), _litellm_headers(call_id, deployment, cost))
+        except ProxyError as exc:
+            deployment = exc.deployment or deployment
+            response = error_response(exc, _litellm_headers(call_id, deployment, None))
+        except Exception as exc:  # a bug must still answer in the envelope, and never echo a key
+            response = error_response(ProxyError(500, redact(f"internal error: {exc}"), type="api_error"), {})
+        _log(request, model, deployment, response.status_code, started, cost)
+        return response
+
+    async def models(self, request: Request) -> Response:
+        self.check_key(request)
+        names = list(self.config.groups()) + [a for a in self.config.router.aliases if a not in self.config.groups()]
+        data = [{"id": n, "object": "model", "created": 0, "owned_by": "imggen"} for n in names]
+        return _json(200, {"object": "list", "data": data})
+
+    async def health(self, request: Request) -> Response:
+        """Configuration and credentials of every deployment, without a billed call unless ?probe=1."""
+        self.check_key(request)
+        probe = request.query_params.get("probe") in ("1", "true")
+        healthy: list[dict[str, str]] = []
+        unhealthy: list[dict[str, str]] = []
+        for deployment in self.config.deployments:
+            entry = {"model": deployment.model, "model_name": deployment.group, "model_id": deployment.id}
+            error = await (self._probe(deployment) if probe else _check(deployment))
+            (unhealthy if error else healthy).append({**entry, "error": error} if error else entry)
+        payload = {"healthy_endpoints": healthy, "unhealthy_endpoints": unhealthy,
+                   "healthy_count": len(healthy), "unhealthy_count": len(unhealthy)}  # fmt: skip
+        return _json(200, payload)
+
+    async def _probe(self, deployment: Deployment) -> str | None:
+        assert self.router is not None
+        try:
+            await self.router._call(deployment, "a small test image: one blue dot", Options())
+        except (ImggenError, ProxyError) as exc:
+            return redact(str(exc))
+        return None
+
+    async def readiness(self, request: Request) -> Response:
+        cache = "redis" if isinstance(self.state, RedisState) else None
+        status = "healthy"
+        if isinstance(self.state, RedisState):
+            try:
+                await self.state.redis.ping()
+            except Exception:  # any failure to reach Redis means not ready
+                status = "unhealthy"
+        body = {"status": status, "cache": cache, "imggen_version": __version__}
+        return _json(200 if status == "healthy" else 503, body)
+
+
+def create_app(config: ProxyConfig) -> Starlette:
+    proxy = Proxy(config)
+
+    async def liveliness(request: Request) -> Response:
+        return _json(200, "I'm alive!")
+
+    routes = [
+        Route("/v1/images/generations", proxy.images, methods=["POST"]),
+        Route("/images/generations", proxy.images, methods=["POST"]),
+        Route("/openai/deployments/{model:path}/images/generations", proxy.images, methods=["POST"]),
+        Route("/v1/models", proxy.models, methods=["GET"]),
+        Route("/models", proxy.models, methods=["GET"]),
+        Route("/health/liveliness", liveliness, methods=["GET"]),
+        Route("/health/liveness", liveliness, methods=["GET"]),
+        Route("/health/readiness", proxy.readiness, methods=["GET"]),
+        Route("/health", proxy.health, methods=["GET"]),
+    ]
+    handlers: dict[Any, Any] = {HTTPException: _http_error, ProxyError: _proxy_error}
+    return Starlette(routes=routes, lifespan=proxy.lifespan, exception_handlers=handlers)
+
+
+async def _state(config: ProxyConfig) -> State:
+    redis = config.router.redis
+    if not redis:
+        return MemoryState()
+    state = RedisState(redis["host"], redis["port"], redis["password"])
+    try:
+        await state.redis.ping()
+    except Exception as exc:
+        await state.aclose()
+        sys.stderr.write(f"imggen serve: cannot reach Redis at {redis['host']}:{redis['port']}: {redact(str(exc))}\n")
+        raise
+    return state
+
+
+async def _check(deployment: Deployment) -> str | None:
+    """Build (not send) a request: that resolves keys, signs for Bedrock and loads Google credentials."""
+    request = ImageRequest(prompt="health check", model=deployment.settings.model)
+    try:
+        get_provider(deployment.settings.model.provider).build_request(request, deployment.settings)
+    except ImggenError as exc:
+        return redact(str(exc))
+    return None
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError as exc:
+        raise ProxyError(400, f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ProxyError(400, "the request body must be a JSON object")
+    return body
+
+
+def _images_payload(response: ImageResponse) -> dict[str, Any]:
+    data = []
+    for image in response.data:
+        item = {"b64_json": image.b64_json, "url": image.url, "revised_prompt": image.revised_prompt}
+        data.append({k: v for k, v in item.items() if v is not None})
+    payload: dict[str, Any] = {"created": response.created, "data": data}
+    if response.usage.total_tokens:
+        usage = response.usage
+        payload["usage"] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+                            "total_tokens": usage.total_tokens,
+                            "input_tokens_details": {"text_tokens": usage.input_text_tokens}}  # fmt: skip
+    return payload
+
+
+def _litellm_headers(call_id: str, deployment: str, cost: float | None) -> dict[str, str]:
+    headers = {"x-litellm-call-id": call_id, "x-litellm-model-id": deployment}
+    if cost is not None:
+        headers["x-litellm-response-cost"] = f"{cost:.6g}"
+    return headers
+
+
+def error_response(exc: ProxyError, headers: dict[str, str]) -> Response:
+    envelope = {"error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}}
+    if exc.retry_after is not None:
+        headers = {**headers, "retry-after": str(max(1, round(exc.retry_after + 0.49)))}
+    return _json(exc.status, envelope, headers)
+
+
+async def _proxy_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProxyError)
+    return error_response(exc, {})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    return error_response(ProxyError(exc.status_code, message, code=code), {})
+
+
+def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _log(request: Request, model: str, deployment: str, status: int, started: float, cost: float | None) -> None:
+    took = (time.perf_counter() - started) * 1000
+    shown_cost = f"${cost:.4f}" if cost is not None else "-"
+    line = f"{request.method} {request.url.path} model={model} deployment={deployment[:16]} status={status} "
+    sys.stderr.write(redact(f"{line}{took:.0f}ms cost={shown_cost}\n"))

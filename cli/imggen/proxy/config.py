@@ -1,0 +1,242 @@
+"""LiteLLM's proxy config, read as LiteLLM reads it for everything that concerns images.
+
+Every deployment is resolved into imggen settings at start-up, so a bad entry (an unset
+`os.environ/` reference, an unknown provider) stops the server before it listens, naming the entry,
+instead of failing every request later. Keys imggen does not use are warnings that name the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, ImggenError
+from ..settings import ENV_REF, Config, Resolved, remember_secret, resolve
+
+# litellm_params keys that become imggen settings of the same meaning.
+SETTING_KEYS = {
+    "api_key": "api_key", "api_base": "api_base", "api_version": "api_version", "timeout": "timeout",
+    "azure_ad_token": "azure_ad_token", "aws_access_key_id": "aws_access_key_id",
+    "aws_secret_access_key": "aws_secret_access_key", "aws_session_token": "aws_session_token",
+    "aws_region_name": "aws_region_name", "aws_profile_name": "aws_profile_name",
+    "aws_bedrock_runtime_endpoint": "api_base", "vertex_project": "vertex_project",
+    "vertex_location": "vertex_location", "vertex_credentials": "vertex_credentials",
+}  # fmt: skip
+ROUTING_KEYS = {"model", "rpm", "weight", "drop_params"}
+ROUTER_KEYS = {
+    "routing_strategy", "num_retries", "timeout", "cooldown_time", "allowed_fails", "fallbacks",
+    "model_group_alias", "redis_host", "redis_port", "redis_password",
+}  # fmt: skip
+SECTIONS = {"model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables"}
+STRATEGIES = ("simple-shuffle", "usage-based-routing", "usage-based-routing-v2", "usage-based")
+SECRET_PARAMS = {"api_key", "azure_ad_token", "aws_secret_access_key", "aws_session_token", "vertex_credentials"}
+
+
+@dataclass
+class Deployment:
+    id: str
+    group: str
+    model: str  # as the config names it: azure/my-deployment, bedrock/amazon.nova-canvas-v1:0, …
+    settings: Resolved
+    rpm: int | None = None
+    weight: float = 1.0
+    drop_params: bool | None = None
+
+    @property
+    def timeout(self) -> float:
+        return float(self.settings.get("timeout", 600))
+
+
+@dataclass
+class Router:
+    strategy: str = "simple-shuffle"
+    num_retries: int = 0
+    timeout: float | None = None
+    cooldown_time: float = 5.0
+    allowed_fails: int = 3
+    fallbacks: dict[str, list[str]] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    redis: dict[str, Any] | None = None  # host, port, password
+
+
+@dataclass
+class ProxyConfig:
+    deployments: list[Deployment]
+    router: Router
+    master_key: str | None = None
+    drop_params: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def groups(self) -> dict[str, list[Deployment]]:
+        groups: dict[str, list[Deployment]] = {}
+        for deployment in self.deployments:
+            groups.setdefault(deployment.group, []).append(deployment)
+        return groups
+
+
+def load(path: Path) -> ProxyConfig:
+    """Read, check and resolve a LiteLLM proxy config file."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {_first_line(exc)}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} is not a LiteLLM proxy config (expected a mapping with model_list)")
+    return parse(raw, str(path))
+
+
+def parse(raw: dict[str, Any], where: str = "config") -> ProxyConfig:
+    warnings: list[str] = []
+    for name, value in _mapping(raw, "environment_variables", where).items():
+        os.environ[str(name)] = str(_env(value, f"environment_variables.{name}"))  # as LiteLLM does, before the rest
+    unknown = set(raw) - SECTIONS
+    warnings += [f"{where}: '{key}' is not used by imggen serve" for key in sorted(unknown)]
+    litellm_settings = _mapping(raw, "litellm_settings", where)
+    warnings += [f"litellm_settings.{k} is not used by imggen serve" for k in litellm_settings if k != "drop_params"]
+    general = _mapping(raw, "general_settings", where)
+    warnings += [f"general_settings.{k} is not used by imggen serve" for k in general if k != "master_key"]
+    master_key = _env(general.get("master_key"), "general_settings.master_key")
+    if master_key:
+        remember_secret(str(master_key))
+    router = _router(_mapping(raw, "router_settings", where), warnings)
+    entries = raw.get("model_list") or []
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{where} has no model_list entries", hint="Add at least one model_name + litellm_params.")
+    deployments = [_deployment(i, entry, router, warnings) for i, entry in enumerate(entries)]
+    config = ProxyConfig(deployments, router, str(master_key) if master_key else None,
+                         bool(litellm_settings.get("drop_params", False)), warnings)  # fmt: skip
+    _check_names(config)
+    return config
+
+
+def _router(settings: dict[str, Any], warnings: list[str]) -> Router:
+    warnings += [f"router_settings.{k} is not used by imggen serve" for k in settings if k not in ROUTER_KEYS]
+    strategy = str(settings.get("routing_strategy") or "simple-shuffle")
+    if strategy not in STRATEGIES:
+        warnings.append(f"router_settings.routing_strategy '{strategy}' is not supported; using simple-shuffle")
+        strategy = "simple-shuffle"
+    router = Router(
+        strategy="usage-based" if strategy.startswith("usage-based") else strategy,
+        num_retries=int(_env(settings.get("num_retries"), "router_settings.num_retries") or 0),
+        timeout=_float(settings.get("timeout"), "router_settings.timeout"),
+        cooldown_time=_number(settings, "cooldown_time", 5.0),
+        allowed_fails=int(_number(settings, "allowed_fails", 3)),
+        fallbacks=_fallbacks(settings.get("fallbacks")),
+        aliases={str(k): str(v) for k, v in (settings.get("model_group_alias") or {}).items()},
+    )
+    if settings.get("redis_host"):
+        router.redis = {
+            "host": str(_env(settings["redis_host"], "router_settings.redis_host")),
+            "port": int(_env(settings.get("redis_port") or 6379, "router_settings.redis_port")),
+            "password": _env(settings.get("redis_password"), "router_settings.redis_password"),
+        }
+    return router
+
+
+def _fallbacks(value: Any) -> dict[str, list[str]]:
+    """LiteLLM writes fallbacks as a list of one-key mappings: [{"dall-e-3": ["gpt-image-1"]}]."""
+    result: dict[str, list[str]] = {}
+    for item in value or []:
+        for name, targets in (item or {}).items():
+            result[str(name)] = [str(t) for t in (targets if isinstance(targets, list) else [targets])]
+    return result
+
+
+def _deployment(index: int, entry: Any, router: Router, warnings: list[str]) -> Deployment:
+    if not isinstance(entry, dict) or not entry.get("model_name") or not isinstance(entry.get("litellm_params"), dict):
+        raise ConfigError(f"model_list[{index}] needs model_name and litellm_params")
+    group = str(entry["model_name"])
+    where = f"model_list[{index}] ({group})"
+    params = dict(entry["litellm_params"])
+    if not params.get("model"):
+        raise ConfigError(f"{where}: litellm_params.model is missing", hint="e.g. model: openai/dall-e-3")
+    flags: dict[str, Any] = {}
+    for key, value in params.items():
+        if key in SETTING_KEYS:
+            flags[SETTING_KEYS[key]] = _env(value, f"{where}: {key}")
+        elif key not in ROUTING_KEYS:
+            warnings.append(f"{where}: litellm_params.{key} is not used by imggen serve")
+    if "timeout" not in flags and router.timeout:
+        flags["timeout"] = router.timeout
+    if isinstance(flags.get("vertex_credentials"), str) and flags["vertex_credentials"].lstrip().startswith("{"):
+        flags["vertex_credentials"] = _credentials_file(flags["vertex_credentials"])
+    for key in SECRET_PARAMS & flags.keys():
+        remember_secret(str(flags[key]))
+    model = str(params["model"])
+    try:
+        settings = resolve(model=model, flags=flags, env=os.environ, config=Config(Path(where)))
+    except ImggenError as exc:
+        raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from exc
+    info = entry.get("model_info") or {}
+    rpm = _env(params.get("rpm"), f"{where}: rpm")
+    return Deployment(
+        id=str(info.get("id") or _generated_id(group, params)), group=group, model=model, settings=settings,
+        rpm=int(rpm) if rpm else None, weight=float(params.get("weight") or 1.0),
+        drop_params=params.get("drop_params"),
+    )  # fmt: skip
+
+
+def _generated_id(group: str, params: dict[str, Any]) -> str:
+    """Stable across restarts and instances (shared rate limits and cooldowns key on it), as LiteLLM's is."""
+    text = group + json.dumps(params, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _credentials_file(text: str) -> str:
+    """A service-account JSON given inline (as LiteLLM allows) goes to a private file google-auth can read."""
+    fd, name = tempfile.mkstemp(prefix="imggen-vertex-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return name
+
+
+def _check_names(config: ProxyConfig) -> None:
+    groups = config.groups()
+    for name, targets in config.router.fallbacks.items():
+        for target in [name, *targets]:
+            if target not in groups and target not in config.router.aliases:
+                raise ConfigError(f"router_settings.fallbacks names '{target}', which no model_list entry has")
+    for alias, target in config.router.aliases.items():
+        if target not in groups:
+            raise ConfigError(f"router_settings.model_group_alias '{alias}' points at unknown model '{target}'")
+
+
+def _env(value: Any, where: str) -> Any:
+    """`os.environ/NAME` anywhere: the variable's value, and a start-up error when it is not set."""
+    if isinstance(value, str) and value.startswith(ENV_REF):
+        name = value[len(ENV_REF) :]
+        if not os.environ.get(name):
+            raise ConfigError(f"{where} refers to os.environ/{name}, which is not set", hint=f"Set {name} or edit it.")
+        return os.environ[name]
+    return value
+
+
+def _float(value: Any, where: str) -> float | None:
+    value = _env(value, where)
+    return float(value) if value not in (None, "") else None
+
+
+def _number(settings: dict[str, Any], key: str, default: float) -> float:
+    """A router number where 0 means 0 (allowed_fails: 0 cools down at the first failure)."""
+    value = _float(settings.get(key), f"router_settings.{key}")
+    return default if value is None else value
+
+
+def _mapping(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {key} must be a mapping")
+    return value
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

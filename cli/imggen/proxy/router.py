@@ -1,0 +1,265 @@
+"""Which deployment answers a request: lookup by name, id or alias; load balancing; per-deployment
+rpm; cooldowns; one retry layer (`num_retries`), then `fallbacks`.
+
+imggen's own transport retries are off here: every upstream call is one the router chose, so a
+failing request costs exactly `1 + num_retries` calls per model group, never retries × retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..api import execute
+from ..batch import Session
+from ..errors import AuthError, ContentFilterError, GenerationError, ImggenError, NetworkError, UsageError
+from ..plan import Options, Plan, make_plan, model_fields
+from ..transport import backoff
+from ..types import ImageResponse
+from .config import Deployment, ProxyConfig
+from .state import State
+
+MAX_QUEUE_WAIT = 10.0  # a request over every deployment's rpm waits at most this long for a place …
+MAX_QUEUED = 256  # … and at most this many wait at once; beyond either, 429 with Retry-After
+RETRY_WAIT_CAP = 8.0  # a retry on the same deployment waits its backoff or Retry-After, up to this
+
+
+class ProxyError(Exception):
+    """An answer to the client in OpenAI's error envelope."""
+
+    def __init__(
+        self, status: int, message: str, *, type: str = "invalid_request_error", code: str | None = None,
+        param: str | None = None, retry_after: float | None = None, deployment: str | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(message)
+        self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
+        self.retry_after = retry_after
+        self.deployment = deployment
+
+
+@dataclass
+class Outcome:
+    response: ImageResponse
+    deployment: Deployment
+    calls: int = 1
+
+
+@dataclass
+class Attempt:
+    """One request's way through the router: what it tried and the last failure."""
+
+    tried: set[str] = field(default_factory=set)
+    error: ProxyError | None = None
+    calls: int = 0
+
+
+class Router:
+    def __init__(self, config: ProxyConfig, state: State, session: Session) -> None:
+        self.config = config
+        self.state = state
+        self.session = session
+        self.groups = config.groups()
+        self.by_id = {d.id: d for d in config.deployments}
+        self.by_model = {d.model: d.group for d in config.deployments}
+        self.queued = 0
+
+    def group_for(self, name: str) -> str:
+        """model_name, then model_info.id, then an alias, then a deployment's model string."""
+        if name in self.groups:
+            return name
+        if name in self.by_id:
+            return self.by_id[name].group
+        if name in self.config.router.aliases:
+            return self.config.router.aliases[name]
+        if name in self.by_model:
+            return self.by_model[name]
+        raise ProxyError(
+            400, f"Invalid model name passed in model={name}. Call `/v1/models` to view available models.",
+            code="model_not_found", param="model",
+        )  # fmt: skip
+
+    async def generate(self, name: str, prompt: str, options: Options) -> Outcome:
+        group = self.group_for(name)
+        pinned = self.by_id.get(name)  # a model_info.id names one deployment, not its group
+        attempt = Attempt()
+        for target in [group, *self.config.router.fallbacks.get(group, [])]:
+            outcome = await self._group(target, prompt, options, attempt, pinned if target == group else None)
+            if outcome is not None:
+                return outcome
+        assert attempt.error is not None
+        raise attempt.error
+
+    async def _group(
+        self, group: str, prompt: str, options: Options, attempt: Attempt, pinned: Deployment | None
+    ) -> Outcome | None:
+        """1 + num_retries calls in this group; None when they all failed in a way a fallback may fix."""
+        for retry in range(1 + self.config.router.num_retries):
+            deployment = pinned or await self._pick(group, attempt, retrying=retry > 0)
+            if deployment is None:
+                return None
+            if retry and deployment.id in attempt.tried:
+                await asyncio.sleep(self._retry_wait(retry, attempt.error))
+            attempt.tried.add(deployment.id)
+            attempt.calls += 1
+            try:
+                response = await self._call(deployment, prompt, options)
+                return Outcome(response, deployment, attempt.calls)
+            except GenerationError as exc:
+                attempt.error = await self._failed(deployment, exc)
+                if not _worth_retrying(exc):
+                    raise attempt.error from exc
+        return None
+
+    async def _pick(self, group: str, attempt: Attempt, retrying: bool) -> Deployment | None:
+        """A deployment with room under its rpm: untried and not cooling first. Waits in the bounded
+        queue while every one is at its limit."""
+        deadline = time.monotonic() + MAX_QUEUE_WAIT
+        while True:
+            candidates, cooling_left = await self._candidates(group, attempt, retrying)
+            if not candidates:
+                if retrying or attempt.error is not None:
+                    return None
+                attempt.error = ProxyError(
+                    429, f"No deployment of '{group}' is available: all are cooling down after failures.",
+                    type="rate_limit_error", code="rate_limit_exceeded", retry_after=min(cooling_left or [1.0]),
+                )  # fmt: skip
+                return None
+            waits = []
+            for deployment in candidates:
+                wait = await self.state.take(deployment.id, deployment.rpm) if deployment.rpm else 0.0
+                if wait <= 0:
+                    return deployment
+                waits.append(wait)
+            await self._queue(group, min(waits), deadline)
+
+    async def _candidates(self, group: str, attempt: Attempt, retrying: bool) -> tuple[list[Deployment], list[float]]:
+        deployments = self.groups[group]
+        cooling = await self.state.cooling([d.id for d in deployments])
+        healthy = [d for d in deployments if d.id not in cooling]
+        untried = [d for d in healthy if d.id not in attempt.tried]
+        # A retry goes elsewhere when it can; a group of one retries its only deployment.
+        pool = untried or (healthy if retrying or not attempt.tried else [])
+        return await self._order(pool), list(cooling.values())
+
+    async def _order(self, deployments: list[Deployment]) -> list[Deployment]:
+        if len(deployments) < 2:
+            return deployments
+        if self.config.router.strategy == "usage-based":
+            usage = await self.state.usage([d.id for d in deployments])
+            load = {d.id: u / d.rpm if d.rpm else float(u) for d, u in zip(deployments, usage, strict=True)}
+            return sorted(deployments, key=lambda d: (load[d.id], random.random()))
+        return _weighted_shuffle(deployments)
+
+    async def _queue(self, group: str, wait: float, deadline: float) -> None:
+        if self.queued >= MAX_QUEUED or time.monotonic() + wait > deadline:
+            raise ProxyError(
+                429, f"Rate limit reached for every deployment of '{group}' (their rpm); retry after {wait:.0f} s.",
+                type="rate_limit_error", code="rate_limit_exceeded", retry_after=wait,
+            )  # fmt: skip
+        self.queued += 1
+        try:
+            await asyncio.sleep(wait)
+        finally:
+            self.queued -= 1
+
+    async def _call(self, deployment: Deployment, prompt: str, options: Options) -> ImageResponse:
+        plan = self._plan(deployment, prompt, options)
+        response = await execute(plan, session=self.session)
+        if response.errors and not response.data:
+            raise response.errors[0]
+        return response
+
+    def _plan(self, deployment: Deployment, prompt: str, options: Options) -> Plan:
+        drop = self.config.drop_params if deployment.drop_params is None else bool(deployment.drop_params)
+        if not drop:
+            _refuse_unsupported(deployment, options)
+        try:
+            return make_plan(prompt, options, deployment.settings)
+        except ImggenError as exc:
+            raise ProxyError(400, str(exc), deployment=deployment.id) from exc
+
+    async def _failed(self, deployment: Deployment, exc: GenerationError) -> ProxyError:
+        """Cool the deployment down when it is rate limited or misconfigured, or after too many failures."""
+        router = self.config.router
+        status = exc.status or 0
+        error = upstream_error(exc, deployment)
+        if status == 429 or isinstance(exc, AuthError) or status == 404:
+            wait = max(router.cooldown_time, exc.retry_after or 0.0)
+            await self.state.cool_down(deployment.id, wait)
+            error.retry_after = wait if status == 429 else None  # a 429 always says when to come back
+        elif _worth_retrying(exc) and len(self.groups[deployment.group]) > 1:  # never cool a group's only one
+            await self._count_failure(deployment)
+        return error
+
+    async def _count_failure(self, deployment: Deployment) -> None:
+        if await self.state.failed(deployment.id) > self.config.router.allowed_fails:
+            await self.state.cool_down(deployment.id, self.config.router.cooldown_time)
+
+    def _retry_wait(self, retry: int, error: ProxyError | None) -> float:
+        asked = error.retry_after if error is not None else None
+        return min(RETRY_WAIT_CAP, asked if asked is not None else backoff(retry - 1))
+
+
+def _weighted_shuffle(deployments: list[Deployment]) -> list[Deployment]:
+    """simple-shuffle: the first pick is weighted by rpm (or `weight`), as LiteLLM weights it."""
+    weights = [float(d.rpm) if d.rpm else d.weight for d in deployments]
+    order: list[Deployment] = []
+    pool = list(zip(deployments, weights, strict=True))
+    while pool:
+        chosen = random.choices(range(len(pool)), weights=[w for _, w in pool])[0]
+        order.append(pool.pop(chosen)[0])
+    return order
+
+
+def _refuse_unsupported(deployment: Deployment, options: Options) -> None:
+    fields = model_fields(deployment.settings)
+    for key in ("quality", "style", "response_format", "user", "seed", "negative_prompt"):
+        if getattr(options, key) is not None and key not in fields:
+            raise ProxyError(
+                400, f"{deployment.settings.model.name} does not support parameter '{key}'. "
+                "To drop it from the call, set `litellm_settings.drop_params: true` in the config.",
+                code="unsupported_parameter", param=key, deployment=deployment.id,
+            )  # fmt: skip
+
+
+def _worth_retrying(exc: GenerationError) -> bool:
+    """Another try (here or on another deployment) may succeed; a bad request or a refusal will not."""
+    if isinstance(exc, ContentFilterError | UsageError):
+        return False
+    status = exc.status or 0
+    return isinstance(exc, NetworkError | AuthError) or status in (404, 408, 409, 429) or status >= 500 or not status
+
+
+def upstream_error(exc: GenerationError, deployment: Deployment) -> ProxyError:
+    """The client's view of an upstream failure: its own fault (400), a rate limit to wait out (429),
+    or the gateway's (502/504), never the upstream's 401, which would blame the client's key."""
+    status = exc.status or 0
+    message = str(exc)
+    if isinstance(exc, ContentFilterError):
+        return ProxyError(400, message, code="content_policy_violation", deployment=deployment.id)
+    if status == 429:
+        return ProxyError(429, message, type="rate_limit_error", code="rate_limit_exceeded",
+                          retry_after=exc.retry_after, deployment=deployment.id)  # fmt: skip
+    if 400 <= status < 500 and status not in (401, 403, 404, 408, 409):
+        return ProxyError(status, message, code=exc.code, deployment=deployment.id)
+    if isinstance(exc, NetworkError):
+        timed_out = "within" in message or "timed out" in message
+        return ProxyError(504 if timed_out else 502, message, type="api_error", code="upstream_unreachable",
+                          deployment=deployment.id)  # fmt: skip
+    return ProxyError(502, message, type="api_error", code="upstream_error", deployment=deployment.id)
+
+
+def options_from(body: dict[str, Any]) -> Options:
+    """The OpenAI request body as imggen options; other fields go to the provider as they are."""
+    known = {"prompt", "model", "n", "size", "quality", "style", "response_format", "user", "seed",
+             "negative_prompt", "aspect_ratio"}  # fmt: skip
+    n = body.get("n", 1)
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise ProxyError(400, "'n' must be an integer", param="n")
+    options = Options(n=n, params={k: v for k, v in body.items() if k not in known})
+    values = {k: body[k] for k in ("size", "quality", "style", "response_format", "user", "seed",
+                                   "negative_prompt", "aspect_ratio") if body.get(k) is not None}  # fmt: skip
+    return replace(options, **values)
