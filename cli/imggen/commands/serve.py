@@ -11,7 +11,7 @@ import typer
 from ..errors import UsageError
 from . import render
 
-SERVE_MODULES = ("starlette", "uvicorn", "yaml")
+SERVE_MODULES = {"starlette": "starlette", "uvicorn": "uvicorn", "yaml": "PyYAML"}  # module: package
 
 
 def serve(
@@ -20,7 +20,7 @@ def serve(
     port: int = typer.Option(4000, "--port", help="Port to listen on."),
 ) -> None:
     """Serve POST /v1/images/generations for the deployments in a LiteLLM proxy config."""
-    missing = [name for name in SERVE_MODULES if importlib.util.find_spec(name) is None]
+    missing = [package for module, package in SERVE_MODULES.items() if importlib.util.find_spec(module) is None]
     if missing:
         raise UsageError(
             f"imggen serve needs {', '.join(missing)}", hint="Install the extra: pip install 'imggen[serve]'."
