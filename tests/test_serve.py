@@ -119,13 +119,14 @@ def test_the_azure_route_takes_the_model_from_its_path(fake: FakeProvider, start
 def test_model_lookup_by_name_id_alias_and_model_string(fake: FakeProvider, start: Any) -> None:
     config = proxy_config(
         openai_deployment("dall-e-3", fake, model_info={"id": "dalle-east"}),
-        router={"model_group_alias": {"dalle": "dall-e-3"}},
+        router={"model_group_alias": {"dalle": "dall-e-3", "hidden-dalle": {"model": "dall-e-3", "hidden": True}}},
     )
     served = start(config)
-    for name in ("dall-e-3", "dalle-east", "dalle", "openai/dall-e-3"):
+    for name in ("dall-e-3", "dalle-east", "dalle", "hidden-dalle", "openai/dall-e-3"):
         reply = served.post({"model": name, "prompt": "x"})
         assert reply.status_code == 200, reply.text
         assert reply.headers["x-litellm-model-id"] == "dalle-east"
+    assert [m.id for m in client(served).models.list()] == ["dall-e-3", "dalle"]  # the hidden alias is not listed
 
 
 def test_load_is_split_by_rpm_under_simple_shuffle(fake: FakeProvider, second: FakeProvider, start: Any) -> None:

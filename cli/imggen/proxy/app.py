@@ -90,7 +90,8 @@ class Proxy:
 
     async def models(self, request: Request) -> Response:
         self.check_key(request)
-        names = list(self.config.groups()) + [a for a in self.config.router.aliases if a not in self.config.groups()]
+        router, groups = self.config.router, self.config.groups()
+        names = list(groups) + [a for a in router.aliases if a not in groups and a not in router.hidden]
         data = [{"id": n, "object": "model", "created": 0, "owned_by": "imggen"} for n in names]
         return _json(200, {"object": "list", "data": data})
 

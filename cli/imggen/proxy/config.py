@@ -61,6 +61,7 @@ class Router:
     allowed_fails: int = 3
     fallbacks: dict[str, list[str]] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    hidden: set[str] = field(default_factory=set)  # aliases that work but /v1/models does not list
     redis: dict[str, Any] | None = None  # host, port, password
 
 
@@ -131,8 +132,10 @@ def _router(settings: dict[str, Any], warnings: list[str]) -> Router:
         cooldown_time=_number(settings, "cooldown_time", 5.0),
         allowed_fails=int(_number(settings, "allowed_fails", 3)),
         fallbacks=_fallbacks(settings.get("fallbacks")),
-        aliases={str(k): str(v) for k, v in (settings.get("model_group_alias") or {}).items()},
+        aliases={str(k): _alias_target(v) for k, v in (settings.get("model_group_alias") or {}).items()},
     )
+    aliases = settings.get("model_group_alias") or {}
+    router.hidden = {str(k) for k, v in aliases.items() if isinstance(v, dict) and v.get("hidden")}
     if settings.get("redis_host"):
         router.redis = {
             "host": str(_env(settings["redis_host"], "router_settings.redis_host")),
@@ -140,6 +143,11 @@ def _router(settings: dict[str, Any], warnings: list[str]) -> Router:
             "password": _env(settings.get("redis_password"), "router_settings.redis_password"),
         }
     return router
+
+
+def _alias_target(value: Any) -> str:
+    """An alias maps to a model name, or (newer LiteLLM) to {"model": name, "hidden": bool}."""
+    return str(value.get("model") if isinstance(value, dict) else value)
 
 
 def _fallbacks(value: Any) -> dict[str, list[str]]:
