@@ -91,7 +91,7 @@ def test_every_provider_works_behind_it(fake: FakeProvider, start: Any, service_
     config = proxy_config(
         deployment("nova", "bedrock/amazon.nova-canvas-v1:0", aws_access_key_id=AWS_KEY_ID,
                    aws_secret_access_key=AWS_SECRET, aws_region_name="us-east-1", api_base=fake.base_url),
-        deployment("imagen", "vertex_ai/imagen-4.0-generate-001", vertex_credentials=str(service_account),
+        deployment("imagen", "vertex_ai/imagen-4.0-generate-001", vertex_credentials=service_account.read_text(),
                    vertex_location="us-central1", api_base=fake.base_url),
         deployment("gemini", "gemini/gemini-2.5-flash-image", api_key=GEMINI_KEY, api_base=fake.base_url + "/v1beta"),
     )  # fmt: skip
@@ -104,6 +104,9 @@ def test_every_provider_works_behind_it(fake: FakeProvider, start: Any, service_
     assert any(r.path.endswith(":predict") for r in fake.requests)
     assert any(r.path.endswith(":generateContent") for r in fake.requests)
     assert AWS_SECRET not in served.stderr() and GEMINI_KEY not in served.stderr()
+    assert "PRIVATE KEY" not in served.stderr()  # the inline service-account JSON
+    health = httpx.get(served.base + "/health", headers={"api-key": MASTER_KEY}).json()
+    assert health["healthy_count"] == 3, health
 
 
 def test_the_azure_route_takes_the_model_from_its_path(fake: FakeProvider, start: Any) -> None:
@@ -251,6 +254,20 @@ def test_health_checks_credentials_without_a_billed_call(fake: FakeProvider, sta
     assert calls(fake) == 0
     probed = httpx.get(served.base + "/health?probe=1", headers={"api-key": MASTER_KEY}, timeout=30).json()
     assert probed["healthy_count"] == 1 and calls(fake) == 1
+
+
+def test_health_names_a_vertex_credentials_file_that_does_not_load(
+    fake: FakeProvider, start: Any, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"type": "service_account", "project_id": "p"}')
+    imagen = deployment("imagen", "vertex_ai/imagen-4.0-generate-001", vertex_credentials=str(broken),
+                        vertex_project="p", api_base=fake.base_url)  # fmt: skip
+    config = proxy_config(imagen)
+    served = start(config, {"NO_GCE_CHECK": "true"})
+    health = httpx.get(served.base + "/health", headers={"api-key": MASTER_KEY}).json()
+    assert health["unhealthy_count"] == 1 and "broken.json" in health["unhealthy_endpoints"][0]["error"]
+    assert not fake.requests
 
 
 def test_an_unset_environment_reference_is_refused_at_start(fake: FakeProvider, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ proxy and CA-bundle variables as every other request (and needs no `requests`).
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -58,14 +59,28 @@ def load(credentials_file: str | None) -> tuple[Any, str | None]:
     import google.auth.exceptions
 
     try:
-        if credentials_file:
+        if credentials_file and credentials_file.lstrip().startswith("{"):  # the JSON itself, as LiteLLM allows
+            info = _json_object(credentials_file)
+            loaded = google.auth.load_credentials_from_dict(info, scopes=SCOPES)  # type: ignore[no-untyped-call]
+        elif credentials_file:
             loaded = google.auth.load_credentials_from_file(credentials_file, scopes=SCOPES)  # type: ignore[no-untyped-call]
         else:
             loaded = google.auth.default(scopes=SCOPES, request=_http_request())
         return loaded[0], loaded[1]
     except google.auth.exceptions.DefaultCredentialsError as exc:
-        where = f" from {credentials_file}" if credentials_file else ""
+        inline = credentials_file and credentials_file.lstrip().startswith("{")
+        where = " from the inline JSON" if inline else f" from {credentials_file}" if credentials_file else ""
         raise ConfigError(f"Google credentials could not be loaded{where}: {_first_line(exc)}", hint=ADC_HINT) from exc
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        info = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"vertex_credentials looks like JSON but does not parse: {exc}") from exc
+    if not isinstance(info, dict):
+        raise ConfigError("vertex_credentials JSON must be an object (a service-account or ADC file's content)")
+    return info
 
 
 def _first_line(exc: Exception) -> str:

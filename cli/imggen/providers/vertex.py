@@ -77,6 +77,11 @@ def auth_hint(settings: Resolved) -> str:
     return f"Check that the credentials may use Vertex AI in project {project}. {ADC_HINT}"
 
 
+def check_credentials(settings: Resolved) -> None:
+    """Load the credentials without a token exchange (what `imggen serve`'s /health checks)."""
+    load(settings.get("vertex_credentials"))
+
+
 class VertexProvider:
     def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
         headers = {"Content-Type": "application/json"}

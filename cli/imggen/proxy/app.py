@@ -22,7 +22,7 @@ from .. import __version__
 from ..batch import Session
 from ..errors import ImggenError
 from ..plan import Options
-from ..providers import get_provider
+from ..providers import get_provider, hook
 from ..settings import redact
 from ..types import ImageRequest, ImageResponse
 from .config import Deployment, ProxyConfig
@@ -165,10 +165,14 @@ async def _state(config: ProxyConfig) -> State:
 
 
 async def _check(deployment: Deployment) -> str | None:
-    """Build (not send) a request: that resolves keys, signs for Bedrock and loads Google credentials."""
-    request = ImageRequest(prompt="health check", model=deployment.settings.model)
+    """Build (not send) a request and load credentials: keys resolved, Bedrock signed, Google files read."""
+    settings = deployment.settings
+    request = ImageRequest(prompt="health check", model=settings.model)
     try:
-        get_provider(deployment.settings.model.provider).build_request(request, deployment.settings)
+        get_provider(settings.model.provider).build_request(request, settings)
+        check = hook(settings.model.provider, "check_credentials")  # what building does not load
+        if check is not None:
+            check(settings)
     except ImggenError as exc:
         return redact(str(exc))
     return None

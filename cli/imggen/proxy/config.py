@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ ROUTER_KEYS = {
 }  # fmt: skip
 SECTIONS = {"model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables"}
 STRATEGIES = ("simple-shuffle", "usage-based-routing", "usage-based-routing-v2", "usage-based")
-SECRET_PARAMS = {"api_key", "azure_ad_token", "aws_secret_access_key", "aws_session_token", "vertex_credentials"}
+SECRET_PARAMS = {"api_key", "azure_ad_token", "aws_secret_access_key", "aws_session_token"}
 
 
 @dataclass
@@ -176,7 +175,7 @@ def _deployment(index: int, entry: Any, router: Router, warnings: list[str]) -> 
     if "timeout" not in flags and router.timeout:
         flags["timeout"] = router.timeout
     if isinstance(flags.get("vertex_credentials"), str) and flags["vertex_credentials"].lstrip().startswith("{"):
-        flags["vertex_credentials"] = _credentials_file(flags["vertex_credentials"])
+        remember_secret(flags["vertex_credentials"])  # inline JSON holds a private key; a path is no secret
     for key in SECRET_PARAMS & flags.keys():
         remember_secret(str(flags[key]))
     model = str(params["model"])
@@ -197,14 +196,6 @@ def _generated_id(group: str, params: dict[str, Any]) -> str:
     """Stable across restarts and instances (shared rate limits and cooldowns key on it), as LiteLLM's is."""
     text = group + json.dumps(params, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _credentials_file(text: str) -> str:
-    """A service-account JSON given inline (as LiteLLM allows) goes to a private file google-auth can read."""
-    fd, name = tempfile.mkstemp(prefix="imggen-vertex-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    return name
 
 
 def _check_names(config: ProxyConfig) -> None:
