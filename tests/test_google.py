@@ -309,3 +309,14 @@ def test_google_auth_is_not_imported_for_other_providers() -> None:
     code = "import sys, imggen.commands, imggen.api; print('google.auth' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
     assert out.stdout.strip() == "False"
+
+
+def test_credentials_json_given_inline_work_and_are_masked(fake: FakeProvider, service_account: Path) -> None:
+    inline = service_account.read_text()
+    assert run_cli("config", "set", "vertex_ai", "vertex_credentials", "-", input=inline.encode()).code == 0
+    shown = run_cli("config", "show", "vertex_ai")
+    assert shown.code == 0 and PRIVATE_KEY_MARK not in shown.everything()
+    result = run_cli("generate", "otter", "-m", "vertex_ai/imagen-4.0-generate-001", "--api-base", fake.base_url,
+                     env={"NO_GCE_CHECK": "true"})  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert PRIVATE_KEY_MARK not in result.everything()

@@ -34,6 +34,11 @@ ENV_REF = "os.environ/"
 _SEEN_SECRETS: set[str] = set()
 
 
+def is_secret(key: str, value: Any) -> bool:
+    """Keys, tokens, and credentials given as JSON rather than as a path to a file."""
+    return key in SECRET_KEYS or (key == "vertex_credentials" and str(value).lstrip().startswith("{"))
+
+
 def redact(text: str) -> str:
     """Replace every secret this process has resolved with its masked form (providers may echo keys)."""
     for secret in _SEEN_SECRETS:
@@ -315,7 +320,7 @@ def _first(key: str, layers: list[tuple[str, Mapping[str, Any]]], env: Mapping[s
 
 
 def _remember(key: str, setting: Setting) -> Setting:
-    if key in SECRET_KEYS and isinstance(setting.value, str):
+    if is_secret(key, setting.value) and isinstance(setting.value, str):
         remember_secret(setting.value)
     return setting
 

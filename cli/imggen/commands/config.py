@@ -13,10 +13,10 @@ from ..errors import ConfigError, UsageError
 from ..settings import (
     ENV_REF,
     PROFILE_KEYS,
-    SECRET_KEYS,
     Config,
     check_value,
     config_path,
+    is_secret,
     load_config,
     mask,
     resolve,
@@ -45,7 +45,7 @@ def _profile(config: Config, name: str) -> dict[str, Any]:
 def shown(key: str, value: Any, reveal: bool = False) -> str:
     """A value as printed: secrets masked unless revealed; os.environ/ references are not secrets."""
     text = str(value)
-    if key in SECRET_KEYS and not reveal and not text.startswith(ENV_REF):
+    if is_secret(key, text) and not reveal and not text.startswith(ENV_REF):
         return mask(text)
     return text
 
