@@ -109,6 +109,19 @@ def test_every_provider_works_behind_it(fake: FakeProvider, start: Any, service_
     assert health["healthy_count"] == 3, health
 
 
+def test_base_model_gives_an_azure_deployment_its_rules_and_price(fake: FakeProvider, start: Any) -> None:
+    served = start(proxy_config(deployment(
+        "dall-e-3", "azure/dall-e-3-test", api_base=fake.base_url, api_key=AZURE_KEY, api_version="2024-02-01",
+        base_model="dall-e-3", model_info={"mode": "image_generation"},
+    )))  # fmt: skip
+    raw = client(served).images.with_raw_response.generate(model="dall-e-3", prompt="an otter", n=2)
+    assert len(raw.parse().data) == 2
+    assert float(raw.headers["x-litellm-response-cost"]) == pytest.approx(0.088)  # 2 x Azure dall-e-3 at $0.044
+    sent = [r for r in fake.requests if r.path.startswith("/openai/deployments/dall-e-3-test/")]
+    assert [r.json["n"] for r in sent] == [1, 1]  # dall-e-3 makes one image per request
+    assert "base_model" not in served.stderr()
+
+
 def test_the_azure_route_takes_the_model_from_its_path(fake: FakeProvider, start: Any) -> None:
     served = start(proxy_config(openai_deployment("dall-e-3", fake)))
     azure = openai.AzureOpenAI(azure_endpoint=served.base, api_key=MASTER_KEY, api_version="2024-02-01",

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..catalog import lookup
 from ..errors import ConfigError, ImggenError
 from ..settings import ENV_REF, Config, Resolved, remember_secret, resolve
+from ..types import ModelRef
 
 # litellm_params keys that become imggen settings of the same meaning.
 SETTING_KEYS = {
@@ -26,7 +28,7 @@ SETTING_KEYS = {
     "aws_bedrock_runtime_endpoint": "api_base", "vertex_project": "vertex_project",
     "vertex_location": "vertex_location", "vertex_credentials": "vertex_credentials",
 }  # fmt: skip
-ROUTING_KEYS = {"model", "rpm", "weight", "drop_params"}
+ROUTING_KEYS = {"model", "rpm", "weight", "drop_params", "base_model"}
 ROUTER_KEYS = {
     "routing_strategy", "num_retries", "timeout", "cooldown_time", "allowed_fails", "fallbacks",
     "model_group_alias", "redis_host", "redis_port", "redis_password",
@@ -183,6 +185,8 @@ def _deployment(index: int, entry: Any, router: Router, warnings: list[str]) -> 
         settings = resolve(model=model, flags=flags, env=os.environ, config=Config(Path(where)))
     except ImggenError as exc:
         raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from exc
+    if params.get("base_model"):
+        _use_base_model(settings, str(params["base_model"]), where, warnings)
     info = entry.get("model_info") or {}
     rpm = _env(params.get("rpm"), f"{where}: rpm")
     return Deployment(
@@ -190,6 +194,17 @@ def _deployment(index: int, entry: Any, router: Router, warnings: list[str]) -> 
         rpm=int(rpm) if rpm else None, weight=float(params.get("weight") or 1.0),
         drop_params=params.get("drop_params"),
     )  # fmt: skip
+
+
+def _use_base_model(settings: Resolved, base: str, where: str, warnings: list[str]) -> None:
+    """An Azure deployment's name says nothing of its model; `base_model` gives its rules and price."""
+    ref = settings.model
+    name = base if "/" in base else f"{ref.provider}/{base}"
+    info = lookup(name)
+    if info is None:
+        warnings.append(f"{where}: base_model '{base}' is not in imggen's catalog; no rules or price for it")
+        return
+    settings.model = ModelRef(ref.provider, ref.model_id, info)
 
 
 def _generated_id(group: str, params: dict[str, Any]) -> str:
