@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -369,3 +370,13 @@ def test_two_instances_share_cooldowns_through_redis(
         assert calls(fake) == 1  # instance two skipped it: the cooldown is shared
     finally:
         redis.stop()
+
+
+def test_a_port_in_use_is_a_usage_error(tmp_path: Path) -> None:
+    config = tmp_path / "proxy.yaml"
+    config.write_text("model_list:\n  - model_name: d\n    litellm_params:\n      model: placeholder\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = run_cli("serve", "--config", str(config), "--port", str(taken.getsockname()[1]), timeout=30)
+    assert result.code == 2 and "cannot listen on 127.0.0.1" in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import socket
 import sys
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def serve(
     proxy_config = load(config)
     for text in proxy_config.warnings:
         render.warn(text)
+    sock = _listen(host, port)
     groups = proxy_config.groups()
     shared = proxy_config.router.redis
     where = f", limits shared through Redis at {shared['host']}:{shared['port']}" if shared else ""
@@ -41,8 +43,22 @@ def serve(
         f"in {len(groups)} model(s){where}\n"
     )
     fast = {name: importlib.util.find_spec(name) is not None for name in ("uvloop", "httptools")}
-    uvicorn.run(
-        create_app(proxy_config), host=host, port=port, log_level="warning", access_log=False,
+    settings = uvicorn.Config(
+        create_app(proxy_config), log_level="warning", access_log=False, server_header=False,
         loop="uvloop" if fast["uvloop"] else "asyncio", http="httptools" if fast["httptools"] else "h11",
-        server_header=False,
     )  # fmt: skip
+    uvicorn.Server(settings).run(sockets=[sock])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind before starting the server, so a taken port is one clear line and exit 2."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="Pick another --port or --host."
+        ) from exc
+    return sock
