@@ -122,13 +122,14 @@ def parse(raw: dict[str, Any], where: str = "config") -> ProxyConfig:
 
 def _router(settings: dict[str, Any], warnings: list[str]) -> Router:
     warnings += [f"router_settings.{k} is not used by imggen serve" for k in settings if k not in ROUTER_KEYS]
+    settings = {k: _resolved(v, f"router_settings.{k}") for k, v in settings.items() if k in ROUTER_KEYS}
     strategy = str(settings.get("routing_strategy") or "simple-shuffle")
     if strategy not in STRATEGIES:
         warnings.append(f"router_settings.routing_strategy '{strategy}' is not supported; using simple-shuffle")
         strategy = "simple-shuffle"
     router = Router(
         strategy="usage-based" if strategy.startswith("usage-based") else strategy,
-        num_retries=int(_env(settings.get("num_retries"), "router_settings.num_retries") or 0),
+        num_retries=int(settings.get("num_retries") or 0),
         timeout=_float(settings.get("timeout"), "router_settings.timeout"),
         cooldown_time=_number(settings, "cooldown_time", 5.0),
         allowed_fails=int(_number(settings, "allowed_fails", 3)),
@@ -139,9 +140,9 @@ def _router(settings: dict[str, Any], warnings: list[str]) -> Router:
     router.hidden = {str(k) for k, v in aliases.items() if isinstance(v, dict) and v.get("hidden")}
     if settings.get("redis_host"):
         router.redis = {
-            "host": str(_env(settings["redis_host"], "router_settings.redis_host")),
-            "port": int(_env(settings.get("redis_port") or 6379, "router_settings.redis_port")),
-            "password": _env(settings.get("redis_password"), "router_settings.redis_password"),
+            "host": str(settings["redis_host"]),
+            "port": int(settings.get("redis_port") or 6379),
+            "password": settings.get("redis_password"),
         }
     return router
 
@@ -163,15 +164,16 @@ def _fallbacks(value: Any) -> dict[str, list[str]]:
 def _deployment(index: int, entry: Any, router: Router, warnings: list[str]) -> Deployment:
     if not isinstance(entry, dict) or not entry.get("model_name") or not isinstance(entry.get("litellm_params"), dict):
         raise ConfigError(f"model_list[{index}] needs model_name and litellm_params")
+    where = f"model_list[{index}] ({entry['model_name']})"
+    entry = _resolved(entry, where)
     group = str(entry["model_name"])
-    where = f"model_list[{index}] ({group})"
     params = dict(entry["litellm_params"])
     if not params.get("model"):
         raise ConfigError(f"{where}: litellm_params.model is missing", hint="e.g. model: openai/dall-e-3")
     flags: dict[str, Any] = {}
     for key, value in params.items():
         if key in SETTING_KEYS:
-            flags[SETTING_KEYS[key]] = _env(value, f"{where}: {key}")
+            flags[SETTING_KEYS[key]] = value
         elif key not in ROUTING_KEYS:
             warnings.append(f"{where}: litellm_params.{key} is not used by imggen serve")
     if "timeout" not in flags and router.timeout:
@@ -188,7 +190,7 @@ def _deployment(index: int, entry: Any, router: Router, warnings: list[str]) -> 
     if params.get("base_model"):
         _use_base_model(settings, str(params["base_model"]), where, warnings)
     info = entry.get("model_info") or {}
-    rpm = _env(params.get("rpm"), f"{where}: rpm")
+    rpm = params.get("rpm")
     return Deployment(
         id=str(info.get("id") or _generated_id(group, params)), group=group, model=model, settings=settings,
         rpm=int(rpm) if rpm else None, weight=float(params.get("weight") or 1.0),
@@ -222,6 +224,15 @@ def _check_names(config: ProxyConfig) -> None:
     for alias, target in config.router.aliases.items():
         if target not in groups:
             raise ConfigError(f"router_settings.model_group_alias '{alias}' points at unknown model '{target}'")
+
+
+def _resolved(value: Any, where: str) -> Any:
+    """`os.environ/NAME` resolved anywhere inside a value (mappings and lists included)."""
+    if isinstance(value, dict):
+        return {k: _resolved(v, f"{where}: {k}" if ":" not in where else f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolved(v, where) for v in value]
+    return _env(value, where)
 
 
 def _env(value: Any, where: str) -> Any:
