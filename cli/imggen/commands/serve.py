@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ..errors import UsageError
 from . import render
+
+if TYPE_CHECKING:
+    import socket
 
 SERVE_MODULES = {"starlette": "starlette", "uvicorn": "uvicorn", "yaml": "PyYAML"}  # module: package
 
@@ -21,6 +23,8 @@ def serve(
     port: int = typer.Option(4000, "--port", help="Port to listen on."),
 ) -> None:
     """Serve POST /v1/images/generations for the deployments in a LiteLLM proxy config."""
+    import importlib.util  # here, not at the top: every other command starts without them
+
     missing = [package for module, package in SERVE_MODULES.items() if importlib.util.find_spec(module) is None]
     if missing:
         raise UsageError(
@@ -52,6 +56,8 @@ def serve(
 
 def _listen(host: str, port: int) -> socket.socket:
     """Bind before starting the server, so a taken port is one clear line and exit 2."""
+    import socket
+
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
