@@ -146,6 +146,17 @@ def test_model_lookup_by_name_id_alias_and_model_string(fake: FakeProvider, star
     assert [m.id for m in client(served).models.list()] == ["dall-e-3", "dalle"]  # the hidden alias is not listed
 
 
+def test_a_request_by_deployment_id_goes_there_within_its_rpm(
+    fake: FakeProvider, second: FakeProvider, start: Any
+) -> None:
+    config = proxy_config(openai_deployment("d", fake, rpm=1, model_info={"id": "first"}),
+                          openai_deployment("d", second, model_info={"id": "other"}))  # fmt: skip
+    served = start(config)
+    assert served.post({"model": "first", "prompt": "x"}).headers["x-litellm-model-id"] == "first"
+    assert served.post({"model": "first", "prompt": "x"}).status_code == 429
+    assert (calls(fake), calls(second)) == (1, 0)
+
+
 def test_load_is_split_by_rpm_under_simple_shuffle(fake: FakeProvider, second: FakeProvider, start: Any) -> None:
     served = start(proxy_config(openai_deployment("d", fake, rpm=3000), openai_deployment("d", second, rpm=1000)))
     for _ in range(80):

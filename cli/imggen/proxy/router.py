@@ -97,7 +97,7 @@ class Router:
     ) -> Outcome | None:
         """1 + num_retries calls in this group; None when they all failed in a way a fallback may fix."""
         for retry in range(1 + self.config.router.num_retries):
-            deployment = pinned or await self._pick(group, attempt, retrying=retry > 0)
+            deployment = await self._pick(group, attempt, retry > 0, pinned)
             if deployment is None:
                 return None
             if retry and deployment.id in attempt.tried:
@@ -113,12 +113,14 @@ class Router:
                     raise attempt.error from exc
         return None
 
-    async def _pick(self, group: str, attempt: Attempt, retrying: bool) -> Deployment | None:
+    async def _pick(
+        self, group: str, attempt: Attempt, retrying: bool, pinned: Deployment | None = None
+    ) -> Deployment | None:
         """A deployment with room under its rpm: untried and not cooling first. Waits in the bounded
         queue while every one is at its limit."""
         deadline = time.monotonic() + MAX_QUEUE_WAIT
         while True:
-            candidates, cooling_left = await self._candidates(group, attempt, retrying)
+            candidates, cooling_left = await self._candidates(group, attempt, retrying, pinned)
             if not candidates:
                 if retrying or attempt.error is not None:
                     return None
@@ -135,8 +137,10 @@ class Router:
                 waits.append(wait)
             await self._queue(group, min(waits), deadline)
 
-    async def _candidates(self, group: str, attempt: Attempt, retrying: bool) -> tuple[list[Deployment], list[float]]:
-        deployments = self.groups[group]
+    async def _candidates(
+        self, group: str, attempt: Attempt, retrying: bool, pinned: Deployment | None
+    ) -> tuple[list[Deployment], list[float]]:
+        deployments = [pinned] if pinned else self.groups[group]  # an id names one deployment: only it
         cooling = await self.state.cooling([d.id for d in deployments])
         healthy = [d for d in deployments if d.id not in cooling]
         untried = [d for d in healthy if d.id not in attempt.tried]
