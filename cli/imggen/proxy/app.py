@@ -112,7 +112,7 @@ class Proxy:
     async def _probe(self, deployment: Deployment) -> str | None:
         assert self.router is not None
         try:
-            await self.router._call(deployment, "a small test image: one blue dot", Options())
+            await self.router.call_once(deployment, "a small test image: one blue dot", Options())
         except (ImggenError, ProxyError) as exc:
             return redact(str(exc))
         return None

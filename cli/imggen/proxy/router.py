@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..api import execute
 from ..batch import Session
 from ..errors import AuthError, ContentFilterError, GenerationError, ImggenError, NetworkError, UsageError
-from ..plan import Options, Plan, make_plan, model_fields
-from ..transport import backoff
+from ..plan import OPTION_FLAGS, Options, Plan, make_plan, model_fields
+from ..transport import backoff, retryable_status
 from ..types import ImageResponse
 from .config import Deployment, ProxyConfig
 from .state import State
@@ -105,7 +105,7 @@ class Router:
             attempt.tried.add(deployment.id)
             attempt.calls += 1
             try:
-                response = await self._call(deployment, prompt, options)
+                response = await self.call_once(deployment, prompt, options)
                 return Outcome(response, deployment, attempt.calls)
             except GenerationError as exc:
                 attempt.error = await self._failed(deployment, exc)
@@ -169,7 +169,8 @@ class Router:
         finally:
             self.queued -= 1
 
-    async def _call(self, deployment: Deployment, prompt: str, options: Options) -> ImageResponse:
+    async def call_once(self, deployment: Deployment, prompt: str, options: Options) -> ImageResponse:
+        """One upstream call (more only where the model makes fewer images per request than asked)."""
         plan = self._plan(deployment, prompt, options)
         response = await execute(plan, session=self.session)
         if response.errors and not response.data:
@@ -220,7 +221,7 @@ def _weighted_shuffle(deployments: list[Deployment]) -> list[Deployment]:
 
 def _refuse_unsupported(deployment: Deployment, options: Options) -> None:
     fields = model_fields(deployment.settings)
-    for key in ("quality", "style", "response_format", "user", "seed", "negative_prompt"):
+    for key in OPTION_FLAGS:
         if getattr(options, key) is not None and key not in fields:
             raise ProxyError(
                 400, f"{deployment.settings.model.name} does not support parameter '{key}'. "
@@ -234,7 +235,7 @@ def _worth_retrying(exc: GenerationError) -> bool:
     if isinstance(exc, ContentFilterError | UsageError):
         return False
     status = exc.status or 0
-    return isinstance(exc, NetworkError | AuthError) or status in (404, 408, 409, 429) or status >= 500 or not status
+    return isinstance(exc, NetworkError | AuthError) or not status or status == 404 or retryable_status(status)
 
 
 def upstream_error(exc: GenerationError, deployment: Deployment) -> ProxyError:
@@ -258,12 +259,9 @@ def upstream_error(exc: GenerationError, deployment: Deployment) -> ProxyError:
 
 def options_from(body: dict[str, Any]) -> Options:
     """The OpenAI request body as imggen options; other fields go to the provider as they are."""
-    known = {"prompt", "model", "n", "size", "quality", "style", "response_format", "user", "seed",
-             "negative_prompt", "aspect_ratio"}  # fmt: skip
+    named = {f.name for f in fields(Options)} - {"n", "params"}
     n = body.get("n", 1)
     if not isinstance(n, int) or isinstance(n, bool):
         raise ProxyError(400, "'n' must be an integer", param="n")
-    options = Options(n=n, params={k: v for k, v in body.items() if k not in known})
-    values = {k: body[k] for k in ("size", "quality", "style", "response_format", "user", "seed",
-                                   "negative_prompt", "aspect_ratio") if body.get(k) is not None}  # fmt: skip
-    return replace(options, **values)
+    params = {k: v for k, v in body.items() if k not in named | {"prompt", "model", "n"}}
+    return Options(n=n, params=params, **{k: body[k] for k in named if body.get(k) is not None})
