@@ -58,9 +58,10 @@ def load(credentials_file: str | None) -> tuple[Any, str | None]:
     import google.auth
     import google.auth.exceptions
 
+    inline = bool(credentials_file) and str(credentials_file).lstrip().startswith("{")  # the JSON itself
     try:
-        if credentials_file and credentials_file.lstrip().startswith("{"):  # the JSON itself, as LiteLLM allows
-            info = _json_object(credentials_file)
+        if inline:
+            info = _json_object(str(credentials_file))
             loaded = google.auth.load_credentials_from_dict(info, scopes=SCOPES)  # type: ignore[no-untyped-call]
         elif credentials_file:
             loaded = google.auth.load_credentials_from_file(credentials_file, scopes=SCOPES)  # type: ignore[no-untyped-call]
@@ -68,7 +69,6 @@ def load(credentials_file: str | None) -> tuple[Any, str | None]:
             loaded = google.auth.default(scopes=SCOPES, request=_http_request())
         return loaded[0], loaded[1]
     except google.auth.exceptions.DefaultCredentialsError as exc:
-        inline = credentials_file and credentials_file.lstrip().startswith("{")
         where = " from the inline JSON" if inline else f" from {credentials_file}" if credentials_file else ""
         raise ConfigError(f"Google credentials could not be loaded{where}: {_first_line(exc)}", hint=ADC_HINT) from exc
 

@@ -118,13 +118,13 @@ class Proxy:
         return None
 
     async def readiness(self, request: Request) -> Response:
-        cache = "redis" if isinstance(self.state, RedisState) else None
+        assert self.state is not None
         status = "healthy"
-        if isinstance(self.state, RedisState):
-            try:
-                await self.state.redis.ping()
-            except Exception:  # any failure to reach Redis means not ready
-                status = "unhealthy"
+        try:
+            await self.state.ping()
+        except Exception:  # any failure to reach Redis means not ready
+            status = "unhealthy"
+        cache = "redis" if self.config.router.redis else None
         body = {"status": status, "cache": cache, "imggen_version": __version__}
         return _json(200 if status == "healthy" else 503, body)
 
@@ -156,7 +156,7 @@ async def _state(config: ProxyConfig) -> State:
         return MemoryState()
     state = RedisState(redis["host"], redis["port"], redis["password"])
     try:
-        await state.redis.ping()
+        await state.ping()
     except Exception as exc:
         await state.aclose()
         sys.stderr.write(f"imggen serve: cannot reach Redis at {redis['host']}:{redis['port']}: {redact(str(exc))}\n")

@@ -35,7 +35,6 @@ ROUTER_KEYS = {
 }  # fmt: skip
 SECTIONS = {"model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables"}
 STRATEGIES = ("simple-shuffle", "usage-based-routing", "usage-based-routing-v2", "usage-based")
-SECRET_PARAMS = {"api_key", "azure_ad_token", "aws_secret_access_key", "aws_session_token"}
 
 
 @dataclass
@@ -47,10 +46,6 @@ class Deployment:
     rpm: int | None = None
     weight: float = 1.0
     drop_params: bool | None = None
-
-    @property
-    def timeout(self) -> float:
-        return float(self.settings.get("timeout", 600))
 
 
 @dataclass
@@ -123,6 +118,7 @@ def parse(raw: dict[str, Any], where: str = "config") -> ProxyConfig:
 def _router(settings: dict[str, Any], warnings: list[str]) -> Router:
     warnings += [f"router_settings.{k} is not used by imggen serve" for k in settings if k not in ROUTER_KEYS]
     settings = {k: _resolved(v, f"router_settings.{k}") for k, v in settings.items() if k in ROUTER_KEYS}
+    aliases = settings.get("model_group_alias") or {}
     strategy = str(settings.get("routing_strategy") or "simple-shuffle")
     if strategy not in STRATEGIES:
         warnings.append(f"router_settings.routing_strategy '{strategy}' is not supported; using simple-shuffle")
@@ -130,14 +126,13 @@ def _router(settings: dict[str, Any], warnings: list[str]) -> Router:
     router = Router(
         strategy="usage-based" if strategy.startswith("usage-based") else strategy,
         num_retries=int(settings.get("num_retries") or 0),
-        timeout=_float(settings.get("timeout"), "router_settings.timeout"),
-        cooldown_time=_number(settings, "cooldown_time", 5.0),
-        allowed_fails=int(_number(settings, "allowed_fails", 3)),
+        timeout=_number(settings, "timeout", None),
+        cooldown_time=_number(settings, "cooldown_time", 5.0) or 0.0,
+        allowed_fails=int(_number(settings, "allowed_fails", 3) or 0),
         fallbacks=_fallbacks(settings.get("fallbacks")),
-        aliases={str(k): _alias_target(v) for k, v in (settings.get("model_group_alias") or {}).items()},
+        aliases={str(k): _alias_target(v) for k, v in aliases.items()},
+        hidden={str(k) for k, v in aliases.items() if isinstance(v, dict) and v.get("hidden")},
     )
-    aliases = settings.get("model_group_alias") or {}
-    router.hidden = {str(k) for k, v in aliases.items() if isinstance(v, dict) and v.get("hidden")}
     if settings.get("redis_host"):
         router.redis = {
             "host": str(settings["redis_host"]),
@@ -178,11 +173,7 @@ def _deployment(index: int, entry: Any, router: Router, warnings: list[str]) -> 
             warnings.append(f"{where}: litellm_params.{key} is not used by imggen serve")
     if "timeout" not in flags and router.timeout:
         flags["timeout"] = router.timeout
-    if isinstance(flags.get("vertex_credentials"), str) and flags["vertex_credentials"].lstrip().startswith("{"):
-        remember_secret(flags["vertex_credentials"])  # inline JSON holds a private key; a path is no secret
-    for key in SECRET_PARAMS & flags.keys():
-        remember_secret(str(flags[key]))
-    model = str(params["model"])
+    model = str(params["model"])  # resolve() remembers the secrets among the flags, to mask them
     try:
         settings = resolve(model=model, flags=flags, env=os.environ, config=Config(Path(where)))
     except ImggenError as exc:
@@ -245,15 +236,10 @@ def _env(value: Any, where: str) -> Any:
     return value
 
 
-def _float(value: Any, where: str) -> float | None:
-    value = _env(value, where)
-    return float(value) if value not in (None, "") else None
-
-
-def _number(settings: dict[str, Any], key: str, default: float) -> float:
+def _number(settings: dict[str, Any], key: str, default: float | None) -> float | None:
     """A router number where 0 means 0 (allowed_fails: 0 cools down at the first failure)."""
-    value = _float(settings.get(key), f"router_settings.{key}")
-    return default if value is None else value
+    value = settings.get(key)
+    return default if value in (None, "") else float(value)
 
 
 def _mapping(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:

@@ -44,7 +44,6 @@ class ProxyError(Exception):
 class Outcome:
     response: ImageResponse
     deployment: Deployment
-    calls: int = 1
 
 
 @dataclass
@@ -53,7 +52,6 @@ class Attempt:
 
     tried: set[str] = field(default_factory=set)
     error: ProxyError | None = None
-    calls: int = 0
 
 
 class Router:
@@ -103,10 +101,9 @@ class Router:
             if retry and deployment.id in attempt.tried:
                 await asyncio.sleep(self._retry_wait(retry, attempt.error))
             attempt.tried.add(deployment.id)
-            attempt.calls += 1
             try:
                 response = await self.call_once(deployment, prompt, options)
-                return Outcome(response, deployment, attempt.calls)
+                return Outcome(response, deployment)
             except GenerationError as exc:
                 attempt.error = await self._failed(deployment, exc)
                 if not _worth_retrying(exc):

@@ -32,6 +32,10 @@ class State(Protocol):
         """The keys cooling down now, with the seconds each has left."""
         ...
 
+    async def ping(self) -> None:
+        """Raise when the shared store cannot be reached."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -71,6 +75,9 @@ class MemoryState:
     async def cooling(self, keys: list[str]) -> dict[str, float]:
         now = time.monotonic()
         return {key: left for key in keys if (left := self.cool_until.get(key, 0.0) - now) > 0}
+
+    async def ping(self) -> None:
+        pass
 
     async def aclose(self) -> None:
         pass
@@ -140,6 +147,9 @@ class RedisState:
                 pipe.pttl(self._key("cooldown", key))
             left = await pipe.execute()
         return {key: ms / 1000 for key, ms in zip(keys, left, strict=True) if ms > 0}
+
+    async def ping(self) -> None:
+        await self.redis.ping()
 
     async def aclose(self) -> None:
         await self.redis.aclose()
