@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -10,7 +11,7 @@ from typing import Any
 
 from .batch import Session
 from .catalog import estimate_cost, usage_cost
-from .errors import GenerationError, ImggenError, UsageError
+from .errors import GenerationError, ImggenError, NotSentError, UsageError
 from .plan import Options, Plan, make_plan
 from .providers import PROVIDERS, ProviderResult, get_provider
 from .settings import PROVIDER_SETTINGS, Config, Resolved, resolve
@@ -29,14 +30,22 @@ def plan_generation(
     options: Options | None = None,
     flags: dict[str, Any] | None = None,
     config: Config | None = None,
+    resolved: dict[str, Resolved] | None = None,
 ) -> Plan:
     """Resolve the settings and validate everything; sends nothing. Provider settings given as
-    parameters (`-p aws_region_name=…`, `aws_region_name=` in Python) are settings, not body fields."""
+    parameters (`-p aws_region_name=…`, `aws_region_name=` in Python) are settings, not body fields.
+    `resolved` keeps the settings between calls with the same flags (a batch): each distinct model,
+    profile and provider settings is resolved once, and its plans share that one Resolved."""
     options = options or Options()
     moved = {k: v for k, v in options.params.items() if k in PROVIDER_SETTINGS}
     if moved:
         options = replace(options, params={k: v for k, v in options.params.items() if k not in moved})
-    settings = resolve(model=model, profile=profile, flags={**moved, **(flags or {})}, config=config)
+    key = json.dumps([model, profile, moved], sort_keys=True, default=str) if resolved is not None else ""
+    settings = resolved.get(key) if resolved is not None else None
+    if settings is None:
+        settings = resolve(model=model, profile=profile, flags={**moved, **(flags or {})}, config=config)
+        if resolved is not None:
+            resolved[key] = settings
     return make_plan(prompt, options, settings)
 
 
@@ -53,7 +62,8 @@ async def execute(
     `on_images` is awaited with each request's images as soon as they arrive (the CLI saves them).
     Without a session, one is made for this plan alone."""
     if session is None:
-        async with Session(retries=retries, concurrency=concurrency, rpm=plan.settings.get("rpm")) as own:
+        rpm = plan.settings.get("rpm")
+        async with Session(retries=retries, concurrency=concurrency, rpm=rpm, stop_on_auth=True) as own:
             return await execute(plan, on_event=on_event, on_images=on_images, session=own)
     emit = on_event or (lambda _kind, _data: None)
     outcomes = await asyncio.gather(
@@ -76,8 +86,15 @@ async def _one(
 
     current_retry_hook.set(on_retry)  # this task's own context: a shared transport reports here
     async with session.scheduler.slot():
+        session.check_sendable(request.n)
         emit("start", {"index": request.first_index, "n": request.n})
-        result = await provider.generate(request, settings, transport)
+        try:
+            result = await provider.generate(request, settings, transport)
+        except GenerationError as exc:
+            session.note_refusal(exc)
+            raise
+        for error in result.errors:
+            session.note_refusal(error)
         _price(plan, result)
         emit("done", {"index": request.first_index, "n": len(result.images)})
     if on_images:
@@ -165,7 +182,7 @@ async def agenerate(
     plan = plan_generation(prompt, model, profile=profile, options=options, flags=flags)
     response = await execute(plan, retries=retries, concurrency=concurrency)
     if not response.data and response.errors:
-        raise response.errors[0]
+        raise next((e for e in response.errors if not isinstance(e, NotSentError)), response.errors[0])
     return response
 
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from .errors import AuthError, GenerationError, NotSentError
 from .transport import Transport
 
 
@@ -43,15 +44,36 @@ class Scheduler:
 
 
 class Session:
-    """What one run shares: the scheduler and one HTTP client per (CA bundle, timeout)."""
+    """What one run shares: the scheduler and one HTTP client per (CA bundle, timeout).
+
+    With `stop_on_auth`, the first 401/403 stops every request not yet sent: the same credentials
+    would be refused again. Requests already in flight finish. A batch run wants this; a server
+    (the proxy), whose requests come from many clients, does not."""
 
     def __init__(
-        self, *, retries: int = 2, concurrency: int = 4, rpm: float | None = None, spill_dir: Path | None = None
+        self,
+        *,
+        retries: int = 2,
+        concurrency: int = 4,
+        rpm: float | None = None,
+        spill_dir: Path | None = None,
+        stop_on_auth: bool = False,
     ) -> None:
         self.retries = retries
+        self.stop_on_auth = stop_on_auth
+        self.refused: GenerationError | None = None  # the 401/403 that stopped the run
         self.spill_dir = spill_dir  # where image strings stream to as responses arrive (None: kept in memory)
         self.scheduler = Scheduler(concurrency, rpm)
         self.transports: dict[tuple[tuple[str, ...], float], Transport] = {}
+
+    def check_sendable(self, images: int) -> None:
+        """Raise NotSentError once the credentials were refused (see stop_on_auth)."""
+        if self.refused is not None:
+            raise NotSentError(self.refused, images)
+
+    def note_refusal(self, error: GenerationError) -> None:
+        if self.stop_on_auth and isinstance(error, AuthError) and self.refused is None:
+            self.refused = error
 
     def transport(self, ca_env: tuple[str, ...], timeout: float) -> Transport:
         key = (ca_env, timeout)

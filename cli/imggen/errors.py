@@ -91,3 +91,14 @@ class OutputError(ImggenError):
     """An image could not be written where it was asked to go."""
 
     kind = "output_error"
+
+
+class NotSentError(GenerationError):
+    """A request a batch did not send: the provider had refused the same credentials (401/403)."""
+
+    exit_code = 3
+    kind = "not_sent"
+
+    def __init__(self, refused: GenerationError, images: int) -> None:
+        super().__init__(f"not sent: the credentials were refused ({refused.status})", status=None)
+        self.images = images

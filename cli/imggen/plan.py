@@ -185,3 +185,18 @@ def lifecycle_warnings(settings: Resolved) -> list[str]:
         until = f" and shuts down on {life['retired']}" if life.get("retired") else ""
         return [f"{info.id} is deprecated{until}{instead}"]
     return []
+
+
+def with_prompt(plan: Plan, prompt: str, *, check: bool = True) -> Plan:
+    """The same plan for another prompt. A batch makes one plan per distinct model and options and
+    only places each line's prompt in it: what does not depend on the prompt is not redone per line."""
+    if check:
+        check_prompt(plan, prompt)
+    template = replace(plan.template, prompt=prompt) if plan.template is not None else None
+    requests = [replace(request, prompt=prompt) for request in plan.requests]
+    return replace(plan, prompt=prompt, requests=requests, template=template)
+
+
+def check_prompt(plan: Plan, prompt: str) -> None:
+    """What make_plan checks of a prompt, for another prompt with the same plan."""
+    _check_prompt(prompt, plan.settings.model.info)

@@ -262,10 +262,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (the median is shown)")
     parser.add_argument("--peers", action="store_true", help="also measure LiteLLM and the openai SDK")
+    parser.add_argument("--no-prompts", action="store_true", help="skip the 100,000 and 1,000,000-line files")
     args = parser.parse_args()
+    import prompts  # here, not at the top: prompts.py takes measure() from this module
+
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         results = {"imggen": run_imggen(args.runs, out)}
+        big_files = [] if args.no_prompts else prompts.report(prompts.run_prompts(out))
         if args.peers:
             python = ensure_peers()
             results["openai SDK"] = run_peer("openai", python, args.runs, out)
@@ -277,6 +281,8 @@ def main() -> None:
             if peer in results:
                 theirs = results[peer][name]
                 print(f"{'':<28} {peer:<11} {show(name, theirs):<35} {ratio(name, mine, theirs)}")
+    for row in big_files:
+        print(row)
 
 
 if __name__ == "__main__":

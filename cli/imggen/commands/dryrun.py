@@ -4,13 +4,81 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..plan import Plan
+from ..plan import Plan, with_prompt
 from ..providers import get_provider
 from ..settings import PROVIDER_SETTINGS, mask
 from ..types import SENT_LATER, HttpRequest
 from . import render
+
+if TYPE_CHECKING:
+    from .jobs import Batch
+
+STAND_IN = "imggen-dry-run-prompt-7d3f"  # placed where each line's prompt goes, then replaced by it
+
+
+def print_batch(batch: Batch, *, json_lines: bool, quiet: bool) -> None:
+    """Every line is checked first (a bad one prints nothing), then each line's requests printed as
+    the file is read again."""
+    totals = batch.check()
+    writer = JsonLines() if json_lines else None
+    for shape, prompt in batch.plans():
+        if writer is not None:
+            writer.write(shape, prompt)
+        else:
+            print_plan(with_prompt(shape, prompt, check=False), json_lines=False, quiet=True)
+    if writer is not None:
+        writer.flush()
+    if not quiet:
+        for text, (warning, _line) in totals.notes.items():
+            if warning:
+                render.warn(text)
+
+
+class JsonLines:
+    """--dry-run --json, fast: a plan's lines are built and serialised once per shape (model and
+    options) with a stand-in prompt, and each prompt is put in its place, as JSON. Used only when
+    that gives exactly the lines a full build gives (checked on the first prompt of each shape)."""
+
+    def __init__(self) -> None:
+        self.parts: dict[int, tuple[Plan, list[list[str]] | None]] = {}
+        self.marker = json.dumps(STAND_IN)[1:-1]
+        self.lines: list[str] = []
+
+    def write(self, shape: Plan, prompt: str) -> None:
+        found = self.parts.get(id(shape))
+        if found is None or found[0] is not shape:  # a new shape (ids of dropped ones come back)
+            if len(self.parts) >= 256:
+                self.parts.clear()
+            found = self.parts[id(shape)] = shape, self._split(shape)
+        parts = found[1]
+        if parts is None:
+            self.lines += _json_lines(with_prompt(shape, prompt, check=False))
+        else:
+            encoded = json.dumps(prompt, ensure_ascii=False)[1:-1]
+            self.lines += [encoded.join(pieces) for pieces in parts]
+        if len(self.lines) >= 1000:
+            self.flush()
+
+    def flush(self) -> None:
+        """Lines go out a thousand at a time: one write per line costs more than building it."""
+        sys.stdout.write("".join(self.lines))
+        self.lines.clear()
+
+    def _split(self, shape: Plan) -> list[list[str]] | None:
+        parts = [line.split(self.marker) for line in _json_lines(with_prompt(shape, STAND_IN, check=False))]
+        encoded = json.dumps(shape.prompt, ensure_ascii=False)[1:-1]
+        return parts if [encoded.join(p) for p in parts] == _json_lines(shape) else None
+
+
+def _json_lines(plan: Plan) -> list[str]:
+    provider = get_provider(plan.settings.model.provider)
+    built = [provider.build_request(r, plan.settings, dry_run=True) for r in plan.requests]
+    return [
+        json.dumps(_as_json(plan, r.n, http), ensure_ascii=False) + "\n"
+        for r, http in zip(plan.requests, built, strict=True)
+    ]
 
 
 def shown_headers(request: HttpRequest) -> dict[str, str]:

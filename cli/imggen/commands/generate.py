@@ -64,7 +64,7 @@ def generate(
 ) -> None:
     """Generate images from a prompt (or many: PROMPT -, or --prompts-file) and save them."""
     from ..plan import Options
-    from .jobs import build_jobs, prompt_lines
+    from .jobs import Batch
 
     options = Options(
         n=number, size=size, aspect_ratio=aspect_ratio, quality=quality, style=style,
@@ -73,20 +73,22 @@ def generate(
     )  # fmt: skip
     _check_numbers(concurrency, retries, timeout, rpm, max_cost)
     flags = {"api_base": api_base, "api_version": api_version, "timeout": timeout, "output_dir": output, "rpm": rpm}
-    lines, source = prompt_lines(prompt, prompts_file)
-    jobs = build_jobs(lines, source, model=model, profile=profile, options=options, flags=flags, name=name)
-    if dry_run:
-        from .dryrun import print_plan
+    batch = Batch(prompt, prompts_file, model=model, profile=profile, options=options, flags=flags, name=name)
+    try:
+        if dry_run:
+            from .dryrun import print_batch
 
-        for job in jobs:
-            print_plan(job.plan, json_lines=json_lines, quiet=quiet)
-        return
-    from .run import Run
+            print_batch(batch, json_lines=json_lines, quiet=quiet)
+            return
+        from .run import Run
 
-    run = Run(jobs, overwrite=overwrite, metadata=metadata, json_lines=json_lines, quiet=quiet, resume=resume)
-    run.check_budget(max_cost)
-    rate = jobs[0].plan.settings.get("rpm")
-    raise typer.Exit(run.start(retries=retries, concurrency=concurrency, rpm=float(rate) if rate else None))
+        run = Run(batch, overwrite=overwrite, metadata=metadata, json_lines=json_lines, quiet=quiet, resume=resume)
+        run.check_budget(max_cost)
+        rate = run.totals.first.settings.get("rpm") if run.totals.first else None
+        code = run.start(retries=retries, concurrency=concurrency, rpm=float(rate) if rate else None)
+    finally:
+        batch.close()
+    raise typer.Exit(code)
 
 
 def _check_numbers(

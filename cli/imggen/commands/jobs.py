@@ -1,74 +1,189 @@
 """From the command line's prompt sources to validated jobs: everything is checked before anything
-is sent, and a bad input line is a usage error naming its source and line."""
+is sent, and a bad input line is a usage error naming its source and line.
+
+A batch is read twice, one line at a time, so memory does not grow with the number of prompts: the
+first pass checks every line and adds up what the run will make (images, cost, notes); the second
+plans each line again as the scheduler asks for it. Plans are made once per distinct model and
+options and only take each line's prompt, so a line costs microseconds."""
 
 from __future__ import annotations
 
+import json
 import sys
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import ImggenError, UsageError
-from ..plan import Options
-from ..prompts import PromptLine, from_text, read_file
+from ..manifest import job_key
+from ..plan import Options, Plan, check_prompt, skip_done, with_prompt
+from ..prompts import PromptLine, Source
 from .run import Job
 
 OPTION_KEYS = ("n", "size", "aspect_ratio", "quality", "style", "response_format", "user", "seed", "negative_prompt")
+MAX_SHAPES = 256  # distinct (model, options) plans kept; JSONL lines that all differ just rebuild theirs
+MAX_NOTES = 100  # distinct notes shown; the same note for every line is shown once
+ROWS = 12  # prompts up to which the progress display has a row per prompt (see progress.MAX_ROWS)
 
 
-def prompt_lines(prompt: str | None, prompts_file: Path | None) -> tuple[list[PromptLine], str | None]:
-    """The prompts and where they came from (None for a single prompt argument)."""
+@dataclass
+class Totals:
+    """What the first pass found: the whole run in a few numbers."""
+
+    prompts: int = 0
+    images: int = 0  # still to make (after --resume)
+    skipped: int = 0  # found saved by --resume
+    cost: float = 0.0
+    unpriced: str | None = None  # a model with images to make and no price
+    notes: dict[str, tuple[bool, int | None]] = field(default_factory=dict)  # text: (is a warning, line)
+    rows: list[tuple[str, int]] = field(default_factory=list)  # (label, images) of the first prompts
+    first: Plan | None = None
+
+
+class Batch:
+    """The prompts of one `generate` run with the options every line starts from."""
+
+    def __init__(
+        self,
+        prompt: str | None,
+        prompts_file: Path | None,
+        *,
+        model: str | None,
+        profile: str | None,
+        options: Options,
+        flags: dict[str, Any],
+        name: str | None,
+    ) -> None:
+        from ..settings import load_config
+
+        self.source = _source(prompt, prompts_file)
+        self.lines: Iterable[PromptLine] = self.source if self.source is not None else [PromptLine(0, prompt or "")]
+        self.model, self.profile, self.options, self.flags, self.name = model, profile, options, flags, name
+        self.config = load_config()  # once for the whole batch, not once per prompt
+        self.resolved: dict[str, Any] = {}  # settings per model and profile (api.plan_generation)
+        self.shapes: dict[str, tuple[Plan, dict[str, Any]]] = {}  # per distinct line options, any prompt
+        self.namers: dict[tuple[str | None, str], Any] = {}
+        self.done: dict[str, set[int]] | None = None
+
+    def check(self, locate: Callable[[Plan], dict[str, set[int]] | None] | None = None) -> Totals:
+        """The first pass: every line planned and checked, nothing kept but the totals. `locate` is
+        given the first prompt's plan (its settings say where the images go) and returns what
+        --resume found already saved there."""
+        from .progress import label
+
+        totals = Totals()
+        entries = self.source.first_pass() if self.source is not None else self.lines
+        for entry in entries:
+            shape, parameters = self._checked(entry, totals)
+            if totals.first is None:
+                totals.first = with_prompt(shape, entry.prompt, check=False)
+                self.done = locate(totals.first) if locate is not None else None
+            plan, skipped = shape, 0  # the line's own plan only when it matters: --resume, rows
+            if self.done or totals.prompts < ROWS + 1:
+                plan = with_prompt(shape, entry.prompt, check=False)
+            if self.done:
+                key = job_key(plan.prompt, plan.settings.model.name, parameters)
+                skipped = skip_done(plan, self.done.get(key, set()))
+            left = plan.n - skipped
+            totals.prompts += 1
+            totals.images += left
+            totals.skipped += skipped
+            if left and plan.cost_usd is None:
+                totals.unpriced = totals.unpriced or plan.settings.model.name
+            totals.cost += (plan.cost_usd or 0.0) * left / plan.n
+            if totals.prompts <= ROWS + 1:
+                totals.rows.append((label(plan), left))
+        if totals.prompts > ROWS:
+            totals.rows = []
+        return totals
+
+    def jobs(self) -> Iterator[Job]:
+        """The second pass: a job per prompt with images left to make, made as it is asked for."""
+        from ..output import DEFAULT_NAME, Namer, check_template
+
+        for number, entry in enumerate(self.lines):
+            plan, key = self._plan(entry)
+            if self.done and skip_done(plan, self.done.get(key, set())) == plan.n:
+                continue  # all saved by an earlier run
+            name = entry.overrides.get("name", self.name)
+            namer_key = (name, plan.settings.model.name)
+            if namer_key not in self.namers:
+                check_template(name or DEFAULT_NAME)
+                self.namers[namer_key] = Namer(name or DEFAULT_NAME, plan.settings.model.name)
+            yield Job(plan, entry.line if self.source else None, name, self.namers[namer_key], key, number)
+
+    def plans(self) -> Iterator[tuple[Plan, str]]:
+        """The second pass for --dry-run: each line's shape (its plan for another prompt) and prompt."""
+        for entry in self.lines:
+            yield self._shape(entry)[0], entry.prompt
+
+    def close(self) -> None:
+        if self.source is not None:
+            self.source.close()
+
+    def _plan(self, entry: PromptLine) -> tuple[Plan, str]:
+        """The line's plan and its manifest key."""
+        shape, parameters = self._checked(entry)
+        plan = with_prompt(shape, entry.prompt, check=False)
+        return plan, job_key(plan.prompt, plan.settings.model.name, parameters)
+
+    def _checked(self, entry: PromptLine, totals: Totals | None = None) -> tuple[Plan, dict[str, Any]]:
+        """The line's shape, with the line's prompt checked; a mistake names the line."""
+        try:
+            shape, parameters = self._shape(entry, totals)
+            check_prompt(shape, entry.prompt)
+        except ImggenError as exc:
+            if self.source is not None:
+                exc.message = f"{self.source.name} line {entry.line}: {exc.message}"
+            raise
+        return shape, parameters
+
+    def _shape(self, entry: PromptLine, totals: Totals | None = None) -> tuple[Plan, dict[str, Any]]:
+        """The plan for this line's model and options, made with the first prompt that had them, and
+        the parameters that go in its manifest key (the same for every prompt)."""
+        over = entry.overrides
+        key = json.dumps(over, sort_keys=True, default=str) if over else ""
+        found = self.shapes.get(key)
+        if found is not None:
+            return found
+        from ..api import plan_generation, plan_parameters
+
+        line_options = replace(
+            self.options,
+            **{k: over[k] for k in OPTION_KEYS if k in over},
+            params={**self.options.params, **over.get("params", {})},
+        )
+        shape = plan_generation(
+            entry.prompt, over.get("model", self.model), profile=self.profile, options=line_options,
+            flags=self.flags, config=self.config, resolved=self.resolved,
+        )  # fmt: skip
+        if len(self.shapes) >= MAX_SHAPES:
+            self.shapes.clear()
+        self.shapes[key] = shape, plan_parameters(shape)
+        if totals is not None:
+            _add_notes(totals, shape, entry.line if self.source is not None else None)
+        return self.shapes[key]
+
+
+def _add_notes(totals: Totals, plan: Plan, line: int | None) -> None:
+    for warning, texts in ((False, plan.notes), (True, plan.warnings)):
+        for text in texts:
+            if text not in totals.notes and len(totals.notes) < MAX_NOTES:
+                totals.notes[text] = (warning, line)
+
+
+def _source(prompt: str | None, prompts_file: Path | None) -> Source | None:
+    """Where the prompts come from: a file, stdin, or None for a single prompt argument."""
     if prompts_file is not None:
         if prompt is not None:
             raise UsageError("give a PROMPT or --prompts-file, not both")
-        return read_file(prompts_file), str(prompts_file)
+        return Source(prompts_file)
     piped = sys.stdin is not None and not sys.stdin.closed and not sys.stdin.isatty()
     if prompt == "-" or (prompt is None and piped):
         if sys.stdin is None or sys.stdin.closed:
             raise UsageError("PROMPT - reads stdin, but there is no stdin")
-        lines = from_text(sys.stdin)
-        if not lines:
-            raise UsageError("no prompts on stdin", hint="One prompt per line; # starts a comment.")
-        return lines, "stdin"
+        return Source()
     if prompt is None:
         raise UsageError("no prompt given", hint='e.g. imggen generate "a sea otter", or pipe prompts into it.')
-    return [PromptLine(0, prompt)], None
-
-
-def build_jobs(
-    lines: list[PromptLine],
-    source: str | None,
-    *,
-    model: str | None,
-    profile: str | None,
-    options: Options,
-    flags: dict[str, Any],
-    name: str | None,
-) -> list[Job]:
-    from ..api import plan_generation
-    from ..settings import load_config
-
-    config = load_config()  # once for the whole batch, not once per prompt
-    jobs = []
-    for entry in lines:
-        over = entry.overrides
-        line_options = replace(
-            options,
-            **{k: over[k] for k in OPTION_KEYS if k in over},
-            params={**options.params, **over.get("params", {})},
-        )
-        try:
-            plan = plan_generation(
-                entry.prompt,
-                over.get("model", model),
-                profile=profile,
-                options=line_options,
-                flags=flags,
-                config=config,
-            )
-            jobs.append(Job(plan, entry.line if source else None, over.get("name", name)))
-        except ImggenError as exc:
-            if source:
-                exc.message = f"{source} line {entry.line}: {exc.message}"
-            raise
-    return jobs
+    return None

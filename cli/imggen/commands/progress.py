@@ -15,12 +15,17 @@ MAX_ROWS = 12  # beyond this many prompts, one overall bar reads better than a w
 
 
 class Progress:
-    def __init__(self, plans: list[Plan], *, enabled: bool) -> None:
-        self.plans = plans
+    """Totals, not plans: `rows` has (label, images) per prompt for up to MAX_ROWS prompts, else the
+    display is one bar of `images` over `prompts` prompts. Prompts are known by their number."""
+
+    def __init__(self, prompts: int, images: int, rows: list[tuple[str, int]], *, enabled: bool) -> None:
+        self.prompts, self.images = prompts, images
+        self.rows = rows if prompts <= MAX_ROWS else []
         self.verbose = enabled
         self.enabled = enabled and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
         self.bar: Any = None
         self.tasks: dict[int, Any] = {}
+        self.overall: Any = None
 
     def __enter__(self) -> Progress:
         if not self.enabled:
@@ -33,29 +38,28 @@ class Progress:
         columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
         self.bar = RichProgress(*columns, TimeElapsedColumn(), console=console, transient=True)
         self.bar.start()
-        if len(self.plans) <= MAX_ROWS:
-            for plan in self.plans:
-                self.tasks[id(plan)] = self.bar.add_task(_label(plan), total=sum(r.n for r in plan.requests))
+        if self.rows:
+            for number, (text, images) in enumerate(self.rows):
+                self.tasks[number] = self.bar.add_task(text, total=images)
         else:
-            total = sum(r.n for plan in self.plans for r in plan.requests)
-            self.tasks[0] = self.bar.add_task(f"{len(self.plans)} prompts", total=total)
+            self.overall = self.bar.add_task(f"{self.prompts} prompts", total=self.images)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self.bar is not None:
             self.bar.stop()
 
-    def _task(self, plan: Plan) -> Any:
-        return self.tasks.get(id(plan), self.tasks.get(0))
+    def _task(self, number: int) -> Any:
+        return self.tasks.get(number, self.overall)
 
-    def hook(self, plan: Plan) -> Callable[[str, dict[str, Any]], None]:
+    def hook(self, number: int, plan: Plan) -> Callable[[str, dict[str, Any]], None]:
         def event(kind: str, data: dict[str, Any]) -> None:
             if kind != "retry":
                 return
             text = f"retry {data['attempt']} in {data['wait']:.1f} s: {data['reason']}"
             if self.bar is not None:
-                label = _label(plan) if len(self.plans) <= MAX_ROWS else f"{len(self.plans)} prompts"
-                self.bar.update(self._task(plan), description=f"{label} · {text[:60]}")
+                title = label(plan) if self.rows else f"{self.prompts} prompts"
+                self.bar.update(self._task(number), description=f"{title} · {text[:60]}")
             elif self.verbose:
                 from .render import note
 
@@ -63,11 +67,11 @@ class Progress:
 
         return event
 
-    def saved(self, plan: Plan) -> None:
+    def saved(self, number: int) -> None:
         if self.bar is not None:
-            self.bar.advance(self._task(plan))
+            self.bar.advance(self._task(number))
 
 
-def _label(plan: Plan) -> str:
+def label(plan: Plan) -> str:
     prompt = plan.prompt if len(plan.prompt) <= 40 else plan.prompt[:37] + "..."
     return f"{plan.settings.model.name} · {prompt!r}"

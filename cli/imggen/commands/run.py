@@ -12,59 +12,108 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..api import execute, plan_parameters
 from ..batch import Session
-from ..errors import GenerationError, ImggenError, OutputError, UsageError
-from ..manifest import Manifest, job_key
-from ..output import DEFAULT_NAME, Namer, check_template, metadata_for, prepare_directory, save_image, write_sidecar
-from ..plan import Plan, skip_done
+from ..errors import GenerationError, ImggenError, NotSentError, OutputError, UsageError
+from ..manifest import Manifest
+from ..output import Namer, metadata_for, prepare_directory, save_image, write_sidecar
+from ..plan import Plan
 from ..types import ImageData, ImageResponse
 from . import render
 from .progress import Progress
 
+if TYPE_CHECKING:
+    from .jobs import Batch
+
+JOBS_PER_SLOT = 2  # prompts made ready per request slot: enough to start the next request at once
+
 
 @dataclass
 class Job:
-    """One prompt of the run; `line` is its input line number in a batch, None for a lone prompt."""
+    """One prompt of the run; `line` is its input line number in a batch, None for a lone prompt;
+    `number` its place among the run's prompts (0-based)."""
 
     plan: Plan
-    line: int | None = None
-    name: str | None = None
+    line: int | None
+    name: str | None
+    namer: Namer
+    key: str
+    number: int = 0
 
-    def __post_init__(self) -> None:
-        check_template(self.name or DEFAULT_NAME)
-        self.namer = Namer(self.name or DEFAULT_NAME, self.plan.settings.model.name)
-        self.key = job_key(self.plan.prompt, self.plan.settings.model.name, plan_parameters(self.plan))
-        self.saved = 0
+
+T = TypeVar("T")
+
+
+class Tally(Generic[T]):
+    """What a list of saved images or failures was used for, without growing per image: how many,
+    and the first (its exit code is the run's)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: T | None = None
+
+    def append(self, item: T) -> None:
+        if self.count == 0:
+            self.first = item
+        self.count += 1
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> T:
+        if index != 0 or self.first is None:
+            raise IndexError(index)
+        return self.first
+
+
+class Costs:
+    """The sum of the images' costs; unknown as soon as one is."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self.unknown = False
+
+    def append(self, cost: float | None) -> None:
+        if cost is None:
+            self.unknown = True
+        else:
+            self.total += cost
 
 
 class Run:
     def __init__(
-        self, jobs: list[Job], *, overwrite: bool, metadata: bool, json_lines: bool, quiet: bool, resume: bool
+        self, batch: Batch, *, overwrite: bool, metadata: bool, json_lines: bool, quiet: bool, resume: bool
     ) -> None:
-        self.jobs = jobs
-        first = jobs[0].plan.settings
+        self.batch = batch
         self.overwrite, self.metadata, self.json_lines, self.quiet = overwrite, metadata, json_lines, quiet
-        self.given_dir = str(first.get("output_dir", "."))
-        self.to_stdout = self.given_dir == "-"
-        self.directory = Path(self.given_dir)
-        self.saved: list[Path] = []
-        self.failures: list[ImggenError] = []
-        self.costs: list[float | None] = []
+        self.saved: Tally[Path] = Tally()
+        self.failures: Tally[ImggenError] = Tally()
+        self.costs = Costs()
+        self.not_sent = [0, 0]  # images, prompts
+        self.refused: ImggenError | None = None
         self.terminated = False
         self.created = int(time.time())
-        self.progress = Progress([job.plan for job in jobs], enabled=not quiet)
+        self.manifest: Manifest | None = None
+        self.totals = batch.check(lambda first: self._locate(first, resume))  # every line, before anything
+        self.skipped = self.totals.skipped
+        self.progress = Progress(self.totals.prompts, self.totals.images, self.totals.rows, enabled=not quiet)
         self._check_target()
+
+    def _locate(self, first: Plan, resume: bool) -> dict[str, set[int]] | None:
+        """Where the images go (the first prompt's settings say), and what --resume finds there."""
+        self.given_dir = str(first.settings.get("output_dir", "."))
+        self.to_stdout = self.given_dir == "-"
+        self.directory = Path(self.given_dir)
         self.manifest = None if self.to_stdout else Manifest(self.directory)
-        self.skipped = self._resume() if resume and self.manifest else 0
+        return self.manifest.done() if resume and self.manifest else None
 
     def _check_target(self) -> None:
         if not self.to_stdout:
             prepare_directory(self.directory)
             return
-        if len(self.jobs) != 1 or self.jobs[0].plan.n != 1:
+        if self.totals.prompts != 1 or self.totals.first is None or self.totals.first.n != 1:
             raise UsageError("-o - writes exactly one image to stdout", hint="Use -o DIR for more.")
         if self.json_lines or self.metadata:
             raise UsageError("-o - cannot be combined with --json or --metadata", hint="Use -o DIR.")
@@ -75,56 +124,47 @@ class Run:
         """--max-cost: refuse before sending when the estimate of what is left to make is above it."""
         if max_cost is None:
             return
-        total = 0.0
-        for job in self.jobs:
-            left = sum(r.n for r in job.plan.requests)
-            if left and job.plan.cost_usd is None:
-                raise UsageError(
-                    f"--max-cost cannot be checked: the catalog has no price for {job.plan.settings.model.name}",
-                    hint="Leave out --max-cost, or pick a model with a known price.",
-                )
-            total += (job.plan.cost_usd or 0.0) * left / job.plan.n
-        if total > max_cost:
+        if self.totals.unpriced is not None:
             raise UsageError(
-                f"the estimated cost ${total:.4f} is above --max-cost ${max_cost:g}", hint="Nothing was sent."
+                f"--max-cost cannot be checked: the catalog has no price for {self.totals.unpriced}",
+                hint="Leave out --max-cost, or pick a model with a known price.",
             )
-
-    def _resume(self) -> int:
-        assert self.manifest is not None
-        done = self.manifest.done()
-        return sum(skip_done(job.plan, done.get(job.key, set())) for job in self.jobs)
+        if self.totals.cost > max_cost:
+            raise UsageError(
+                f"the estimated cost ${self.totals.cost:.4f} is above --max-cost ${max_cost:g}",
+                hint="Nothing was sent.",
+            )
 
     def start(self, *, retries: int, concurrency: int, rpm: float | None) -> int:
         """Run to completion; returns the exit code."""
         self._say_notes()
         started = time.monotonic()
         try:
-            responses = asyncio.run(self._main(retries, concurrency, rpm))
+            asyncio.run(self._main(retries, concurrency, rpm))
         except KeyboardInterrupt:
             return self._interrupted(130)
         except asyncio.CancelledError:
             return self._interrupted(143 if self.terminated else 130)
-        for job, response in zip(self.jobs, responses, strict=True):
-            for exc in response.errors:
-                self._failed(job, exc)
+        finally:
+            self.batch.close()
+        if self.not_sent[0]:
+            self._say_not_sent()
         if not self.quiet:
             self._summary(time.monotonic() - started)
         return self._exit_code()
 
     def _say_notes(self) -> None:
-        seen: set[str] = set()
-        for job in self.jobs:
-            for text in ([] if self.quiet else job.plan.notes) + job.plan.warnings:
-                if text not in seen:
-                    seen.add(text)
-                    (render.warn if text in job.plan.warnings else render.note)(self._where(job) + text)
+        for text, (warning, line) in self.totals.notes.items():
+            if warning or not self.quiet:
+                where = f"line {line}: " if line is not None and self.totals.prompts > 1 else ""
+                (render.warn if warning else render.note)(where + text)
         if self.skipped and not self.quiet:
             render.note(f"--resume: {self.skipped} image(s) already in {self.given_dir}, skipped")
 
     def _where(self, job: Job) -> str:
-        return f"line {job.line}: " if job.line is not None and len(self.jobs) > 1 else ""
+        return f"line {job.line}: " if job.line is not None and self.totals.prompts > 1 else ""
 
-    async def _main(self, retries: int, concurrency: int, rpm: float | None) -> list[ImageResponse]:
+    async def _main(self, retries: int, concurrency: int, rpm: float | None) -> None:
         task = asyncio.current_task()
         assert task is not None
 
@@ -139,28 +179,82 @@ class Run:
         spill_dir = Path(tempfile.mkdtemp(prefix=".imggen-", dir=None if self.to_stdout else self.directory))
         try:
             with self.progress:
-                async with Session(retries=retries, concurrency=concurrency, rpm=rpm, spill_dir=spill_dir) as session:
+                async with Session(retries=retries, concurrency=concurrency, rpm=rpm, spill_dir=spill_dir,
+                                   stop_on_auth=True) as session:  # fmt: skip
                     self.session = session
-                    runs = [self._execute(job, session) for job in self.jobs]
-                    return list(await asyncio.gather(*runs))
+                    await self._schedule(session, concurrency)
         finally:
             shutil.rmtree(spill_dir, ignore_errors=True)
             if self.manifest is not None:
                 self.manifest.close()
+
+    async def _schedule(self, session: Session, concurrency: int) -> None:
+        """Jobs are made from the batch as request slots come near: a few per slot are alive at once,
+        however many prompts there are, so the next requests are always queued when a slot frees."""
+        alive: set[asyncio.Task[None]] = set()
+        try:
+            for job in self.batch.jobs():
+                while len(alive) >= JOBS_PER_SLOT * concurrency + 2:
+                    finished, alive = await asyncio.wait(alive, return_when=asyncio.FIRST_COMPLETED)
+                    for done in finished:
+                        done.result()  # a configuration error or a bug stops the run
+                if session.refused is not None:
+                    self._unsent(job, sum(r.n for r in job.plan.requests))
+                    continue
+                alive.add(asyncio.create_task(self._run_job(job, session)))
+            if alive:
+                await asyncio.gather(*alive)
+                alive = set()
+        finally:
+            for left in alive:
+                left.cancel()
+            await asyncio.gather(*alive, return_exceptions=True)
+            self.refused = session.refused
+
+    async def _run_job(self, job: Job, session: Session) -> None:
+        response = await self._execute(job, session)
+        unsent = 0
+        for exc in response.errors:
+            if isinstance(exc, NotSentError):
+                unsent += exc.images
+            else:
+                self._failed(job, exc)
+        if unsent:
+            self._unsent(job, unsent)
+
+    def _unsent(self, job: Job, images: int) -> None:
+        """Not sent because the credentials were refused: counted for one line at the end, and not
+        in the manifest, so --resume sends them once the key is fixed."""
+        self.not_sent[0] += images
+        self.not_sent[1] += 1
+        if self.json_lines:
+            error = {"type": NotSentError.kind, "message": f"not sent: {images} image(s)", "status": None}
+            line = {"prompt": job.plan.prompt, "model": job.plan.settings.model.name, "error": error}
+            render.print_json(line if job.line is None else {**line, "line": job.line})
+
+    def _say_not_sent(self) -> None:
+        images, prompts = self.not_sent
+        status = getattr(self.refused, "status", None)
+        render.print_error(ImggenError(
+            f"{images} image{'s' if images != 1 else ''} of {prompts} prompt{'s' if prompts != 1 else ''} "
+            f"not sent: the provider refused the credentials ({status})",
+            hint="Fix them, then run the same command with --resume to finish.",
+        ))  # fmt: skip
 
     async def _execute(self, job: Job, session: Session) -> ImageResponse:
         async def save_all(images: list[ImageData]) -> None:
             for image in images:
                 await self._save_one(job, image)
 
-        return await execute(job.plan, on_event=self.progress.hook(job.plan), on_images=save_all, session=session)
+        hook = self.progress.hook(job.number, job.plan)
+        return await execute(job.plan, on_event=hook, on_images=save_all, session=session)
 
     async def _save_one(self, job: Job, image: ImageData) -> None:
         try:
             await self._save(job, image)
         except (GenerationError, OutputError) as exc:
             self._failed(job, exc)
-        self.progress.saved(job.plan)
+        self.progress.saved(job.number)
 
     async def _save(self, job: Job, image: ImageData) -> None:
         if self.to_stdout:
@@ -217,13 +311,17 @@ class Run:
         parts = [f"saved {saved} image{'s' if saved != 1 else ''}"]
         if self.failures:
             parts.append(f"{len(self.failures)} failed")
+        if self.not_sent[0]:
+            parts.append(f"{self.not_sent[0]} not sent")
         if self.skipped:
             parts.append(f"{self.skipped} skipped (--resume)")
-        cost = None if None in self.costs else sum(c for c in self.costs if c is not None)
+        cost = None if self.costs.unknown else self.costs.total
         parts += [f"{elapsed:.1f} s", render.money(cost)]
         sys.stderr.write(" · ".join(parts) + "\n")
 
     def _exit_code(self) -> int:
+        if self.refused is not None:
+            return self.refused.exit_code  # the rest waits for a fixed key and --resume
         if not self.failures:
             return 0
         if self.saved:
