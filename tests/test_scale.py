@@ -179,3 +179,12 @@ def test_other_failures_do_not_stop_the_batch(fake: FakeProvider) -> None:
     fake.script("/images/generations", openai_error(400, "bad prompt"), Reply(status=200))
     result = gen(fake, "-", "-m", "gpt-image-1", "-j", "1", "-o", "out", stdin="a\nb\nc\n")
     assert result.code == 4 and len(result.lines) == 2 and "not sent" not in result.stderr
+
+
+def test_a_bad_name_on_a_late_jsonl_line_is_refused_before_anything_is_sent(fake: FakeProvider, tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    rows = [json.dumps({"prompt": f"p{i}"}) for i in range(500)] + [json.dumps({"prompt": "x", "name": "{nope}.png"})]
+    path.write_text("\n".join(rows) + "\n")
+    result = gen(fake, "--prompts-file", str(path), "-m", "gpt-image-1", "-o", "out")
+    assert result.code == 2 and f"{path} line 501" in result.stderr and "{nope}" in result.stderr
+    assert sent(fake) == [] and result.stdout == ""

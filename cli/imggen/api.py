@@ -60,7 +60,8 @@ async def execute(
 ) -> ImageResponse:
     """Send the plan's requests through the session's scheduler and gather the images and failures.
     `on_images` is awaited with each request's images as soon as they arrive (the CLI saves them).
-    Without a session, one is made for this plan alone."""
+    Without a session, one is made for this plan alone, and a 401/403 stops the plan's requests not
+    yet sent (their errors are NotSentError). A shared session does that only with stop_on_auth."""
     if session is None:
         rpm = plan.settings.get("rpm")
         async with Session(retries=retries, concurrency=concurrency, rpm=rpm, stop_on_auth=True) as own:

@@ -64,6 +64,7 @@ class Batch:
         self.resolved: dict[str, Any] = {}  # settings per model and profile (api.plan_generation)
         self.shapes: dict[str, tuple[Plan, dict[str, Any]]] = {}  # per distinct line options, any prompt
         self.namers: dict[tuple[str | None, str], Any] = {}
+        self.names: set[str | None] = set()  # --name templates checked
         self.done: dict[str, set[int]] | None = None
 
     def check(self, locate: Callable[[Plan], dict[str, set[int]] | None] | None = None) -> Totals:
@@ -100,7 +101,7 @@ class Batch:
 
     def jobs(self) -> Iterator[Job]:
         """The second pass: a job per prompt with images left to make, made as it is asked for."""
-        from ..output import DEFAULT_NAME, Namer, check_template
+        from ..output import DEFAULT_NAME, Namer
 
         for number, entry in enumerate(self.lines):
             plan, key = self._plan(entry)
@@ -108,8 +109,9 @@ class Batch:
                 continue  # all saved by an earlier run
             name = entry.overrides.get("name", self.name)
             namer_key = (name, plan.settings.model.name)
-            if namer_key not in self.namers:
-                check_template(name or DEFAULT_NAME)
+            if namer_key not in self.namers:  # the template was checked by the first pass
+                if len(self.namers) >= MAX_SHAPES:
+                    self.namers.clear()
                 self.namers[namer_key] = Namer(name or DEFAULT_NAME, plan.settings.model.name)
             yield Job(plan, entry.line if self.source else None, name, self.namers[namer_key], key, number)
 
@@ -129,15 +131,26 @@ class Batch:
         return plan, job_key(plan.prompt, plan.settings.model.name, parameters)
 
     def _checked(self, entry: PromptLine, totals: Totals | None = None) -> tuple[Plan, dict[str, Any]]:
-        """The line's shape, with the line's prompt checked; a mistake names the line."""
+        """The line's shape, with the line's prompt and --name checked; a mistake names the line."""
         try:
             shape, parameters = self._shape(entry, totals)
             check_prompt(shape, entry.prompt)
+            if totals is not None:
+                self._check_name(entry.overrides.get("name", self.name))
         except ImggenError as exc:
             if self.source is not None:
                 exc.message = f"{self.source.name} line {entry.line}: {exc.message}"
             raise
         return shape, parameters
+
+    def _check_name(self, name: str | None) -> None:
+        from ..output import DEFAULT_NAME, check_template
+
+        if name not in self.names:
+            check_template(name or DEFAULT_NAME)
+            if len(self.names) >= MAX_SHAPES:
+                self.names.clear()
+            self.names.add(name)
 
     def _shape(self, entry: PromptLine, totals: Totals | None = None) -> tuple[Plan, dict[str, Any]]:
         """The plan for this line's model and options, made with the first prompt that had them, and
