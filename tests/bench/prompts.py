@@ -41,7 +41,7 @@ def run_prompts(out: Path, sizes: tuple[int, ...] = SIZES) -> dict[int, tuple[fl
 
 
 def report(figures: dict[int, tuple[float, float]]) -> list[str]:
-    rows = [f"{f'{lines:,} lines --dry-run --json':<28} imggen {took:.1f} s, {rss:.0f} MiB peak"
+    rows = [f"{f'{lines:,} prompts --dry-run':<28} imggen {took:.1f} s, {rss:.0f} MiB peak"
             for lines, (took, rss) in figures.items()]  # fmt: skip
     peaks = [rss for _, rss in figures.values()]
     spread = f"peaks differ by {max(peaks) - min(peaks):.0f} MiB" if len(peaks) > 1 else ""
