@@ -188,3 +188,27 @@ def test_a_bad_name_on_a_late_jsonl_line_is_refused_before_anything_is_sent(fake
     result = gen(fake, "--prompts-file", str(path), "-m", "gpt-image-1", "-o", "out")
     assert result.code == 2 and f"{path} line 501" in result.stderr and "{nope}" in result.stderr
     assert sent(fake) == [] and result.stdout == ""
+
+
+def test_the_proxy_keeps_serving_after_an_upstream_401(fake: FakeProvider, tmp_path: Path) -> None:
+    """Stopping at a refused key is for batch runs: the proxy's requests come from many clients."""
+    from servehelp import Served, deployment, proxy_config
+
+    entry = deployment("d", "openai/dall-e-3", api_base=fake.openai_base, api_key=OPENAI_KEY)
+    config = proxy_config(entry, router={"cooldown_time": 0})  # its own cooldown is not what is tested
+    fake.script("/images/generations", openai_error(401, "Incorrect API key provided."))
+    served = Served(tmp_path, config)
+    try:
+        first = served.post({"model": "d", "prompt": "x"})
+        second = served.post({"model": "d", "prompt": "y", "n": 2})
+    finally:
+        served.stop()
+    assert first.status_code == 502  # the upstream refused imggen's key, not the client's
+    assert second.status_code == 200 and len(second.json()["data"]) == 2
+    assert len(sent(fake)) == 3
+
+
+def test_stdin_that_is_not_utf8_names_its_line(fake: FakeProvider) -> None:
+    result = run_cli("generate", "-", "-m", "gpt-image-1", "--dry-run", env=openai_env(fake),
+                     input=b"one\ntwo\nbad \xff\xfe here\n")  # fmt: skip
+    assert result.code == 2 and "stdin line 3 is not UTF-8 text" in result.stderr and result.stdout == ""
