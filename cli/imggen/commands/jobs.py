@@ -171,8 +171,9 @@ class Batch:
             entry.prompt, over.get("model", self.model), profile=self.profile, options=line_options,
             flags=self.flags, config=self.config, resolved=self.resolved,
         )  # fmt: skip
-        if len(self.shapes) >= MAX_SHAPES:
+        if len(self.shapes) >= MAX_SHAPES:  # lines that all differ: keep memory bounded, rebuild
             self.shapes.clear()
+            self.resolved.clear()
         self.shapes[key] = shape, plan_parameters(shape)
         if totals is not None:
             _add_notes(totals, shape, entry.line if self.source is not None else None)
