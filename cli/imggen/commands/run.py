@@ -228,7 +228,9 @@ class Run:
         self.not_sent[0] += images
         self.not_sent[1] += 1
         if self.json_lines:
-            error = {"type": NotSentError.kind, "message": f"not sent: {images} image(s)", "status": None}
+            status = getattr(self.session.refused, "status", None)
+            message = f"{images} image(s) not sent: the credentials were refused ({status}); fix them, then --resume"
+            error = {"type": NotSentError.kind, "message": message, "status": None}
             line = {"prompt": job.plan.prompt, "model": job.plan.settings.model.name, "error": error}
             render.print_json(line if job.line is None else {**line, "line": job.line})
 
