@@ -156,8 +156,9 @@ async def agenerate(
 ) -> ImageResponse:
     """Generate images for one prompt. Raises the first error when no image was made; when only some
     failed, the response's `errors` lists the failures. `timeout` defaults to 600 s (or the profile's)."""
+    check_run_numbers(retries=retries, concurrency=concurrency)
     options = Options(
-        n=n or 1, size=size, aspect_ratio=aspect_ratio, quality=quality, style=style,
+        n=1 if n is None else n, size=size, aspect_ratio=aspect_ratio, quality=quality, style=style,
         response_format=response_format, user=user, seed=seed, negative_prompt=negative_prompt,
         params=provider_params,
     )  # fmt: skip
@@ -167,6 +168,16 @@ async def agenerate(
     if not response.data and response.errors:
         raise response.errors[0]
     return response
+
+
+def check_run_numbers(**values: Any) -> None:
+    """`retries=` and `concurrency=` of a Python call: the same ranges as the flags."""
+    from .checks import RANGES, number_problem, shown
+
+    for key, value in values.items():
+        problem = number_problem(value, RANGES[key])
+        if problem:
+            raise UsageError(f"{key}={shown(value)} {problem}")
 
 
 def generate(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:

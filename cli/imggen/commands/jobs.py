@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import ImggenError, UsageError
 from ..plan import Options
-from ..prompts import PromptLine, from_text, read_file
+from ..prompts import PromptLine, from_text, read_file, stdin_lines
 from .run import Job
 
 OPTION_KEYS = ("n", "size", "aspect_ratio", "quality", "style", "response_format", "user", "seed", "negative_prompt")
@@ -26,7 +26,7 @@ def prompt_lines(prompt: str | None, prompts_file: Path | None) -> tuple[list[Pr
     if prompt == "-" or (prompt is None and piped):
         if sys.stdin is None or sys.stdin.closed:
             raise UsageError("PROMPT - reads stdin, but there is no stdin")
-        lines = from_text(sys.stdin)
+        lines = from_text(stdin_lines(sys.stdin))
         if not lines:
             raise UsageError("no prompts on stdin", hint="One prompt per line; # starts a comment.")
         return lines, "stdin"

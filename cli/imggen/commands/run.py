@@ -35,7 +35,7 @@ class Job:
 
     def __post_init__(self) -> None:
         check_template(self.name or DEFAULT_NAME)
-        self.namer = Namer(self.name or DEFAULT_NAME, self.plan.settings.model.name)
+        self.namer = Namer(self.name or DEFAULT_NAME, self.plan.settings.model.name, line=self.line or 1)
         self.key = job_key(self.plan.prompt, self.plan.settings.model.name, plan_parameters(self.plan))
         self.saved = 0
 
@@ -57,6 +57,7 @@ class Run:
         self.created = int(time.time())
         self.progress = Progress([job.plan for job in jobs], enabled=not quiet)
         self._check_target()
+        self._check_names()
         self.manifest = None if self.to_stdout else Manifest(self.directory)
         self.skipped = self._resume() if resume and self.manifest else 0
 
@@ -70,6 +71,16 @@ class Run:
             raise UsageError("-o - cannot be combined with --json or --metadata", hint="Use -o DIR.")
         if sys.stdout.isatty():
             raise UsageError("-o - would write image bytes to the terminal", hint="Redirect stdout to a file.")
+
+    def _check_names(self) -> None:
+        """No two images of the run get one file; with --overwrite, none replaces one made earlier."""
+        from ..output import check_names
+
+        uses = ((job.name or DEFAULT_NAME, job.plan.n) for job in self.jobs)
+        check_names(uses, overwrite=self.overwrite and not self.to_stdout, metadata=self.metadata)
+        taken: set[str] | None = set() if self.overwrite else None
+        for job in self.jobs:
+            job.namer.taken = taken
 
     def check_budget(self, max_cost: float | None) -> None:
         """--max-cost: refuse before sending when the estimate of what is left to make is above it."""
