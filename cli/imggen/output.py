@@ -126,22 +126,30 @@ def check_names(uses: Iterable[tuple[str, int]], *, overwrite: bool, metadata: b
         seen = counts.setdefault(template, [0, 0])
         seen[0], seen[1] = seen[0] + 1, max(seen[1], n)
     for template, (prompts, most) in counts.items():
-        for part in ("name", "stem") if metadata else ("name",):
-            if part == "name" and not overwrite:
-                continue  # without --overwrite a taken name gets -2, -3, …
-            where = " before the extension" if part == "stem" else ""
-            if most > 1 and not _varies(template, part, "index"):
-                raise UsageError(_same(template, part, f"all {most} images of a prompt"), hint=f"Add {{index}}{where}.")
-            if prompts > 1 and not (_varies(template, part, "prompt") or _varies(template, part, "line")):
-                raise UsageError(_same(template, part, "every prompt"), hint=f"Add {{prompt}} or {{line}}{where}.")
+        checks = ((("index",), most > 1, "{index}", f"all {most} images of a prompt"),
+                  (("prompt", "line"), prompts > 1, "{prompt} or {line}", "every prompt"))  # fmt: skip
+        for fields, many, fix, what in checks:
+            if not many:
+                continue
+            varies = _varies(template, "name", fields)
+            if overwrite and not varies:
+                raise UsageError(_same(template, "name", what), hint=f"Add {fix}.")
+            # A taken name gets -2 before its extension, but names that differ only after the last dot
+            # (otter.1, otter.2) share one sidecar (otter.json).
+            if metadata and varies and not _varies(template, "stem", fields):
+                raise UsageError(_same(template, "stem", what), hint=f"Add {fix} before the extension.")
 
 
-def _varies(template: str, part: str, field: str) -> bool:
-    one, two = {"index": (1, 2), "prompt": ("otter", "heron"), "line": (1, 2)}[field]
-    names = [_render(template, sample_values(**{field: value})) for value in (one, two)]
-    if part == "stem":
-        names = [Path(name).stem for name in names]
-    return names[0] != names[1]
+def _varies(template: str, part: str, fields: tuple[str, ...]) -> bool:
+    """Whether the name (or its stem) changes when one of `fields` does."""
+    samples = {"index": (1, 2), "prompt": ("otter", "heron"), "line": (1, 2)}
+    for field_ in fields:
+        names = [_render(template, sample_values(**{field_: value})) for value in samples[field_]]
+        if part == "stem":
+            names = [Path(name).stem for name in names]
+        if names[0] != names[1]:
+            return True
+    return False
 
 
 def _same(template: str, part: str, what: str) -> str:

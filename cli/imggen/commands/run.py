@@ -56,8 +56,8 @@ class Run:
         self.terminated = False
         self.created = int(time.time())
         self.progress = Progress([job.plan for job in jobs], enabled=not quiet)
-        self._check_target()
         self._check_names()
+        self._check_target()
         self.manifest = None if self.to_stdout else Manifest(self.directory)
         self.skipped = self._resume() if resume and self.manifest else 0
 
