@@ -312,13 +312,16 @@ API_CASES: list[tuple[dict[str, Any], str]] = [
     ({"concurrency": 0}, "concurrency=0 is out of range"),
     ({"sampleCount": 4}, "-p sampleCount=4: imggen plans sampleCount itself"),
     ({"cfg": float("inf")}, "-p: a parameter is inf"),
+    ({"model": 5}, "model= must be text, not int"),
+    ({"api_base": 5}, "api_base= must be text, not int"),
 ]
 
 
 @pytest.mark.parametrize(("kwargs", "expected"), API_CASES)
 def test_the_python_api_checks_its_arguments(fake: FakeProvider, kwargs: dict[str, Any], expected: str) -> None:
+    arguments = {"model": "gpt-image-1", "api_key": OPENAI_KEY, "api_base": fake.openai_base, **kwargs}
     with pytest.raises(imggen.ImggenError) as caught:
-        imggen.generate("otter", model="gpt-image-1", api_key=OPENAI_KEY, api_base=fake.openai_base, **kwargs)
+        imggen.generate("otter", **arguments)
     assert caught.value.exit_code == 2 and expected in str(caught.value)
     assert fake.requests == []
 
@@ -343,3 +346,12 @@ def test_serve_passes_real_openai_body_fields_and_refuses_a_bad_n(fake: FakeProv
         assert OPENAI_KEY not in served.stderr()
     finally:
         served.stop()
+
+
+def test_save_refuses_a_name_that_would_overwrite_its_own_images(fake: FakeProvider, tmp_path: Path) -> None:
+    response = imggen.generate("otter", model="gpt-image-1", n=2, api_key=OPENAI_KEY, api_base=fake.openai_base)
+    with pytest.raises(imggen.ImggenError, match=r"Add \{index\}"):
+        response.save(tmp_path / "out", name="fixed.{ext}", overwrite=True)
+    assert not (tmp_path / "out").exists()
+    paths = response.save(tmp_path / "out", name="{prompt}-{index}.{ext}", overwrite=True)
+    assert [p.name for p in paths] == ["otter-1.png", "otter-2.png"]

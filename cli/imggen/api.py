@@ -157,6 +157,7 @@ async def agenerate(
     """Generate images for one prompt. Raises the first error when no image was made; when only some
     failed, the response's `errors` lists the failures. `timeout` defaults to 600 s (or the profile's)."""
     check_run_numbers(retries=retries, concurrency=concurrency)
+    _check_text(model=model, profile=profile, api_key=api_key, api_base=api_base, api_version=api_version)
     options = Options(
         n=1 if n is None else n, size=size, aspect_ratio=aspect_ratio, quality=quality, style=style,
         response_format=response_format, user=user, seed=seed, negative_prompt=negative_prompt,
@@ -178,6 +179,12 @@ def check_run_numbers(**values: Any) -> None:
         problem = number_problem(value, RANGES[key])
         if problem:
             raise UsageError(f"{key}={shown(value)} {problem}")
+
+
+def _check_text(**values: Any) -> None:
+    for key, value in values.items():
+        if value is not None and not isinstance(value, str):
+            raise UsageError(f"{key}= must be text, not {type(value).__name__}")
 
 
 def generate(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:
