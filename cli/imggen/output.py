@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import os
 import re
@@ -55,6 +56,7 @@ def slugify(text: str, limit: int = SLUG_MAX) -> str:
     return slug[:limit].rstrip("-") or "image"
 
 
+@functools.lru_cache(maxsize=64)  # once per distinct template, not once per prompt of a batch
 def check_template(template: str) -> None:
     """Refuse a --name template that cannot give a safe file name for every image, before anything is
     sent: unknown fields, bad format specs, a path, a NUL, names longer than a file system takes,

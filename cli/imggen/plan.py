@@ -113,7 +113,8 @@ def _check_prompt(prompt: str, info: ModelInfo | None) -> None:
         raise UsageError(f"the prompt must be text, not {type(prompt).__name__}")
     problem = text_problem(prompt)
     if problem:
-        raise UsageError(f"the prompt {problem}", hint="Fix the text of the prompt.")
+        hint = "imggen takes UTF-8 text: check the encoding of the terminal or file." if "UTF-8" in problem else None
+        raise UsageError(f"the prompt {problem}", hint=hint)
     if not prompt.strip():
         raise UsageError("the prompt is empty", hint='Give a prompt, e.g. imggen generate "a sea otter".')
     if info and info.prompt_max and len(prompt) > info.prompt_max:
@@ -124,23 +125,26 @@ def _check_prompt(prompt: str, info: ModelInfo | None) -> None:
 
 
 def check_options(options: Options) -> None:
-    """Types and ranges, whoever built the options (flags, a JSONL line, a Python call, the proxy)."""
-    for key, label in (("n", "-n"), ("seed", "--seed")):
-        value = getattr(options, key)
-        problem = None if value is None and key == "seed" else number_problem(value, RANGES[key])
-        if problem:
-            raise UsageError(f"{label} {shown(value)} {problem}")
+    """Types and ranges, whoever built the options (flags, a JSONL line, a Python call, the proxy).
+    Runs once per prompt of a batch: the common case costs a few comparisons."""
+    n, seed = options.n, options.seed
+    if type(n) is not int or not 1 <= n <= MAX_N:
+        raise UsageError(f"-n {shown(n)} {number_problem(n, RANGES['n'])}")
+    problem = None if seed is None else number_problem(seed, RANGES["seed"])
+    if problem:
+        raise UsageError(f"--seed {shown(seed)} {problem}")
     for key in TEXT_OPTIONS:
         value = getattr(options, key)
-        label = "--" + key.replace("_", "-")
-        if value is not None and not isinstance(value, str):
-            raise UsageError(f"{label} {shown(value)} must be text")
-        problem = text_problem(value) if value is not None else None
+        if value is None:
+            continue
+        problem = "must be text" if not isinstance(value, str) else text_problem(value)
         if problem:
-            raise UsageError(f"{label} {problem}")
+            shown_value = f" {shown(value)}" if not isinstance(value, str) else ""
+            raise UsageError(f"--{key.replace('_', '-')}{shown_value} {problem}")
     if not isinstance(options.params, dict):
         raise UsageError(f"params must be an object of provider parameters, not {shown(options.params)}")
-    _check_param_values(options.params, 0)
+    if options.params:
+        _check_param_values(options.params, 0)
 
 
 def _check_param_values(value: Any, depth: int) -> None:
@@ -163,19 +167,22 @@ def _check_param_values(value: Any, depth: int) -> None:
 
 def _check_planned(params: dict[str, Any], settings: Resolved) -> None:
     """Refuse params that would replace what imggen plans itself (`-p n=1000`)."""
-    info = settings.model.info
-    own_style = (info.family if info else "") in OWN_STYLE_FAMILIES or any(
-        name in settings.model.model_id for name in ("titan-image", "nova-canvas")
-    )
     for key, value in params.items():
         named = [(key, key, value)]
         if key in MERGED_PARAMS and isinstance(value, dict):
             named += [(inner, f"{key}.{inner}", item) for inner, item in value.items()]
         for name, shown_name, item in named:
-            if name in PLANNED and not (name == "style" and own_style):
+            if name in PLANNED and not (name == "style" and _own_style(settings)):
                 flag = PLANNED[name]
                 use = "give it as the prompt" if flag == "the prompt" else f"use {flag}"
                 raise UsageError(f"-p {shown_name}={shown(item)}: imggen plans {name} itself; {use}")
+
+
+def _own_style(settings: Resolved) -> bool:
+    info = settings.model.info
+    if info is not None:
+        return info.family in OWN_STYLE_FAMILIES
+    return any(name in settings.model.model_id for name in ("titan-image", "nova-canvas"))
 
 
 def model_fields(settings: Resolved) -> tuple[str, ...]:
