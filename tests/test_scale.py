@@ -211,4 +211,4 @@ def test_the_proxy_keeps_serving_after_an_upstream_401(fake: FakeProvider, tmp_p
 def test_stdin_that_is_not_utf8_names_its_line(fake: FakeProvider) -> None:
     result = run_cli("generate", "-", "-m", "gpt-image-1", "--dry-run", env=openai_env(fake),
                      input=b"one\ntwo\nbad \xff\xfe here\n")  # fmt: skip
-    assert result.code == 2 and "stdin line 3 is not UTF-8 text" in result.stderr and result.stdout == ""
+    assert result.code == 2 and "stdin line 3 is not valid UTF-8" in result.stderr and result.stdout == ""

@@ -174,8 +174,10 @@ async def agenerate(
 ) -> ImageResponse:
     """Generate images for one prompt. Raises the first error when no image was made; when only some
     failed, the response's `errors` lists the failures. `timeout` defaults to 600 s (or the profile's)."""
+    check_run_numbers(retries=retries, concurrency=concurrency)
+    _check_text(model=model, profile=profile, api_key=api_key, api_base=api_base, api_version=api_version)
     options = Options(
-        n=n or 1, size=size, aspect_ratio=aspect_ratio, quality=quality, style=style,
+        n=1 if n is None else n, size=size, aspect_ratio=aspect_ratio, quality=quality, style=style,
         response_format=response_format, user=user, seed=seed, negative_prompt=negative_prompt,
         params=provider_params,
     )  # fmt: skip
@@ -185,6 +187,22 @@ async def agenerate(
     if not response.data and response.errors:
         raise next((e for e in response.errors if not isinstance(e, NotSentError)), response.errors[0])
     return response
+
+
+def check_run_numbers(**values: Any) -> None:
+    """`retries=` and `concurrency=` of a Python call: the same ranges as the flags."""
+    from .checks import RANGES, number_problem, shown
+
+    for key, value in values.items():
+        problem = number_problem(value, RANGES[key])
+        if problem:
+            raise UsageError(f"{key}={shown(value)} {problem}")
+
+
+def _check_text(**values: Any) -> None:
+    for key, value in values.items():
+        if value is not None and not isinstance(value, str):
+            raise UsageError(f"{key}= must be text, not {type(value).__name__}")
 
 
 def generate(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:

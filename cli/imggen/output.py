@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import os
 import re
 import string
 import tempfile
 import unicodedata
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .checks import MAX_SEED
 from .errors import BadResponseError, GenerationError, NetworkError, OutputError, UsageError
 
 if TYPE_CHECKING:
@@ -23,8 +25,12 @@ if TYPE_CHECKING:
 
 NameFor = Callable[[str], str]  # extension -> file name
 DEFAULT_NAME = "{date}-{prompt}-{index}.{ext}"
-NAME_FIELDS = frozenset({"prompt", "model", "index", "date", "time", "seed", "ext"})
+NAME_FIELDS = frozenset({"prompt", "model", "index", "date", "time", "seed", "ext", "line"})
 SLUG_MAX = 60
+NAME_MAX_BYTES = 255  # what ext4, APFS, NTFS and most file systems take for one name
+UNIQUE_ROOM = "-9999"  # the longest suffix a taken name gets
+RESERVED_PREFIX = ".imggen-"  # temporary files, spill folders and the manifest
+SIDECAR_SUFFIX = ".json"
 
 
 def sniff(head: bytes) -> str | None:
@@ -50,27 +56,116 @@ def slugify(text: str, limit: int = SLUG_MAX) -> str:
     return slug[:limit].rstrip("-") or "image"
 
 
+@functools.lru_cache(maxsize=64)  # once per distinct template, not once per prompt of a batch
 def check_template(template: str) -> None:
-    """Refuse a --name template with unknown fields or one that could leave the output directory."""
+    """Refuse a --name template that cannot give a safe file name for every image, before anything is
+    sent: unknown fields, bad format specs, a path, a NUL, names longer than a file system takes,
+    imggen's own files (`.imggen-*`) and `.json` names (the sidecar of another image)."""
+    if "\0" in template:
+        raise UsageError("--name contains a NUL byte", hint="Give a plain file name.")
     try:
-        names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise UsageError(f"--name '{template}' is not a valid template: {exc}") from exc
+    names = {f for _, f, _, _ in parsed if f is not None}
     unknown = names - NAME_FIELDS
     if unknown:
         fields = ", ".join("{" + f + "}" for f in sorted(NAME_FIELDS))
         raise UsageError(f"--name uses unknown field {{{sorted(unknown)[0]}}}", hint=f"Fields: {fields}.")
     if "/" in template or "\\" in template or template in (".", "..") or not template.strip():
         raise UsageError(f"--name '{template}' must be a file name, not a path", hint="Use -o for the directory.")
+    for _, name, spec, _ in parsed:
+        if spec and ("{" in spec or re.search(r"\d{4,}", spec)):
+            raise UsageError(f"--name '{template}': the format spec of {{{name}}} is not one imggen can use")
+    for seed in (MAX_SEED, None):
+        _check_rendered(template, _render(template, sample_values(seed=seed)))
+
+
+def sample_values(**changes: Any) -> dict[str, Any]:
+    """Values for every name field at their longest, so a check of the result holds for every image."""
+    values: dict[str, Any] = {
+        "prompt": "p" * SLUG_MAX, "model": "m" * SLUG_MAX, "index": 10, "date": "2026-12-31", "time": "235959",
+        "seed": MAX_SEED, "ext": "webp", "line": 9_999_999_999,
+    }  # fmt: skip
+    values.update(changes)
+    if values["seed"] is None:
+        values["seed"] = "noseed"
+    return values
+
+
+def _render(template: str, values: dict[str, Any]) -> str:
+    try:
+        return template.format(**values).strip()
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise UsageError(f"--name '{template}' cannot be rendered: {exc}", hint="Check its format specs.") from exc
+
+
+def _check_rendered(template: str, name: str) -> None:
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise UsageError(f"--name '{template}' gives '{name}', which is not a file name")
+    size = len(os.fsencode(name)) + len(UNIQUE_ROOM)
+    if size > NAME_MAX_BYTES:
+        raise UsageError(
+            f"--name '{template}' gives file names of up to {size - len(UNIQUE_ROOM)} bytes",
+            hint=f"A file name takes at most {NAME_MAX_BYTES} bytes, with room for a {UNIQUE_ROOM} suffix.",
+        )
+    if name.startswith(RESERVED_PREFIX):
+        raise UsageError(
+            f"--name '{template}' gives names starting {RESERVED_PREFIX}, which imggen keeps for its own files"
+        )
+    if name.lower().endswith(SIDECAR_SUFFIX):
+        raise UsageError(
+            f"--name '{template}' gives names ending {SIDECAR_SUFFIX}, as --metadata names the file beside an image",
+            hint="End it with .{ext}.",
+        )
+
+
+def check_names(counts: Mapping[str, tuple[int, int]], *, overwrite: bool, metadata: bool) -> None:
+    """No two images of one run share a file (--overwrite would keep only the last) or a sidecar.
+    `counts`: per template, the prompts that use it and the most images one of them makes."""
+    for template, (prompts, most) in counts.items():
+        checks = ((("index",), most > 1, "{index}", f"all {most} images of a prompt"),
+                  (("prompt", "line"), prompts > 1, "{prompt} or {line}", "every prompt"))  # fmt: skip
+        for fields, many, fix, what in checks:
+            if not many:
+                continue
+            varies = _varies(template, "name", fields)
+            if overwrite and not varies:
+                raise UsageError(_same(template, "name", what), hint=f"Add {fix}.")
+            # A taken name gets -2 before its extension, but names that differ only after the last dot
+            # (otter.1, otter.2) share one sidecar (otter.json).
+            if metadata and varies and not _varies(template, "stem", fields):
+                raise UsageError(_same(template, "stem", what), hint=f"Add {fix} before the extension.")
+
+
+def _varies(template: str, part: str, fields: tuple[str, ...]) -> bool:
+    """Whether the name (or its stem) changes when one of `fields` does."""
+    samples = {"index": (1, 2), "prompt": ("otter", "heron"), "line": (1, 2)}
+    for field_ in fields:
+        names = [_render(template, sample_values(**{field_: value})) for value in samples[field_]]
+        if part == "stem":
+            names = [Path(name).stem for name in names]
+        if names[0] != names[1]:
+            return True
+    return False
+
+
+def _same(template: str, part: str, what: str) -> str:
+    if part == "name":
+        return f"--name '{template}' gives {what} the same file name, and --overwrite would keep only the last"
+    return f"--name '{template}' gives {what} the same .json sidecar with --metadata (the part before the extension)"
 
 
 @dataclass
 class Namer:
-    """Renders --name for each image; date and time are fixed when the run starts."""
+    """Renders --name for each image; date and time are fixed when the run starts. `taken` (with
+    --overwrite) holds the names this run has given, so an image of the run never replaces another."""
 
     template: str = DEFAULT_NAME
     model: str = ""
     started: dt.datetime = field(default_factory=dt.datetime.now)
+    line: int = 1
+    taken: set[str] | None = None
 
     def render(self, prompt: str, index: int, seed: int | None, ext: str) -> str:
         values = {
@@ -81,11 +176,23 @@ class Namer:
             "time": self.started.strftime("%H%M%S"),
             "seed": seed if seed is not None else "noseed",
             "ext": ext,
+            "line": self.line,
         }
         name = self.template.format(**values).strip()
         if name in ("", ".", "..") or "/" in name or "\0" in name:
             name = f"{values['prompt']}-{index}.{ext}"
-        return name
+        return self._unique(name)
+
+    def _unique(self, name: str) -> str:
+        if self.taken is None:
+            return name
+        stem, suffix = os.path.splitext(name)
+        candidate, attempt = name, 1
+        while candidate in self.taken:
+            attempt += 1
+            candidate = f"{stem}-{attempt}{suffix}"
+        self.taken.add(candidate)
+        return candidate
 
 
 def prepare_directory(directory: Path) -> None:
@@ -279,8 +386,9 @@ def save_response(
     from .transport import Transport
 
     check_template(name or DEFAULT_NAME)
+    check_names({name or DEFAULT_NAME: (1, len(response.data))}, overwrite=overwrite, metadata=metadata)
     prepare_directory(directory)
-    namer = Namer(name or DEFAULT_NAME, response.model)
+    namer = Namer(name or DEFAULT_NAME, response.model, taken=set() if overwrite else None)
 
     async def run() -> list[Path]:
         async with Transport(timeout=timeout) as transport:

@@ -5,17 +5,20 @@ Everything here runs before any request, so every mistake it finds is a usage er
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import sizes
 from .catalog import ModelInfo, estimate_cost
+from .checks import RANGES, number_problem, shown, text_problem
 from .errors import UsageError
 from .providers import hook
 from .settings import Resolved
 from .types import ImageRequest
 
 MAX_N = 10
+TEXT_OPTIONS = ("size", "aspect_ratio", "quality", "style", "response_format", "user", "negative_prompt")
 RESPONSE_FORMATS = ("url", "b64_json")
 # Fields a provider's wire format has, for ids the catalog does not know.
 PROVIDER_FIELDS = {
@@ -30,6 +33,23 @@ OPTION_FLAGS = {
     "quality": "--quality", "style": "--style", "response_format": "--response-format", "user": "--user",
     "seed": "--seed", "negative_prompt": "--negative-prompt",
 }  # fmt: skip
+# What imggen sets itself, under its own names and the names providers' bodies give them, with the
+# option to use instead: a param may not replace them, or the cost estimate, --max-cost, the fan-out
+# and --dry-run would describe something other than what is sent.
+PLANNED = {
+    "n": "-n", "model": "-m", "prompt": "the prompt", "size": "-s", "aspect_ratio": "--aspect-ratio",
+    "image_size": "-s", "quality": "-q", "style": "--style", "response_format": "--response-format",
+    "user": "--user", "seed": "--seed", "negative_prompt": "--negative-prompt",
+    "samples": "-n", "numberOfImages": "-n", "sampleCount": "-n", "candidateCount": "-n",
+    "width": "-s", "height": "-s", "aspectRatio": "--aspect-ratio", "sampleImageSize": "-s", "imageSize": "-s",
+    "text": "the prompt", "text_prompts": "the prompt", "negativeText": "--negative-prompt",
+    "negativePrompt": "--negative-prompt", "style_preset": "--style",
+}  # fmt: skip
+# Params whose object value is merged into an object imggen fills: their keys are checked too.
+MERGED_PARAMS = ("textToImageParams", "imageGenerationConfig", "imageConfig")
+# Titan and Nova Canvas take `style` as their own parameter, which --style does not set.
+OWN_STYLE_FAMILIES = ("titan", "nova")
+MAX_PARAM_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -65,7 +85,8 @@ class Plan:
 def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
     info = settings.model.info
     _check_prompt(prompt, info)
-    _check_n(options.n)
+    check_options(options)
+    _check_planned(options.params, settings)
     notes: list[str] = []
     choice = sizes.choose(info, options.size, options.aspect_ratio)
     if choice.note:
@@ -88,6 +109,12 @@ def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
 
 
 def _check_prompt(prompt: str, info: ModelInfo | None) -> None:
+    if not isinstance(prompt, str):
+        raise UsageError(f"the prompt must be text, not {type(prompt).__name__}")
+    problem = text_problem(prompt)
+    if problem:
+        hint = "imggen takes UTF-8 text: check the encoding of the terminal or file." if "UTF-8" in problem else None
+        raise UsageError(f"the prompt {problem}", hint=hint)
     if not prompt.strip():
         raise UsageError("the prompt is empty", hint='Give a prompt, e.g. imggen generate "a sea otter".')
     if info and info.prompt_max and len(prompt) > info.prompt_max:
@@ -97,9 +124,65 @@ def _check_prompt(prompt: str, info: ModelInfo | None) -> None:
         )
 
 
-def _check_n(n: int) -> None:
-    if not 1 <= n <= MAX_N:
-        raise UsageError(f"-n {n} is out of range", hint=f"Ask for 1 to {MAX_N} images.")
+def check_options(options: Options) -> None:
+    """Types and ranges, whoever built the options (flags, a JSONL line, a Python call, the proxy).
+    Runs once per prompt of a batch: the common case costs a few comparisons."""
+    n, seed = options.n, options.seed
+    if type(n) is not int or not 1 <= n <= MAX_N:
+        raise UsageError(f"-n {shown(n)} {number_problem(n, RANGES['n'])}")
+    problem = None if seed is None else number_problem(seed, RANGES["seed"])
+    if problem:
+        raise UsageError(f"--seed {shown(seed)} {problem}")
+    for key in TEXT_OPTIONS:
+        value = getattr(options, key)
+        if value is None:
+            continue
+        problem = "must be text" if not isinstance(value, str) else text_problem(value)
+        if problem:
+            shown_value = f" {shown(value)}" if not isinstance(value, str) else ""
+            raise UsageError(f"--{key.replace('_', '-')}{shown_value} {problem}")
+    if not isinstance(options.params, dict):
+        raise UsageError(f"params must be an object of provider parameters, not {shown(options.params)}")
+    if options.params:
+        _check_param_values(options.params, 0)
+
+
+def _check_param_values(value: Any, depth: int) -> None:
+    """Params are sent as JSON: text keys, finite numbers, UTF-8 text, a sane depth."""
+    if depth > MAX_PARAM_DEPTH:
+        raise UsageError(f"-p: a parameter is nested more than {MAX_PARAM_DEPTH} levels deep")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"-p: a parameter is {shown(value)}; JSON has no such number")
+    if isinstance(value, str) and text_problem(value):
+        raise UsageError(f"-p: a parameter value {text_problem(value)}")
+    if isinstance(value, list):
+        for item in value:
+            _check_param_values(item, depth + 1)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or text_problem(key):
+                raise UsageError(f"-p: parameter name {shown(key)} is not valid text")
+            _check_param_values(item, depth + 1)
+
+
+def _check_planned(params: dict[str, Any], settings: Resolved) -> None:
+    """Refuse params that would replace what imggen plans itself (`-p n=1000`)."""
+    for key, value in params.items():
+        named = [(key, key, value)]
+        if key in MERGED_PARAMS and isinstance(value, dict):
+            named += [(inner, f"{key}.{inner}", item) for inner, item in value.items()]
+        for name, shown_name, item in named:
+            if name in PLANNED and not (name == "style" and _own_style(settings)):
+                flag = PLANNED[name]
+                use = "give it as the prompt" if flag == "the prompt" else f"use {flag}"
+                raise UsageError(f"-p {shown_name}={shown(item)}: imggen plans {name} itself; {use}")
+
+
+def _own_style(settings: Resolved) -> bool:
+    info = settings.model.info
+    if info is not None:
+        return info.family in OWN_STYLE_FAMILIES
+    return any(name in settings.model.model_id for name in ("titan-image", "nova-canvas"))
 
 
 def model_fields(settings: Resolved) -> tuple[str, ...]:

@@ -16,7 +16,12 @@ OVERRIDES = frozenset(
     {"model", "n", "size", "aspect_ratio", "quality", "style", "response_format", "user", "seed",
      "negative_prompt", "name", "params"}
 )  # fmt: skip
-TYPES: dict[str, type | tuple[type, ...]] = {"n": int, "seed": int, "params": dict}
+TYPES: dict[str, type] = {
+    "n": int, "seed": int, "params": dict, "model": str, "size": str, "aspect_ratio": str, "quality": str,
+    "style": str, "response_format": str, "user": str, "negative_prompt": str, "name": str,
+}  # fmt: skip
+KINDS: dict[type, str] = {dict: "an object", int: "a whole number", str: "a string"}
+BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -26,31 +31,16 @@ class PromptLine:
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
-def from_text(lines: Iterable[str]) -> list[PromptLine]:
-    """One prompt per line; blank lines and lines starting with # are skipped."""
-    prompts = []
-    for number, raw in enumerate(lines, 1):
-        text = raw.rstrip("\r\n")
-        if text.strip() and not text.lstrip().startswith("#"):
-            prompts.append(PromptLine(number, text.strip()))
-    return prompts
-
-
-def from_jsonl(lines: Iterable[str], source: str) -> list[PromptLine]:
-    """One object per line: `prompt` and optional overrides; a bad line is a usage error naming it."""
-    prompts = []
-    for number, raw in enumerate(lines, 1):
-        if raw.strip():
-            prompts.append(_jsonl_line(raw, number, source))
-    return prompts
-
-
 def _jsonl_line(raw: str, number: int, source: str) -> PromptLine:
     where = f"{source} line {number}"
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{where} is not valid JSON: {exc.msg}", hint="Each line must be one JSON object.") from exc
+    except ValueError as exc:  # NaN, Infinity: Python's json takes them, JSON does not
+        raise UsageError(f"{where} is not valid JSON: {exc}", hint="Write numbers as numbers.") from exc
+    except RecursionError as exc:
+        raise UsageError(f"{where} is not valid JSON: nested too deeply") from exc
     if not isinstance(data, dict) or not isinstance(data.get("prompt"), str):
         raise UsageError(f'{where} has no "prompt" string', hint='e.g. {"prompt": "a sea otter", "n": 2}')
     unknown = sorted(set(data) - OVERRIDES - {"prompt"})
@@ -59,8 +49,12 @@ def _jsonl_line(raw: str, number: int, source: str) -> PromptLine:
         raise UsageError(f"{where} has unknown key '{unknown[0]}'", hint=f"Allowed: prompt, {allowed}.")
     for key, kind in TYPES.items():
         if key in data and (not isinstance(data[key], kind) or isinstance(data[key], bool)):
-            raise UsageError(f"{where}: '{key}' must be {'an object' if kind is dict else 'a whole number'}")
+            raise UsageError(f"{where}: '{key}' must be {KINDS[kind]}")
     return PromptLine(number, data.pop("prompt"), data)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 class Source:
@@ -127,11 +121,21 @@ class Source:
             yield number, raw
 
     def _decoded(self, handle: Iterable[bytes]) -> Iterator[tuple[int, str]]:
+        """Lines as text, one at a time: a line that is not UTF-8, or holds a NUL byte, is a usage
+        error naming its line (a whole-file decode could only say that something is wrong)."""
         for number, raw in enumerate(handle, 1):
+            if number == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM) :]
+            if b"\0" in raw:
+                raise UsageError(f"{self.name} line {number} contains a NUL byte", hint="Prompts must be text.")
             try:
                 yield number, raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise UsageError(f"{self.name} line {number} is not UTF-8 text") from exc
+                raise UsageError(
+                    f"{self.name} line {number} is not valid UTF-8 "
+                    f"(byte {raw[exc.start]:#04x} at column {exc.start + 1})",
+                    hint="Save the file as UTF-8.",
+                ) from None
 
 
 def _text_line(raw: str, number: int) -> PromptLine | None:
@@ -140,17 +144,3 @@ def _text_line(raw: str, number: int) -> PromptLine | None:
     if text.strip() and not text.lstrip().startswith("#"):
         return PromptLine(number, text.strip())
     return None
-
-
-def read_file(path: Path) -> list[PromptLine]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read --prompts-file {path}: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"--prompts-file {path} is not UTF-8 text") from exc
-    lines = text.splitlines()
-    prompts = from_jsonl(lines, str(path)) if path.suffix.lower() == ".jsonl" else from_text(lines)
-    if not prompts:
-        raise UsageError(f"--prompts-file {path} holds no prompts")
-    return prompts

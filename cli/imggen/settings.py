@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ PROVIDER_SETTINGS = (
     "vertex_project", "vertex_location", "vertex_credentials",
 )  # fmt: skip
 SECRET_KEYS = frozenset({"api_key", "azure_ad_token", "aws_secret_access_key", "aws_session_token"})
+NUMBER_KEYS = ("rpm", "timeout")
 GENERIC_DEFAULTS: dict[str, Any] = {"timeout": 600.0, "output_dir": "."}
 DEFAULT_MODEL = "openai/gpt-image-2"
 ENV_REF = "os.environ/"
@@ -114,6 +116,7 @@ def _fill_config(config: Config, data: dict[str, Any]) -> None:
     for key in data:
         if key not in ("default_profile", "provider_defaults", "profiles"):
             raise ConfigError(f"{where}: unknown top-level key '{key}'", hint="Allowed: default_profile, profiles.")
+    _check_top_level(where, data)
     config.default_profile = data.get("default_profile")
     config.provider_defaults = dict(data.get("provider_defaults", {}))
     profiles = data.get("profiles", {})
@@ -127,7 +130,52 @@ def _fill_config(config: Config, data: dict[str, Any]) -> None:
                 raise ConfigError(
                     f"{where}: profile '{name}' has unknown key '{key}'", hint="Allowed: " + ", ".join(PROFILE_KEYS)
                 )
+            _check_config_value(f"{where}: profile '{name}'", key, profile[key])
     config.profiles = profiles
+
+
+def _check_top_level(where: str, data: dict[str, Any]) -> None:
+    if not isinstance(data.get("default_profile", ""), str):
+        raise ConfigError(f"{where}: 'default_profile' must be a profile name in quotes")
+    defaults = data.get("provider_defaults", {})
+    if not isinstance(defaults, dict) or not all(isinstance(v, str) for v in defaults.values()):
+        raise ConfigError(f"{where}: 'provider_defaults' must map provider names to profile names in quotes")
+
+
+def _check_config_value(where: str, key: str, value: Any) -> None:
+    """Numbers where numbers belong (finite, in range), text everywhere else: exit 3 naming the key."""
+    from .checks import RANGES, number_problem, shown, text_problem
+
+    if isinstance(value, str) and value.startswith(ENV_REF):
+        return  # checked when the variable is read (`_check_numbers`)
+    if key in NUMBER_KEYS:
+        problem = number_problem(value, RANGES[key])
+        if problem:
+            raise ConfigError(f"{where}: '{key}' is {shown(value)}; it {problem}", hint="Fix it in the config file.")
+        return
+    problem = "must be text in quotes" if not isinstance(value, str) else text_problem(value)
+    if problem:
+        raise ConfigError(f"{where}: '{key}' {problem}", hint="Fix it in the config file.")
+
+
+def _check_numbers(values: dict[str, Setting]) -> None:
+    """timeout and rpm from wherever they came (an os.environ/ reference gives text): numbers in range.
+    A flag or Python argument that is wrong is a usage error; a config or variable, a config error."""
+    from .checks import RANGES, number_problem, shown
+
+    for key in NUMBER_KEYS:
+        setting = values.get(key)
+        if setting is None or setting.value is None:
+            continue
+        value = setting.value
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):  # left as text: the check below says it is not a number
+                value = float(value.strip())
+        problem = number_problem(value, RANGES[key])
+        if problem:
+            error = UsageError if setting.source == "flag" else ConfigError
+            raise error(f"{key} {shown(setting.value)} (from {setting.source}) {problem}")
+        values[key] = replace(setting, value=value)
 
 
 def save_config(config: Config) -> None:
@@ -159,18 +207,24 @@ def check_value(key: str, value: str) -> Any:
         raise UsageError(f"unknown provider '{value}'", hint="Use one of: " + ", ".join(PROVIDERS) + ".")
     if key == "model":
         parse_model(value)
-    if key in ("rpm", "timeout"):
-        return _positive_number(key, value)
+    if key in NUMBER_KEYS:
+        return _number(key, value)
     return value
 
 
-def _positive_number(key: str, value: str) -> int | float:
+def _number(key: str, value: str) -> int | float:
+    from .checks import RANGES, number_problem
+
     try:
         number: int | float = int(value) if key == "rpm" else float(value)
     except ValueError:
-        number = 0
-    if number <= 0:
-        raise UsageError(f"{key} must be a positive number, not '{value}'")
+        try:
+            number = float(value)
+        except ValueError:
+            raise UsageError(f"{key} must be a number, not '{value}'") from None
+    problem = number_problem(number, RANGES[key])
+    if problem:
+        raise UsageError(f"{key} {value} {problem}")
     return number
 
 
@@ -227,6 +281,7 @@ def resolve(
         values["profile"] = Setting(explicit, explicit_source)
     elif fallback:
         values["profile"] = Setting(fallback, "default")
+    _check_numbers(values)
     resolved = Resolved(ref, model_source, explicit or fallback, values, list(config.warnings))
     _complete(resolved)
     return resolved

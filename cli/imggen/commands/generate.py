@@ -21,10 +21,14 @@ def parse_params(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise UsageError(f"-p '{item}' is not KEY=VALUE", hint="e.g. -p background=transparent.")
         try:
-            params[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
+            params[key.strip()] = json.loads(raw, parse_constant=_no_constant)
+        except ValueError:  # not JSON (NaN and Infinity are not JSON either): the text as it is
             params[key.strip()] = raw
     return params
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
 
 
 def generate(
@@ -94,13 +98,11 @@ def generate(
 def _check_numbers(
     concurrency: int, retries: int, timeout: float | None, rpm: float | None, max_cost: float | None
 ) -> None:
-    if concurrency < 1:
-        raise UsageError(f"-j {concurrency} must be at least 1")
-    if retries < 0:
-        raise UsageError(f"--retries {retries} must be 0 or more")
-    if timeout is not None and timeout <= 0:
-        raise UsageError(f"--timeout {timeout:g} must be more than 0 seconds")
-    if rpm is not None and rpm <= 0:
-        raise UsageError(f"--rpm {rpm:g} must be more than 0")
-    if max_cost is not None and max_cost < 0:
-        raise UsageError(f"--max-cost {max_cost:g} must be 0 or more")
+    from ..checks import RANGES, number_problem, shown
+
+    given = {"-j": ("concurrency", concurrency), "--retries": ("retries", retries), "--timeout": ("timeout", timeout),
+             "--rpm": ("rpm", rpm), "--max-cost": ("max_cost", max_cost)}  # fmt: skip
+    for flag, (key, value) in given.items():
+        problem = None if value is None else number_problem(value, RANGES[key])
+        if problem:
+            raise UsageError(f"{flag} {shown(value)} {problem}")

@@ -39,6 +39,7 @@ class Totals:
     notes: dict[str, tuple[bool, int | None]] = field(default_factory=dict)  # text: (is a warning, line)
     rows: list[tuple[str, int]] = field(default_factory=list)  # (label, images) of the first prompts
     first: Plan | None = None
+    names: dict[str, tuple[int, int]] = field(default_factory=dict)  # --name: (prompts, most images of one)
 
 
 class Batch:
@@ -66,11 +67,13 @@ class Batch:
         self.namers: dict[tuple[str | None, str], Any] = {}
         self.names: set[str | None] = set()  # --name templates checked
         self.done: dict[str, set[int]] | None = None
+        self.taken: set[str] | None = None  # with --overwrite: the names this run has given
 
     def check(self, locate: Callable[[Plan], dict[str, set[int]] | None] | None = None) -> Totals:
         """The first pass: every line planned and checked, nothing kept but the totals. `locate` is
         given the first prompt's plan (its settings say where the images go) and returns what
         --resume found already saved there."""
+        from ..output import DEFAULT_NAME
         from .progress import label
 
         totals = Totals()
@@ -89,6 +92,9 @@ class Batch:
             left = plan.n - skipped
             totals.prompts += 1
             totals.images += left
+            template = entry.overrides.get("name", self.name) or DEFAULT_NAME
+            prompts, most = totals.names.get(template, (0, 0))
+            totals.names[template] = (prompts + 1, max(most, plan.n))
             totals.skipped += skipped
             if left and plan.cost_usd is None:
                 totals.unpriced = totals.unpriced or plan.settings.model.name
@@ -112,8 +118,10 @@ class Batch:
             if namer_key not in self.namers:  # the template was checked by the first pass
                 if len(self.namers) >= MAX_SHAPES:
                     self.namers.clear()
-                self.namers[namer_key] = Namer(name or DEFAULT_NAME, plan.settings.model.name)
-            yield Job(plan, entry.line if self.source else None, name, self.namers[namer_key], key, number)
+                self.namers[namer_key] = Namer(name or DEFAULT_NAME, plan.settings.model.name, taken=self.taken)
+            line = entry.line if self.source else None
+            namer = replace(self.namers[namer_key], line=line or 1)  # {line} is the line's own
+            yield Job(plan, line, name, namer, key, number)
 
     def plans(self) -> Iterator[tuple[Plan, str]]:
         """The second pass for --dry-run: each line's shape (its plan for another prompt) and prompt."""

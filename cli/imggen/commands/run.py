@@ -99,6 +99,7 @@ class Run:
         self.totals = batch.check(lambda first: self._locate(first, resume))  # every line, before anything
         self.skipped = self.totals.skipped
         self.progress = Progress(self.totals.prompts, self.totals.images, self.totals.rows, enabled=not quiet)
+        self._check_names()
         self._check_target()
 
     def _locate(self, first: Plan, resume: bool) -> dict[str, set[int]] | None:
@@ -119,6 +120,13 @@ class Run:
             raise UsageError("-o - cannot be combined with --json or --metadata", hint="Use -o DIR.")
         if sys.stdout.isatty():
             raise UsageError("-o - would write image bytes to the terminal", hint="Redirect stdout to a file.")
+
+    def _check_names(self) -> None:
+        """No two images of the run get one file; with --overwrite, none replaces one made earlier."""
+        from ..output import check_names
+
+        check_names(self.totals.names, overwrite=self.overwrite and not self.to_stdout, metadata=self.metadata)
+        self.batch.taken = set() if self.overwrite else None
 
     def check_budget(self, max_cost: float | None) -> None:
         """--max-cost: refuse before sending when the estimate of what is left to make is above it."""
