@@ -55,7 +55,9 @@ class Progress:
             text = f"retry {data['attempt']} in {data['wait']:.1f} s: {data['reason']}"
             if self.bar is not None:
                 label = _label(plan) if len(self.plans) <= MAX_ROWS else f"{len(self.plans)} prompts"
-                self.bar.update(self._task(plan), description=f"{label} · {text[:60]}")
+                from ..secrets import cut
+
+                self.bar.update(self._task(plan), description=f"{label} · {cut(text, 60)}")
             elif self.verbose:
                 from .render import note
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..errors import AuthError, ConfigError, ContentFilterError, GenerationError, ProviderError
+from ..secrets import cut
 from ..settings import Setting
 from ..types import SENT_LATER, HttpRequest, ImageRequest
 from . import ProviderResult, response_json
@@ -149,7 +150,7 @@ def map_error(response: httpx.Response, settings: Resolved) -> GenerationError:
         message = str(body.get("message") or body.get("Message") or response.text)
         kind = kind or str(body.get("__type", "")).split("#")[-1]
     except ValueError:
-        message = response.text.strip()[:200] or response.reason_phrase
+        message = cut(response.text.strip(), 200) or response.reason_phrase
     status = response.status_code
     detail = f"{status} {kind}: {message}" if kind else f"{status}: {message}"
     kwargs: dict[str, Any] = {"status": status, "request_id": response.headers.get("x-amzn-requestid"), "code": kind}
