@@ -20,8 +20,10 @@ import pytest
 import yaml
 
 from conftest import OPENAI_KEY, run_cli
+from fakebedrock import AWS_SECRET
 from fakeserver import FakeProvider, Reply
 from servehelp import MASTER_KEY, Served, deployment, free_port, proxy_config
+from test_bedrock import aws_env
 from test_google import service_account  # noqa: F401  (a fixture)
 
 # Quotes, a backslash and URL-special characters: its repr, JSON and URL forms all differ from it.
@@ -190,6 +192,20 @@ def test_an_error_quoting_the_private_key_shows_none_of_it(fake: FakeProvider, i
     assert result.code == 1 and "Bad request from raw ****" in result.stderr
     assert "PRIVATE KEY" not in result.everything()
     assert_hidden(result.everything() + files_text(Path("out")), *key_lines(inline_credentials), *fake.google_tokens)
+
+
+def test_secrets_from_credential_files_and_chains_are_masked(fake: FakeProvider, service_account: Path) -> None:  # noqa: F811
+    """Not settings, but read by imggen all the same: a service-account file, boto3's environment keys."""
+    credentials = service_account.read_text()
+    fake.echo_key, fake.echo_also = "error", (json.loads(credentials)["private_key"], AWS_SECRET)
+    env = {"GOOGLE_APPLICATION_CREDENTIALS": str(service_account), **aws_env(fake)}
+    vertex = run_cli("generate", "a fox", "-m", IMAGEN, "--api-base", fake.base_url, env=env)
+    bedrock = run_cli("generate", "a fox", "-m", "bedrock/amazon.nova-canvas-v1:0", env=env)
+    for result in (vertex, bedrock):
+        assert result.code == 1 and "Bad request from raw " in result.stderr and "****" in result.stderr
+    assert "PRIVATE KEY" not in vertex.everything()
+    assert_hidden(vertex.everything(), *key_lines(credentials), *fake.google_tokens)
+    assert_hidden(bedrock.everything(), AWS_SECRET)
 
 
 # Items 4 and 5: `imggen serve`.

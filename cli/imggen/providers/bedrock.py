@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..errors import AuthError, ConfigError, ContentFilterError, GenerationError, ProviderError
-from ..secrets import cut
+from ..secrets import cut, remember
 from ..settings import Setting
 from ..types import SENT_LATER, HttpRequest, ImageRequest
 from . import ProviderResult, response_json
@@ -101,6 +101,9 @@ def sign(http: HttpRequest, settings: Resolved) -> None:
 
     with _CREDENTIALS_LOCK:
         credentials = _frozen_credentials(settings)
+    for secret in (credentials.secret_key, credentials.token):  # from boto3's chain: masked like settings
+        if secret:
+            remember(secret)
     request = AWSRequest(method=http.method, url=http.url, data=http.content, headers=http.headers)
     SigV4Auth(credentials, "bedrock", str(settings.get("aws_region_name"))).add_auth(request)
     http.headers = dict(request.headers.items())
