@@ -138,17 +138,15 @@ def redact(text: str) -> str:
     return _matcher().sub(text)
 
 
-def redact_value(value: Any) -> Any:
-    """`redact` applied to every string inside a JSON-like value (an --json line, a sidecar)."""
+UPSTREAM_FIELDS = ("revised_prompt", "text", "url")  # what a provider wrote, in an image's --json line or sidecar
+
+
+def redact_upstream(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` with the provider's text redacted. The user's own prompt and the file's path are left
+    as they are: a short key would otherwise mask a word of them and point --json at no file."""
     if not _seen:
-        return value
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {k: redact_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_value(v) for v in value]
-    return value
+        return record
+    return {k: redact(v) if k in UPSTREAM_FIELDS and isinstance(v, str) else v for k, v in record.items()}
 
 
 def cut(text: str, limit: int) -> str:
