@@ -288,3 +288,13 @@ def test_serve_refuses_a_key_with_a_line_break(fake: FakeProvider, tmp_path: Pat
     result = run_cli("serve", "--config", str(path), "--port", str(free_port()), timeout=30)
     assert result.code == 3 and says in result.stderr and "Traceback" not in result.stderr
     assert_hidden(result.everything(), OPENAI_KEY, MASTER_KEY)
+
+
+def test_config_set_refuses_a_key_with_a_line_break() -> None:
+    result = run_cli("config", "set", "openai", "api_key", OPENAI_KEY + "\r")
+    assert result.code == 2 and result.stderr.startswith("error: api_key contains a carriage return")
+    assert_hidden(result.everything(), OPENAI_KEY)
+    assert not (Path(os.environ["IMGGEN_CONFIG_DIR"]) / "config.toml").exists()
+    stored = run_cli("config", "set", "openai", "api_key", f" {OPENAI_KEY} ")
+    assert stored.code == 0 and "api_key = ****6789" in stored.stderr
+    assert run_cli("config", "get", "openai", "api_key", "--reveal").stdout == OPENAI_KEY + "\n"

@@ -144,6 +144,12 @@ def check_value(key: str, value: str) -> Any:
         parse_model(value)
     if key in ("rpm", "timeout"):
         return _positive_number(key, value)
+    if key in HEADER_SETTINGS:  # refused now rather than at every later run
+        value = value.strip(" \t")
+        try:
+            _check_header_value(key, Setting(value, "flag"))
+        except ConfigError as exc:
+            raise UsageError(exc.message, hint="Give the value without it.") from exc
     return value
 
 
