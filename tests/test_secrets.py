@@ -28,6 +28,7 @@ from test_google import service_account  # noqa: F401  (a fixture)
 
 # Quotes, a backslash and URL-special characters: its repr, JSON and URL forms all differ from it.
 HOSTILE_KEY = "sk-h0st\"le\\key/+='0123456789"
+KEY_2 = "sk-given-with-p-0001"
 REDIS_PASSWORD = "redis-pw-0123456789xyz"
 IMAGEN = "vertex_ai/imagen-4.0-generate-001"
 
@@ -87,14 +88,17 @@ def test_a_short_key_is_masked_too(fake: FakeProvider) -> None:
 
 def test_revised_prompt_json_and_metadata_are_redacted(fake: FakeProvider, tmp_path: Path) -> None:
     fake.echo_key = "revised"
-    args = ("generate", "a fox", "-m", "openai/dall-e-3", "-o", "out", "--json", "--metadata")
+    args = ("generate", "a fox", "-m", "openai/dall-e-3", "-o", "out", "--json", "--metadata", "-p", f"api_key={KEY_2}")
+    dry = run_cli(*args, "--dry-run", env=openai_env(fake))
+    assert dry.code == 0 and '"api_key": "****0001"' in dry.stdout
+    assert_hidden(dry.everything(), HOSTILE_KEY, KEY_2)
     result = run_cli(*args, env=openai_env(fake))
     assert result.code == 0, result.stderr
     [line] = result.json_lines()
     assert line["revised_prompt"].startswith("raw ****") and (tmp_path / "out" / Path(line["path"]).name).exists()
     sidecar = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
     assert sidecar["revised_prompt"].startswith("raw ****")
-    assert_hidden(result.everything() + files_text(tmp_path / "out"), HOSTILE_KEY)
+    assert_hidden(result.everything() + files_text(tmp_path / "out"), HOSTILE_KEY, KEY_2)
 
 
 def test_a_password_in_api_base_is_masked_in_dry_run_explain_and_errors() -> None:

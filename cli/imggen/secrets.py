@@ -144,6 +144,9 @@ UPSTREAM_FIELDS = ("revised_prompt", "text", "url")  # what a provider wrote, in
 def redact_upstream(record: dict[str, Any]) -> dict[str, Any]:
     """`record` with the provider's text redacted. The user's own prompt and the file's path are left
     as they are: a short key would otherwise mask a word of them and point --json at no file."""
+    parameters = record.get("parameters")
+    if isinstance(parameters, dict):  # `-p api_key=…` is still a key
+        record = {**record, "parameters": {k: mask(v) if is_secret(k, v) else v for k, v in parameters.items()}}
     if not _seen:
         return record
     return {k: redact(v) if k in UPSTREAM_FIELDS and isinstance(v, str) else v for k, v in record.items()}

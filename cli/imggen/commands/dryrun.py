@@ -9,7 +9,7 @@ from typing import Any
 
 from ..plan import Plan
 from ..providers import get_provider
-from ..secrets import mask, mask_url, redact, shown
+from ..secrets import is_secret, mask, mask_url, redact, shown
 from ..settings import PROVIDER_SETTINGS
 from ..types import SENT_LATER, HttpRequest
 from . import render
@@ -24,6 +24,13 @@ def _masked(key: str, value: str, request: HttpRequest) -> str:
         return value
     scheme, _, token = value.partition(" ")
     return f"{scheme} {mask(token)}" if token and scheme.lower() == "bearer" else mask(value)
+
+
+def _shown_body(body: Any) -> Any:
+    """A key given with -p (api_key=…) is a key in the body too."""
+    if not isinstance(body, dict):
+        return body
+    return {k: mask(v) if is_secret(k, v) else v for k, v in body.items()}
 
 
 @cache
@@ -47,7 +54,8 @@ def print_plan(plan: Plan, *, json_lines: bool, quiet: bool) -> None:
 
 def _as_json(plan: Plan, n: int, http: HttpRequest) -> dict[str, Any]:
     return {
-        "method": http.method, "url": _shown_url(http.url), "headers": shown_headers(http), "body": http.json,
+        "method": http.method, "url": _shown_url(http.url), "headers": shown_headers(http),
+        "body": _shown_body(http.json),
         "model": plan.settings.model.name, "images": n, "notes": plan.notes,
         "cost_usd": None if plan.cost_usd is None else plan.cost_usd * n / plan.n,
     }  # fmt: skip
@@ -66,7 +74,7 @@ def _print_text(plan: Plan, built: list[HttpRequest]) -> None:
             out.writelines(f"{k}: {v}\n" for k, v in shown_headers(http).items())
             if not any(k.lower() in http.secret_headers for k in http.headers):
                 out.write("# no credentials found (imggen config explain shows where they are looked for)\n")
-        out.write("\n" + json.dumps(http.json, indent=2, ensure_ascii=False) + "\n\n")
+        out.write("\n" + json.dumps(_shown_body(http.json), indent=2, ensure_ascii=False) + "\n\n")
     for key in PROVIDER_SETTINGS:
         setting = plan.settings.values.get(key)
         if setting is not None and setting.value is not None:
