@@ -302,3 +302,9 @@ def test_config_set_refuses_a_key_with_a_line_break() -> None:
     stored = run_cli("config", "set", "openai", "api_key", f" {OPENAI_KEY} ")
     assert stored.code == 0 and "api_key = ****6789" in stored.stderr
     assert run_cli("config", "get", "openai", "api_key", "--reveal").stdout == OPENAI_KEY + "\n"
+
+
+def test_a_key_of_only_spaces_is_not_set(fake: FakeProvider) -> None:
+    result = run_cli("generate", "a fox", env=openai_env(fake, "   "))
+    assert "OPENAI_API_KEY holds only spaces; imggen treats it as not set" in result.stderr
+    assert result.code == 3 and "authorization" not in fake.requests[0].headers  # sent without a key: 401

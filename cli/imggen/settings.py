@@ -332,14 +332,16 @@ def clean_secret(key: str, setting: Setting) -> tuple[Setting, str | None]:
         value = setting.value.strip(" \t")
         if value != setting.value:
             note = f"{_where(key, setting)} has spaces around it; imggen uses it without them"
-            setting = Setting(value, setting.source, setting.missing_ref)
+            if not value:
+                note = f"{_where(key, setting)} holds only spaces; imggen treats it as not set"
+            setting = Setting(value or None, setting.source, setting.missing_ref)
         _check_header_value(key, setting)
     remember_setting(key, setting.value)
     return setting, note
 
 
 def _check_header_value(key: str, setting: Setting) -> None:
-    for char in str(setting.value):
+    for char in str(setting.value or ""):
         if " " <= char <= "~":
             continue
         if char in "\r\n":
