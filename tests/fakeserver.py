@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 
 def _png(width: int = 2, height: int = 2) -> bytes:
@@ -132,6 +132,10 @@ class FakeProvider:
     google_calls: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0  # the most image requests the fake was answering at once
+    # Hostile: "error" answers every POST with a 400 quoting the credential it received (and echo_also),
+    # "revised" answers with an image whose revised_prompt quotes them, each in every form of `leaked`.
+    echo_key: str = ""
+    echo_also: tuple[str, ...] = ()
 
     def __enter__(self) -> FakeProvider:
         self.start()
@@ -284,6 +288,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake.enter(-1)
 
     def _answer(self, recorded: Recorded) -> None:
+        if self.fake.echo_key and recorded.method == "POST" and recorded.path != "/token":
+            self._send_reply(self._echo(recorded))
+            return
         reply = self.fake._scripted(recorded.path)
         if reply is not None:
             time.sleep(reply.delay)
@@ -385,3 +392,17 @@ class _Handler(BaseHTTPRequestHandler):
         # Headers and body in one write: split writes stall on delayed ACKs.
         self.wfile.write("\r\n".join(lines).encode("latin-1") + payload)
         self.wfile.flush()
+
+    def _echo(self, req: Recorded) -> Reply:
+        headers = req.headers
+        received = headers.get("api-key") or headers.get("x-goog-api-key") or headers.get("authorization", "")
+        text = " ".join(leaked(secret) for secret in (received.removeprefix("Bearer "), *self.fake.echo_also))
+        if self.fake.echo_key == "error":
+            return openai_error(400, f"Bad request from {text}", code="bad_request")
+        image = {"b64_json": base64.b64encode(self.fake.image_bytes).decode(), "revised_prompt": text}
+        return Reply(json={"created": int(time.time()), "data": [image]})
+
+
+def leaked(secret: str) -> str:
+    """A secret in every form a careless upstream may quote it: raw, repr, JSON-escaped, URL-encoded, cut."""
+    return f"raw {secret} repr {secret!r} json {json.dumps(secret)} url {quote(secret, safe='')} cut {secret[:11]}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .secrets import redact
+
 
 class ImggenError(Exception):
     """Base of every error imggen raises on purpose; `exit_code` is what the CLI exits with."""
@@ -10,9 +12,10 @@ class ImggenError(Exception):
     kind = "error"
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = redact(message)  # a provider may quote the key back: no error ever holds a secret
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = None if hint is None else redact(hint)
 
     def __str__(self) -> str:
         if not self.hint:

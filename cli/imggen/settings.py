@@ -16,6 +16,10 @@ from .catalog import PROVIDERS, parse_model
 from .errors import ConfigError, UsageError
 from .providers import PROVIDERS as PROVIDER_SPECS
 from .providers import hook
+from .secrets import HEADER_SETTINGS, SECRET_SETTINGS, remember, remember_setting
+from .secrets import is_secret as is_secret  # re-exported: older imports take these from settings
+from .secrets import mask as mask
+from .secrets import redact as redact
 from .types import ModelRef
 
 PROFILE_KEYS = (
@@ -26,32 +30,11 @@ PROVIDER_SETTINGS = (
     "aws_region_name", "aws_profile_name", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
     "vertex_project", "vertex_location", "vertex_credentials",
 )  # fmt: skip
-SECRET_KEYS = frozenset({"api_key", "azure_ad_token", "aws_secret_access_key", "aws_session_token"})
+SECRET_KEYS = SECRET_SETTINGS  # the registry lives in secrets.py; kept here for older imports
 NUMBER_KEYS = ("rpm", "timeout")
 GENERIC_DEFAULTS: dict[str, Any] = {"timeout": 600.0, "output_dir": "."}
 DEFAULT_MODEL = "openai/gpt-image-2"
 ENV_REF = "os.environ/"
-
-
-_SEEN_SECRETS: set[str] = set()
-
-
-def is_secret(key: str, value: Any) -> bool:
-    """Keys, tokens, and credentials given as JSON rather than as a path to a file."""
-    return key in SECRET_KEYS or (key == "vertex_credentials" and str(value).lstrip().startswith("{"))
-
-
-def redact(text: str) -> str:
-    """Replace every secret this process has resolved with its masked form (providers may echo keys)."""
-    for secret in _SEEN_SECRETS:
-        text = text.replace(secret, mask(secret))
-    return text
-
-
-def mask(value: Any) -> str:
-    """A secret as it may be shown: never more than its last four characters."""
-    text = str(value)
-    return "****" + text[-4:] if len(text) >= 12 else "****"
 
 
 def config_dir() -> Path:
@@ -209,6 +192,12 @@ def check_value(key: str, value: str) -> Any:
         parse_model(value)
     if key in NUMBER_KEYS:
         return _number(key, value)
+    if key in HEADER_SETTINGS:  # refused now rather than at every later run
+        value = value.strip(" \t")
+        try:
+            _check_header_value(key, Setting(value, "flag"))
+        except ConfigError as exc:
+            raise UsageError(exc.message, hint="Give the value without it.") from exc
     return value
 
 
@@ -277,12 +266,13 @@ def resolve(
     layers = _layers(flags, env, config, explicit, fallback, ref.provider)
     keys = _setting_keys(ref.provider)
     values = {key: _first(key, layers, env) for key in keys}
+    cleaned = _clean_secrets(values)
     if explicit:
         values["profile"] = Setting(explicit, explicit_source)
     elif fallback:
         values["profile"] = Setting(fallback, "default")
     _check_numbers(values)
-    resolved = Resolved(ref, model_source, explicit or fallback, values, list(config.warnings))
+    resolved = Resolved(ref, model_source, explicit or fallback, values, list(config.warnings) + cleaned)
     _complete(resolved)
     return resolved
 
@@ -364,26 +354,66 @@ def _first(key: str, layers: list[tuple[str, Mapping[str, Any]]], env: Mapping[s
         if source == "env":
             for name in layer.get(key, ()):
                 if env.get(name):
-                    return _remember(key, Setting(env[name], f"env:{name}"))
+                    return Setting(env[name], f"env:{name}")
             continue
         value = layer.get(key)
         if value is None or value == "":
             continue
         setting = _env_ref(value, source, env) if isinstance(value, str) and value.startswith(ENV_REF) else None
-        return _remember(key, setting or Setting(value, source))
+        return setting or Setting(value, source)
     return Setting(None, "unset")
-
-
-def _remember(key: str, setting: Setting) -> Setting:
-    if is_secret(key, setting.value) and isinstance(setting.value, str):
-        remember_secret(setting.value)
-    return setting
 
 
 def remember_secret(value: str) -> None:
     """Mask `value` wherever imggen prints (keys from settings, tokens fetched at run time)."""
-    if len(value) >= 8:
-        _SEEN_SECRETS.add(value)
+    remember(value)
+
+
+def _clean_secrets(values: dict[str, Setting]) -> list[str]:
+    """Check and remember every secret before anything is sent (see clean_secret)."""
+    notes = []
+    for key, setting in values.items():
+        values[key], note = clean_secret(key, setting)
+        notes += [note] if note else []
+    return notes
+
+
+def clean_secret(key: str, setting: Setting) -> tuple[Setting, str | None]:
+    """A value sent in a header: surrounding spaces dropped with a note; a line break or another
+    character a header cannot hold is a ConfigError naming where it came from (sent, it would fail
+    as a network error and be retried). Every secret is remembered, to be masked wherever shown."""
+    note = None
+    if key in HEADER_SETTINGS and isinstance(setting.value, str):
+        value = setting.value.strip(" \t")
+        if value != setting.value:
+            note = f"{_where(key, setting)} has spaces around it; imggen uses it without them"
+            if not value:
+                note = f"{_where(key, setting)} holds only spaces; imggen treats it as not set"
+            setting = Setting(value or None, setting.source, setting.missing_ref)
+        _check_header_value(key, setting)
+    remember_setting(key, setting.value)
+    return setting, note
+
+
+def _check_header_value(key: str, setting: Setting) -> None:
+    for char in str(setting.value or ""):
+        if " " <= char <= "~":
+            continue
+        if char in "\r\n":
+            what = "a line break" if char == "\n" else "a carriage return"
+            problem = f"contains {what} (often from a file with Windows line endings)"
+        elif char < " " or char == "\x7f":
+            problem = f"contains a control character (U+{ord(char):04X}), which an HTTP header cannot carry"
+        else:
+            problem = "contains a non-ASCII character, which an HTTP header cannot carry"
+        raise ConfigError(f"{_where(key, setting)} {problem}", hint="Set it again without that character.")
+
+
+def _where(key: str, setting: Setting) -> str:
+    """The name a user knows the value by: the variable, or the key and where it was set."""
+    if setting.source.startswith("env:"):
+        return setting.source[4:]
+    return key if setting.source == "flag" else f"{key} (from {setting.source})"
 
 
 def _env_ref(value: str, source: str, env: Mapping[str, str]) -> Setting:

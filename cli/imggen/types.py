@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import BadResponseError, GenerationError
+from .secrets import SECRET_HEADERS
 
 if TYPE_CHECKING:
     from .catalog import ModelInfo
@@ -59,7 +60,7 @@ class HttpRequest:
     headers: dict[str, str]
     json: Any = None
     content: bytes | None = None  # exact bytes to send, when they were signed (json is then for display)
-    secret_headers: frozenset[str] = frozenset({"authorization", "api-key", "x-goog-api-key"})
+    secret_headers: frozenset[str] = SECRET_HEADERS
 
 
 @dataclass

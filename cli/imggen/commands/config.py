@@ -16,9 +16,7 @@ from ..settings import (
     Config,
     check_value,
     config_path,
-    is_secret,
     load_config,
-    mask,
     resolve,
     save_config,
 )  # fmt: skip
@@ -43,11 +41,10 @@ def _profile(config: Config, name: str) -> dict[str, Any]:
 
 
 def shown(key: str, value: Any, reveal: bool = False) -> str:
-    """A value as printed: secrets masked unless revealed; os.environ/ references are not secrets."""
-    text = str(value)
-    if is_secret(key, text) and not reveal and not text.startswith(ENV_REF):
-        return mask(text)
-    return text
+    """A value as printed: secrets masked unless revealed (the registry in secrets.py decides)."""
+    from ..secrets import shown as shown_value
+
+    return shown_value(key, value, reveal)
 
 
 @config_app.command("path")

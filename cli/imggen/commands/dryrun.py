@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from ..plan import Plan, with_prompt
 from ..providers import get_provider
-from ..settings import PROVIDER_SETTINGS, mask
+from ..secrets import is_secret, mask, mask_url, redact, shown
+from ..settings import PROVIDER_SETTINGS
 from ..types import SENT_LATER, HttpRequest
 from . import render
 
@@ -92,6 +94,19 @@ def _masked(key: str, value: str, request: HttpRequest) -> str:
     return f"{scheme} {mask(token)}" if token and scheme.lower() == "bearer" else mask(value)
 
 
+def _shown_body(body: Any) -> Any:
+    """A key given with -p (api_key=…) is a key in the body too."""
+    if not isinstance(body, dict):
+        return body
+    return {k: mask(v) if is_secret(k, v) else v for k, v in body.items()}
+
+
+@cache
+def _shown_url(url: str) -> str:
+    """Once per distinct URL: a dry run of a million prompts shows the same few."""
+    return redact(mask_url(url))
+
+
 def print_plan(plan: Plan, *, json_lines: bool, quiet: bool) -> None:
     provider = get_provider(plan.settings.model.provider)
     built = [provider.build_request(r, plan.settings, dry_run=True) for r in plan.requests]
@@ -107,7 +122,8 @@ def print_plan(plan: Plan, *, json_lines: bool, quiet: bool) -> None:
 
 def _as_json(plan: Plan, n: int, http: HttpRequest) -> dict[str, Any]:
     return {
-        "method": http.method, "url": http.url, "headers": shown_headers(http), "body": http.json,
+        "method": http.method, "url": _shown_url(http.url), "headers": shown_headers(http),
+        "body": _shown_body(http.json),
         "model": plan.settings.model.name, "images": n, "notes": plan.notes,
         "cost_usd": None if plan.cost_usd is None else plan.cost_usd * n / plan.n,
     }  # fmt: skip
@@ -122,15 +138,15 @@ def _print_text(plan: Plan, built: list[HttpRequest]) -> None:
         if http.method == "LOCAL":
             out.write("# drawn locally: nothing is sent\n")
         else:
-            out.write(f"{http.method} {http.url}\n")
+            out.write(f"{http.method} {_shown_url(http.url)}\n")
             out.writelines(f"{k}: {v}\n" for k, v in shown_headers(http).items())
             if not any(k.lower() in http.secret_headers for k in http.headers):
                 out.write("# no credentials found (imggen config explain shows where they are looked for)\n")
-        out.write("\n" + json.dumps(http.json, indent=2, ensure_ascii=False) + "\n\n")
+        out.write("\n" + json.dumps(_shown_body(http.json), indent=2, ensure_ascii=False) + "\n\n")
     for key in PROVIDER_SETTINGS:
         setting = plan.settings.values.get(key)
         if setting is not None and setting.value is not None:
-            out.write(f"# {key}: {setting.value} (from {setting.source})\n")
+            out.write(f"# {key}: {shown(key, setting.value)} (from {setting.source})\n")
     for text in plan.notes:
         out.write(f"# note: {text}\n")
     out.write(f"# estimated cost: {_cost(plan)}\n")

@@ -58,8 +58,10 @@ class Progress:
                 return
             text = f"retry {data['attempt']} in {data['wait']:.1f} s: {data['reason']}"
             if self.bar is not None:
+                from ..secrets import cut
+
                 title = label(plan) if self.rows else f"{self.prompts} prompts"
-                self.bar.update(self._task(number), description=f"{title} · {text[:60]}")
+                self.bar.update(self._task(number), description=f"{title} · {cut(text, 60)}")
             elif self.verbose:
                 from .render import note
 

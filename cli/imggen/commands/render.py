@@ -42,6 +42,9 @@ def error_line(exc: ImggenError, prompt: str | None = None, model: str | None = 
 
 
 def _quote(prompt: str) -> str:
+    from ..secrets import redact
+
+    prompt = redact(prompt)  # before the cut, which could leave part of a secret at its edge
     short = prompt if len(prompt) <= 60 else prompt[:57] + "..."
     return json.dumps(short, ensure_ascii=False)
 

@@ -20,6 +20,7 @@ from ..errors import GenerationError, ImggenError, NotSentError, OutputError, Us
 from ..manifest import Manifest
 from ..output import Namer, metadata_for, prepare_directory, save_image, write_sidecar
 from ..plan import Plan
+from ..secrets import redact_upstream
 from ..types import ImageData, ImageResponse
 from . import render
 from .progress import Progress
@@ -278,10 +279,10 @@ class Run:
         self.costs.append(image.cost_usd)
         shown = path.name if self.given_dir in (".", "") else str(Path(self.given_dir) / path.name)
         if self.metadata:
-            write_sidecar(path, metadata_for(self._response_stub(job), image))
+            write_sidecar(path, redact_upstream(metadata_for(self._response_stub(job), image)))
         self._record(job, {"status": "saved", "index": image.index, "path": path.name, "cost_usd": image.cost_usd})
         if self.json_lines:
-            render.print_json(self._image_json(job, shown, image))
+            render.print_json(redact_upstream(self._image_json(job, shown, image)))
         else:
             sys.stdout.write(f"{shown}\n")
             sys.stdout.flush()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..errors import AuthError, ConfigError, ContentFilterError, GenerationError, ProviderError
+from ..secrets import cut, remember
 from ..settings import Setting
 from ..types import SENT_LATER, HttpRequest, ImageRequest
 from . import ProviderResult, response_json
@@ -100,6 +101,9 @@ def sign(http: HttpRequest, settings: Resolved) -> None:
 
     with _CREDENTIALS_LOCK:
         credentials = _frozen_credentials(settings)
+    for secret in (credentials.secret_key, credentials.token):  # from boto3's chain: masked like settings
+        if secret:
+            remember(secret)
     request = AWSRequest(method=http.method, url=http.url, data=http.content, headers=http.headers)
     SigV4Auth(credentials, "bedrock", str(settings.get("aws_region_name"))).add_auth(request)
     http.headers = dict(request.headers.items())
@@ -149,7 +153,7 @@ def map_error(response: httpx.Response, settings: Resolved) -> GenerationError:
         message = str(body.get("message") or body.get("Message") or response.text)
         kind = kind or str(body.get("__type", "")).split("#")[-1]
     except ValueError:
-        message = response.text.strip()[:200] or response.reason_phrase
+        message = cut(response.text.strip(), 200) or response.reason_phrase
     status = response.status_code
     detail = f"{status} {kind}: {message}" if kind else f"{status}: {message}"
     kwargs: dict[str, Any] = {"status": status, "request_id": response.headers.get("x-amzn-requestid"), "code": kind}

@@ -7,8 +7,10 @@ proxy and CA-bundle variables as every other request (and needs no `requests`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -67,10 +69,23 @@ def load(credentials_file: str | None) -> tuple[Any, str | None]:
             loaded = google.auth.load_credentials_from_file(credentials_file, scopes=SCOPES)  # type: ignore[no-untyped-call]
         else:
             loaded = google.auth.default(scopes=SCOPES, request=_http_request())
+        _remember_secrets(loaded[0], None if inline else credentials_file)
         return loaded[0], loaded[1]
     except google.auth.exceptions.DefaultCredentialsError as exc:
         where = " from the inline JSON" if inline else f" from {credentials_file}" if credentials_file else ""
         raise ConfigError(f"Google credentials could not be loaded{where}: {_first_line(exc)}", hint=ADC_HINT) from exc
+
+
+def _remember_secrets(credentials: Any, path: str | None) -> None:
+    """A credentials file's private key or refresh token is masked like a key from the settings."""
+    from ..secrets import remember, remember_json_file
+
+    for name in ("refresh_token", "client_secret"):
+        if isinstance(value := getattr(credentials, name, None), str):
+            remember(value)
+    if path:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            remember_json_file(Path(path).read_text(encoding="utf-8"))
 
 
 def _json_object(text: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AuthError, BadResponseError, ContentFilterError, GenerationError, ProviderError
+from ..secrets import cut
 from ..types import ImageData, ImageRequest, Usage
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def parse_gemini(
 
 
 def _no_image(reason: Any, texts: list[str], rid: str | None) -> GenerationError:
-    said = f' It said: "{" ".join(texts)[:200]}"' if texts else ""
+    said = f' It said: "{cut(" ".join(texts), 200)}"' if texts else ""
     if reason in FILTER_REASONS:
         return ContentFilterError(f"Gemini returned no image (finishReason {reason}).{said}", request_id=rid)
     return BadResponseError(f"Gemini returned no image (finishReason {reason or 'none'}).{said}", request_id=rid)
@@ -150,7 +151,7 @@ def map_error(response: httpx.Response, auth_hint: str) -> GenerationError:
         error = response.json().get("error") or {}
     except ValueError:
         error = {}
-    message = str(error.get("message") or response.text.strip()[:200] or response.reason_phrase)
+    message = str(error.get("message") or cut(response.text.strip(), 200) or response.reason_phrase)
     status_name = str(error.get("status") or "")
     code = response.status_code
     detail = f"{code} {status_name}: {message}" if status_name else f"{code}: {message}"

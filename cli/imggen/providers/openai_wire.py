@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AuthError, BadResponseError, ContentFilterError, GenerationError, ProviderError
+from ..secrets import cut
 from ..types import ImageData, ImageRequest, Usage
 from . import ProviderResult
 
@@ -54,13 +55,13 @@ def _error_fields(response: httpx.Response) -> tuple[str, str | None]:
         payload = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         text = response.text.strip().replace("\n", " ")
-        return (text[:200] or response.reason_phrase or "no message"), None
+        return (cut(text, 200) or response.reason_phrase or "no message"), None
     error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, dict):
         return str(error.get("message") or "no message"), error.get("code") or error.get("type")
     if isinstance(error, str):
         return error, None
-    return json.dumps(payload)[:200], None
+    return cut(json.dumps(payload), 200), None
 
 
 def map_error(response: httpx.Response) -> GenerationError:

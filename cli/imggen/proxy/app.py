@@ -191,7 +191,9 @@ async def _body(request: Request) -> dict[str, Any]:
 def _images_payload(response: ImageResponse) -> dict[str, Any]:
     data = []
     for image in response.data:
-        item = {"b64_json": image.b64_json, "url": image.url, "revised_prompt": image.revised_prompt}
+        # Text from upstream is redacted against every secret of the config before a client sees it.
+        revised = redact_text(image.revised_prompt)
+        item = {"b64_json": image.b64_json, "url": redact_text(image.url), "revised_prompt": revised}
         data.append({k: v for k, v in item.items() if v is not None})
     payload: dict[str, Any] = {"created": response.created, "data": data}
     if response.usage.total_tokens:
@@ -202,6 +204,10 @@ def _images_payload(response: ImageResponse) -> dict[str, Any]:
     return payload
 
 
+def redact_text(text: str | None) -> str | None:
+    return None if text is None else redact(str(text))
+
+
 def _litellm_headers(call_id: str, deployment: str, cost: float | None) -> dict[str, str]:
     headers = {"x-litellm-call-id": call_id, "x-litellm-model-id": deployment}
     if cost is not None:
@@ -210,7 +216,8 @@ def _litellm_headers(call_id: str, deployment: str, cost: float | None) -> dict[
 
 
 def error_response(exc: ProxyError, headers: dict[str, str]) -> Response:
-    envelope = {"error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}}
+    message = redact(exc.message)  # every error answer, whatever raised it: upstream text may quote a key
+    envelope = {"error": {"message": message, "type": exc.type, "param": exc.param, "code": redact_text(exc.code)}}
     if exc.retry_after is not None:
         headers = {**headers, "retry-after": str(max(1, round(exc.retry_after + 0.49)))}
     return _json(exc.status, envelope, headers)

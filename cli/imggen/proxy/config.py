@@ -16,7 +16,8 @@ from typing import Any
 
 from ..catalog import lookup
 from ..errors import ConfigError, ImggenError
-from ..settings import ENV_REF, Config, Resolved, remember_secret, resolve
+from ..secrets import is_secret, remember
+from ..settings import ENV_REF, Config, Resolved, Setting, clean_secret, resolve
 from ..types import ModelRef
 
 # litellm_params keys that become imggen settings of the same meaning.
@@ -103,12 +104,13 @@ def parse(raw: dict[str, Any], where: str = "config") -> ProxyConfig:
     warnings += [f"general_settings.{k} is not used by imggen serve" for k in general if k != "master_key"]
     master_key = _env(general.get("master_key"), "general_settings.master_key")
     if master_key:
-        remember_secret(str(master_key))
+        master_key = _clean_master_key(str(master_key), warnings)
     router = _router(_mapping(raw, "router_settings", where), warnings)
     entries = raw.get("model_list") or []
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{where} has no model_list entries", hint="Add at least one model_name + litellm_params.")
     deployments = [_deployment(i, entry, router, warnings) for i, entry in enumerate(entries)]
+    _unique_ids(deployments, entries)
     config = ProxyConfig(deployments, router, str(master_key) if master_key else None,
                          bool(litellm_settings.get("drop_params", False)), warnings)  # fmt: skip
     _check_names(config)
@@ -133,6 +135,8 @@ def _router(settings: dict[str, Any], warnings: list[str]) -> Router:
         aliases={str(k): _alias_target(v) for k, v in aliases.items()},
         hidden={str(k) for k, v in aliases.items() if isinstance(v, dict) and v.get("hidden")},
     )
+    if settings.get("redis_password"):
+        remember(str(settings["redis_password"]))
     if settings.get("redis_host"):
         router.redis = {
             "host": str(settings["redis_host"]),
@@ -178,6 +182,7 @@ def _deployment(index: int, entry: Any, router: Router, warnings: list[str]) -> 
         settings = resolve(model=model, flags=flags, env=os.environ, config=Config(Path(where)))
     except ImggenError as exc:
         raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from exc
+    warnings += [f"{where}: {text}" for text in settings.warnings]
     if params.get("base_model"):
         _use_base_model(settings, str(params["base_model"]), where, warnings)
     info = entry.get("model_info") or {}
@@ -200,10 +205,35 @@ def _use_base_model(settings: Resolved, base: str, where: str, warnings: list[st
     settings.model = ModelRef(ref.provider, ref.model_id, info)
 
 
-def _generated_id(group: str, params: dict[str, Any]) -> str:
-    """Stable across restarts and instances (shared rate limits and cooldowns key on it), as LiteLLM's is."""
-    text = group + json.dumps(params, sort_keys=True, default=str)
+def _generated_id(group: str, params: dict[str, Any], repeat: int = 0) -> str:
+    """Stable across restarts and instances (shared rate limits and cooldowns key on it), as LiteLLM's
+    is, but public (x-litellm-model-id, /health): it hashes the entry without its secret values, so it
+    cannot be used to test a guessed key offline. `repeat` tells apart entries that differ only there."""
+    public = {k: v for k, v in params.items() if not is_secret(k, v)}
+    text = group + json.dumps(public, sort_keys=True, default=str) + (f"#{repeat}" if repeat else "")
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _unique_ids(deployments: list[Deployment], entries: list[Any]) -> None:
+    """Entries the same but for their keys get the generated id of their order among those entries."""
+    seen: dict[str, int] = {}
+    for deployment, entry in zip(deployments, entries, strict=True):
+        if (entry.get("model_info") or {}).get("id"):
+            continue
+        repeat = seen.get(deployment.id, 0)
+        seen[deployment.id] = repeat + 1
+        if repeat:
+            deployment.id = _generated_id(deployment.group, _resolved(entry["litellm_params"], ""), repeat)
+
+
+def _clean_master_key(value: str, warnings: list[str]) -> str:
+    """The master key is checked like an upstream key: clients send it in a header."""
+    try:
+        setting, note = clean_secret("master_key", Setting(value, "flag"))
+    except ConfigError as exc:
+        raise ConfigError(f"general_settings: {exc.message}", hint=exc.hint) from exc
+    warnings += [f"general_settings: {note}"] if note else []
+    return str(setting.value)
 
 
 def _check_names(config: ProxyConfig) -> None:

@@ -17,6 +17,7 @@ from ..api import execute
 from ..batch import Session
 from ..errors import AuthError, ContentFilterError, GenerationError, ImggenError, NetworkError, UsageError
 from ..plan import OPTION_FLAGS, Options, Plan, make_plan, model_fields
+from ..secrets import redact
 from ..transport import backoff, retryable_status
 from ..types import ImageResponse
 from .config import Deployment, ProxyConfig
@@ -239,7 +240,7 @@ def upstream_error(exc: GenerationError, deployment: Deployment) -> ProxyError:
     """The client's view of an upstream failure: its own fault (400), a rate limit to wait out (429),
     or the gateway's (502/504), never the upstream's 401, which would blame the client's key."""
     status = exc.status or 0
-    message = str(exc)
+    message = redact(str(exc))  # the client must never see an upstream key the provider quoted back
     if isinstance(exc, ContentFilterError):
         return ProxyError(400, message, code="content_policy_violation", deployment=deployment.id)
     if status == 429:
