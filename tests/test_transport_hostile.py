@@ -317,6 +317,21 @@ def test_an_image_url_on_a_metadata_address_is_refused(fake: FakeProvider, tmp_p
     assert left_behind(tmp_path / "out") == []
 
 
+@pytest.mark.parametrize(("url", "said"), [("file:///etc/passwd", "not an http(s) URL"),
+                                           ("http://[::1/x", "not a valid URL")])
+def test_an_image_url_that_is_not_http_is_refused(fake: FakeProvider, url: str, said: str) -> None:
+    fake.script(IMAGES, url_answer(url))
+    result = gen(fake, "-m", "dall-e-2", "--response-format", "url", env=guarded(fake))
+    assert result.code == 1 and said in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_redirect_to_a_bad_location_is_an_error(fake: FakeProvider) -> None:
+    fake.script(IMAGES, Reply(status=302, headers={"Location": "http://[::1/x"}))
+    result = gen(fake, "-m", "dall-e-2", "--retries", "0")
+    assert result.code == 1 and "Traceback" not in result.stderr
+    assert "127.0.0.1 answered with broken HTTP: Invalid URL in location header" in result.stderr
+
+
 def test_a_redirect_to_a_metadata_address_is_refused(fake: FakeProvider, tmp_path: Path) -> None:
     fake.script(IMAGES, url_answer(fake.base_url + "/files/x"))
     fake.script("/files/x", Reply(status=302, headers={"Location": "http://169.254.169.254/latest/meta-data/"}))

@@ -171,6 +171,11 @@ class SpillingParser:
         self.in_string = False
         self.backslashes = 0
 
+    def document(self) -> bytes:
+        """The document read so far; a string left open (a body that is not JSON) is kept as it came."""
+        tail = self.buffer if self.in_string and self.decoder is None else b""
+        return bytes(self.out + tail)
+
     def abandon(self) -> None:
         """Drop a half-read body (a retry or an error): its partial file goes too."""
         if self.decoder is not None:

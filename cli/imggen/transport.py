@@ -61,12 +61,12 @@ def _ssl_context(bundle: str | None) -> ssl.SSLContext:
 def retry_after(headers: httpx.Headers) -> float | None:
     """Seconds the server asked us to wait: `retry-after-ms`, then `Retry-After` (seconds or a date).
     Anything else (not a number nor a date, negative, nan, inf) counts as not said: backoff applies."""
-    if (ms := _seconds(headers.get("retry-after-ms"))) is not None:
+    if (ms := _finite(headers.get("retry-after-ms"))) is not None:
         return ms / 1000
     value = headers.get("retry-after")
     if value is None:
         return None
-    if (seconds := _seconds(value)) is not None:
+    if (seconds := _finite(value)) is not None:
         return seconds
     try:
         parsed = email.utils.parsedate_to_datetime(value)
@@ -75,7 +75,7 @@ def retry_after(headers: httpx.Headers) -> float | None:
     return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-def _seconds(value: str | None) -> float | None:
+def _finite(value: str | None) -> float | None:
     """A finite, non-negative number, or None."""
     try:
         number = float(value) if value is not None else math.nan
@@ -210,7 +210,7 @@ class Transport:
         except BaseException:
             parser.abandon()
             raise
-        return _rebuilt(response, bytes(parser.out))
+        return _rebuilt(response, parser.document())
 
     @asynccontextmanager
     async def stream(self, url: str) -> AsyncIterator[httpx.Response]:
@@ -224,7 +224,7 @@ class Transport:
                     if not (300 <= response.status_code < 400 and location):
                         yield response
                         return
-                url = str(response.url.join(location))
+                url = str(response.url.join(location))  # httpx checked it
             raise BadResponseError(f"the image URL redirected more than {MAX_REDIRECTS} times")
         except httpx.TimeoutException as exc:
             raise deadline_error(url, self.timeout) from exc
@@ -237,7 +237,7 @@ def max_image_bytes() -> int:
     raw = os.environ.get("IMGGEN_MAX_IMAGE_MB", "").strip()
     if not raw:
         return DEFAULT_MAX_IMAGE_MB * MIB
-    megabytes = _seconds(raw)  # the same rule: a finite number, not negative
+    megabytes = _finite(raw)
     if not megabytes:
         raise ConfigError(f"IMGGEN_MAX_IMAGE_MB must be a positive number of MiB, not '{raw}'")
     return int(megabytes * MIB)
@@ -298,7 +298,7 @@ def _redirected(response: httpx.Response) -> GenerationError:
     status = response.status_code
     if not location:
         return ProviderError(f"the endpoint answered HTTP {status} without a location", status=status)
-    target = str(response.url.join(location))
+    target = str(response.url.join(location))  # httpx checked it
     return ProviderError(f"the endpoint redirected to {target}", hint="Set --api-base to it.", status=status)
 
 
@@ -310,8 +310,13 @@ _LOCAL_APIS: set[str] = set()
 async def check_download_address(url: str) -> None:
     """Refuse, before connecting, a result URL whose host is link-local or a cloud metadata service,
     or loopback while the API is not: a provider's answer must not make us fetch from inside the host."""
-    host = httpx.URL(url).host
-    for address in await _addresses(host, httpx.URL(url).port):
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise BadResponseError(f"the image URL is not a valid URL: {url[:200]!r}") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise BadResponseError(f"the image URL is not an http(s) URL: {url[:200]!r}; not downloaded")
+    for address in await _addresses(parsed.host, parsed.port):
         if address.is_link_local or address in _METADATA:
             raise BadResponseError(f"the image URL points to a link-local or cloud metadata address ({address})"
                                    "; not downloaded")  # fmt: skip
@@ -362,8 +367,10 @@ def network_error(exc: Exception, url: str, prefix: str = "") -> NetworkError:
         message = f"TLS with {host} failed: its certificate is not trusted ({cause.verify_message})"
     elif isinstance(cause, ssl.SSLError):
         message = f"TLS with {host} failed: {getattr(cause, 'reason', None) or cause}"
-    elif isinstance(exc, httpx.RemoteProtocolError):
+    elif isinstance(exc, httpx.RemoteProtocolError) and "disconnected" in str(exc):
         message = f"{host} closed the connection without a complete answer"
+    elif isinstance(exc, httpx.RemoteProtocolError):
+        message = f"{host} answered with broken HTTP: {_reason(exc)}"
     elif isinstance(exc, httpx.ProxyError):
         message = f"the proxy did not connect to {host}: {_reason(exc)}"
     else:
@@ -385,7 +392,10 @@ def _cause(exc: BaseException) -> BaseException:
 
 
 def _host(url: str) -> str:
-    return httpx.URL(url).host or url
+    try:
+        return httpx.URL(url).host or url
+    except httpx.InvalidURL:
+        return url
 
 
 def _reason(exc: Exception) -> str:
