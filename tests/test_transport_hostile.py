@@ -17,6 +17,7 @@ import ssl
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -129,10 +130,12 @@ def test_serve_health_probe_ends_at_the_deadline(fake: FakeProvider, tmp_path: P
 # 9. bounded bodies
 
 
-def test_a_gzip_bomb_is_an_error_with_flat_memory(fake: FakeProvider, tmp_path: Path) -> None:
-    bomb = gzip.compress(b"\0" * (64 * MIB), compresslevel=9)
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_a_compression_bomb_is_an_error_with_flat_memory(fake: FakeProvider, tmp_path: Path, encoding: str) -> None:
+    zeros = b"\0" * (64 * MIB)
+    bomb = gzip.compress(zeros, compresslevel=9) if encoding == "gzip" else zlib.compress(zeros, 9)
     assert len(bomb) < MIB
-    fake.script(IMAGES, Reply(body=bomb, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}))
+    fake.script(IMAGES, Reply(body=bomb, headers={"Content-Encoding": encoding, "Content-Type": "application/json"}))
     script = (
         "import resource, subprocess, sys\n"
         "code = subprocess.call([sys.executable, '-m', 'imggen', *sys.argv[1:]])\n"
@@ -419,3 +422,11 @@ def test_an_error_body_that_is_not_json_is_cut(fake: FakeProvider) -> None:
     result = gen(fake, "-m", "dall-e-2")
     assert result.code == 1 and "Traceback" not in result.stderr
     assert len(result.stderr) < MAX_ERROR_BODY + 1000
+
+
+def test_a_corrupt_gzip_body_is_a_bad_response(fake: FakeProvider, tmp_path: Path) -> None:
+    fake.script(IMAGES, Reply(body=b"\x1f\x8bnot really gzip", headers={"Content-Encoding": "gzip"}))
+    result = gen(fake, "-m", "dall-e-2", "--retries", "2")
+    assert result.code == 1 and "the response's gzip body is corrupt" in result.stderr
+    assert "Traceback" not in result.stderr and len(fake.requests) == 1
+    assert left_behind(tmp_path / "out") == []

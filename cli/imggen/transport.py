@@ -34,6 +34,7 @@ MAX_ERROR_BODY = 64 * 1024  # an error answer is read this far, then cut: its me
 DEFAULT_MAX_IMAGE_MB = 256
 MAX_REDIRECTS = 5  # for image downloads; API calls never follow one
 NETWORK_HINT = "Check the network, HTTPS_PROXY and --api-base."
+_INFLATED = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 32 + zlib.MAX_WBITS}
 # Cloud metadata services that are not in 169.254.0.0/16 or fe80::/10 (AWS over IPv6, Alibaba).
 _METADATA = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.100.100.200"))
 
@@ -252,25 +253,31 @@ def text_too_large() -> BadResponseError:
 
 
 async def body_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
-    """The decoded body in chunks. gzip is inflated here at most 64 KiB at a time, so that a small
-    gzip bomb meets the caller's size check before it fills memory (httpx would inflate each network
-    read whole)."""
+    """The decoded body in chunks. gzip and deflate are inflated here at most 64 KiB at a time, so
+    that a small bomb meets the caller's size check before it fills memory (httpx would inflate each
+    network read whole)."""
     encoding = response.headers.get("content-encoding", "").strip().lower()
-    if encoding not in ("gzip", "x-gzip"):
+    if encoding not in _INFLATED:
         async for chunk in response.aiter_bytes(1 << 16):
             yield chunk
         return
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    inflater = zlib.decompressobj(_INFLATED[encoding])
+    started = False
     async for raw in response.aiter_raw(1 << 16):
         data = raw
         while data and not inflater.eof:
             try:
                 out = inflater.decompress(data, 1 << 16)
             except zlib.error as exc:
-                raise BadResponseError(f"the response's gzip body is corrupt: {exc}") from exc
-            data = inflater.unconsumed_tail
+                if started or encoding != "deflate":
+                    raise BadResponseError(f"the response's {encoding} body is corrupt: {exc}") from exc
+                inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # "deflate" sent without its zlib header
+                continue
+            started, data = True, inflater.unconsumed_tail
             if out:
                 yield out
+        if inflater.eof:
+            break  # whatever follows the compressed stream is not part of the body
     if rest := inflater.flush():  # output zlib held back when a 64 KiB slice ended with the input
         yield rest
 
