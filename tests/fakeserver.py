@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import struct
 import threading
 import time
 import zlib
@@ -55,6 +56,8 @@ class Reply:
     headers: dict[str, str] | None = None
     delay: float = 0.0
     default: bool = False  # answer as the fake normally would, after the delay
+    trickle: float = 0.0  # hostile: the headers at once, then the body one byte every `trickle` seconds
+    reset: bool = False  # hostile: reset the connection (RST) instead of answering
 
     def __post_init__(self) -> None:
         if self.json is None and self.body is None and self.status == 200:
@@ -294,6 +297,9 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self.fake._scripted(recorded.path)
         if reply is not None:
             time.sleep(reply.delay)
+            if reply.reset:
+                self._reset()
+                return
             if not reply.default:
                 # Real APIs tag error answers with a request id too.
                 reply.headers = {"x-request-id": f"req_{self.fake.next_id()}", **(reply.headers or {})}
@@ -389,9 +395,26 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {"Content-Type": kind, **(reply.headers or {})}
         lines = [f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}"]
         lines += [f"{k}: {v}" for k, v in headers.items()] + [f"Content-Length: {len(payload)}", "", ""]
+        if reply.trickle:
+            self._trickle("\r\n".join(lines).encode("latin-1"), payload, reply.trickle)
+            return
         # Headers and body in one write: split writes stall on delayed ACKs.
         self.wfile.write("\r\n".join(lines).encode("latin-1") + payload)
         self.wfile.flush()
+
+    def _trickle(self, head: bytes, payload: bytes, every: float) -> None:
+        self.wfile.write(head)
+        self.wfile.flush()
+        for index in range(len(payload)):
+            time.sleep(every)
+            self.wfile.write(payload[index : index + 1])
+            self.wfile.flush()  # raises once the client has given up, which ends this thread
+
+    def _reset(self) -> None:
+        """Close with SO_LINGER 0: the client sees ECONNRESET, not an orderly end."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
 
     def _echo(self, req: Recorded) -> Reply:
         headers = req.headers

@@ -298,6 +298,8 @@ async def write_image(
 
 
 async def _download(url: str, transport: Transport) -> AsyncIterator[bytes]:
+    from .transport import body_chunks, image_too_large
+
     async with transport.stream(url) as response:
         if response.status_code >= 400:
             raise BadResponseError(
@@ -306,7 +308,15 @@ async def _download(url: str, transport: Transport) -> AsyncIterator[bytes]:
         kind = response.headers.get("content-type", "")
         if kind.startswith("text/"):
             raise BadResponseError(f"the image URL returned {kind.split(';')[0]}, not an image", hint="Try again.")
-        async for chunk in response.aiter_bytes(1 << 16):
+        limit = transport.max_image
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise image_too_large(limit)  # said up front: not worth reading
+        size = 0
+        async for chunk in body_chunks(response):
+            size += len(chunk)
+            if size > limit:
+                raise image_too_large(limit)
             yield chunk
 
 
@@ -332,11 +342,14 @@ async def _download_with_retries(
 ) -> Path:
     """Under the transport's retry loop; each attempt starts a fresh temporary file, so a broken stream
     never leaves half an image."""
-    from .transport import retryable_status
+    from .transport import deadline_error, retryable_status
 
     async def attempt() -> tuple[GenerationError | None, Any]:
         try:
-            return None, await write_image(directory, _download(url, transport), name_for, overwrite)
+            async with asyncio.timeout(transport.timeout):  # one deadline for the whole image, as for API calls
+                return None, await write_image(directory, _download(url, transport), name_for, overwrite)
+        except TimeoutError:
+            return deadline_error(url, transport.timeout), None
         except NetworkError as exc:
             return exc, None
         except BadResponseError as exc:

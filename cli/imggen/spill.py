@@ -4,6 +4,8 @@
 on the fly into a file of its own and replaced in the JSON by a short marker; the small rest of the
 document is parsed as usual. Parsers turn a marker back into the file with `lookup`. So memory stays
 flat whatever the image size: a chunk, a base64 remainder of under four bytes, and the small JSON.
+Without a directory the long strings stay in the document, but they are measured the same way:
+the text outside them stays under MAX_TEXT and each image under the image limit either way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from .transport import MAX_TEXT, image_too_large, max_image_bytes, text_too_large
 
 LIMIT = 64 * 1024  # strings longer than this are images, not text
 PREFIX = "imggen-spill:"
@@ -43,7 +47,8 @@ def release(spill: Spill) -> None:
 class _Decoder:
     """Base64 text (with JSON's `\\/` and `\\n` escapes) to bytes on disk, four characters at a time."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, max_image: int) -> None:
+        self.max_image = max_image
         fd, name = tempfile.mkstemp(prefix=".imggen-", suffix=".spill", dir=directory)
         self.file = os.fdopen(fd, "wb")
         self.spill = Spill(Path(name))
@@ -65,6 +70,8 @@ class _Decoder:
         except binascii.Error as exc:
             self.spill.error = str(exc)
             return
+        if self.spill.size + len(decoded) > self.max_image:
+            raise image_too_large(self.max_image)
         self.file.write(decoded)
         self.spill.size += len(decoded)
         self.carry = data[whole:] + tail
@@ -77,9 +84,12 @@ class _Decoder:
 
 
 class SpillingParser:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
+    def __init__(self, directory: Path | None, max_image: int | None = None) -> None:
+        self.directory = directory  # None: long strings stay in the document (measured all the same)
+        self.max_image = max_image_bytes() if max_image is None else max_image
         self.out = bytearray()  # the document with long strings replaced by markers
+        self.long_chars = 0  # characters of long strings kept in `out` (no directory)
+        self.escapes = 0  # backslashes in the current long string kept in memory
         self.in_string = False
         self.backslashes = 0  # consecutive backslashes just before the current position, inside a string
         self.buffer = bytearray()  # the current string, while it is short
@@ -96,6 +106,9 @@ class SpillingParser:
                 position = end
             else:
                 position = self._string_part(chunk, position)
+        short = len(self.buffer) if len(self.buffer) <= LIMIT else 0
+        if len(self.out) - self.long_chars + short > MAX_TEXT:
+            raise text_too_large()
 
     def _string_part(self, chunk: bytes, start: int) -> int:
         """Consume string content up to its closing quote (or the chunk's end); returns the new position."""
@@ -125,10 +138,22 @@ class SpillingParser:
             self.decoder.feed(raw)
             return
         self.buffer += raw
-        if len(self.buffer) > LIMIT:
-            self.decoder = _Decoder(self.directory)
+        if len(self.buffer) <= LIMIT:
+            return
+        if self.directory is None:
+            self._measure(raw)
+        else:
+            self.decoder = _Decoder(self.directory, self.max_image)
             self.decoder.feed(bytes(self.buffer))
             self.buffer.clear()
+
+    def _measure(self, raw: bytes) -> None:
+        """A long string kept in memory: an image within the limit (an escape is two characters for
+        at most one of base64)."""
+        crossed = len(self.buffer) - len(raw) <= LIMIT  # just became long: count what came before too
+        self.escapes += (self.buffer if crossed else raw).count(b"\\")
+        if (len(self.buffer) - self.escapes) * 3 // 4 > self.max_image:
+            raise image_too_large(self.max_image)
 
     def _close(self) -> None:
         if self.decoder is not None:
@@ -137,11 +162,19 @@ class SpillingParser:
             self.out += (PREFIX + key).encode()
             self.decoder = None
         else:
+            if len(self.buffer) > LIMIT:
+                self.long_chars += len(self.buffer)
             self.out += self.buffer
             self.buffer.clear()
         self.out += b'"'
+        self.escapes = 0
         self.in_string = False
         self.backslashes = 0
+
+    def document(self) -> bytes:
+        """The document read so far; a string left open (a body that is not JSON) is kept as it came."""
+        tail = self.buffer if self.in_string and self.decoder is None else b""
+        return bytes(self.out + tail)
 
     def abandon(self) -> None:
         """Drop a half-read body (a retry or an error): its partial file goes too."""

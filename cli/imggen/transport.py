@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
+import math
 import os
 import random
+import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import zlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing, asynccontextmanager
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
@@ -17,13 +21,22 @@ from typing import Any
 
 import httpx
 
-from .errors import GenerationError, NetworkError
+from .errors import BadResponseError, ConfigError, GenerationError, NetworkError, ProviderError
 from .types import HttpRequest
 
 RETRY_STATUSES = frozenset({408, 409, 429})
 _HTTP_PROXY_VARS = ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _BODY_HEADERS = frozenset({"content-length", "content-encoding", "transfer-encoding"})
 MAX_RETRY_AFTER = 120.0  # like the OpenAI SDK: a longer wait is not worth holding the run for
+MIB = 1 << 20
+MAX_TEXT = 16 * MIB  # a JSON answer without its image strings
+MAX_ERROR_BODY = 64 * 1024  # an error answer is read this far, then cut: its message is at the start
+DEFAULT_MAX_IMAGE_MB = 256
+MAX_REDIRECTS = 5  # for image downloads; API calls never follow one
+NETWORK_HINT = "Check the network, HTTPS_PROXY and --api-base."
+_INFLATED = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": 32 + zlib.MAX_WBITS}
+# Cloud metadata services that are not in 169.254.0.0/16 or fe80::/10 (AWS over IPv6, Alibaba).
+_METADATA = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.100.100.200"))
 
 RetryHook = Callable[[int, float, GenerationError], None]
 # The hook of the request being sent, set per task so a shared Transport reports to the right prompt.
@@ -47,20 +60,29 @@ def _ssl_context(bundle: str | None) -> ssl.SSLContext:
 
 
 def retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds the server asked us to wait: `retry-after-ms`, then `Retry-After` (seconds or a date)."""
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
+    """Seconds the server asked us to wait: `retry-after-ms`, then `Retry-After` (seconds or a date).
+    Anything else (not a number nor a date, negative, nan, inf) counts as not said: backoff applies."""
+    if (ms := _finite(headers.get("retry-after-ms"))) is not None:
+        return ms / 1000
     value = headers.get("retry-after")
     if value is None:
         return None
+    if (seconds := _finite(value)) is not None:
+        return seconds
     try:
-        return float(value)
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _finite(value: str | None) -> float | None:
+    """A finite, non-negative number, or None."""
+    try:
+        number = float(value) if value is not None else math.nan
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def backoff(attempt: int) -> float:
@@ -90,6 +112,7 @@ class Transport:
         self.clients: dict[bool, httpx.AsyncClient] = {}  # by "needs TLS", each made on first use
         self.opened = False
         self.spill_dir: Path | None = None  # set: image strings in 2xx bodies go to files here
+        self.max_image = max_image_bytes()
 
     def open(self) -> Transport:
         self.opened = True
@@ -147,57 +170,239 @@ class Transport:
         raise AssertionError("unreachable")
 
     async def _attempt(self, request: HttpRequest, map_error: ErrorMapper) -> Outcome:
+        """One try under one deadline for all of it: connect, send and the whole body (httpx's own
+        timeout is per read, so a server trickling a byte a second would never end)."""
         client = self.client_for(request.url)
         try:
-            body = {"content": request.content} if request.content is not None else {"json": request.json}
-            built = client.build_request(request.method, request.url, headers=request.headers, **body)
-            response = await client.send(built, stream=True)
-            try:
-                if response.status_code < 400 and self.spill_dir is not None:
-                    return None, await self._spilled(response)
-                await response.aread()
-            finally:
-                await response.aclose()
-        except httpx.TimeoutException:
-            return NetworkError(f"no answer from {_host(request.url)} within {self.timeout:g} s"), None
+            async with asyncio.timeout(self.timeout):
+                return await self._exchange(client, request, map_error)
+        except (TimeoutError, httpx.TimeoutException):
+            return deadline_error(request.url, self.timeout), None
         except httpx.TransportError as exc:
-            return NetworkError(f"cannot reach {_host(request.url)}: {_reason(exc)}"), None
-        if response.status_code < 400:
-            return None, response
-        error = map_error(response)
-        return error, (retry_after(response.headers) if _retryable(response) else False)
+            return network_error(exc, request.url), None
 
-    async def _spilled(self, response: httpx.Response) -> httpx.Response:
-        """Read a 2xx body with long base64 strings decoded to files as they arrive (see spill.py)."""
+    async def _exchange(self, client: httpx.AsyncClient, request: HttpRequest, map_error: ErrorMapper) -> Outcome:
+        body = {"content": request.content} if request.content is not None else {"json": request.json}
+        built = client.build_request(request.method, request.url, headers=request.headers, **body)
+        if _is_loopback_name(built.url.host):
+            _LOCAL_APIS.add(built.url.host)
+        response = await client.send(built, stream=True)  # never follows a redirect: the key stays here
+        try:
+            if 300 <= response.status_code < 400:
+                return _redirected(response), False
+            if response.status_code < 400:
+                return None, await self._parsed(response)
+            answer = await _error_body(response)
+        finally:
+            await response.aclose()
+        error = map_error(answer)
+        return error, (retry_after(answer.headers) if _retryable(answer) else False)
+
+    async def _parsed(self, response: httpx.Response) -> httpx.Response:
+        """Read a 2xx body within the size limits; with a spill directory, long base64 strings are
+        decoded to files as they arrive (see spill.py)."""
         from .spill import SpillingParser
 
-        assert self.spill_dir is not None
-        parser = SpillingParser(self.spill_dir)
+        parser = SpillingParser(self.spill_dir, self.max_image)
         try:
-            async for chunk in response.aiter_bytes(1 << 16):
-                parser.feed(chunk)
+            async with aclosing(body_chunks(response)) as chunks:
+                async for chunk in chunks:
+                    parser.feed(chunk)
         except BaseException:
             parser.abandon()
             raise
-        headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _BODY_HEADERS]
-        return httpx.Response(
-            response.status_code, headers=headers, content=bytes(parser.out), request=response.request
-        )
+        return _rebuilt(response, parser.document())
 
     @asynccontextmanager
     async def stream(self, url: str) -> AsyncIterator[httpx.Response]:
-        """GET a result URL as a stream (no auth headers: result URLs are pre-signed)."""
+        """GET a result URL as a stream (no auth headers: result URLs are pre-signed), following up to
+        five redirects, each checked before connecting (see `check_download_address`)."""
         try:
-            async with self.client_for(url).stream("GET", url) as response:
-                yield response
+            for _ in range(MAX_REDIRECTS + 1):
+                await check_download_address(url)
+                async with self.client_for(url).stream("GET", url) as response:
+                    location = response.headers.get("location")
+                    if not (300 <= response.status_code < 400 and location):
+                        yield response
+                        return
+                url = str(response.url.join(location))  # httpx checked it
+            raise BadResponseError(f"the image URL redirected more than {MAX_REDIRECTS} times")
         except httpx.TimeoutException as exc:
-            raise NetworkError(f"downloading {_host(url)} timed out after {self.timeout:g} s") from exc
+            raise deadline_error(url, self.timeout) from exc
         except httpx.TransportError as exc:
-            raise NetworkError(f"cannot download from {_host(url)}: {_reason(exc)}") from exc
+            raise network_error(exc, url, "cannot download the image: ") from exc
+
+
+def max_image_bytes() -> int:
+    """The largest image accepted, from IMGGEN_MAX_IMAGE_MB (MiB, default 256)."""
+    raw = os.environ.get("IMGGEN_MAX_IMAGE_MB", "").strip()
+    if not raw:
+        return DEFAULT_MAX_IMAGE_MB * MIB
+    megabytes = _finite(raw)
+    if not megabytes:
+        raise ConfigError(f"IMGGEN_MAX_IMAGE_MB must be a positive number of MiB, not '{raw}'")
+    return int(megabytes * MIB)
+
+
+def image_too_large(limit: int) -> BadResponseError:
+    return BadResponseError(f"the image is larger than {limit / MIB:g} MiB (IMGGEN_MAX_IMAGE_MB)")
+
+
+def text_too_large() -> BadResponseError:
+    return BadResponseError(f"the response is larger than {MAX_TEXT // MIB} MiB")
+
+
+async def body_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
+    """The decoded body in chunks. gzip and deflate are inflated here at most 64 KiB at a time, so
+    that a small bomb meets the caller's size check before it fills memory (httpx would inflate each
+    network read whole)."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding not in _INFLATED:
+        async for chunk in response.aiter_bytes(1 << 16):
+            yield chunk
+        return
+    inflater = zlib.decompressobj(_INFLATED[encoding])
+    started = False
+    async for raw in response.aiter_raw(1 << 16):
+        data = raw
+        while data and not inflater.eof:
+            try:
+                out = inflater.decompress(data, 1 << 16)
+            except zlib.error as exc:
+                if started or encoding != "deflate":
+                    raise BadResponseError(f"the response's {encoding} body is corrupt: {exc}") from exc
+                inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # "deflate" sent without its zlib header
+                continue
+            started, data = True, inflater.unconsumed_tail
+            if out:
+                yield out
+        if inflater.eof:
+            break  # whatever follows the compressed stream is not part of the body
+    if rest := inflater.flush():  # output zlib held back when a 64 KiB slice ended with the input
+        yield rest
+
+
+async def _error_body(response: httpx.Response) -> httpx.Response:
+    """An error answer cut at MAX_ERROR_BODY: enough for its message, never a flood."""
+    body = bytearray()
+    async with aclosing(body_chunks(response)) as chunks:
+        async for chunk in chunks:
+            body += chunk[: MAX_ERROR_BODY - len(body)]
+            if len(body) >= MAX_ERROR_BODY:
+                break
+    return _rebuilt(response, bytes(body))
+
+
+def _rebuilt(response: httpx.Response, content: bytes) -> httpx.Response:
+    """A read response holding `content`, already decoded."""
+    headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _BODY_HEADERS]
+    return httpx.Response(response.status_code, headers=headers, content=content, request=response.request)
+
+
+def _redirected(response: httpx.Response) -> GenerationError:
+    """API calls never follow a redirect (the key must not go to another host): say where it points."""
+    location = response.headers.get("location")
+    status = response.status_code
+    if not location:
+        return ProviderError(f"the endpoint answered HTTP {status} without a location", status=status)
+    target = str(response.url.join(location))  # httpx checked it
+    return ProviderError(f"the endpoint redirected to {target}", hint="Set --api-base to it.", status=status)
+
+
+# Whether this process has sent an API call to a loopback address: then result URLs on loopback are
+# the same local server's (a download's Transport is not the API call's, and ImageResponse.save makes its own).
+_LOCAL_APIS: set[str] = set()
+
+
+async def check_download_address(url: str) -> None:
+    """Refuse, before connecting, a result URL whose host is link-local or a cloud metadata service,
+    or loopback while the API is not: a provider's answer must not make us fetch from inside the host."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise BadResponseError(f"the image URL is not a valid URL: {url[:200]!r}") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise BadResponseError(f"the image URL is not an http(s) URL: {url[:200]!r}; not downloaded")
+    for address in await _addresses(parsed.host, parsed.port):
+        if address.is_link_local or address in _METADATA:
+            raise BadResponseError(f"the image URL points to a link-local or cloud metadata address ({address})"
+                                   "; not downloaded")  # fmt: skip
+        if (address.is_loopback or address.is_unspecified) and not _LOCAL_APIS:
+            raise BadResponseError(f"the image URL points to this machine ({address}) but the API is not "
+                                   "local; not downloaded")  # fmt: skip
+
+
+async def _addresses(host: str, port: int | None) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses `host` stands for; none when it does not resolve (the connection then fails,
+    or a proxy resolves it)."""
+    try:
+        found = [ipaddress.ip_address(host.split("%")[0])]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            return []
+        found = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    return [a.ipv4_mapped or a if isinstance(a, ipaddress.IPv6Address) else a for a in found]
+
+
+def _is_loopback_name(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def deadline_error(url: str, timeout: float) -> NetworkError:
+    """One attempt's whole deadline passed (the proxy answers 504 for "within")."""
+    return NetworkError(f"no complete answer from {_host(url)} within {timeout:g} s", hint=NETWORK_HINT)
+
+
+def network_error(exc: Exception, url: str, prefix: str = "") -> NetworkError:
+    """What really happened, from the cause under httpx's wrapper: refused, reset, DNS or TLS."""
+    host = _host(url)
+    cause = _cause(exc)
+    if isinstance(cause, socket.gaierror):
+        message = f"cannot resolve {host}"
+    elif isinstance(cause, ConnectionRefusedError):
+        message = f"{host} refused the connection"
+    elif isinstance(cause, ConnectionResetError | BrokenPipeError):
+        message = f"the connection was reset by {host}"
+    elif isinstance(cause, ssl.SSLCertVerificationError):
+        message = f"TLS with {host} failed: its certificate is not trusted ({cause.verify_message})"
+    elif isinstance(cause, ssl.SSLError):
+        message = f"TLS with {host} failed: {getattr(cause, 'reason', None) or cause}"
+    elif isinstance(exc, httpx.RemoteProtocolError) and "disconnected" in str(exc):
+        message = f"{host} closed the connection without a complete answer"
+    elif isinstance(exc, httpx.RemoteProtocolError):
+        message = f"{host} answered with broken HTTP: {_reason(exc)}"
+    elif isinstance(exc, httpx.ProxyError):
+        message = f"the proxy did not connect to {host}: {_reason(exc)}"
+    else:
+        message = f"cannot reach {host}: {_reason(exc)}"
+    return NetworkError(prefix + message, hint=NETWORK_HINT)
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The innermost OS or TLS error under `exc`, else `exc`."""
+    seen: BaseException | None = exc
+    found: BaseException = exc
+    for _ in range(10):  # chains are short; never loop on a cycle
+        if seen is None:
+            break
+        if isinstance(seen, OSError):
+            found = seen
+        seen = seen.__cause__ or seen.__context__
+    return found
 
 
 def _host(url: str) -> str:
-    return httpx.URL(url).host or url
+    try:
+        return httpx.URL(url).host or url
+    except httpx.InvalidURL:
+        return url
 
 
 def _reason(exc: Exception) -> str:
