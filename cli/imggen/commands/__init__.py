@@ -56,6 +56,21 @@ def main() -> None:
         print_error(exc)
         sys.exit(exc.exit_code)
     finally:
+        _flush_stdout()
         # The process is about to end: freezing what is alive spares the interpreter's last full
         # collection, ~25 ms of every run spent proving that nothing needs collecting.
         gc.freeze()
+
+
+def _flush_stdout() -> None:
+    """Python flushes stdout at exit and ends in exit 120 with a traceback when that fails (a closed
+    pipe, a full disk): flush here instead, and make it one line and exit 1."""
+    try:
+        sys.stdout.flush()
+    except OSError as exc:
+        from ..errors import OutputError
+        from .render import print_error, silence_stdout
+
+        silence_stdout()
+        print_error(OutputError(f"cannot write to stdout: {exc.strerror or exc}"))
+        sys.exit(1)

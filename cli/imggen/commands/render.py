@@ -62,6 +62,17 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
 
 
+def silence_stdout() -> None:
+    """Point stdout at the null device once writing to it failed (a closed pipe, a full disk): what
+    is still buffered, and Python's own flush at exit, then go nowhere instead of ending in exit 120."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass
+
+
 def money(value: float | None) -> str:
     if value is None:
         return "cost unknown"
