@@ -33,10 +33,20 @@ class Manifest:
         line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
         try:
             if self.fd is None:
-                self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+                line = self._after_cut_line() + line
             os.write(self.fd, line)
         except OSError as exc:
             raise OutputError(f"cannot write the manifest {self.path}: {exc.strerror}") from exc
+
+    def _after_cut_line(self) -> bytes:
+        """A line break first when the last line was cut short (a crash), so this line stays whole."""
+        assert self.fd is not None
+        size = os.fstat(self.fd).st_size
+        if not size:
+            return b""
+        os.lseek(self.fd, size - 1, os.SEEK_SET)  # writes still go to the end: O_APPEND
+        return b"" if os.read(self.fd, 1) == b"\n" else b"\n"
 
     def close(self) -> None:
         if self.fd is not None:

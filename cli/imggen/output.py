@@ -387,6 +387,14 @@ LEFTOVER_AGE = 60.0
 UNLOCKED_LEFTOVER_AGE = 24 * 3600.0
 
 
+def _has_locks() -> bool:
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:  # Windows
+        return False
+    return True
+
+
 def _lock(fd: int) -> bool:
     """An exclusive lock on an open file or folder, without waiting; True where locks do not exist."""
     try:
@@ -400,15 +408,16 @@ def _lock(fd: int) -> bool:
     return True
 
 
-def run_folder(directory: Path) -> tuple[Path, int]:
+def run_folder(directory: Path) -> tuple[Path, int | None]:
     """The run's hidden folder in `directory` (streamed images wait there), with the open locked
-    descriptor that marks it as in use until this process ends."""
+    descriptor that marks it as in use until this process ends (None where there are no locks)."""
     try:
         path = Path(tempfile.mkdtemp(prefix=".imggen-", dir=directory))
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY) if _has_locks() else None
     except OSError as exc:
         raise OutputError(f"cannot write into {directory}: {exc.strerror}") from exc
-    _lock(fd)
+    if fd is not None:
+        _lock(fd)
     return path, fd
 
 
@@ -416,12 +425,14 @@ def _leftover(entry: os.DirEntry[str], now: float, locks: bool) -> bool:
     if not entry.name.startswith(".imggen-") or entry.name == ".imggen-manifest.jsonl":
         return False
     is_dir = entry.is_dir(follow_symlinks=False)
-    if not is_dir and not entry.name.endswith((".part", ".spill")):
+    if not is_dir and not (entry.is_file(follow_symlinks=False) and entry.name.endswith((".part", ".spill"))):
         return False
     age = now - entry.stat(follow_symlinks=False).st_mtime
-    if age < (LEFTOVER_AGE if locks else UNLOCKED_LEFTOVER_AGE):
+    if not locks:
+        return age >= UNLOCKED_LEFTOVER_AGE
+    if age < LEFTOVER_AGE:
         return False
-    fd = os.open(entry.path, os.O_RDONLY)
+    fd = os.open(entry.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     try:
         return _lock(fd)  # a live run holds its lock; a killed one's went with it
     finally:
@@ -431,12 +442,7 @@ def _leftover(entry: os.DirEntry[str], now: float, locks: bool) -> bool:
 def remove_leftovers(directory: Path) -> int:
     """Remove what killed runs left in `directory` (their `.imggen-*` folders and `.part`/`.spill`
     files); another run still going keeps its own. Returns how many were removed."""
-    try:
-        import fcntl  # noqa: F401
-
-        locks = True
-    except ImportError:
-        locks = False
+    locks = _has_locks()
     removed = 0
     now = time.time()
     try:
