@@ -254,6 +254,30 @@ def test_stdout_closed_early_the_batch_goes_on(fake: FakeProvider, tmp_path: Pat
     assert hidden(tmp_path / "out") == []
 
 
+def closed_stdout() -> None:
+    os.close(1)  # in the child, before imggen starts: as `>&-` in a shell
+
+
+def test_started_with_stdout_closed(fake: FakeProvider, tmp_path: Path) -> None:
+    proc = popen(fake, "otter", "-m", "dall-e-3", "-o", "-", stderr=subprocess.PIPE, preexec_fn=closed_stdout)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "stdout is closed" in err.decode() and fake.requests == []
+    proc = popen(fake, "otter", "-m", "dall-e-3", "-o", "out", stderr=subprocess.PIPE, preexec_fn=closed_stdout)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert len(images(tmp_path / "out")) == 1 and "Traceback" not in err.decode()
+
+
+def test_other_commands_into_a_full_stdout_are_one_line(fake: FakeProvider) -> None:
+    for args in (["generate", "otter", "-m", "dall-e-3", "--dry-run"], ["models"]):
+        with open("/dev/full", "wb") as full:
+            proc = subprocess.run([sys.executable, "-m", "imggen", *args], stdout=full, stderr=subprocess.PIPE,
+                                  timeout=60)  # fmt: skip
+        stderr = proc.stderr.decode()
+        assert proc.returncode == 1, stderr
+        assert error_lines(stderr) == ["error: cannot write to stdout: No space left on device."]
+
+
 def test_a_directory_replaced_mid_run_fails_the_images_after_it(fake: FakeProvider, tmp_path: Path) -> None:
     """Root ignores file modes, so the directory is swapped for a file while the second request is out."""
     fake.script("/images/generations", Reply(), Reply(delay=2))

@@ -9,6 +9,8 @@ from typing import Any
 
 from ..errors import GenerationError, ImggenError
 
+STDOUT_CLOSED = False  # imggen started with stdout closed (`>&-`): the null device stands in for it
+
 
 def _colour() -> bool:
     return sys.stderr.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
@@ -69,7 +71,7 @@ def silence_stdout() -> None:
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, sys.stdout.fileno())
         os.close(null)
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         pass
 
 

@@ -89,6 +89,8 @@ class Run:
             raise UsageError("-o - writes exactly one image to stdout", hint="Use -o DIR for more.")
         if self.json_lines or self.metadata:
             raise UsageError("-o - cannot be combined with --json or --metadata", hint="Use -o DIR.")
+        if render.STDOUT_CLOSED:
+            raise UsageError("-o - writes the image to stdout, and stdout is closed", hint="Redirect it to a file.")
         if sys.stdout.isatty():
             raise UsageError("-o - would write image bytes to the terminal", hint="Redirect stdout to a file.")
 
