@@ -298,6 +298,35 @@ def test_a_directory_replaced_mid_run_fails_the_images_after_it(fake: FakeProvid
     assert [r["status"] for r in records(tmp_path / "moved")] == ["saved", "failed"]
 
 
+@contextmanager
+def tiny_disk(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` at `path`, for a real "No space left on device" (needs root, as the suite runs)."""
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def test_a_full_disk_is_one_line_per_image_and_keeps_what_was_saved(fake: FakeProvider, tmp_path: Path) -> None:
+    fake.image_bytes = TINY_PNG + b"\0" * 24_000  # two fit on the 64 KiB disk, the third does not
+    with tiny_disk(tmp_path / "disk", "64k") as disk:
+        args = ["-", "-m", "dall-e-3", "-j", "1", "-o", str(disk), "--name", "{prompt}.{ext}"]
+        result = gen(fake, *args, stdin="p1\np2\np3\np4\n")
+        clean(result)
+        assert result.code == 4, result.stderr
+        assert result.lines == [f"{disk}/p1.png", f"{disk}/p2.png"]
+        failed = [line for line in error_lines(result.stderr) if "No space left on device" in line]
+        assert [line.split('"')[1] for line in failed if "failed for prompt" in line] == ["p3", "p4"]
+        assert len(error_lines(result.stderr)) - len(failed) == 0
+        assert images(disk) == ["p1.png", "p2.png"] and hidden(disk) == []
+        saved = [r for r in records_readable(disk / MANIFEST) if r["status"] == "saved"]
+        assert sorted(r["path"] for r in saved) == ["p1.png", "p2.png"]
+
+
 def test_a_manifest_that_cannot_be_written_stops_before_sending(fake: FakeProvider, tmp_path: Path) -> None:
     (tmp_path / "out" / MANIFEST).mkdir(parents=True)
     for extra in ([], ["--resume"]):

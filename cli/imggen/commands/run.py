@@ -142,7 +142,8 @@ class Run:
                     continue
                 fields = {"status": "saved", "index": index, "path": name, "sha256": sha256_of(path)}
                 self._record(job, {**fields, "bytes": path.stat().st_size, "recovered": True})
-                render.note(f"--resume: {name} was saved but its manifest line was cut short; kept, not made again")
+                if not self.quiet:
+                    render.note(f"--resume: {name} was saved but its manifest line was cut short; kept, not made again")
                 found.add(index)
                 break
         return found
