@@ -487,3 +487,17 @@ def test_saved_images_and_sidecars_get_the_umask(fake: FakeProvider, tmp_path: P
     for name in ["a.png", "a.json", "b.png", "c.png", "c.json"]:
         assert (tmp_path / "out" / name).stat().st_mode & 0o777 == mode, name
     assert hidden(tmp_path / "out") == []
+
+
+def test_error_answers_of_the_wrong_shape_are_one_line(fake: FakeProvider) -> None:
+    env = {"AWS_ACCESS_KEY_ID": AWS_KEY_ID, "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+           "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": fake.base_url, "AWS_REGION": "us-west-2"}  # fmt: skip
+    fake.script("/invoke", Reply(status=400, json=[1, 2]))
+    bedrock = run_cli("generate", "otter", "-m", "bedrock/amazon.nova-canvas-v1:0", "-o", "out", env=env)
+    fake.script(":", Reply(status=400, json=["x"]), Reply(status=400, json={"error": "plain text"}))
+    google = [gemini(fake, "gemini/gemini-2.5-flash-image", stdin="one\n") for _ in range(2)]
+    for result in [bedrock, *google]:
+        clean(result)
+        assert result.code == 1, result.stderr
+        [line] = error_lines(result.stderr)
+        assert "400" in line
