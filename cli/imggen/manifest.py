@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,11 @@ class Manifest:
         if not os.path.lexists(self.path):
             return  # the output directory's write probe covers creating it
         try:
-            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND))
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NONBLOCK", 0))
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            os.close(fd)
+            if not regular:
+                raise OSError(0, "not a regular file")
         except OSError as exc:
             raise UsageError(
                 f"cannot write the manifest {self.path}: {exc.strerror}",
