@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import json
 import os
 import re
+import shutil
 import string
 import tempfile
+import time
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .checks import MAX_SEED
 from .errors import BadResponseError, GenerationError, NetworkError, OutputError, UsageError
+from .manifest import sha256_of
 
 if TYPE_CHECKING:
     from .transport import Transport
@@ -31,6 +37,10 @@ NAME_MAX_BYTES = 255  # what ext4, APFS, NTFS and most file systems take for one
 UNIQUE_ROOM = "-9999"  # the longest suffix a taken name gets
 RESERVED_PREFIX = ".imggen-"  # temporary files, spill folders and the manifest
 SIDECAR_SUFFIX = ".json"
+# Called with (file name, sha256, size) just before an image takes its name, once per name tried:
+# the run writes its manifest line there, so a file on disk always has its line (see Manifest.done).
+Publish = Callable[[str, str, int], None]
+before_publish: ContextVar[Publish | None] = ContextVar("before_publish", default=None)
 
 
 def sniff(head: bytes) -> str | None:
@@ -47,6 +57,17 @@ def sniff(head: bytes) -> str | None:
 
 
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "gif": "gif"}
+
+
+def is_image(path: Path) -> bool:
+    """A regular file that starts like an image imggen saves."""
+    try:
+        if not path.is_file():  # never open a FIFO or a device that could block
+            return False
+        with path.open("rb") as handle:
+            return sniff(handle.read(16)) is not None
+    except OSError:
+        return False
 
 
 def slugify(text: str, limit: int = SLUG_MAX) -> str:
@@ -196,13 +217,53 @@ class Namer:
 
 
 def prepare_directory(directory: Path) -> None:
-    """Create the output directory now, so a bad -o is a usage error before anything is paid for."""
+    """Create the output directory now and prove a file can be made in it, so a bad -o is a usage
+    error before anything is paid for (a probe, not os.access: root passes os.access everywhere)."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create output directory {directory}: {exc.strerror}") from exc
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise UsageError(f"output directory {directory} is not writable", hint="Pick another -o.")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".imggen-", suffix=".part", dir=directory)
+    except OSError as exc:
+        raise UsageError(
+            f"output directory {directory} is not writable: {exc.strerror}", hint="Pick another -o."
+        ) from exc
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
+
+
+@cache
+def file_mode() -> int:
+    """0o666 less the user's umask: what `curl -o` or `open()` would give a new file. Read once per
+    process; /proc gives it without changing it, elsewhere it is set and restored at once (the only
+    other way), with a stricter mask in between, so a file made meanwhile is never more open."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def publish_mode(fd: int, path: Path) -> None:
+    """A temporary file is private (mkstemp's 0600); give it the umask's mode just before its rename."""
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, file_mode())
+    else:  # Windows before Python 3.13
+        os.chmod(path, file_mode())
+
+
+def private_temp(directory: Path) -> tuple[int, Path]:
+    """A new `.imggen-*.part` file (0600), locked while this process has it open, so another run's
+    leftover sweep (remove_leftovers) can tell it from one of a killed run."""
+    fd, name = tempfile.mkstemp(prefix=".imggen-", suffix=".part", dir=directory)
+    _lock(fd)
+    return fd, Path(name)
 
 
 class AtomicImage:
@@ -210,9 +271,8 @@ class AtomicImage:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        fd, name = tempfile.mkstemp(prefix=".imggen-", suffix=".part", dir=directory)
+        fd, self.tmp = private_temp(directory)
         self.handle = os.fdopen(fd, "wb")
-        self.tmp = Path(name)
         self.kind: str | None = None
 
     def write(self, chunk: bytes) -> None:
@@ -228,16 +288,15 @@ class AtomicImage:
             raise BadResponseError("the result is empty")
         # No fsync: the rename already guarantees no partial file on Ctrl-C, and a sync per image
         # would serialise a batch on the disk (an image is cheap to make again; see --resume).
+        self.handle.flush()
+        publish_mode(self.handle.fileno(), self.tmp)
         self.handle.close()
-        target = self.directory / name_for(EXTENSIONS[self.kind])
-        if overwrite:
-            os.replace(self.tmp, target)
-            return target
-        return _link_unique(self.tmp, target)
+        return _publish(self.tmp, self.directory / name_for(EXTENSIONS[self.kind]), overwrite)
 
     def discard(self) -> None:
         if not self.handle.closed:
-            self.handle.close()
+            with contextlib.suppress(OSError):  # a full disk fails the close's flush too
+                self.handle.close()
         self.tmp.unlink(missing_ok=True)
 
 
@@ -248,15 +307,37 @@ def _describe(chunk: bytes) -> str:
     return f"starts with {chunk[:8]!r}" if chunk else "empty"
 
 
-def _link_unique(tmp: Path, target: Path) -> Path:
+def _publish(tmp: Path, target: Path, overwrite: bool) -> Path:
+    hook = before_publish.get()
+    if hook is None:
+        return _replace(tmp, target) if overwrite else _link_unique(tmp, target, None)
+
+    def announce(name: str) -> None:
+        hook(name, sha256_of(tmp), tmp.stat().st_size)
+
+    return _replace(tmp, target, announce) if overwrite else _link_unique(tmp, target, announce)
+
+
+def _replace(tmp: Path, target: Path, announce: Callable[[str], None] | None = None) -> Path:
+    if announce is not None:
+        announce(target.name)
+    os.replace(tmp, target)
+    return target
+
+
+def _link_unique(tmp: Path, target: Path, announce: Callable[[str], None] | None) -> Path:
     """Hard-link never replaces an existing file, so two writers cannot clobber each other."""
     stem, suffix = target.stem, target.suffix
     for attempt in range(1, 10_000):
         candidate: Path = target if attempt == 1 else target.with_name(f"{stem}-{attempt}{suffix}")
+        if os.path.lexists(candidate):
+            continue
+        if announce is not None:
+            announce(candidate.name)
         try:
             os.link(tmp, candidate)
         except FileExistsError:
-            continue
+            continue  # another writer took it just now; the next name's line supersedes this one's
         tmp.unlink()
         return candidate
     raise OutputError(f"no free file name near {target}")
@@ -264,17 +345,15 @@ def _link_unique(tmp: Path, target: Path) -> Path:
 
 def place_file(source: Path, directory: Path, name_for: NameFor, overwrite: bool) -> Path:
     """Move an image already decoded to disk (in the output directory's spill folder) into place."""
-    with source.open("rb") as handle:
-        kind = sniff(handle.read(16))
-    if kind is None:
-        source.unlink(missing_ok=True)
-        raise BadResponseError("the result is not a PNG, JPEG, WebP or GIF image")
-    target = directory / name_for(EXTENSIONS[kind])
     try:
-        if overwrite:
-            os.replace(source, target)
-            return target
-        return _link_unique(source, target)
+        with source.open("rb") as handle:
+            kind = sniff(handle.read(16))
+            if kind is not None:
+                publish_mode(handle.fileno(), source)
+        if kind is None:
+            source.unlink(missing_ok=True)
+            raise BadResponseError("the result is not a PNG, JPEG, WebP or GIF image")
+        return _publish(source, directory / name_for(EXTENSIONS[kind]), overwrite)
     except OSError as exc:
         raise OutputError(f"cannot write into {directory}: {exc.strerror}") from exc
 
@@ -282,8 +361,9 @@ def place_file(source: Path, directory: Path, name_for: NameFor, overwrite: bool
 async def write_image(
     directory: Path, chunks: AsyncIterator[bytes] | Iterable[bytes], name_for: NameFor, overwrite: bool
 ) -> Path:
-    image = AtomicImage(directory)
+    image: AtomicImage | None = None
     try:
+        image = AtomicImage(directory)
         if isinstance(chunks, AsyncIterator):
             async for chunk in chunks:
                 image.write(chunk)
@@ -294,7 +374,8 @@ async def write_image(
     except OSError as exc:
         raise OutputError(f"cannot write into {directory}: {exc.strerror}") from exc
     finally:
-        image.discard()
+        if image is not None:
+            image.discard()
 
 
 async def _download(url: str, transport: Transport) -> AsyncIterator[bytes]:
@@ -380,14 +461,18 @@ def metadata_for(response: ImageResponse, image: ImageData) -> dict[str, Any]:
 def write_sidecar(path: Path, data: dict[str, Any]) -> Path:
     """`otter-1.png` → `otter-1.json`, written atomically."""
     target = path.with_suffix(".json")
-    fd, tmp = tempfile.mkstemp(prefix=".imggen-", suffix=".part", dir=path.parent)
+    tmp: Path | None = None
     try:
+        fd, tmp = private_temp(path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(data, handle, indent=2, ensure_ascii=False)
             handle.write("\n")
+            handle.flush()
+            publish_mode(handle.fileno(), tmp)
         os.replace(tmp, target)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {target}: {exc.strerror}") from exc
     return target
 
@@ -414,3 +499,86 @@ def save_response(
             return paths
 
     return asyncio.run(run())
+
+
+# A temporary file or folder untouched this long, and unlocked, is a leftover of a run that was
+# killed (kill -9, power loss); the age covers the moment between a live run creating and locking it.
+LEFTOVER_AGE = 60.0
+# Without file locks (Windows) age alone must tell: longer than any request may take.
+UNLOCKED_LEFTOVER_AGE = 24 * 3600.0
+
+
+def _has_locks() -> bool:
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:  # Windows
+        return False
+    return True
+
+
+def _lock(fd: int) -> bool:
+    """An exclusive lock on an open file or folder, without waiting; True where locks do not exist."""
+    try:
+        import fcntl
+    except ImportError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def run_folder(directory: Path) -> tuple[Path, int | None]:
+    """The run's hidden folder in `directory` (streamed images wait there), with the open locked
+    descriptor that marks it as in use until this process ends (None where there are no locks)."""
+    try:
+        path = Path(tempfile.mkdtemp(prefix=".imggen-", dir=directory))
+        fd = os.open(path, os.O_RDONLY) if _has_locks() else None
+    except OSError as exc:
+        raise OutputError(f"cannot write into {directory}: {exc.strerror}") from exc
+    if fd is not None:
+        _lock(fd)
+    return path, fd
+
+
+def _leftover(entry: os.DirEntry[str], now: float, locks: bool) -> bool:
+    if not entry.name.startswith(".imggen-") or entry.name == ".imggen-manifest.jsonl":
+        return False
+    is_dir = entry.is_dir(follow_symlinks=False)
+    if not is_dir and not (entry.is_file(follow_symlinks=False) and entry.name.endswith((".part", ".spill"))):
+        return False
+    age = now - entry.stat(follow_symlinks=False).st_mtime
+    if not locks:
+        return age >= UNLOCKED_LEFTOVER_AGE
+    if age < LEFTOVER_AGE:
+        return False
+    fd = os.open(entry.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    try:
+        return _lock(fd)  # a live run holds its lock; a killed one's went with it
+    finally:
+        os.close(fd)
+
+
+def remove_leftovers(directory: Path) -> int:
+    """Remove what killed runs left in `directory` (their `.imggen-*` folders and `.part`/`.spill`
+    files); another run still going keeps its own. Returns how many were removed."""
+    locks = _has_locks()
+    removed = 0
+    now = time.time()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            if not _leftover(entry, now, locks):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+            removed += 1
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove: never a reason to stop a run
+    return removed

@@ -5,6 +5,7 @@ This package is the only place that imports typer and rich.
 
 from __future__ import annotations
 
+import errno
 import gc
 import sys
 
@@ -48,6 +49,8 @@ def _root(
 
 def main() -> None:
     """Console entry point: imggen's own errors become one line on stderr and their exit code."""
+    if sys.stdout is None:
+        _closed_stdout()
     try:
         app(prog_name="imggen")
     except ImggenError as exc:
@@ -55,7 +58,52 @@ def main() -> None:
 
         print_error(exc)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if not _from_stdout(exc):
+            raise  # a real bug shows its traceback
+        _stdout_failed(exc)
     finally:
+        _flush_stdout()
         # The process is about to end: freezing what is alive spares the interpreter's last full
         # collection, ~25 ms of every run spent proving that nothing needs collecting.
         gc.freeze()
+
+
+def _closed_stdout() -> None:
+    """Started with stdout closed (`>&-`): the null device takes its place, as `> /dev/null` would, so
+    no file imggen opens gets descriptor 1 and printing is not a crash; `-o -` refuses to start."""
+    import os
+
+    from . import render
+
+    null = os.open(os.devnull, os.O_WRONLY)
+    if null != 1:
+        os.dup2(null, 1)
+        os.close(null)
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - it is the process's stdout until exit
+    render.STDOUT_CLOSED = True
+
+
+def _from_stdout(exc: OSError) -> bool:
+    """A failure of printing (a closed pipe, a full disk) rather than a bug: imggen turns its own file
+    errors into OutputError, so one of these that reaches here, naming no file, is stdout's."""
+    return exc.errno in (errno.EPIPE, errno.ENOSPC, errno.EDQUOT, errno.EBADF) and exc.filename is None
+
+
+def _stdout_failed(exc: OSError | ValueError) -> None:
+    from ..errors import OutputError
+    from .render import print_error, silence_stdout
+
+    silence_stdout()
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    print_error(OutputError(f"cannot write to stdout: {reason}"))
+    sys.exit(1)
+
+
+def _flush_stdout() -> None:
+    """Python flushes stdout at exit and ends in exit 120 with a traceback when that fails (a closed
+    pipe, a full disk): flush here instead, and make it one line and exit 1."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError) as exc:
+        _stdout_failed(exc)

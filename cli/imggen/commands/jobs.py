@@ -68,6 +68,9 @@ class Batch:
         self.names: set[str | None] = set()  # --name templates checked
         self.done: dict[str, set[int]] | None = None
         self.taken: set[str] | None = None  # with --overwrite: the names this run has given
+        # --resume with a damaged manifest: given a job and the indices found saved, returns those
+        # found on disk all the same (their manifest line was cut short)
+        self.recover: Callable[[Job, set[int]], set[int]] | None = None
 
     def check(self, locate: Callable[[Plan], dict[str, set[int]] | None] | None = None) -> Totals:
         """The first pass: every line planned and checked, nothing kept but the totals. `locate` is
@@ -84,8 +87,12 @@ class Batch:
                 totals.first = with_prompt(shape, entry.prompt, check=False)
                 self.done = locate(totals.first) if locate is not None else None
             plan, skipped = shape, 0  # the line's own plan only when it matters: --resume, rows
-            if self.done or totals.prompts < ROWS + 1:
+            if self.done is not None or totals.prompts < ROWS + 1:
                 plan = with_prompt(shape, entry.prompt, check=False)
+            if self.done is not None and self.recover is not None:
+                key = job_key(plan.prompt, plan.settings.model.name, parameters)
+                found = self.done.setdefault(key, set())
+                found.update(self.recover(self._job(entry, plan, key, totals.prompts), found))
             if self.done:
                 key = job_key(plan.prompt, plan.settings.model.name, parameters)
                 skipped = skip_done(plan, self.done.get(key, set()))
@@ -103,25 +110,30 @@ class Batch:
                 totals.rows.append((label(plan), left))
         if totals.prompts > ROWS:
             totals.rows = []
+        self.namers.clear()  # made for --resume's recovery, before the run set `taken`
         return totals
 
     def jobs(self) -> Iterator[Job]:
         """The second pass: a job per prompt with images left to make, made as it is asked for."""
-        from ..output import DEFAULT_NAME, Namer
 
         for number, entry in enumerate(self.lines):
             plan, key = self._plan(entry)
             if self.done and skip_done(plan, self.done.get(key, set())) == plan.n:
                 continue  # all saved by an earlier run
-            name = entry.overrides.get("name", self.name)
-            namer_key = (name, plan.settings.model.name)
-            if namer_key not in self.namers:  # the template was checked by the first pass
-                if len(self.namers) >= MAX_SHAPES:
-                    self.namers.clear()
-                self.namers[namer_key] = Namer(name or DEFAULT_NAME, plan.settings.model.name, taken=self.taken)
-            line = entry.line if self.source else None
-            namer = replace(self.namers[namer_key], line=line or 1)  # {line} is the line's own
-            yield Job(plan, line, name, namer, key, number)
+            yield self._job(entry, plan, key, number)
+
+    def _job(self, entry: PromptLine, plan: Plan, key: str, number: int) -> Job:
+        from ..output import DEFAULT_NAME, Namer
+
+        name = entry.overrides.get("name", self.name)
+        namer_key = (name, plan.settings.model.name)
+        if namer_key not in self.namers:  # the template was checked by the first pass
+            if len(self.namers) >= MAX_SHAPES:
+                self.namers.clear()
+            self.namers[namer_key] = Namer(name or DEFAULT_NAME, plan.settings.model.name, taken=self.taken)
+        line = entry.line if self.source else None
+        namer = replace(self.namers[namer_key], line=line or 1)  # {line} is the line's own
+        return Job(plan, line, name, namer, key, number)
 
     def plans(self) -> Iterator[tuple[Plan, str]]:
         """The second pass for --dry-run: each line's shape (its plan for another prompt) and prompt."""

@@ -9,6 +9,8 @@ from typing import Any
 
 from ..errors import GenerationError, ImggenError
 
+STDOUT_CLOSED = False  # imggen started with stdout closed (`>&-`): the null device stands in for it
+
 
 def _colour() -> bool:
     return sys.stderr.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
@@ -63,6 +65,17 @@ def note(text: str) -> None:
 
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+
+
+def silence_stdout() -> None:
+    """Point stdout at the null device once writing to it failed (a closed pipe, a full disk): what
+    is still buffered, and Python's own flush at exit, then go nowhere instead of ending in exit 120."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def money(value: float | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import signal
 import sys
@@ -17,8 +18,19 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from ..api import execute, plan_parameters
 from ..batch import Session
 from ..errors import GenerationError, ImggenError, NotSentError, OutputError, UsageError
-from ..manifest import Manifest
-from ..output import Namer, metadata_for, prepare_directory, save_image, write_sidecar
+from ..manifest import Manifest, sha256_of
+from ..output import (
+    EXTENSIONS,
+    Namer,
+    before_publish,
+    is_image,
+    metadata_for,
+    prepare_directory,
+    remove_leftovers,
+    run_folder,
+    save_image,
+    write_sidecar,
+)
 from ..plan import Plan
 from ..secrets import redact_upstream
 from ..types import ImageData, ImageResponse
@@ -84,6 +96,9 @@ class Costs:
 
 
 class Run:
+    stdout_failed = False  # stdout was closed or full: the run goes on, saying so once
+    manifest_failed = False  # a manifest line could not be written: said once
+
     def __init__(
         self, batch: Batch, *, overwrite: bool, metadata: bool, json_lines: bool, quiet: bool, resume: bool
     ) -> None:
@@ -109,16 +124,28 @@ class Run:
         self.to_stdout = self.given_dir == "-"
         self.directory = Path(self.given_dir)
         self.manifest = None if self.to_stdout else Manifest(self.directory)
-        return self.manifest.done() if resume and self.manifest else None
+        if not resume or self.manifest is None:
+            return None
+        done = self.manifest.done()
+        self._warn_bad_lines(self.manifest.bad_lines)
+        if self.manifest.bad_lines:  # lines cut short: their images may be on disk all the same
+            self.batch.recover = self._recover
+        return done
 
     def _check_target(self) -> None:
         if not self.to_stdout:
             prepare_directory(self.directory)
+            Manifest(self.directory).check()
+            removed = remove_leftovers(self.directory)
+            if removed and not self.quiet:
+                render.note(f"removed {removed} temporary file(s) left by an interrupted run in {self.given_dir}")
             return
         if self.totals.prompts != 1 or self.totals.first is None or self.totals.first.n != 1:
             raise UsageError("-o - writes exactly one image to stdout", hint="Use -o DIR for more.")
         if self.json_lines or self.metadata:
             raise UsageError("-o - cannot be combined with --json or --metadata", hint="Use -o DIR.")
+        if render.STDOUT_CLOSED:
+            raise UsageError("-o - writes the image to stdout, and stdout is closed", hint="Redirect it to a file.")
         if sys.stdout.isatty():
             raise UsageError("-o - would write image bytes to the terminal", hint="Redirect stdout to a file.")
 
@@ -143,6 +170,33 @@ class Run:
                 f"the estimated cost ${self.totals.cost:.4f} is above --max-cost ${max_cost:g}",
                 hint="Nothing was sent.",
             )
+
+    def _warn_bad_lines(self, numbers: list[int]) -> None:
+        if numbers:
+            shown = ", ".join(map(str, numbers[:10])) + (f", … ({len(numbers)} in all)" if len(numbers) > 10 else "")
+            lines = "line" if len(numbers) == 1 else "lines"
+            verb = "is not a readable record" if len(numbers) == 1 else "are not readable records"
+            render.warn(f"{self.manifest.path if self.manifest else ''} {lines} {shown} {verb}; skipped")
+
+    def _recover(self, job: Job, done: set[int]) -> set[int]:
+        """Images on disk under the very name this run would give them, that no readable manifest line
+        names (theirs was cut short): kept as saved, and their line written again, with its hash."""
+        assert self.manifest is not None
+        seed = job.plan.template.seed if job.plan.template else None
+        found: set[int] = set()
+        for index in range(1, job.plan.n + 1):
+            names = {job.namer.render(job.plan.prompt, index, seed, ext) for ext in EXTENSIONS.values()}
+            for name in sorted(names - self.manifest.claimed) if index not in done else []:
+                path = self.directory / name
+                if not is_image(path):
+                    continue
+                fields = {"status": "saved", "index": index, "path": name, "sha256": sha256_of(path)}
+                self._record(job, {**fields, "bytes": path.stat().st_size, "recovered": True})
+                if not self.quiet:
+                    render.note(f"--resume: {name} was saved but its manifest line was cut short; kept, not made again")
+                found.add(index)
+                break
+        return found
 
     def start(self, *, retries: int, concurrency: int, rpm: float | None) -> int:
         """Run to completion; returns the exit code."""
@@ -185,7 +239,7 @@ class Run:
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_term)
         # Images stream to a hidden folder in the output directory, so saving one is a rename, and
         # memory stays flat whatever their size; the folder goes when the run ends, however it ends.
-        spill_dir = Path(tempfile.mkdtemp(prefix=".imggen-", dir=None if self.to_stdout else self.directory))
+        spill_dir = self._spill_dir()
         try:
             with self.progress:
                 async with Session(retries=retries, concurrency=concurrency, rpm=rpm, spill_dir=spill_dir,
@@ -241,7 +295,7 @@ class Run:
             message = f"{images} image(s) not sent: the credentials were refused ({status}); fix them, then --resume"
             error = {"type": NotSentError.kind, "message": message, "status": None}
             line = {"prompt": job.plan.prompt, "model": job.plan.settings.model.name, "error": error}
-            render.print_json(line if job.line is None else {**line, "line": job.line})
+            self._print(json.dumps(line if job.line is None else {**line, "line": job.line}, ensure_ascii=False))
 
     def _say_not_sent(self) -> None:
         images, prompts = self.not_sent
@@ -267,30 +321,80 @@ class Run:
             self._failed(job, exc)
         self.progress.saved(job.number)
 
+    def _spill_dir(self) -> Path:
+        """The run's folder for streamed images; in the output directory it stays locked while the run
+        lives, so the next run there removes it only if this one was killed (output.remove_leftovers)."""
+        if self.to_stdout:
+            return Path(tempfile.mkdtemp(prefix=".imggen-"))
+        path, self.spill_lock = run_folder(self.directory)
+        return path
+
     async def _save(self, job: Job, image: ImageData) -> None:
         if self.to_stdout:
-            sys.stdout.buffer.write(image.image_bytes())
-            sys.stdout.buffer.flush()
+            self._write_image_to_stdout(image.image_bytes())
             self.saved.append(Path("-"))
             return
         downloads = self.session.transport((), float(job.plan.settings.get("timeout", 600)))
-        path = await save_image(image, job.plan.prompt, self.directory, job.namer, self.overwrite, downloads)
+
+        def record(name: str, sha256: str, size: int) -> None:
+            fields = {"status": "saved", "index": image.index, "path": name, "cost_usd": image.cost_usd}
+            self._record(job, {**fields, "sha256": sha256, "bytes": size})
+
+        token = before_publish.set(record)  # the line goes in just before the file takes its name
+        try:
+            path = await save_image(image, job.plan.prompt, self.directory, job.namer, self.overwrite, downloads)
+        finally:
+            before_publish.reset(token)
         self.saved.append(path)
         self.costs.append(image.cost_usd)
         shown = path.name if self.given_dir in (".", "") else str(Path(self.given_dir) / path.name)
+        if self.json_lines:
+            self._print(json.dumps(redact_upstream(self._image_json(job, shown, image)), ensure_ascii=False))
+        else:
+            self._print(shown)
         if self.metadata:
             write_sidecar(path, redact_upstream(metadata_for(self._response_stub(job), image)))
-        self._record(job, {"status": "saved", "index": image.index, "path": path.name, "cost_usd": image.cost_usd})
-        if self.json_lines:
-            render.print_json(redact_upstream(self._image_json(job, shown, image)))
-        else:
-            sys.stdout.write(f"{shown}\n")
+
+    def _write_image_to_stdout(self, data: bytes) -> None:
+        try:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except OSError as exc:
+            render.silence_stdout()
+            raise OutputError(f"cannot write the image to stdout: {exc.strerror or exc}") from exc
+
+    def _print(self, line: str) -> None:
+        """A line on stdout. Once stdout fails (a closed pipe, a full disk) the run goes on: images are
+        still saved and recorded in the manifest, and the failure is said once."""
+        if self.stdout_failed:
+            return
+        try:
+            sys.stdout.write(line + "\n")
             sys.stdout.flush()
+        except OSError as exc:
+            self.stdout_failed = True
+            render.silence_stdout()
+            self._report(OutputError(
+                f"cannot write to stdout: {exc.strerror or exc}",
+                hint=f"The images are still saved in {self.given_dir} and listed in its manifest.",
+            ))  # fmt: skip
+
+    def _report(self, exc: ImggenError) -> None:
+        """A failure of the run itself rather than of one image: counted once, said once."""
+        self.failures.append(exc)
+        render.print_error(exc)
 
     def _record(self, job: Job, fields: dict[str, Any]) -> None:
-        if self.manifest is not None:
-            base = {"key": job.key, "line": job.line, "prompt": job.plan.prompt, "model": job.plan.settings.model.name}
+        if self.manifest is None:
+            return
+        base = {"key": job.key, "line": job.line, "prompt": job.plan.prompt, "model": job.plan.settings.model.name}
+        try:
             self.manifest.append({**base, **fields, "created": int(time.time())})
+        except OutputError as exc:
+            if not self.manifest_failed:
+                self.manifest_failed = True
+                exc.hint = "Images are still saved; --resume may make again those the manifest misses."
+                self._report(exc)
 
     def _response_stub(self, job: Job) -> ImageResponse:
         return ImageResponse(
@@ -314,7 +418,7 @@ class Run:
         if self.json_lines:
             error = {"type": exc.kind, "message": render.error_line(exc), "status": status}
             line = {"prompt": job.plan.prompt, "model": job.plan.settings.model.name, "error": error}
-            render.print_json(line if job.line is None else {**line, "line": job.line})
+            self._print(json.dumps(line if job.line is None else {**line, "line": job.line}, ensure_ascii=False))
         render.print_error(exc, job.plan.prompt, self._where(job) + job.plan.settings.model.name)
 
     def _summary(self, elapsed: float) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -130,6 +132,22 @@ def response_json(response: httpx.Response, request_id: str | None, who: str) ->
     except ValueError as exc:
         kind = response.headers.get("content-type", "unknown type")
         raise BadResponseError(f"{who}'s response is not JSON ({kind})", request_id=request_id) from exc
+
+
+# What reading an unexpected shape of JSON can raise (`.get` on a list, `int()` of a dict, …).
+SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError, OverflowError)
+
+
+@contextmanager
+def shape_guard(who: str, request_id: str | None) -> Iterator[None]:
+    """A 2xx answer whose fields have types no parser foresaw fails that request alone, as a bad
+    response, instead of stopping the batch (the parsers check types; this is the net under them)."""
+    try:
+        yield
+    except SHAPE_ERRORS as exc:
+        raise BadResponseError(
+            f"{who}'s response has an unexpected shape ({type(exc).__name__})", request_id=request_id
+        ) from exc
 
 
 def hook(name: str, function: str) -> Any:

@@ -150,6 +150,7 @@ def map_error(response: httpx.Response, settings: Resolved) -> GenerationError:
     kind = (response.headers.get("x-amzn-errortype") or "").split(":")[0]
     try:
         body = response.json()
+        body = body if isinstance(body, dict) else {"message": response.text.strip()[:200]}
         message = str(body.get("message") or body.get("Message") or response.text)
         kind = kind or str(body.get("__type", "")).split("#")[-1]
     except ValueError:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import BadResponseError, ContentFilterError, GenerationError, UsageError
 from ..types import ImageData, ImageRequest
+from . import shape_guard
 
 # Where a `-p` key belongs in a Titan / Nova Canvas body: it must not land at the top level.
 TEXT_PARAMS = frozenset({"text", "negativeText", "conditionImage", "controlMode", "controlStrength", "style"})
@@ -101,16 +102,28 @@ def build_body(request: ImageRequest) -> dict[str, Any]:
 
 def _image(request: ImageRequest, offset: int, b64: Any, seed: Any, rid: str | None) -> ImageData:
     if not isinstance(b64, str) or not b64:
-        raise BadResponseError(f"image {offset + 1} of Bedrock's response is empty", request_id=rid)
+        raise BadResponseError(f"image {offset + 1} of Bedrock's response is empty or not a string", request_id=rid)
     return ImageData.from_b64(
         b64, seed=seed if isinstance(seed, int) else request.seed, size=request.size or request.aspect_ratio,
         index=request.first_index + offset, request_id=rid,
     )  # fmt: skip
 
 
+def _list(payload: dict[str, Any], key: str, rid: str | None) -> list[Any]:
+    """A list field of the answer: absent is empty, any other type is a bad response."""
+    value = payload.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadResponseError(f"Bedrock's response has {key} that is not a list", request_id=rid)
+    return value
+
+
 def _parse_sdxl(request: ImageRequest, payload: dict[str, Any], rid: str | None) -> list[ImageData]:
     images = []
-    for offset, artifact in enumerate(payload.get("artifacts") or []):
+    for offset, artifact in enumerate(_list(payload, "artifacts", rid)):
+        if not isinstance(artifact, dict):
+            raise BadResponseError(f"artifact {offset + 1} of Bedrock's response is not an object", request_id=rid)
         reason = artifact.get("finishReason")
         if reason == "CONTENT_FILTERED":
             raise ContentFilterError("Bedrock filtered the image (finishReason CONTENT_FILTERED)", request_id=rid)
@@ -121,14 +134,14 @@ def _parse_sdxl(request: ImageRequest, payload: dict[str, Any], rid: str | None)
 
 
 def _parse_sd3(request: ImageRequest, payload: dict[str, Any], rid: str | None) -> list[ImageData]:
-    reasons = [r for r in payload.get("finish_reasons") or [] if r]
+    reasons = [r for r in _list(payload, "finish_reasons", rid) if r]
     if reasons:
         kind = ContentFilterError if any("filter" in str(r).lower() for r in reasons) else BadResponseError
         raise kind(f"Bedrock returned no image: {'; '.join(map(str, reasons))}", request_id=rid)
-    seeds = payload.get("seeds") or []
+    seeds = _list(payload, "seeds", rid)
     return [
         _image(request, i, b64, seeds[i] if i < len(seeds) else None, rid)
-        for i, b64 in enumerate(payload.get("images") or [])
+        for i, b64 in enumerate(_list(payload, "images", rid))
     ]
 
 
@@ -141,17 +154,18 @@ def _parse_titan_nova(request: ImageRequest, payload: dict[str, Any], rid: str |
             else BadResponseError
         )
         raise kind(f"Bedrock returned no image: {error}", request_id=rid)
-    return [_image(request, i, b64, None, rid) for i, b64 in enumerate(payload.get("images") or [])]
+    return [_image(request, i, b64, None, rid) for i, b64 in enumerate(_list(payload, "images", rid))]
 
 
 PARSERS = {"sdxl": _parse_sdxl, "sd3": _parse_sd3, "titan": _parse_titan_nova, "nova": _parse_titan_nova}
 
 
 def parse_body(request: ImageRequest, payload: Any, rid: str | None) -> list[ImageData]:
-    """Images out of a 200 answer; one with no image is an error, never silence."""
+    """Images out of a 200 answer; one with no image, or fields of the wrong type, is an error."""
     if not isinstance(payload, dict):
         raise BadResponseError("Bedrock's response is not a JSON object", request_id=rid)
-    images = PARSERS[family_of(request)](request, payload, rid)
+    with shape_guard("Bedrock", rid):
+        images = PARSERS[family_of(request)](request, payload, rid)
     if not images:
         raise BadResponseError("Bedrock's response holds no image", request_id=rid)
     return images

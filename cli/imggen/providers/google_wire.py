@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import AuthError, BadResponseError, ContentFilterError, GenerationError, ProviderError
 from ..secrets import cut
 from ..types import ImageData, ImageRequest, Usage
+from . import shape_guard
 
 if TYPE_CHECKING:
     import httpx
@@ -71,41 +72,63 @@ def _image(request: ImageRequest, offset: int, b64: str, rid: str | None, text: 
     )  # fmt: skip
 
 
+def _list(value: Any, what: str, rid: str | None) -> list[Any]:
+    """A list field of the answer: absent is empty, any other type is a bad response."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadResponseError(f"Google's response has {what} that is not a list", request_id=rid)
+    return value
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def parse_imagen(
     request: ImageRequest, payload: dict[str, Any], rid: str | None
 ) -> tuple[list[ImageData], list[GenerationError]]:
     images: list[ImageData] = []
-    reasons: list[str] = []
-    for prediction in payload.get("predictions") or []:
-        b64 = prediction.get("bytesBase64Encoded")
-        if b64:
+    reasons: list[str] = []  # why the provider left images out (its safety filter)
+    broken: list[str] = []  # predictions of a shape no image can come from
+    for number, prediction in enumerate(_list(payload.get("predictions"), "predictions", rid), 1):
+        b64 = prediction.get("bytesBase64Encoded") if isinstance(prediction, dict) else None
+        if isinstance(b64, str) and b64:
             images.append(_image(request, len(images), b64, rid))
+        elif not isinstance(prediction, dict) or b64:
+            broken.append(f"prediction {number} is not an image")
         elif prediction.get("raiFilteredReason"):
             reasons.append(str(prediction["raiFilteredReason"]))
     missing = request.n - len(images)
     if missing <= 0:
         return images, []
-    why = "; ".join(reasons) or "fewer predictions than asked, the rest filtered"
-    errors: list[GenerationError] = [
-        ContentFilterError(f"Imagen returned {len(images)} of {request.n} images: {why}", request_id=rid)
-    ]
-    return images, errors
+    why = "; ".join(broken + reasons) or "fewer predictions than asked, the rest filtered"
+    kind = BadResponseError if broken else ContentFilterError
+    return images, [kind(f"Imagen returned {len(images)} of {request.n} images: {why}", request_id=rid)]
 
 
 def parse_gemini(
     request: ImageRequest, payload: dict[str, Any], rid: str | None
 ) -> tuple[list[ImageData], list[GenerationError]]:
-    blocked = (payload.get("promptFeedback") or {}).get("blockReason")
+    blocked = _dict(payload.get("promptFeedback")).get("blockReason")
     if blocked:
         raise ContentFilterError(f"Gemini blocked the prompt: {blocked}", request_id=rid)
     images: list[ImageData] = []
     errors: list[GenerationError] = []
-    for candidate in payload.get("candidates") or []:
-        parts = (candidate.get("content") or {}).get("parts") or []
+    for candidate in _list(payload.get("candidates"), "candidates", rid):
+        if not isinstance(candidate, dict):
+            errors.append(BadResponseError("a candidate in Gemini's response is not an object", request_id=rid))
+            continue
+        parts = [p for p in _list(_dict(candidate.get("content")).get("parts"), "parts", rid) if isinstance(p, dict)]
         texts = [p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought")]
-        found = [data for p in parts if (data := p.get("inlineData") or p.get("inline_data"))]
+        found = [_dict(p.get("inlineData") or p.get("inline_data")) for p in parts]
+        found = [data for data in found if data]
         for data in found:
-            images.append(_image(request, len(images), data.get("data", ""), rid, "\n".join(texts) or None))
+            b64 = data.get("data")
+            if not isinstance(b64, str) or not b64:
+                errors.append(BadResponseError("an image in Gemini's response has no data string", request_id=rid))
+                continue
+            images.append(_image(request, len(images), b64, rid, "\n".join(texts) or None))
         if not found:
             errors.append(_no_image(candidate.get("finishReason"), texts, rid))
     if not images and errors:
@@ -117,7 +140,7 @@ def parse_gemini(
 
 def _no_image(reason: Any, texts: list[str], rid: str | None) -> GenerationError:
     said = f' It said: "{cut(" ".join(texts), 200)}"' if texts else ""
-    if reason in FILTER_REASONS:
+    if isinstance(reason, str) and reason in FILTER_REASONS:
         return ContentFilterError(f"Gemini returned no image (finishReason {reason}).{said}", request_id=rid)
     return BadResponseError(f"Gemini returned no image (finishReason {reason or 'none'}).{said}", request_id=rid)
 
@@ -127,28 +150,30 @@ def parse(
 ) -> tuple[list[ImageData], list[GenerationError], Usage | None]:
     if not isinstance(payload, dict):
         raise BadResponseError("Google's response is not a JSON object", request_id=rid)
-    if family_of(request) == "gemini":
-        images, errors = parse_gemini(request, payload, rid)
-    else:
-        images, errors = parse_imagen(request, payload, rid)
-        if not images:
-            raise errors[0]
+    with shape_guard("Google", rid):
+        if family_of(request) == "gemini":
+            images, errors = parse_gemini(request, payload, rid)
+        else:
+            images, errors = parse_imagen(request, payload, rid)
+            if not images:
+                raise errors[0]
     return images, errors, _usage(payload.get("usageMetadata"))
 
 
 def _usage(raw: Any) -> Usage | None:
+    """Token counts, or None when any is not a count (the cost is then the catalog's estimate)."""
     if not isinstance(raw, dict):
         return None
-    return Usage(
-        input_tokens=int(raw.get("promptTokenCount") or 0), output_tokens=int(raw.get("candidatesTokenCount") or 0),
-        total_tokens=int(raw.get("totalTokenCount") or 0),
-    )  # fmt: skip
+    counts = [raw.get(k) or 0 for k in ("promptTokenCount", "candidatesTokenCount", "totalTokenCount")]
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        return None
+    return Usage(input_tokens=counts[0], output_tokens=counts[1], total_tokens=counts[2])
 
 
 def map_error(response: httpx.Response, auth_hint: str) -> GenerationError:
     """Google's `{"error": {"code", "message", "status"}}` to imggen's errors."""
     try:
-        error = response.json().get("error") or {}
+        error = _dict(_dict(response.json()).get("error"))
     except ValueError:
         error = {}
     message = str(error.get("message") or cut(response.text.strip(), 200) or response.reason_phrase)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import AuthError, BadResponseError, ContentFilterError, GenerationError, ProviderError
 from ..secrets import cut
 from ..types import ImageData, ImageRequest, Usage
-from . import ProviderResult
+from . import ProviderResult, shape_guard
 
 if TYPE_CHECKING:
     import httpx
@@ -96,7 +96,8 @@ def _status_hint(status: int) -> str | None:
 
 
 def parse_images(request: ImageRequest, response: httpx.Response) -> ProviderResult:
-    """Images out of an ImagesResponse; a 2xx without images is an error, not silence."""
+    """Images out of an ImagesResponse; a 2xx without images is an error, not silence. An item of the
+    wrong shape fails alone: the other images of the answer, already paid for, are kept."""
     rid = request_id(response)
     payload = _json_object(response, rid)
     if isinstance(payload.get("error"), dict):  # Azure may answer 200 with a content-filter error
@@ -104,8 +105,17 @@ def parse_images(request: ImageRequest, response: httpx.Response) -> ProviderRes
     items = payload.get("data")
     if not isinstance(items, list) or not items:
         raise BadResponseError("the response holds no images", status=response.status_code, request_id=rid)
-    images = [_image(item, request, i, rid) for i, item in enumerate(items)]
-    return ProviderResult(images, _usage(payload.get("usage")), rid)
+    images: list[ImageData] = []
+    errors: list[GenerationError] = []
+    with shape_guard("the provider", rid):
+        for i, item in enumerate(items):
+            try:
+                images.append(_image(item, request, i, rid))
+            except BadResponseError as exc:
+                errors.append(exc)
+    if not images:
+        raise errors[0]
+    return ProviderResult(images, _usage(payload.get("usage")), rid, errors)
 
 
 def _json_object(response: httpx.Response, rid: str | None) -> dict[str, Any]:
@@ -126,32 +136,56 @@ def _json_object(response: httpx.Response, rid: str | None) -> dict[str, Any]:
 
 def _filtered(error: dict[str, Any], status: int, rid: str | None) -> GenerationError:
     message = str(error.get("message") or "filtered")
-    code = error.get("code")
+    code = error.get("code") if isinstance(error.get("code"), str) else None
     return ContentFilterError(f"{code}: {message}", status=status, request_id=rid, code=code)
 
 
 def _image(item: Any, request: ImageRequest, offset: int, rid: str | None) -> ImageData:
-    if not isinstance(item, dict) or not (item.get("b64_json") or item.get("url")):
+    b64, url = (item.get("b64_json"), item.get("url")) if isinstance(item, dict) else (None, None)
+    if not isinstance(item, dict) or not (b64 or url):
         raise BadResponseError(f"image {offset + 1} of the response has neither b64_json nor url", request_id=rid)
+    for field, value in (("b64_json", b64), ("url", url)):
+        if value is not None and not isinstance(value, str):
+            raise BadResponseError(
+                f"image {offset + 1} of the response has a {field} that is not a string", request_id=rid
+            )
     fields: dict[str, Any] = {
-        "url": item.get("url"), "revised_prompt": item.get("revised_prompt"), "seed": request.seed,
+        "url": url or None, "revised_prompt": _text(item.get("revised_prompt")), "seed": request.seed,
         "size": request.size, "index": request.first_index + offset, "request_id": rid,
     }  # fmt: skip
-    if item.get("b64_json"):
-        return ImageData.from_b64(item["b64_json"], **fields)
+    if b64:
+        return ImageData.from_b64(b64, **fields)
     return ImageData(**fields)
 
 
+def _text(value: Any) -> str | None:
+    """Optional text beside an image: one of another type is dropped, never the image for it."""
+    return value if isinstance(value, str) else None
+
+
+def _count(value: Any) -> int:
+    """A token count: a whole number of 0 or more, else ValueError (the usage is then dropped)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(value)
+    return value
+
+
 def _usage(raw: Any) -> Usage | None:
+    """Token counts, or None when any is not a count: the cost falls back to the catalog's estimate,
+    and the images stay (a wrong usage is no reason to drop what was paid for)."""
     if not isinstance(raw, dict):
         return None
-    details = raw.get("input_tokens_details") or {}
-    return Usage(
-        input_tokens=int(raw.get("input_tokens") or 0),
-        output_tokens=int(raw.get("output_tokens") or 0),
-        total_tokens=int(raw.get("total_tokens") or 0),
-        input_text_tokens=int(details.get("text_tokens") or 0),
-    )
+    details = raw.get("input_tokens_details")
+    details = details if isinstance(details, dict) else {}
+    try:
+        return Usage(
+            input_tokens=_count(raw.get("input_tokens")), output_tokens=_count(raw.get("output_tokens")),
+            total_tokens=_count(raw.get("total_tokens")), input_text_tokens=_count(details.get("text_tokens")),
+        )  # fmt: skip
+    except ValueError:
+        return None
 
 
 async def send_and_parse(build: HttpRequest, request: ImageRequest, transport: Transport) -> ProviderResult:
