@@ -73,7 +73,8 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind(address)
     except OSError as exc:
         raise UsageError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="Pick another --port or --host."
+            f"cannot listen on {f'[{host}]' if ':' in host else host}:{port}: {exc.strerror or exc}",
+            hint="Pick another --port or --host.",
         ) from exc
     return sock
 

@@ -186,7 +186,10 @@ class Router:
     async def call_once(self, deployment: Deployment, prompt: str, options: Options) -> ImageResponse:
         """One upstream call (more only where the model makes fewer images per request than asked)."""
         plan = self._plan(deployment, prompt, options)
-        response = await execute(plan, session=self.session)
+        try:
+            response = await execute(plan, session=self.session)
+        except UsageError as exc:  # found while building the request: a parameter this model does not have
+            raise ProxyError(400, str(exc), code="unsupported_parameter", deployment=deployment.id) from exc
         if response.errors and not response.data:
             raise response.errors[0]
         return response
