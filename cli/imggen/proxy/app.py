@@ -217,8 +217,10 @@ def _own_origin(scope: Scope, headers: Headers) -> tuple[str, str, int] | None:
 
 
 async def _refuse_origin(scope: Scope, send: Send, what: str) -> None:
-    message = f"{what} was refused: cross-site requests are not allowed. To allow a web app's origin, start " \
-              "imggen serve with --allow-origin ORIGIN."  # fmt: skip
+    message = (
+        f"{what} was refused: cross-site requests are not allowed. To allow a web app's origin, start "
+        "imggen serve with --allow-origin ORIGIN."
+    )
     response = error_response(ProxyError(403, message, type="permission_error", code="origin_not_allowed"), {})
     sys.stderr.write(redact(f"{scope['method']} {scope['path']} status=403 (origin not allowed)\n"))
     await response(scope, _nothing, send)
