@@ -233,8 +233,9 @@ def test_another_origin_is_refused_with_and_without_a_master_key(
         reply = post(served, body, {**headers, "origin": origin})
         assert "access-control-allow-origin" not in reply.headers
         assert "--allow-origin" in refused(reply, 403, "origin_not_allowed")
-        preflight = httpx.options(served.base + IMAGES, headers={"origin": origin,
-                                                                 "access-control-request-method": "POST"})
+        preflight = httpx.options(
+            served.base + IMAGES, headers={"origin": origin, "access-control-request-method": "POST"}
+        )
         assert preflight.status_code == 403
     assert not sent(fake)
 
@@ -340,12 +341,18 @@ def _model(**params: Any) -> dict[str, Any]:
         ({"model_list": [_model()], "router_settings": ["num_retries", 2]}, "router_settings must be a mapping"),
         ({"model_list": [_model()], "router_settings": {"fallbacks": ["d"]}}, "router_settings.fallbacks"),
         ({"model_list": [_model()], "router_settings": {"model_group_alias": ["d"]}}, "model_group_alias"),
-        ({"model_list": [_model()], "router_settings": {"redis_host": "127.0.0.1", "redis_port": 70000}},
-         "router_settings.redis_port"),
-        ({"model_list": [_model()], "general_settings": {"max_request_size_mb": "lots"}},
-         "general_settings.max_request_size_mb"),
-        ({"model_list": [_model()], "general_settings": {"max_request_size_mb": float("inf")}},
-         "general_settings.max_request_size_mb"),
+        (
+            {"model_list": [_model()], "router_settings": {"redis_host": "127.0.0.1", "redis_port": 70000}},
+            "router_settings.redis_port",
+        ),
+        (
+            {"model_list": [_model()], "general_settings": {"max_request_size_mb": "lots"}},
+            "general_settings.max_request_size_mb",
+        ),
+        (
+            {"model_list": [_model()], "general_settings": {"max_request_size_mb": float("inf")}},
+            "general_settings.max_request_size_mb",
+        ),
     ],
 )
 def test_wrong_values_in_the_config_are_exit_3_naming_the_key(
