@@ -27,13 +27,15 @@ def free_port() -> int:
 class Served:
     """One `imggen serve --config` process; `stop()` sends SIGTERM and returns its exit code."""
 
-    def __init__(self, tmp: Path, config: dict[str, Any], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, tmp: Path, config: dict[str, Any], env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
         path = tmp / f"proxy-{self.port}.yaml"
         path.write_text(yaml.safe_dump(config))
         self.log = tmp / f"proxy-{self.port}.log"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "imggen", "serve", "--config", str(path), "--port", str(self.port)],
+            [sys.executable, "-m", "imggen", "serve", "--config", str(path), "--port", str(self.port), *args],
             env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=self.log.open("wb"),
         )  # fmt: skip

@@ -249,7 +249,8 @@ def test_other_keys_headers_and_routes(fake: FakeProvider, start: Any) -> None:
         assert httpx.post(served.base + IMAGES, json={"model": "d", "prompt": "x"},
                           headers={header: MASTER_KEY}).status_code == 200  # fmt: skip
     assert served.post({"model": "d", "prompt": "x"}, path="/images/generations").status_code == 200
-    not_json = httpx.post(served.base + IMAGES, content=b"{not json", headers={"api-key": MASTER_KEY})
+    not_json = httpx.post(served.base + IMAGES, content=b"{not json",
+                          headers={"api-key": MASTER_KEY, "content-type": "application/json"})  # fmt: skip
     assert not_json.status_code == 400 and not_json.json()["error"]["message"]
     missing = httpx.get(served.base + "/v1/nothing-here")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"

@@ -20,11 +20,17 @@ SERVE_MODULES = {"starlette": "starlette", "uvicorn": "uvicorn", "yaml": "PyYAML
 def serve(
     config: Path = typer.Option(..., "--config", "-c", help="LiteLLM proxy config (YAML).", show_default=False),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(4000, "--port", help="Port to listen on."),
-) -> None:
+    port: int = typer.Option(4000, "--port", help="Port to listen on (1-65535)."),
+    allow_origin: list[str] = typer.Option(
+        [], "--allow-origin", metavar="ORIGIN",
+        help="A browser origin (e.g. http://localhost:3000) whose pages may call the proxy (repeatable).",
+    ),
+) -> None:  # fmt: skip
     """Serve POST /v1/images/generations for the deployments in a LiteLLM proxy config."""
     import importlib.util  # here, not at the top: every other command starts without them
 
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port {port} is out of range", hint="Give a port from 1 to 65535.")
     missing = [package for module, package in SERVE_MODULES.items() if importlib.util.find_spec(module) is None]
     if missing:
         raise UsageError(
@@ -35,6 +41,8 @@ def serve(
     from ..proxy.app import create_app
     from ..proxy.config import load
 
+    origins = [_origin(text) for text in allow_origin]
+
     proxy_config = load(config)
     for text in proxy_config.warnings:
         render.warn(text)
@@ -43,12 +51,12 @@ def serve(
     shared = proxy_config.router.redis
     where = f", limits shared through Redis at {shared['host']}:{shared['port']}" if shared else ""
     sys.stderr.write(
-        f"imggen serve: http://{host}:{port} - {len(proxy_config.deployments)} deployment(s) "
+        f"imggen serve: {_address(sock)} - {len(proxy_config.deployments)} deployment(s) "
         f"in {len(groups)} model(s){where}\n"
     )
     fast = {name: importlib.util.find_spec(name) is not None for name in ("uvloop", "httptools")}
     settings = uvicorn.Config(
-        create_app(proxy_config), log_level="warning", access_log=False, server_header=False,
+        create_app(proxy_config, origins), log_level="warning", access_log=False, server_header=False,
         loop="uvloop" if fast["uvloop"] else "asyncio", http="httptools" if fast["httptools"] else "h11",
     )  # fmt: skip
     uvicorn.Server(settings).run(sockets=[sock])
@@ -65,6 +73,24 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind(address)
     except OSError as exc:
         raise UsageError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="Pick another --port or --host."
+            f"cannot listen on {f'[{host}]' if ':' in host else host}:{port}: {exc.strerror or exc}",
+            hint="Pick another --port or --host.",
         ) from exc
     return sock
+
+
+def _address(sock: socket.socket) -> str:
+    """The address really listening (--host localhost may be ::1 or 127.0.0.1), IPv6 in brackets."""
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _origin(text: str) -> str:
+    """An --allow-origin value as browsers send Origin: scheme://host[:port], nothing more."""
+    from ..proxy.app import origin_key
+
+    if origin_key(text) is None:
+        raise UsageError(
+            f"--allow-origin {text!r} is not an origin", hint="Give scheme://host[:port], e.g. http://localhost:3000."
+        )
+    return text.strip()

@@ -8,15 +8,19 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..batch import Session
@@ -30,6 +34,9 @@ from .router import ProxyError, Router, options_from
 from .state import MemoryState, RedisState, State
 
 KEY_HEADERS = ("authorization", "x-litellm-api-key", "api-key")
+MAX_DEPTH = 64  # JSON nesting a request may have; OpenAI's image requests need 3
+DEFAULT_PORTS = {"http": 80, "https": 443}
+EXPOSED_HEADERS = "x-litellm-call-id, x-litellm-model-id, x-litellm-response-cost, retry-after"
 
 
 class Proxy:
@@ -69,8 +76,10 @@ class Proxy:
         model, deployment, cost = "-", "-", None
         try:
             self.check_key(request)
-            body = await _body(request)
-            model = str(request.path_params.get("model") or body.get("model") or "")
+            body = await _body(request, self.config.max_request_bytes)
+            model = request.path_params.get("model") or body.get("model") or ""
+            if not isinstance(model, str):
+                raise ProxyError(400, "'model' must be a string", param="model")
             if not model:
                 raise ProxyError(400, "'model' is required", param="model")
             prompt = body.get("prompt")
@@ -129,7 +138,8 @@ class Proxy:
         return _json(200 if status == "healthy" else 503, body)
 
 
-def create_app(config: ProxyConfig) -> Starlette:
+def create_app(config: ProxyConfig, allow_origins: Iterable[str] = ()) -> Starlette:
+    """The app; `allow_origins` are the browser origins besides its own that may call it (--allow-origin)."""
     proxy = Proxy(config)
 
     async def liveliness(request: Request) -> Response:
@@ -147,7 +157,99 @@ def create_app(config: ProxyConfig) -> Starlette:
         Route("/health", proxy.health, methods=["GET"]),
     ]
     handlers: dict[Any, Any] = {HTTPException: _http_error, ProxyError: _proxy_error}
-    return Starlette(routes=routes, lifespan=proxy.lifespan, exception_handlers=handlers)
+    guard = Middleware(OriginGuard, allowed={k for o in allow_origins if (k := origin_key(o))})
+    return Starlette(routes=routes, lifespan=proxy.lifespan, exception_handlers=handlers, middleware=[guard])
+
+
+class OriginGuard:
+    """Cross-site requests cannot spend money: a browser request from another origin is refused (403)
+    unless that origin was allowed with --allow-origin; allowed ones get CORS headers and preflights.
+
+    Browsers send `Origin` with every cross-origin fetch and every POST; `Sec-Fetch-Site` covers the
+    requests without it (an <img> or a link pointing at /health?probe=1). Clients that are not browsers
+    send neither and pass as before."""
+
+    def __init__(self, app: ASGIApp, allowed: set[tuple[str, str, int]]) -> None:
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if origin is None:
+            if headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+                await _refuse_origin(scope, send, "a cross-site request without an Origin header")
+                return
+            await self.app(scope, receive, send)
+            return
+        key = origin_key(origin)
+        if key is not None and key == _own_origin(scope, headers):
+            await self.app(scope, receive, send)
+        elif key is None or key not in self.allowed:
+            await _refuse_origin(scope, send, f"a request from origin {origin[:100]}")
+        elif scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
+            await _preflight(scope, origin, headers, send)
+        else:
+            await self.app(scope, receive, _with_cors(origin, send))
+
+
+def origin_key(origin: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin such as http://localhost:3000; None when it is not one."""
+    try:
+        parts = urlsplit(origin.strip())
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 0)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/"):
+        return None
+    if parts.query or parts.fragment or parts.username is not None:
+        return None
+    return parts.scheme.lower(), parts.hostname.lower(), port
+
+
+def _own_origin(scope: Scope, headers: Headers) -> tuple[str, str, int] | None:
+    """The origin a browser on this server's own pages sends: the scheme and the Host it was sent to."""
+    host = headers.get("host")
+    return origin_key(f"{scope.get('scheme', 'http')}://{host}") if host else None
+
+
+async def _refuse_origin(scope: Scope, send: Send, what: str) -> None:
+    message = (
+        f"{what} was refused: cross-site requests are not allowed. To allow a web app's origin, start "
+        "imggen serve with --allow-origin ORIGIN."
+    )
+    response = error_response(ProxyError(403, message, type="permission_error", code="origin_not_allowed"), {})
+    sys.stderr.write(redact(f"{scope['method']} {scope['path']} status=403 (origin not allowed)\n"))
+    await response(scope, _nothing, send)
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}
+
+
+async def _preflight(scope: Scope, origin: str, headers: Headers, send: Send) -> None:
+    allow = {
+        "access-control-allow-origin": origin, "vary": "Origin", "access-control-allow-methods": "GET, POST",
+        "access-control-max-age": "600",
+    }  # fmt: skip
+    asked = headers.get("access-control-request-headers")
+    if asked:  # the origin is trusted: whatever headers its client sends (the openai SDK sends several)
+        allow["access-control-allow-headers"] = asked
+    await Response(status_code=204, headers=allow)(scope, _nothing, send)
+
+
+def _with_cors(origin: str, send: Send) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            extra = [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin"),
+                     (b"access-control-expose-headers", EXPOSED_HEADERS.encode())]  # fmt: skip
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return sending
 
 
 async def _state(config: ProxyConfig) -> State:
@@ -178,14 +280,82 @@ async def _check(deployment: Deployment) -> str | None:
     return None
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def _body(request: Request, limit: int) -> dict[str, Any]:
+    """The JSON object a request sends, read no further than `limit` bytes."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":  # a form a web page posts across sites cannot send JSON
+        raise ProxyError(
+            415, f"the request body must be JSON sent with 'Content-Type: application/json', not "
+            f"'{media_type[:60] or 'none'}'", code="unsupported_media_type",
+        )  # fmt: skip
+    return parse_body(await _read(request, limit))
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    """The body, refused (413) as soon as it is known to be over the limit: by its Content-Length
+    before reading anything, or by counting a chunked one as it arrives."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise _too_large(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ProxyError:
+    return ProxyError(
+        413, f"the request body is larger than {limit / 1024 / 1024:.4g} MiB (general_settings.max_request_size_mb)",
+        code="request_too_large",
+    )  # fmt: skip
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """A JSON object with finite numbers, valid Unicode and at most MAX_DEPTH levels; else a 400."""
     try:
-        body = json.loads(await request.body() or b"{}")
+        body = json.loads(raw or b"{}", parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise ProxyError(400, f"the request body is nested deeper than {MAX_DEPTH} levels") from exc
     except ValueError as exc:
         raise ProxyError(400, f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise ProxyError(400, "the request body must be a JSON object")
+    _check_values(body)
     return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _check_values(body: dict[str, Any]) -> None:
+    """Nesting depth and lone surrogates ("\\ud800" decodes, but cannot be encoded or sent on)."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list) and depth > MAX_DEPTH:
+            raise ProxyError(400, f"the request body is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key)
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            _check_text(value)
+
+
+def _check_text(text: str) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        raise ProxyError(400, "the request body has a string with a lone surrogate (\\ud800-\\udfff); "
+                         "send valid Unicode") from exc  # fmt: skip
 
 
 def _images_payload(response: ImageResponse) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,9 @@ ROUTER_KEYS = {
 }  # fmt: skip
 SECTIONS = {"model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables"}
 STRATEGIES = ("simple-shuffle", "usage-based-routing", "usage-based-routing-v2", "usage-based")
+GENERAL_KEYS = {"master_key", "max_request_size_mb"}
+MAX_REQUEST_MB = 1.0  # JSON bodies beyond this are refused unread (413); LiteLLM's max_request_size_mb
+MAX_RETRIES = 10  # as --retries: every retry may be a billed call
 
 
 @dataclass
@@ -68,6 +72,7 @@ class ProxyConfig:
     router: Router
     master_key: str | None = None
     drop_params: bool = False
+    max_request_bytes: int = int(MAX_REQUEST_MB * 1024 * 1024)
     warnings: list[str] = field(default_factory=list)
 
     def groups(self) -> dict[str, list[Deployment]]:
@@ -101,18 +106,22 @@ def parse(raw: dict[str, Any], where: str = "config") -> ProxyConfig:
     litellm_settings = _mapping(raw, "litellm_settings", where)
     warnings += [f"litellm_settings.{k} is not used by imggen serve" for k in litellm_settings if k != "drop_params"]
     general = _mapping(raw, "general_settings", where)
-    warnings += [f"general_settings.{k} is not used by imggen serve" for k in general if k != "master_key"]
+    warnings += [f"general_settings.{k} is not used by imggen serve" for k in general if k not in GENERAL_KEYS]
     master_key = _env(general.get("master_key"), "general_settings.master_key")
     if master_key:
         master_key = _clean_master_key(str(master_key), warnings)
+    size_mb = _env(general.get("max_request_size_mb"), "general_settings.max_request_size_mb")
+    size_mb = MAX_REQUEST_MB if size_mb is None else number(size_mb, "general_settings.max_request_size_mb", above=0)
     router = _router(_mapping(raw, "router_settings", where), warnings)
     entries = raw.get("model_list") or []
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{where} has no model_list entries", hint="Add at least one model_name + litellm_params.")
     deployments = [_deployment(i, entry, router, warnings) for i, entry in enumerate(entries)]
     _unique_ids(deployments, entries)
+    drop = _env(litellm_settings.get("drop_params", False), "litellm_settings.drop_params")
     config = ProxyConfig(deployments, router, str(master_key) if master_key else None,
-                         bool(litellm_settings.get("drop_params", False)), warnings)  # fmt: skip
+                         flag(drop, "litellm_settings.drop_params"), max(1, int(size_mb * 1024 * 1024)),
+                         warnings)  # fmt: skip
     _check_names(config)
     return config
 
@@ -120,17 +129,17 @@ def parse(raw: dict[str, Any], where: str = "config") -> ProxyConfig:
 def _router(settings: dict[str, Any], warnings: list[str]) -> Router:
     warnings += [f"router_settings.{k} is not used by imggen serve" for k in settings if k not in ROUTER_KEYS]
     settings = {k: _resolved(v, f"router_settings.{k}") for k, v in settings.items() if k in ROUTER_KEYS}
-    aliases = settings.get("model_group_alias") or {}
+    aliases = _mapping(settings, "model_group_alias", "router_settings")
     strategy = str(settings.get("routing_strategy") or "simple-shuffle")
     if strategy not in STRATEGIES:
         warnings.append(f"router_settings.routing_strategy '{strategy}' is not supported; using simple-shuffle")
         strategy = "simple-shuffle"
     router = Router(
         strategy="usage-based" if strategy.startswith("usage-based") else strategy,
-        num_retries=int(settings.get("num_retries") or 0),
-        timeout=_number(settings, "timeout", None),
-        cooldown_time=_number(settings, "cooldown_time", 5.0) or 0.0,
-        allowed_fails=int(_number(settings, "allowed_fails", 3) or 0),
+        num_retries=_number(settings, "num_retries", 0, integer=True, least=0, most=MAX_RETRIES),
+        timeout=_number(settings, "timeout", None, above=0),
+        cooldown_time=_number(settings, "cooldown_time", 5.0, least=0),
+        allowed_fails=_number(settings, "allowed_fails", 3, integer=True, least=0),
         fallbacks=_fallbacks(settings.get("fallbacks")),
         aliases={str(k): _alias_target(v) for k, v in aliases.items()},
         hidden={str(k) for k, v in aliases.items() if isinstance(v, dict) and v.get("hidden")},
@@ -140,7 +149,7 @@ def _router(settings: dict[str, Any], warnings: list[str]) -> Router:
     if settings.get("redis_host"):
         router.redis = {
             "host": str(settings["redis_host"]),
-            "port": int(settings.get("redis_port") or 6379),
+            "port": _number(settings, "redis_port", 6379, integer=True, least=1, most=65535),
             "password": settings.get("redis_password"),
         }
     return router
@@ -151,30 +160,46 @@ def _alias_target(value: Any) -> str:
     return str(value.get("model") if isinstance(value, dict) else value)
 
 
+FALLBACKS_HINT = "e.g. fallbacks: [{dall-e-3: [gpt-image-1]}]"
+
+
 def _fallbacks(value: Any) -> dict[str, list[str]]:
     """LiteLLM writes fallbacks as a list of one-key mappings: [{"dall-e-3": ["gpt-image-1"]}]."""
     result: dict[str, list[str]] = {}
+    if value is not None and not isinstance(value, list):
+        raise ConfigError("router_settings.fallbacks must be a list of mappings", hint=FALLBACKS_HINT)
     for item in value or []:
-        for name, targets in (item or {}).items():
+        if not isinstance(item, dict):
+            raise ConfigError(f"router_settings.fallbacks: {_shown(item)} is not a mapping", hint=FALLBACKS_HINT)
+        for name, targets in item.items():
             result[str(name)] = [str(t) for t in (targets if isinstance(targets, list) else [targets])]
     return result
 
 
 def _deployment(index: int, entry: Any, router: Router, warnings: list[str]) -> Deployment:
-    if not isinstance(entry, dict) or not entry.get("model_name") or not isinstance(entry.get("litellm_params"), dict):
+    if not isinstance(entry, dict) or not entry.get("model_name") or "litellm_params" not in entry:
         raise ConfigError(f"model_list[{index}] needs model_name and litellm_params")
+    if not isinstance(entry["model_name"], str | int | float) or isinstance(entry["model_name"], bool):
+        raise ConfigError(f"model_list[{index}]: model_name must be a string, not {_shown(entry['model_name'])}")
     where = f"model_list[{index}] ({entry['model_name']})"
+    for key in ("litellm_params", "model_info"):
+        if entry.get(key) is not None and not isinstance(entry[key], dict):
+            raise ConfigError(f"{where}: {key} must be a mapping, not {_shown(entry[key])}")
     entry = _resolved(entry, where)
     group = str(entry["model_name"])
-    params = dict(entry["litellm_params"])
+    params = dict(entry["litellm_params"] or {})
     if not params.get("model"):
         raise ConfigError(f"{where}: litellm_params.model is missing", hint="e.g. model: openai/dall-e-3")
+    if not isinstance(params["model"], str):
+        raise ConfigError(f"{where}: litellm_params.model must be a string, not {_shown(params['model'])}")
     flags: dict[str, Any] = {}
     for key, value in params.items():
         if key in SETTING_KEYS:
             flags[SETTING_KEYS[key]] = value
         elif key not in ROUTING_KEYS:
             warnings.append(f"{where}: litellm_params.{key} is not used by imggen serve")
+    if flags.get("timeout") is not None:
+        flags["timeout"] = number(flags["timeout"], f"{where}: litellm_params.timeout", above=0)
     if "timeout" not in flags and router.timeout:
         flags["timeout"] = router.timeout
     model = str(params["model"])  # resolve() remembers the secrets among the flags, to mask them
@@ -186,11 +211,12 @@ def _deployment(index: int, entry: Any, router: Router, warnings: list[str]) -> 
     if params.get("base_model"):
         _use_base_model(settings, str(params["base_model"]), where, warnings)
     info = entry.get("model_info") or {}
-    rpm = params.get("rpm")
+    rpm, weight, drop = params.get("rpm"), params.get("weight"), params.get("drop_params")
     return Deployment(
         id=str(info.get("id") or _generated_id(group, params)), group=group, model=model, settings=settings,
-        rpm=int(rpm) if rpm else None, weight=float(params.get("weight") or 1.0),
-        drop_params=params.get("drop_params"),
+        rpm=None if rpm is None else number(rpm, f"{where}: litellm_params.rpm", integer=True, above=0),
+        weight=1.0 if weight is None else number(weight, f"{where}: litellm_params.weight", above=0),
+        drop_params=None if drop is None else flag(drop, f"{where}: litellm_params.drop_params"),
     )  # fmt: skip
 
 
@@ -266,16 +292,67 @@ def _env(value: Any, where: str) -> Any:
     return value
 
 
-def _number(settings: dict[str, Any], key: str, default: float | None) -> float | None:
+def _number(settings: dict[str, Any], key: str, default: Any, **limits: Any) -> Any:
     """A router number where 0 means 0 (allowed_fails: 0 cools down at the first failure)."""
     value = settings.get(key)
-    return default if value in (None, "") else float(value)
+    return default if value in (None, "") else number(value, f"router_settings.{key}", **limits)
+
+
+def number(
+    value: Any, where: str, *, integer: bool = False, above: float | None = None, least: float | None = None,
+    most: float | None = None,
+) -> Any:  # fmt: skip
+    """A number from YAML or from an os.environ/ string (always text): finite, whole where it must be,
+    in range; anything else stops the start-up naming where it is (exit 3)."""
+    parsed = _parsed(value)
+    if parsed is None or not _fits(parsed, integer, above, least, most):
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(f"{where} must be {kind} {_range(above, least, most)}, not {_shown(value)}")
+    return int(parsed) if integer else parsed
+
+
+def _fits(value: float, integer: bool, above: float | None, least: float | None, most: float | None) -> bool:
+    if integer and not value.is_integer():
+        return False
+    return (above is None or value > above) and (least is None or value >= least) and (most is None or value <= most)
+
+
+def _parsed(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        parsed = float(value.strip() if isinstance(value, str) else value)
+    except (ValueError, OverflowError):
+        return None
+    return parsed if math.isfinite(parsed) else None
+
+
+def _range(above: float | None, least: float | None, most: float | None) -> str:
+    if least is not None and most is not None:
+        return f"from {least:g} to {most:g}"
+    return f"greater than {above:g}" if above is not None else f"of {least:g} or more" if least is not None else ""
+
+
+def flag(value: Any, where: str) -> bool:
+    """true/false, also as the text an os.environ/ reference gives."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, str | int) else ""
+    if text in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+        return text in ("true", "yes", "on", "1")
+    raise ConfigError(f"{where} must be true or false, not {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    """A wrong value as the message quotes it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _mapping(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     value = raw.get(key) or {}
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}: {key} must be a mapping")
+        raise ConfigError(f"{where}: {key} must be a mapping, not {_shown(value)}")
     return value
 
 

@@ -8,15 +8,16 @@ failing request costs exactly `1 + num_retries` calls per model group, never ret
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..api import execute
 from ..batch import Session
 from ..errors import AuthError, ContentFilterError, GenerationError, ImggenError, NetworkError, UsageError
-from ..plan import OPTION_FLAGS, Options, Plan, make_plan, model_fields
+from ..plan import MAX_N, OPTION_FLAGS, Options, Plan, make_plan, model_fields
 from ..secrets import redact
 from ..transport import backoff, retryable_status
 from ..types import ImageResponse
@@ -26,6 +27,22 @@ from .state import State
 MAX_QUEUE_WAIT = 10.0  # a request over every deployment's rpm waits at most this long for a place …
 MAX_QUEUED = 256  # … and at most this many wait at once; beyond either, 429 with Retry-After
 RETRY_WAIT_CAP = 8.0  # a retry on the same deployment waits its backoff or Retry-After, up to this
+# The request fields imggen plans itself (the Options), with the type OpenAI's format gives them.
+OPTION_TYPES: dict[str, type] = {
+    "size": str, "aspect_ratio": str, "quality": str, "style": str, "response_format": str, "user": str,
+    "seed": int, "negative_prompt": str,
+}  # fmt: skip
+# The other fields of OpenAI's images.generate (openai SDK 2.x-3.x): OpenAI and Azure get them as they
+# are; no other provider has them.
+OPENAI_FIELDS: dict[str, type] = {
+    "background": str, "moderation": str, "output_compression": int, "output_format": str,
+    "partial_images": int, "input_fidelity": str, "safety_identifier": str, "complexity": str,
+    "frame_count": int, "frame_duration_ms": int, "svg": dict,
+}  # fmt: skip
+OPENAI_PROVIDERS = ("openai", "azure")
+# As LiteLLM does, a field OpenAI's format does not have reaches these providers as a provider parameter
+# (Bedrock's body, Vertex AI's parameters, Gemini's generationConfig: cfgScale, addWatermark, …).
+PROVIDER_PARAM_PROVIDERS = ("bedrock", "vertex_ai", "gemini")
 
 
 class ProxyError(Exception):
@@ -170,7 +187,10 @@ class Router:
     async def call_once(self, deployment: Deployment, prompt: str, options: Options) -> ImageResponse:
         """One upstream call (more only where the model makes fewer images per request than asked)."""
         plan = self._plan(deployment, prompt, options)
-        response = await execute(plan, session=self.session)
+        try:
+            response = await execute(plan, session=self.session)
+        except UsageError as exc:  # found while building the request: a parameter this model does not have
+            raise ProxyError(400, str(exc), code="unsupported_parameter", deployment=deployment.id) from exc
         if response.errors and not response.data:
             raise response.errors[0]
         return response
@@ -179,6 +199,7 @@ class Router:
         drop = self.config.drop_params if deployment.drop_params is None else bool(deployment.drop_params)
         if not drop:
             _refuse_unsupported(deployment, options)
+        options = _provider_params(deployment, options, drop)
         try:
             return make_plan(prompt, options, deployment.settings)
         except ImggenError as exc:
@@ -221,11 +242,29 @@ def _refuse_unsupported(deployment: Deployment, options: Options) -> None:
     fields = model_fields(deployment.settings)
     for key in OPTION_FLAGS:
         if getattr(options, key) is not None and key not in fields:
-            raise ProxyError(
-                400, f"{deployment.settings.model.name} does not support parameter '{key}'. "
-                "To drop it from the call, set `litellm_settings.drop_params: true` in the config.",
-                code="unsupported_parameter", param=key, deployment=deployment.id,
-            )  # fmt: skip
+            raise _unsupported(deployment, key)
+
+
+def _provider_params(deployment: Deployment, options: Options, drop: bool) -> Options:
+    """The body's other fields that this deployment's provider takes; the rest are dropped
+    (drop_params) or refused, never sent where they are unknown."""
+    provider = deployment.settings.model.provider
+    kept: dict[str, Any] = {}
+    for key, value in options.params.items():
+        takes = provider in (OPENAI_PROVIDERS if key in OPENAI_FIELDS else PROVIDER_PARAM_PROVIDERS)
+        if takes:
+            kept[key] = value
+        elif not drop:
+            raise _unsupported(deployment, key)
+    return options if len(kept) == len(options.params) else replace(options, params=kept)
+
+
+def _unsupported(deployment: Deployment, key: str) -> ProxyError:
+    return ProxyError(
+        400, f"{deployment.settings.model.name} does not support parameter '{key}'. "
+        "To drop it from the call, set `litellm_settings.drop_params: true` in the config.",
+        code="unsupported_parameter", param=key, deployment=deployment.id,
+    )  # fmt: skip
 
 
 def _worth_retrying(exc: GenerationError) -> bool:
@@ -256,10 +295,30 @@ def upstream_error(exc: GenerationError, deployment: Deployment) -> ProxyError:
 
 
 def options_from(body: dict[str, Any]) -> Options:
-    """The OpenAI request body as imggen options; other fields go to the provider as they are."""
+    """The OpenAI request body as imggen options, each field of the type OpenAI gives it; the other
+    fields are kept as params, for the deployments whose provider takes them (`_provider_params`)."""
     named = {f.name for f in fields(Options)} - {"n", "params"}
-    n = body.get("n", 1)
-    if not isinstance(n, int) or isinstance(n, bool):
-        raise ProxyError(400, "'n' must be an integer", param="n")
-    params = {k: v for k, v in body.items() if k not in named | {"prompt", "model", "n"}}
+    n = body.get("n", 1) if body.get("n") is not None else 1
+    if not _is(n, int) or not 1 <= n <= MAX_N:
+        raise ProxyError(400, f"'n' must be an integer from 1 to {MAX_N}, not {_shown(n)}", param="n")
+    if body.get("stream"):
+        raise ProxyError(400, "imggen serve does not stream images; leave 'stream' out",
+                         code="unsupported_parameter", param="stream")  # fmt: skip
+    for key, kind in (OPTION_TYPES | OPENAI_FIELDS).items():
+        if body.get(key) is not None and not _is(body[key], kind):
+            raise ProxyError(400, f"'{key}' must be {_KINDS[kind]}, not {_shown(body[key])}", param=key)
+    params = {k: v for k, v in body.items() if k not in named | {"prompt", "model", "n", "stream"}}
     return Options(n=n, params=params, **{k: body[k] for k in named if body.get(k) is not None})
+
+
+_KINDS = {str: "a string", int: "an integer", dict: "an object"}
+
+
+def _is(value: Any, kind: type) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    """A wrong value as the message quotes it: JSON, cut short."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
