@@ -24,6 +24,8 @@ CASES = [
     (["x" * 4001, "-m", "dall-e-3"], "at most 4000"),
     (["otter", "-m", "gpt-image-1", "-s", "1024x1024", "--aspect-ratio", "1:1"], "Give one"),
     ([], "no prompt"),
+    (["otter", "-n", "nan"], "Invalid value for '-n'"),  # typer's own parse errors are one line too
+    (["otter", "--no-such-flag"], "No such option: --no-such-flag"),
     (["otter", "-m", "gpt-image-1", "-p", "n=1000", "--max-cost", "1"], "imggen plans n itself; use -n"),
     (["otter", "-m", "gpt-image-1", "-p", "model=dall-e-3"], "use -m"),
     (["otter", "-m", "gpt-image-1", "-p", "prompt=heron"], "give it as the prompt"),

@@ -10,8 +10,9 @@ import gc
 import sys
 
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer bundles its own click
 
-from ..errors import ImggenError
+from ..errors import ImggenError, UsageError
 from .config import config_app
 from .generate import generate
 from .models import models_app
@@ -52,12 +53,17 @@ def main() -> None:
     if sys.stdout is None:
         _closed_stdout()
     try:
-        app(prog_name="imggen")
+        code = app(prog_name="imggen", standalone_mode=False)
     except ImggenError as exc:
         from .render import print_error
 
         print_error(exc)
         sys.exit(exc.exit_code)
+    except ClickException as exc:  # a bad flag or value, found while parsing: one line too
+        _parse_error(exc)
+    except typer.Abort:
+        sys.stderr.write("Aborted!\n")
+        sys.exit(1)
     except OSError as exc:
         if not _from_stdout(exc):
             raise  # a real bug shows its traceback
@@ -67,6 +73,21 @@ def main() -> None:
         # The process is about to end: freezing what is alive spares the interpreter's last full
         # collection, ~25 ms of every run spent proving that nothing needs collecting.
         gc.freeze()
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _parse_error(exc: ClickException) -> None:
+    """Typer's own usage errors (`-n nan`, an unknown option) as imggen's one line, with where to look."""
+    from .render import print_error
+
+    if isinstance(exc, NoArgsIsHelpError):  # `imggen` alone, or `imggen config`: the help it asks for
+        exc.show()
+        sys.exit(exc.exit_code)
+    message = exc.format_message().replace("\n", " ")
+    context = getattr(exc, "ctx", None)
+    where = f"{context.command_path} -h" if context is not None else "imggen -h"
+    print_error(UsageError(message, hint=f"See: {where}."))
+    sys.exit(exc.exit_code)
 
 
 def _closed_stdout() -> None:
