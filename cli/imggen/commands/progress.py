@@ -36,7 +36,12 @@ class Progress:
 
         console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
         columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-        self.bar = RichProgress(*columns, TimeElapsedColumn(), console=console, transient=True)
+        # Rich would take stdout over too, and the paths or JSON Lines meant for a pipe or a file would
+        # land on the screen: only when stdout is the same terminal is it drawn above the bar.
+        to_screen = sys.stdout is not None and sys.stdout.isatty()
+        self.bar = RichProgress(
+            *columns, TimeElapsedColumn(), console=console, transient=True, redirect_stdout=to_screen
+        )
         self.bar.start()
         if self.rows:
             for number, (text, images) in enumerate(self.rows):
