@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import OPENAI_KEY, assert_no_secret, openai_env, run_cli
+from conftest import OPENAI_KEY, assert_no_secret, azure_env, openai_env, run_cli
 from fakeserver import FakeProvider, Reply, openai_error
 
 
@@ -158,6 +158,21 @@ def test_a_refused_key_in_json_mode_says_which_prompts_were_not_sent(fake: FakeP
     assert len(sent(fake)) == 1
     assert [line["error"]["type"] for line in lines] == ["auth_error"] + ["not_sent"] * 9
     assert {line["line"] for line in lines} == set(range(1, 11))
+
+
+def test_a_refused_key_stops_only_the_lines_that_use_it(fake: FakeProvider, tmp_path: Path) -> None:
+    """JSONL lines may name models of another provider: their own credentials are not stopped."""
+    fake.script("/v1/images/generations", openai_error(401, "Incorrect API key provided.", code="invalid_api_key"))
+    lines = [{"prompt": f"otter {i}", "model": "gpt-image-1" if i % 2 else "azure/my-dalle"} for i in range(8)]
+    prompts = tmp_path / "mixed.jsonl"
+    prompts.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    env = {**openai_env(fake), **azure_env(fake)}
+    result = run_cli("generate", "--prompts-file", str(prompts), "-j", "1", "-o", "out", env=env)
+    assert result.code == 3, result.stderr
+    azure = [r for r in fake.requests if r.path.startswith("/openai/deployments/")]
+    assert len(azure) == 4 and len(result.lines) == 4  # every Azure line went out and was saved
+    assert len([r for r in fake.requests if r.path == "/v1/images/generations"]) == 1
+    assert "3 images of 3 prompts not sent" in result.stderr
 
 
 def test_the_python_api_stops_a_plan_at_a_refused_key(fake: FakeProvider) -> None:

@@ -87,15 +87,15 @@ async def _one(
 
     current_retry_hook.set(on_retry)  # this task's own context: a shared transport reports here
     async with session.scheduler.slot():
-        session.check_sendable(request.n)
+        session.check_sendable(request.n, settings)
         emit("start", {"index": request.first_index, "n": request.n})
         try:
             result = await provider.generate(request, settings, transport)
         except GenerationError as exc:
-            session.note_refusal(exc)
+            session.note_refusal(exc, settings)
             raise
         for error in result.errors:
-            session.note_refusal(error)
+            session.note_refusal(error, settings)
         _price(plan, result)
         emit("done", {"index": request.first_index, "n": len(result.images)})
     if on_images:

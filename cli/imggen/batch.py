@@ -8,9 +8,19 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import AuthError, GenerationError, NotSentError
 from .transport import Transport
+
+if TYPE_CHECKING:
+    from .settings import Resolved
+
+# Settings that pick the credentials a request is sent with.
+CREDENTIAL_KEYS = frozenset({
+    "api_key", "api_base", "azure_ad_token", "aws_access_key_id", "aws_profile_name", "vertex_credentials",
+    "profile",
+})  # fmt: skip
 
 
 class Scheduler:
@@ -43,6 +53,13 @@ class Scheduler:
         self.paused_until = max(self.paused_until, time.monotonic() + seconds)
 
 
+def _credentials(settings: Resolved) -> tuple[str, ...]:
+    """What says which credentials a request carries: another provider, key or profile in the same
+    batch (JSONL lines may name other models) is not stopped by this one's refusal."""
+    values = settings.values
+    return (settings.model.provider, *(str(values[k].value) for k in sorted(values) if k in CREDENTIAL_KEYS))
+
+
 class Session:
     """What one run shares: the scheduler and one HTTP client per (CA bundle, timeout).
 
@@ -61,19 +78,26 @@ class Session:
     ) -> None:
         self.retries = retries
         self.stop_on_auth = stop_on_auth
-        self.refused: GenerationError | None = None  # the 401/403 that stopped the run
+        self.refused: GenerationError | None = None  # the first 401/403 that stopped requests
+        self.refusals: dict[tuple[str, ...], GenerationError] = {}  # by the credentials refused
         self.spill_dir = spill_dir  # where image strings stream to as responses arrive (None: kept in memory)
         self.scheduler = Scheduler(concurrency, rpm)
         self.transports: dict[tuple[tuple[str, ...], float], Transport] = {}
 
-    def check_sendable(self, images: int) -> None:
-        """Raise NotSentError once the credentials were refused (see stop_on_auth)."""
-        if self.refused is not None:
-            raise NotSentError(self.refused, images)
+    def refused_for(self, settings: Resolved) -> GenerationError | None:
+        """The 401/403 these settings' credentials got earlier in the run, if they did."""
+        return self.refusals.get(_credentials(settings)) if self.refusals else None
 
-    def note_refusal(self, error: GenerationError) -> None:
-        if self.stop_on_auth and isinstance(error, AuthError) and self.refused is None:
-            self.refused = error
+    def check_sendable(self, images: int, settings: Resolved) -> None:
+        """Raise NotSentError once these credentials were refused (see stop_on_auth)."""
+        refused = self.refused_for(settings)
+        if refused is not None:
+            raise NotSentError(refused, images)
+
+    def note_refusal(self, error: GenerationError, settings: Resolved) -> None:
+        if self.stop_on_auth and isinstance(error, AuthError):
+            self.refusals.setdefault(_credentials(settings), error)
+            self.refused = self.refused or error
 
     def transport(self, ca_env: tuple[str, ...], timeout: float) -> Transport:
         key = (ca_env, timeout)

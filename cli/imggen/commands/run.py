@@ -261,7 +261,7 @@ class Run:
                     finished, alive = await asyncio.wait(alive, return_when=asyncio.FIRST_COMPLETED)
                     for done in finished:
                         done.result()  # a configuration error or a bug stops the run
-                if session.refused is not None:
+                if session.refused_for(job.plan.settings) is not None:
                     self._unsent(job, sum(r.n for r in job.plan.requests))
                     continue
                 alive.add(asyncio.create_task(self._run_job(job, session)))
