@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..catalog import lookup
+from ..checks import RANGES, Range, number_problem, shown
 from ..errors import ConfigError, ImggenError
 from ..secrets import is_secret, remember
 from ..settings import ENV_REF, Config, Resolved, Setting, clean_secret, resolve
@@ -39,7 +40,6 @@ SECTIONS = {"model_list", "router_settings", "litellm_settings", "general_settin
 STRATEGIES = ("simple-shuffle", "usage-based-routing", "usage-based-routing-v2", "usage-based")
 GENERAL_KEYS = {"master_key", "max_request_size_mb"}
 MAX_REQUEST_MB = 1.0  # JSON bodies beyond this are refused unread (413); LiteLLM's max_request_size_mb
-MAX_RETRIES = 10  # as --retries: every retry may be a billed call
 
 
 @dataclass
@@ -110,8 +110,9 @@ def parse(raw: dict[str, Any], where: str = "config") -> ProxyConfig:
     master_key = _env(general.get("master_key"), "general_settings.master_key")
     if master_key:
         master_key = _clean_master_key(str(master_key), warnings)
-    size_mb = _env(general.get("max_request_size_mb"), "general_settings.max_request_size_mb")
-    size_mb = MAX_REQUEST_MB if size_mb is None else number(size_mb, "general_settings.max_request_size_mb", above=0)
+    where_size = "general_settings.max_request_size_mb"
+    size_mb = _env(general.get("max_request_size_mb"), where_size)
+    size_mb = MAX_REQUEST_MB if size_mb is None else number(size_mb, where_size, Range(0, above=True))
     router = _router(_mapping(raw, "router_settings", where), warnings)
     entries = raw.get("model_list") or []
     if not isinstance(entries, list) or not entries:
@@ -136,10 +137,10 @@ def _router(settings: dict[str, Any], warnings: list[str]) -> Router:
         strategy = "simple-shuffle"
     router = Router(
         strategy="usage-based" if strategy.startswith("usage-based") else strategy,
-        num_retries=_number(settings, "num_retries", 0, integer=True, least=0, most=MAX_RETRIES),
-        timeout=_number(settings, "timeout", None, above=0),
-        cooldown_time=_number(settings, "cooldown_time", 5.0, least=0),
-        allowed_fails=_number(settings, "allowed_fails", 3, integer=True, least=0),
+        num_retries=_number(settings, "num_retries", 0, RANGES["retries"]),
+        timeout=_number(settings, "timeout", None, RANGES["timeout"]),
+        cooldown_time=_number(settings, "cooldown_time", 5.0, Range(0)),
+        allowed_fails=_number(settings, "allowed_fails", 3, Range(0, whole=True)),
         fallbacks=_fallbacks(settings.get("fallbacks")),
         aliases={str(k): _alias_target(v) for k, v in aliases.items()},
         hidden={str(k) for k, v in aliases.items() if isinstance(v, dict) and v.get("hidden")},
@@ -149,7 +150,7 @@ def _router(settings: dict[str, Any], warnings: list[str]) -> Router:
     if settings.get("redis_host"):
         router.redis = {
             "host": str(settings["redis_host"]),
-            "port": _number(settings, "redis_port", 6379, integer=True, least=1, most=65535),
+            "port": _number(settings, "redis_port", 6379, Range(1, 65535, whole=True)),
             "password": settings.get("redis_password"),
         }
     return router
@@ -170,7 +171,7 @@ def _fallbacks(value: Any) -> dict[str, list[str]]:
         raise ConfigError("router_settings.fallbacks must be a list of mappings", hint=FALLBACKS_HINT)
     for item in value or []:
         if not isinstance(item, dict):
-            raise ConfigError(f"router_settings.fallbacks: {_shown(item)} is not a mapping", hint=FALLBACKS_HINT)
+            raise ConfigError(f"router_settings.fallbacks: {shown(item)} is not a mapping", hint=FALLBACKS_HINT)
         for name, targets in item.items():
             result[str(name)] = [str(t) for t in (targets if isinstance(targets, list) else [targets])]
     return result
@@ -180,18 +181,18 @@ def _deployment(index: int, entry: Any, router: Router, warnings: list[str]) -> 
     if not isinstance(entry, dict) or not entry.get("model_name") or "litellm_params" not in entry:
         raise ConfigError(f"model_list[{index}] needs model_name and litellm_params")
     if not isinstance(entry["model_name"], str | int | float) or isinstance(entry["model_name"], bool):
-        raise ConfigError(f"model_list[{index}]: model_name must be a string, not {_shown(entry['model_name'])}")
+        raise ConfigError(f"model_list[{index}]: model_name must be a string, not {shown(entry['model_name'])}")
     where = f"model_list[{index}] ({entry['model_name']})"
     for key in ("litellm_params", "model_info"):
         if entry.get(key) is not None and not isinstance(entry[key], dict):
-            raise ConfigError(f"{where}: {key} must be a mapping, not {_shown(entry[key])}")
+            raise ConfigError(f"{where}: {key} must be a mapping, not {shown(entry[key])}")
     entry = _resolved(entry, where)
     group = str(entry["model_name"])
     params = dict(entry["litellm_params"] or {})
     if not params.get("model"):
         raise ConfigError(f"{where}: litellm_params.model is missing", hint="e.g. model: openai/dall-e-3")
     if not isinstance(params["model"], str):
-        raise ConfigError(f"{where}: litellm_params.model must be a string, not {_shown(params['model'])}")
+        raise ConfigError(f"{where}: litellm_params.model must be a string, not {shown(params['model'])}")
     flags: dict[str, Any] = {}
     for key, value in params.items():
         if key in SETTING_KEYS:
@@ -199,7 +200,7 @@ def _deployment(index: int, entry: Any, router: Router, warnings: list[str]) -> 
         elif key not in ROUTING_KEYS:
             warnings.append(f"{where}: litellm_params.{key} is not used by imggen serve")
     if flags.get("timeout") is not None:
-        flags["timeout"] = number(flags["timeout"], f"{where}: litellm_params.timeout", above=0)
+        flags["timeout"] = number(flags["timeout"], f"{where}: litellm_params.timeout", RANGES["timeout"])
     if "timeout" not in flags and router.timeout:
         flags["timeout"] = router.timeout
     model = str(params["model"])  # resolve() remembers the secrets among the flags, to mask them
@@ -214,8 +215,8 @@ def _deployment(index: int, entry: Any, router: Router, warnings: list[str]) -> 
     rpm, weight, drop = params.get("rpm"), params.get("weight"), params.get("drop_params")
     return Deployment(
         id=str(info.get("id") or _generated_id(group, params)), group=group, model=model, settings=settings,
-        rpm=None if rpm is None else number(rpm, f"{where}: litellm_params.rpm", integer=True, above=0),
-        weight=1.0 if weight is None else number(weight, f"{where}: litellm_params.weight", above=0),
+        rpm=None if rpm is None else number(rpm, f"{where}: litellm_params.rpm", Range(0, whole=True, above=True)),
+        weight=1.0 if weight is None else number(weight, f"{where}: litellm_params.weight", Range(0, above=True)),
         drop_params=None if drop is None else flag(drop, f"{where}: litellm_params.drop_params"),
     )  # fmt: skip
 
@@ -292,29 +293,22 @@ def _env(value: Any, where: str) -> Any:
     return value
 
 
-def _number(settings: dict[str, Any], key: str, default: Any, **limits: Any) -> Any:
+def _number(settings: dict[str, Any], key: str, default: Any, limits: Range) -> Any:
     """A router number where 0 means 0 (allowed_fails: 0 cools down at the first failure)."""
     value = settings.get(key)
-    return default if value in (None, "") else number(value, f"router_settings.{key}", **limits)
+    return default if value in (None, "") else number(value, f"router_settings.{key}", limits)
 
 
-def number(
-    value: Any, where: str, *, integer: bool = False, above: float | None = None, least: float | None = None,
-    most: float | None = None,
-) -> Any:  # fmt: skip
-    """A number from YAML or from an os.environ/ string (always text): finite, whole where it must be,
-    in range; anything else stops the start-up naming where it is (exit 3)."""
-    parsed = _parsed(value)
-    if parsed is None or not _fits(parsed, integer, above, least, most):
-        kind = "a whole number" if integer else "a number"
-        raise ConfigError(f"{where} must be {kind} {_range(above, least, most)}, not {_shown(value)}")
-    return int(parsed) if integer else parsed
-
-
-def _fits(value: float, integer: bool, above: float | None, least: float | None, most: float | None) -> bool:
-    if integer and not value.is_integer():
-        return False
-    return (above is None or value > above) and (least is None or value >= least) and (most is None or value <= most)
+def number(value: Any, where: str, limits: Range) -> Any:
+    """A number from YAML or from an os.environ/ string (always text), checked as the CLI checks its
+    flags (checks.py): anything else stops the start-up naming where it is (exit 3)."""
+    parsed: float | int | None = _parsed(value)
+    if parsed is not None and limits.whole and float(parsed).is_integer():
+        parsed = int(parsed)
+    problem = f"must be {limits.describe()}" if parsed is None else number_problem(parsed, limits)
+    if problem:
+        raise ConfigError(f"{where} {problem}, not {shown(value)}")
+    return parsed
 
 
 def _parsed(value: Any) -> float | None:
@@ -327,12 +321,6 @@ def _parsed(value: Any) -> float | None:
     return parsed if math.isfinite(parsed) else None
 
 
-def _range(above: float | None, least: float | None, most: float | None) -> str:
-    if least is not None and most is not None:
-        return f"from {least:g} to {most:g}"
-    return f"greater than {above:g}" if above is not None else f"of {least:g} or more" if least is not None else ""
-
-
 def flag(value: Any, where: str) -> bool:
     """true/false, also as the text an os.environ/ reference gives."""
     if isinstance(value, bool):
@@ -340,19 +328,13 @@ def flag(value: Any, where: str) -> bool:
     text = str(value).strip().lower() if isinstance(value, str | int) else ""
     if text in ("true", "yes", "on", "1", "false", "no", "off", "0"):
         return text in ("true", "yes", "on", "1")
-    raise ConfigError(f"{where} must be true or false, not {_shown(value)}")
-
-
-def _shown(value: Any) -> str:
-    """A wrong value as the message quotes it: its repr, cut short."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    raise ConfigError(f"{where} must be true or false, not {shown(value)}")
 
 
 def _mapping(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     value = raw.get(key) or {}
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}: {key} must be a mapping, not {_shown(value)}")
+        raise ConfigError(f"{where}: {key} must be a mapping, not {shown(value)}")
     return value
 
 
