@@ -191,12 +191,12 @@ async def agenerate(
 
 def check_run_numbers(**values: Any) -> None:
     """`retries=` and `concurrency=` of a Python call: the same ranges as the flags."""
-    from .checks import RANGES, number_problem, shown
+    from .checks import RANGES, number_problem, quoted
 
     for key, value in values.items():
         problem = number_problem(value, RANGES[key])
         if problem:
-            raise UsageError(f"{key}={shown(value)} {problem}")
+            raise UsageError(f"{key}={quoted(value)} {problem}")
 
 
 def _check_text(**values: Any) -> None:

@@ -62,7 +62,7 @@ def number_problem(value: Any, limits: Range) -> str | None:
     return None
 
 
-def shown(value: Any) -> str:
+def quoted(value: Any) -> str:
     """A value as a message quotes it: numbers as typed, anything else as Python writes it."""
     if isinstance(value, float):
         return f"{value:g}"

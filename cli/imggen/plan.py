@@ -11,7 +11,7 @@ from typing import Any
 
 from . import sizes
 from .catalog import ModelInfo, estimate_cost
-from .checks import RANGES, number_problem, shown, text_problem
+from .checks import RANGES, number_problem, quoted, text_problem
 from .errors import UsageError
 from .providers import hook
 from .settings import Resolved
@@ -129,20 +129,20 @@ def check_options(options: Options) -> None:
     Runs once per prompt of a batch: the common case costs a few comparisons."""
     n, seed = options.n, options.seed
     if type(n) is not int or not 1 <= n <= MAX_N:
-        raise UsageError(f"-n {shown(n)} {number_problem(n, RANGES['n'])}")
+        raise UsageError(f"-n {quoted(n)} {number_problem(n, RANGES['n'])}")
     problem = None if seed is None else number_problem(seed, RANGES["seed"])
     if problem:
-        raise UsageError(f"--seed {shown(seed)} {problem}")
+        raise UsageError(f"--seed {quoted(seed)} {problem}")
     for key in TEXT_OPTIONS:
         value = getattr(options, key)
         if value is None:
             continue
         problem = "must be text" if not isinstance(value, str) else text_problem(value)
         if problem:
-            shown_value = f" {shown(value)}" if not isinstance(value, str) else ""
+            shown_value = f" {quoted(value)}" if not isinstance(value, str) else ""
             raise UsageError(f"--{key.replace('_', '-')}{shown_value} {problem}")
     if not isinstance(options.params, dict):
-        raise UsageError(f"params must be an object of provider parameters, not {shown(options.params)}")
+        raise UsageError(f"params must be an object of provider parameters, not {quoted(options.params)}")
     if options.params:
         _check_param_values(options.params, 0)
 
@@ -152,7 +152,7 @@ def _check_param_values(value: Any, depth: int) -> None:
     if depth > MAX_PARAM_DEPTH:
         raise UsageError(f"-p: a parameter is nested more than {MAX_PARAM_DEPTH} levels deep")
     if isinstance(value, float) and not math.isfinite(value):
-        raise UsageError(f"-p: a parameter is {shown(value)}; JSON has no such number")
+        raise UsageError(f"-p: a parameter is {quoted(value)}; JSON has no such number")
     if isinstance(value, str) and text_problem(value):
         raise UsageError(f"-p: a parameter value {text_problem(value)}")
     if isinstance(value, list):
@@ -161,7 +161,7 @@ def _check_param_values(value: Any, depth: int) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str) or text_problem(key):
-                raise UsageError(f"-p: parameter name {shown(key)} is not valid text")
+                raise UsageError(f"-p: parameter name {quoted(key)} is not valid text")
             _check_param_values(item, depth + 1)
 
 
@@ -175,7 +175,7 @@ def _check_planned(params: dict[str, Any], settings: Resolved) -> None:
             if name in PLANNED and not (name == "style" and _own_style(settings)):
                 flag = PLANNED[name]
                 use = "give it as the prompt" if flag == "the prompt" else f"use {flag}"
-                raise UsageError(f"-p {shown_name}={shown(item)}: imggen plans {name} itself; {use}")
+                raise UsageError(f"-p {shown_name}={quoted(item)}: imggen plans {name} itself; {use}")
 
 
 def _own_style(settings: Resolved) -> bool:

@@ -127,14 +127,14 @@ def _check_top_level(where: str, data: dict[str, Any]) -> None:
 
 def _check_config_value(where: str, key: str, value: Any) -> None:
     """Numbers where numbers belong (finite, in range), text everywhere else: exit 3 naming the key."""
-    from .checks import RANGES, number_problem, shown, text_problem
+    from .checks import RANGES, number_problem, quoted, text_problem
 
     if isinstance(value, str) and value.startswith(ENV_REF):
         return  # checked when the variable is read (`_check_numbers`)
     if key in NUMBER_KEYS:
         problem = number_problem(value, RANGES[key])
         if problem:
-            raise ConfigError(f"{where}: '{key}' is {shown(value)}; it {problem}", hint="Fix it in the config file.")
+            raise ConfigError(f"{where}: '{key}' is {quoted(value)}; it {problem}", hint="Fix it in the config file.")
         return
     problem = "must be text in quotes" if not isinstance(value, str) else text_problem(value)
     if problem:
@@ -144,7 +144,7 @@ def _check_config_value(where: str, key: str, value: Any) -> None:
 def _check_numbers(values: dict[str, Setting]) -> None:
     """timeout and rpm from wherever they came (an os.environ/ reference gives text): numbers in range.
     A flag or Python argument that is wrong is a usage error; a config or variable, a config error."""
-    from .checks import RANGES, number_problem, shown
+    from .checks import RANGES, number_problem, quoted
 
     for key in NUMBER_KEYS:
         setting = values.get(key)
@@ -157,7 +157,7 @@ def _check_numbers(values: dict[str, Setting]) -> None:
         problem = number_problem(value, RANGES[key])
         if problem:
             error = UsageError if setting.source == "flag" else ConfigError
-            raise error(f"{key} {shown(setting.value)} (from {setting.source}) {problem}")
+            raise error(f"{key} {quoted(setting.value)} (from {setting.source}) {problem}")
         values[key] = replace(setting, value=value)
 
 

@@ -98,11 +98,11 @@ def generate(
 def _check_numbers(
     concurrency: int, retries: int, timeout: float | None, rpm: float | None, max_cost: float | None
 ) -> None:
-    from ..checks import RANGES, number_problem, shown
+    from ..checks import RANGES, number_problem, quoted
 
     given = {"-j": ("concurrency", concurrency), "--retries": ("retries", retries), "--timeout": ("timeout", timeout),
              "--rpm": ("rpm", rpm), "--max-cost": ("max_cost", max_cost)}  # fmt: skip
     for flag, (key, value) in given.items():
         problem = None if value is None else number_problem(value, RANGES[key])
         if problem:
-            raise UsageError(f"{flag} {shown(value)} {problem}")
+            raise UsageError(f"{flag} {quoted(value)} {problem}")

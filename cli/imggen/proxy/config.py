@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..catalog import lookup
-from ..checks import RANGES, Range, number_problem, shown
+from ..checks import RANGES, Range, number_problem, quoted
 from ..errors import ConfigError, ImggenError
 from ..secrets import is_secret, remember
 from ..settings import ENV_REF, Config, Resolved, Setting, clean_secret, resolve
@@ -171,7 +171,7 @@ def _fallbacks(value: Any) -> dict[str, list[str]]:
         raise ConfigError("router_settings.fallbacks must be a list of mappings", hint=FALLBACKS_HINT)
     for item in value or []:
         if not isinstance(item, dict):
-            raise ConfigError(f"router_settings.fallbacks: {shown(item)} is not a mapping", hint=FALLBACKS_HINT)
+            raise ConfigError(f"router_settings.fallbacks: {quoted(item)} is not a mapping", hint=FALLBACKS_HINT)
         for name, targets in item.items():
             result[str(name)] = [str(t) for t in (targets if isinstance(targets, list) else [targets])]
     return result
@@ -181,18 +181,18 @@ def _deployment(index: int, entry: Any, router: Router, warnings: list[str]) -> 
     if not isinstance(entry, dict) or not entry.get("model_name") or "litellm_params" not in entry:
         raise ConfigError(f"model_list[{index}] needs model_name and litellm_params")
     if not isinstance(entry["model_name"], str | int | float) or isinstance(entry["model_name"], bool):
-        raise ConfigError(f"model_list[{index}]: model_name must be a string, not {shown(entry['model_name'])}")
+        raise ConfigError(f"model_list[{index}]: model_name must be a string, not {quoted(entry['model_name'])}")
     where = f"model_list[{index}] ({entry['model_name']})"
     for key in ("litellm_params", "model_info"):
         if entry.get(key) is not None and not isinstance(entry[key], dict):
-            raise ConfigError(f"{where}: {key} must be a mapping, not {shown(entry[key])}")
+            raise ConfigError(f"{where}: {key} must be a mapping, not {quoted(entry[key])}")
     entry = _resolved(entry, where)
     group = str(entry["model_name"])
     params = dict(entry["litellm_params"] or {})
     if not params.get("model"):
         raise ConfigError(f"{where}: litellm_params.model is missing", hint="e.g. model: openai/dall-e-3")
     if not isinstance(params["model"], str):
-        raise ConfigError(f"{where}: litellm_params.model must be a string, not {shown(params['model'])}")
+        raise ConfigError(f"{where}: litellm_params.model must be a string, not {quoted(params['model'])}")
     flags: dict[str, Any] = {}
     for key, value in params.items():
         if key in SETTING_KEYS:
@@ -307,7 +307,7 @@ def number(value: Any, where: str, limits: Range) -> Any:
         parsed = int(parsed)
     problem = f"must be {limits.describe()}" if parsed is None else number_problem(parsed, limits)
     if problem:
-        raise ConfigError(f"{where} {problem}, not {shown(value)}")
+        raise ConfigError(f"{where} {problem}, not {quoted(value)}")
     return parsed
 
 
@@ -328,13 +328,13 @@ def flag(value: Any, where: str) -> bool:
     text = str(value).strip().lower() if isinstance(value, str | int) else ""
     if text in ("true", "yes", "on", "1", "false", "no", "off", "0"):
         return text in ("true", "yes", "on", "1")
-    raise ConfigError(f"{where} must be true or false, not {shown(value)}")
+    raise ConfigError(f"{where} must be true or false, not {quoted(value)}")
 
 
 def _mapping(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     value = raw.get(key) or {}
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}: {key} must be a mapping, not {shown(value)}")
+        raise ConfigError(f"{where}: {key} must be a mapping, not {quoted(value)}")
     return value
 
 
