@@ -358,7 +358,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _azure(self, req: Recorded) -> Reply:
         key_ok = req.headers.get("api-key") == self.fake.azure_key
         token_ok = req.headers.get("authorization") == f"Bearer {self.fake.azure_ad_token}"
-        if not (key_ok or token_ok):
+        if self.fake.require_key and not (key_ok or token_ok):
             return Reply(401, {"error": {"code": "401", "message": "Access denied due to invalid subscription key."}})
         if "api-version" not in req.query:
             return Reply(404, {"error": {"code": "404", "message": "Resource not found"}})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import importlib.util
 import json
 import os
 import random
@@ -23,6 +24,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import NoReturn
 
 PEERS_VENV = Path(tempfile.gettempdir()) / "imggen-bench-peers"
 PNG_HEAD = b"\x89PNG\r\n\x1a\n"
@@ -112,7 +114,36 @@ def measure(
 
 def median(runs: int, command: list[str], **kwargs: object) -> tuple[float, float]:
     results = [measure(command, **kwargs) for _ in range(runs)]  # type: ignore[arg-type]
+    for _, _, code in results:
+        ran_ok(code, command)
     return statistics.median(r[0] for r in results), max(r[1] for r in results)
+
+
+def refuse(message: str, code: int = 2) -> NoReturn:
+    """One line on stderr and no figures: a run that measured nothing must not look like a result."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def require_imggen(*modules: str) -> None:
+    """The figures are for `python -m imggen` under this interpreter: refuse when it cannot find imggen
+    (or a module the script needs), before measuring anything."""
+    missing = [name for name in ("imggen", *modules) if importlib.util.find_spec(name) is None]
+    if missing:
+        refuse(f"{sys.executable} cannot import {', '.join(missing)}: run this with the python of imggen's "
+               "virtual environment (.venv/bin/python tests/bench/...) after pip install -e '.[test]'")  # fmt: skip
+
+
+def ran_ok(code: int, command: list[str]) -> None:
+    if code != 0:
+        refuse(f"{' '.join(command[1:4])} ... exited {code}: no figures for a run that failed", 1)
+
+
+def saved(directory: Path, expected: int) -> None:
+    """Each measured run must have saved what it claims, or its timing means nothing."""
+    count = len(list(directory.glob("*.png"))) if directory.is_dir() else 0
+    if count != expected:
+        refuse(f"{directory.name}: {count} images saved, expected {expected}: no figures for this run", 1)
 
 
 def imggen(*args: str) -> list[str]:
@@ -121,12 +152,15 @@ def imggen(*args: str) -> list[str]:
 
 def run_imggen(runs: int, out: Path) -> dict[str, tuple[float, float]]:
     env = {"OPENAI_API_KEY": "sk-bench"}
-    measure(imggen("generate", "warm-up", "-m", "placeholder", "-s", "16x16", "-o", str(out / "warm")))
+    warm_up = imggen("generate", "warm-up", "-m", "placeholder", "-s", "16x16", "-o", str(out / "warm"))
+    ran_ok(measure(warm_up)[2], warm_up)
+    saved(out / "warm", 1)
     figures = {"start-up": median(runs, imggen("--help"))}
     fake = Fake()
     one = imggen("generate", "x", "-m", "openai/bench", "--api-base", fake.base, "-o", str(out / "one"), "--quiet")
     figures["one 1 KB image"] = median(runs, one, env=env)
     fake.stop()
+    saved(out / "one", runs)  # a name collision adds a suffix: one file per run
     figures["200 images, -j 16, 200 ms"] = _batch(runs, out, env)
     figures["4 x 8 MiB b64, peak RSS"] = _big(out, env)
     figures["20 % 429/500"] = _flaky(out, env)
@@ -140,7 +174,9 @@ def _batch(runs: int, out: Path, env: dict[str, str]) -> tuple[float, float]:
     for run in range(runs):
         cmd = imggen("generate", "-", "-m", "openai/bench", "--api-base", fake.base, "-j", "16", "-o",
                      str(out / f"batch{run}"), "--quiet")  # fmt: skip
-        took, peak, _ = measure(cmd, env=env, stdin=prompts)
+        took, peak, code = measure(cmd, env=env, stdin=prompts)
+        ran_ok(code, cmd)
+        saved(out / f"batch{run}", 200)
         rates.append(200 / took)
         rss = max(rss, peak)
     fake.stop()
@@ -150,8 +186,10 @@ def _batch(runs: int, out: Path, env: dict[str, str]) -> tuple[float, float]:
 def _big(out: Path, env: dict[str, str]) -> tuple[float, float]:
     fake = Fake(image_bytes=8 << 20)
     cmd = imggen("generate", "x", "-m", "openai/bench", "-n", "4", "--api-base", fake.base, "-o", str(out / "big"))
-    took, rss, _ = measure(cmd, env=env)
+    took, rss, code = measure(cmd, env=env)
     fake.stop()
+    ran_ok(code, cmd)
+    saved(out / "big", 4)
     return took, rss
 
 
@@ -264,6 +302,7 @@ def main() -> None:
     parser.add_argument("--peers", action="store_true", help="also measure LiteLLM and the openai SDK")
     parser.add_argument("--no-prompts", action="store_true", help="skip the 100,000 and 1,000,000-line files")
     args = parser.parse_args()
+    require_imggen()
     import prompts  # here, not at the top: prompts.py takes measure() from this module
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,7 +13,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench import imggen, measure
+from bench import imggen, measure, refuse, require_imggen
 
 SIZES = (100_000, 1_000_000)
 TARGETS = "1,000,000 lines <= 20 s and <= 150 MiB; 100,000 and 1,000,000 within 20 MiB of each other"
@@ -34,7 +34,7 @@ def run_prompts(out: Path, sizes: tuple[int, ...] = SIZES) -> dict[int, tuple[fl
         cmd = imggen("generate", "--prompts-file", str(path), "-m", "openai/gpt-image-1", "--dry-run", "--json")
         took, rss, code = measure(cmd, env={"OPENAI_API_KEY": "sk-bench"})
         if code != 0:
-            raise SystemExit(f"imggen exited {code} on {lines} lines")
+            refuse(f"imggen exited {code} on {lines} lines: no figures for a run that failed", 1)
         figures[lines] = (took, rss)
         path.unlink()
     return figures
@@ -52,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, action="append", help="lines per file (repeatable)")
     args = parser.parse_args()
+    require_imggen()
     with tempfile.TemporaryDirectory() as tmp:
         figures = run_prompts(Path(tmp), tuple(args.lines or SIZES))
     print("\n".join(report(figures)))

@@ -20,10 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import Fake
+from bench import Fake, refuse, require_imggen
+
+# Before importing them: without imggen's serve extra this is one line, not a traceback or empty figures.
+require_imggen("httpx", "starlette", "uvicorn", "yaml")
+import httpx  # noqa: E402
 
 # LiteLLM's proxy extra pins other packages than the library peers' venv (bench.py) holds.
 PROXY_VENV = Path(tempfile.gettempdir()) / "imggen-bench-litellm-proxy"
@@ -103,6 +105,8 @@ def measure(kind: str, command: list[str], port: int, env: dict[str, str], fake:
         load(port, "/v1/images/generations", 32)  # warm: connections, caches
         before, served_before = cpu_seconds(proc.pid), fake.served
         took, ok = load(port, "/v1/images/generations", REQUESTS)
+        if ok != REQUESTS:
+            refuse(f"{kind}: {ok} of {REQUESTS} requests answered 200: no figures for a run that failed", 1)
         cpu = cpu_seconds(proc.pid) - before
         calls_before = failing.calls
         for _ in range(10):

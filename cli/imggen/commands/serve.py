@@ -1,4 +1,4 @@
-"""`imggen serve`: the OpenAI-compatible images proxy (needs `pip install 'imggen[serve]'`)."""
+"""`imggen serve`: the OpenAI-compatible images proxy (needs the `serve` extra: `pip install '.[serve]'`)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,10 @@ def serve(
         raise UsageError(f"--port {port} is out of range", hint="Give a port from 1 to 65535.")
     missing = [package for module, package in SERVE_MODULES.items() if importlib.util.find_spec(module) is None]
     if missing:
+        # imggen is installed from a checkout (it is not on PyPI): 'imggen[serve]' would look for it there.
         raise UsageError(
-            f"imggen serve needs {', '.join(missing)}", hint="Install the extra: pip install 'imggen[serve]'."
+            f"imggen serve needs {', '.join(missing)}",
+            hint="Install the serve extra from imggen's source directory: pip install '.[serve]'.",
         )
     import uvicorn
 
