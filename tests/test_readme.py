@@ -195,7 +195,8 @@ def sandbox(tmp: Path, fake: FakeProvider) -> tuple[Path, dict[str, str]]:
     assert (VENV_BIN / "imggen").exists(), f"no imggen in {VENV_BIN}: pip install -e '.[test]' in this venv"
     env = {
         "PATH": f"{VENV_BIN}:{stubs}:/usr/bin:/bin", "HOME": str(home), "IMGGEN_CONFIG_DIR": str(tmp / "config"),
-        "LANG": "C.UTF-8", "TMPDIR": str(tmp), "NO_PROXY": "127.0.0.1,localhost", "NO_GCE_CHECK": "true",
+        "LANG": "C.UTF-8", "TMPDIR": str(tmp), "SHELL": "/bin/bash", "NO_PROXY": "127.0.0.1,localhost",
+        "NO_GCE_CHECK": "true",
         "AWS_EC2_METADATA_DISABLED": "true", "OPENAI_API_KEY": fake.openai_key, "OPENAI_BASE_URL": fake.openai_base,
         "AZURE_API_KEY": fake.azure_key, "AZURE_API_BASE": fake.base_url, "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
@@ -361,3 +362,12 @@ def test_serve_without_its_extra_names_the_install_command_that_works_from_a_che
         "error: imggen serve needs starlette. "
         "Install the serve extra from imggen's source directory: pip install '.[serve]'."
     )
+
+
+def test_bench_refuses_figures_for_a_run_that_did_not_save_what_it_claims(tmp_path: Path) -> None:
+    code = ("import sys, pathlib; sys.path.insert(0, sys.argv[1]); import bench; d = pathlib.Path(sys.argv[2]);"
+            "(d / 'a.png').write_bytes(b'x'); bench.saved(d, 1); print('one counted'); bench.saved(d, 2)")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code, str(ROOT / "tests" / "bench"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 1 and proc.stdout == "one counted\n"
+    assert proc.stderr == f"error: {tmp_path.name}: 1 images saved, expected 2: no figures for this run\n"
