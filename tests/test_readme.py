@@ -15,6 +15,8 @@ A block may be marked with an HTML comment on the line before its fence (options
     <!-- readme-test: deprecated (REASON) -->  may use a deprecated (never a retired) model
     <!-- readme-test: serve -->            its `imggen serve` line is started with the README's yaml config,
     <!-- readme-test: client -->           and the `client` python blocks are run against it
+    <!-- readme-test: notebook -->         a python block run as a Jupyter cell: inside a running event
+                                           loop, top-level `await` allowed
 
 Install commands (`python3 -m venv`, `pip install`, `apt-get`, activating the venv, the test command)
 are never run, wherever they appear; instead the extras they name must exist in pyproject.toml and the
@@ -113,7 +115,7 @@ def of(lang: str, *, without: tuple[str, ...] = ("skip", "serve", "client")) -> 
 
 def test_every_block_has_a_known_language_and_valid_markers() -> None:
     assert len(of("sh")) >= 8 and of("python") and of("yaml", without=()) and of("toml"), "README blocks not found"
-    known = {"dry-run", "exit", "skip", "deprecated", "serve", "client"}
+    known = {"dry-run", "exit", "skip", "deprecated", "serve", "client", "notebook"}
     for block in BLOCKS:
         assert block.lang in LANGUAGES or block.lang in IGNORED_LANGUAGES, (
             f"README.md line {block.line}: fence language {block.lang!r} (use sh, python, yaml, toml or text)"
@@ -248,10 +250,31 @@ def test_shell_block(block: Block, tmp_path: Path, open_fake: FakeProvider) -> N
 def test_python_block(block: Block, tmp_path: Path, open_fake: FakeProvider) -> None:
     work, env = sandbox(tmp_path, open_fake)
     script = work / "example.py"
-    script.write_text(to_fake(block.text, open_fake))
+    source = to_fake(block.text, open_fake)
+    script.write_text(as_notebook_cell(source) if "notebook" in block.options else source)
     proc = subprocess.run([sys.executable, str(script)], cwd=work, env=env, capture_output=True, text=True,
                           timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
     check_run(block, proc)
+
+
+def as_notebook_cell(source: str) -> str:
+    """What IPython does with a cell: compile it allowing top-level await and run it in a running loop."""
+    return (
+        "import ast, asyncio\n"
+        f"code = compile({source!r}, 'cell', 'exec', flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)\n"
+        "async def cell():\n"
+        "    result = eval(code, {'__name__': '__main__'})\n"
+        "    if asyncio.iscoroutine(result):\n"
+        "        await result\n"
+        "asyncio.run(cell())\n"
+    )
+
+
+def test_a_notebook_cell_runs_inside_a_running_loop(tmp_path: Path) -> None:
+    cell = "import asyncio\nasyncio.get_running_loop()\nawait asyncio.sleep(0)\nprint('ran')\n"
+    (tmp_path / "cell.py").write_text(as_notebook_cell(cell))
+    proc = subprocess.run([sys.executable, "cell.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout) == (0, "ran\n"), proc.stderr
 
 
 # -- configuration files ------------------------------------------------------------------------------
