@@ -55,11 +55,14 @@ INSTALL = re.compile(r"python3? -m venv|pip3? install|apt-get|apt |brew |-m pyte
 EXTRA = re.compile(r"""['"]?\.\[([\w,-]+)\]['"]?""")
 MODEL_FLAG = re.compile(r"(?:^|\s)(?:-m|--model)[ =]([\w./:@-]+)")
 MODEL_KEY = re.compile(r"""(?:model[=:]\s*["']?|^model = ")([\w./:@-]*[\w:@.-])(?![/\w])""", re.M)
+CONFIG_SET = re.compile(r"\s*imggen config set ")
 EXAMPLE_HOSTS = re.compile(r"https://[\w-]+\.openai\.azure\.com/?")
 INPUT_FILES = {  # files the examples read, present in each block's directory
     "prompts.jsonl": '{"prompt": "a sea otter"}\n{"prompt": "a heron", "n": 2}\n',
     "prompts.txt": "a sea otter\na heron\n",
 }
+# Nothing may leave the machine: a request to any host but the fake goes to this proxy, which refuses it.
+DEAD_PROXY = "http://127.0.0.1:9"
 STUBS = ("gcloud", "open", "xdg-open")  # programs an example calls that the test cannot run for real
 
 
@@ -198,6 +201,7 @@ def sandbox(tmp: Path, fake: FakeProvider) -> tuple[Path, dict[str, str]]:
     env = {
         "PATH": f"{VENV_BIN}:{stubs}:/usr/bin:/bin", "HOME": str(home), "IMGGEN_CONFIG_DIR": str(tmp / "config"),
         "LANG": "C.UTF-8", "TMPDIR": str(tmp), "SHELL": "/bin/bash", "NO_PROXY": "127.0.0.1,localhost",
+        "HTTPS_PROXY": DEAD_PROXY, "HTTP_PROXY": DEAD_PROXY,
         "NO_GCE_CHECK": "true",
         "AWS_EC2_METADATA_DISABLED": "true", "OPENAI_API_KEY": fake.openai_key, "OPENAI_BASE_URL": fake.openai_base,
         "AZURE_API_KEY": fake.azure_key, "AZURE_API_BASE": fake.base_url, "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
@@ -209,9 +213,12 @@ def sandbox(tmp: Path, fake: FakeProvider) -> tuple[Path, dict[str, str]]:
 
 
 def to_fake(text: str, fake: FakeProvider) -> str:
-    """The README's example hosts stand for the user's own: here they are the fake."""
-    text = EXAMPLE_HOSTS.sub(fake.base_url + "/", text)
-    return text.replace("http://localhost:8080/v1", fake.openai_base)
+    """The README's example hosts stand for the user's own: here they are the fake. Not in `config set`,
+    which sends nothing and may infer the provider from the host; the sandbox's dead proxy stops any
+    request to a host left as it is."""
+    lines = [line if CONFIG_SET.match(line) else EXAMPLE_HOSTS.sub(fake.base_url + "/", line)
+             for line in text.split("\n")]  # fmt: skip
+    return "\n".join(lines).replace("http://localhost:8080/v1", fake.openai_base)
 
 
 def shell_script(block: Block, fake: FakeProvider) -> str:
