@@ -29,6 +29,7 @@ class Progress:
         self.bar: Any = None
         self.tasks: dict[int, Any] = {}
         self.overall: Any = None
+        self.totals: dict[Any, int] = {}  # images each task still expects: failed requests' leave it
         self.done = self.failed = self.in_flight = 0
         self.started = time.monotonic()
         self.on_screen = False  # stdout is the terminal the display is drawn on
@@ -43,8 +44,10 @@ class Progress:
         if self.rows:
             for number, (text, images) in enumerate(self.rows):
                 self.tasks[number] = self.bar.add_task(text, total=images)
+                self.totals[self.tasks[number]] = images
         else:
             self.overall = self.bar.add_task(f"{self.prompts} prompts", total=self.images)
+            self.totals[self.overall] = self.images
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -60,6 +63,8 @@ class Progress:
                 self.in_flight += 1
             elif kind in ("done", "failed"):
                 self.in_flight = max(0, self.in_flight - 1)
+            if kind == "failed" and self.bar is not None:
+                self._failed_images(number, plan, int(data.get("n", 1)))
             if kind != "retry":
                 return
             text = f"retry {data['attempt']} in {data['wait']:.1f} s: {data['reason']}"
@@ -74,6 +79,16 @@ class Progress:
                 note(text)
 
         return event
+
+    def _failed_images(self, number: int, plan: Plan, images: int) -> None:
+        """A failed request's images leave its row's total (the row ends, its spinner stops) and the
+        row says it failed, first, where a cut cannot hide it."""
+        task = self._task(number)
+        self.totals[task] = max(0, self.totals.get(task, 0) - images)
+        fields: dict[str, Any] = {"total": self.totals[task]}
+        if self.rows:
+            fields["description"] = f"failed · {label(plan)}"
+        self.bar.update(task, **fields)
 
     def saved(self, number: int) -> None:
         self.done += 1
@@ -144,5 +159,6 @@ def clock(seconds: float) -> str:
 
 
 def label(plan: Plan) -> str:
-    prompt = plan.prompt if len(plan.prompt) <= 40 else plan.prompt[:37] + "..."
-    return f"{plan.settings.model.name} · {prompt!r}"
+    """A row's label: the prompt first (what tells rows apart), then the model; cut to fit by the display."""
+    prompt = plan.prompt if len(plan.prompt) <= 60 else plan.prompt[:57] + "..."
+    return f"{prompt!r} · {plan.settings.model.name}"
