@@ -327,7 +327,7 @@ def test_verbose_shows_requests_answers_and_retries(fake: FakeProvider, tmp_path
     assert result.code == 0, result.stderr
     lines = result.stderr.splitlines()
     assert lines.count(f"> POST {fake.openai_base}/images/generations") == 2
-    assert "> Authorization: ****6789" in lines and not any(line.startswith("note: retry") for line in lines)
+    assert "> Authorization: Bearer ****6789" in lines and not any(line.startswith("note: retry") for line in lines)
     body = json.loads(next(line for line in lines if line.startswith("> {"))[2:])
     assert body["prompt"] == "a sea otter" and body["model"] == "dall-e-2"
     assert any(re.fullmatch(r"< 500 in \d+\.\d\d s: .*try later.*", line) for line in lines), lines

@@ -444,7 +444,10 @@ def request_lines(request: HttpRequest) -> list[str]:
     secret = {name.lower() for name in request.secret_headers}
     lines = [f"> {request.method} {_shown_url(request.url)}"]
     for name, value in request.headers.items():
-        lines.append(f"> {name}: {mask(value) if name.lower() in secret else value}")
+        scheme, _, token = value.partition(" ")
+        if name.lower() in secret:  # as --dry-run shows it: `Bearer ****6789`
+            value = f"{scheme} {mask(token)}" if token and scheme.lower() == "bearer" else mask(value)
+        lines.append(f"> {name}: {value}")
     body: Any = request.json
     if body is None and request.content is not None:
         try:

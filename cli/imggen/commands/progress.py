@@ -53,6 +53,7 @@ class Progress:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self.bar is not None:
             self.bar.stop()
+            self.on_screen = False  # lines after the display go to stdout as they are
 
     def _task(self, number: int) -> Any:
         return self.tasks.get(number, self.overall)
