@@ -93,6 +93,7 @@ async def _one(
             result = await provider.generate(request, settings, transport)
         except GenerationError as exc:
             session.note_refusal(exc, settings)
+            emit("failed", {"index": request.first_index, "n": request.n})
             raise
         for error in result.errors:
             session.note_refusal(error, settings)

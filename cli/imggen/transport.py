@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import ipaddress
+import json
 import math
 import os
 import random
@@ -41,6 +42,10 @@ _METADATA = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.10
 RetryHook = Callable[[int, float, GenerationError], None]
 # The hook of the request being sent, set per task so a shared Transport reports to the right prompt.
 current_retry_hook: ContextVar[RetryHook | None] = ContextVar("current_retry_hook", default=None)
+# `-v`: each request, its answer and timing and each retry, as lines to show. Set by the CLI for its
+# run (tasks inherit it); the library says nothing without it.
+Trace = Callable[[str], None]
+current_trace: ContextVar[Trace | None] = ContextVar("current_trace", default=None)
 ErrorMapper = Callable[[httpx.Response], GenerationError]
 Outcome = tuple[GenerationError | None, Any]  # (None, result) or (error, wait: seconds | None | False)
 
@@ -166,10 +171,23 @@ class Transport:
                 raise error
             if on_retry:
                 on_retry(number + 1, delay, error)
+            if trace := current_trace.get():
+                trace(f"* retry {number + 1} of {self.retries} in {delay:.1f} s: {error.message}")
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
     async def _attempt(self, request: HttpRequest, map_error: ErrorMapper) -> Outcome:
+        trace = current_trace.get()
+        if trace is None:
+            return await self._attempt_once(request, map_error)
+        for line in request_lines(request):
+            trace(line)
+        started = time.monotonic()
+        outcome = await self._attempt_once(request, map_error)
+        trace(answer_line(outcome, time.monotonic() - started))
+        return outcome
+
+    async def _attempt_once(self, request: HttpRequest, map_error: ErrorMapper) -> Outcome:
         """One try under one deadline for all of it: connect, send and the whole body (httpx's own
         timeout is per read, so a server trickling a byte a second would never end)."""
         client = self.client_for(request.url)
@@ -220,7 +238,11 @@ class Transport:
         try:
             for _ in range(MAX_REDIRECTS + 1):
                 await check_download_address(url)
+                if trace := current_trace.get():
+                    trace(f"> GET {_shown_url(url)} (the image)")
                 async with self.client_for(url).stream("GET", url) as response:
+                    if trace:
+                        trace(f"< {response.status_code} {response.reason_phrase}")
                     location = response.headers.get("location")
                     if not (300 <= response.status_code < 400 and location):
                         yield response
@@ -407,3 +429,75 @@ def _host(url: str) -> str:
 
 def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
+
+
+SHOWN_B64 = 40  # characters of a long base64 string shown by -v
+_B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_\n")
+_SECRET_QUERY = frozenset({"key", "api-key", "api_key", "sig", "signature", "x-amz-signature", "x-amz-security-token"})
+
+
+def request_lines(request: HttpRequest) -> list[str]:
+    """A request as -v shows it: method and URL, headers (secret ones masked), the body as one line of
+    JSON with long base64 strings cut. The CLI redacts every line again before printing it."""
+    from .secrets import mask
+
+    secret = {name.lower() for name in request.secret_headers}
+    lines = [f"> {request.method} {_shown_url(request.url)}"]
+    for name, value in request.headers.items():
+        scheme, _, token = value.partition(" ")
+        if name.lower() in secret:  # as --dry-run shows it: `Bearer ****6789`
+            value = f"{scheme} {mask(token)}" if token and scheme.lower() == "bearer" else mask(value)
+        lines.append(f"> {name}: {value}")
+    body: Any = request.json
+    if body is None and request.content is not None:
+        try:
+            body = json.loads(request.content)
+        except ValueError:
+            body = f"<{len(request.content)} bytes>"
+    if body is not None:
+        lines.append("> " + (body if isinstance(body, str) else json.dumps(_cut_b64(body), ensure_ascii=False)))
+    return lines
+
+
+def answer_line(outcome: Outcome, seconds: float) -> str:
+    """`< 200 OK in 1.24 s`, `< 429 in 0.20 s: rate limited`, `< no answer after 10.0 s: …`."""
+    error, result = outcome
+    if error is None and isinstance(result, httpx.Response):
+        return f"< {result.status_code} {result.reason_phrase} in {seconds:.2f} s"
+    status = getattr(error, "status", None)
+    message = error.message if error is not None else ""
+    head = f"< {status}" if status else "< no answer"
+    return f"{head} {'in' if status else 'after'} {seconds:.2f} s: {message}"
+
+
+def _cut_b64(value: Any) -> Any:
+    """Long base64 strings (and data: URLs) cut to their first characters and their length; secret
+    fields masked."""
+    from .secrets import is_secret, mask
+
+    if isinstance(value, dict):
+        return {k: mask(v) if is_secret(str(k), v) else _cut_b64(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cut_b64(v) for v in value]
+    long = isinstance(value, str) and len(value) > 2 * SHOWN_B64
+    if long and (value.startswith("data:") or _B64_CHARS.issuperset(value)):
+        return f"{value[:SHOWN_B64]}…({len(value)} chars)"
+    return value
+
+
+def _shown_url(url: str) -> str:
+    """The URL with a password and secret query parameters (`?key=`, signatures) masked."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    from .secrets import mask, mask_url
+
+    url = mask_url(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.query:
+        return url
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    pairs = [(k, mask(v) if k.lower() in _SECRET_QUERY else v) for k, v in query]
+    return parts._replace(query=urlencode(pairs, safe="*")).geturl()

@@ -60,6 +60,9 @@ def generate(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the requests instead of sending them."),
     json_lines: bool = typer.Option(False, "--json", help="JSON Lines on stdout instead of paths."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress, summary or notes on stderr."),
+    verbose: bool = typer.Option(
+        False, "-v", "--verbose", help="Show each request (secrets masked), its answer, timing and retries on stderr."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files."),
     prompts_file: Path | None = typer.Option(None, "--prompts-file", help="Prompts from a .txt or .jsonl file."),
     rpm: float | None = typer.Option(None, "--rpm", help="At most this many requests started per minute."),
@@ -86,7 +89,10 @@ def generate(
             return
         from .run import Run
 
-        run = Run(batch, overwrite=overwrite, metadata=metadata, json_lines=json_lines, quiet=quiet, resume=resume)
+        run = Run(
+            batch, overwrite=overwrite, metadata=metadata, json_lines=json_lines, quiet=quiet, resume=resume,
+            verbose=verbose,
+        )  # fmt: skip
         run.check_budget(max_cost)
         rate = run.totals.first.settings.get("rpm") if run.totals.first else None
         code = run.start(retries=retries, concurrency=concurrency, rpm=float(rate) if rate else None)

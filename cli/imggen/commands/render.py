@@ -63,6 +63,15 @@ def note(text: str) -> None:
     _say("note:", "2", text)
 
 
+def trace(text: str) -> None:
+    """A -v line (a request, its answer, a retry), redacted. While the progress display is on, Rich
+    holds sys.stderr and prints the line above the bar."""
+    from ..secrets import redact
+
+    sys.stderr.write(redact(text) + "\n")
+    sys.stderr.flush()
+
+
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
 

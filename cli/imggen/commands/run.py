@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import shlex
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -100,9 +103,18 @@ class Run:
     manifest_failed = False  # a manifest line could not be written: said once
 
     def __init__(
-        self, batch: Batch, *, overwrite: bool, metadata: bool, json_lines: bool, quiet: bool, resume: bool
+        self,
+        batch: Batch,
+        *,
+        overwrite: bool,
+        metadata: bool,
+        json_lines: bool,
+        quiet: bool,
+        resume: bool,
+        verbose: bool = False,
     ) -> None:
         self.batch = batch
+        self.verbose = verbose
         self.overwrite, self.metadata, self.json_lines, self.quiet = overwrite, metadata, json_lines, quiet
         self.saved: Tally[Path] = Tally()
         self.failures: Tally[ImggenError] = Tally()
@@ -115,6 +127,7 @@ class Run:
         self.totals = batch.check(lambda first: self._locate(first, resume))  # every line, before anything
         self.skipped = self.totals.skipped
         self.progress = Progress(self.totals.prompts, self.totals.images, self.totals.rows, enabled=not quiet)
+        self.progress.traced = verbose  # -v says each retry itself
         self._check_names()
         self._check_target()
 
@@ -214,7 +227,10 @@ class Run:
             self._say_not_sent()
         if not self.quiet:
             self._summary(time.monotonic() - started)
-        return self._exit_code()
+        code = self._exit_code()
+        if code == 4:
+            self._say_how_to_finish()
+        return code
 
     def _say_notes(self) -> None:
         for text, (warning, line) in self.totals.notes.items():
@@ -240,6 +256,10 @@ class Run:
         # Images stream to a hidden folder in the output directory, so saving one is a rename, and
         # memory stays flat whatever their size; the folder goes when the run ends, however it ends.
         spill_dir = self._spill_dir()
+        if self.verbose:
+            from ..transport import current_trace
+
+            current_trace.set(render.trace)  # this task's context, inherited by the tasks it starts
         try:
             with self.progress:
                 async with Session(retries=retries, concurrency=concurrency, rpm=rpm, spill_dir=spill_dir,
@@ -366,7 +386,7 @@ class Run:
     def _print(self, line: str) -> None:
         """A line on stdout. Once stdout fails (a closed pipe, a full disk) the run goes on: images are
         still saved and recorded in the manifest, and the failure is said once."""
-        if self.stdout_failed:
+        if self.stdout_failed or self.progress.show(line):
             return
         try:
             sys.stdout.write(line + "\n")
@@ -413,6 +433,7 @@ class Run:
 
     def _failed(self, job: Job, exc: ImggenError) -> None:
         self.failures.append(exc)
+        self.progress.failure()
         status = exc.status if isinstance(exc, GenerationError) else None
         self._record(job, {"status": "failed", "error": render.error_line(exc), "error_status": status})
         if self.json_lines:
@@ -446,4 +467,40 @@ class Run:
     def _interrupted(self, code: int) -> int:
         kept = len(self.saved)
         sys.stderr.write(f"interrupted: kept {kept} finished image{'s' if kept != 1 else ''}, no partial files\n")
+        self._say_how_to_finish()
         return code
+
+    def _say_how_to_finish(self) -> None:
+        """The last line of an interrupted or partial run with a manifest: the command that finishes it."""
+        if self.manifest is None:
+            return
+        from ..secrets import redact
+
+        from_stdin = self.batch.source is not None and self.batch.source.path is None
+        sys.stderr.write(redact(finish_line(sys.argv[1:], from_stdin)) + "\n")
+        sys.stderr.flush()
+
+
+def finish_line(args: list[str], from_stdin: bool) -> str:
+    """`to finish: imggen generate … --resume`, the same arguments with --resume added once. stdin
+    cannot be read again: its file is named when stdin was one, else the user is asked for the same input."""
+    command = shlex.join(["imggen", *args, *([] if "--resume" in args else ["--resume"])])
+    if not from_stdin:
+        return f"to finish: {command}"
+    known = stdin_file()
+    if known is None:
+        return "to finish: run the same command with the same input and --resume"
+    return f"to finish: {command} < {shlex.quote(known)}"
+
+
+def stdin_file() -> str | None:
+    """The path of the regular file stdin was read from (`< prompts.txt`), when the system says it."""
+    try:
+        status = os.fstat(0)
+        path = os.readlink("/proc/self/fd/0")
+        same = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(status.st_mode) or (same.st_dev, same.st_ino) != (status.st_dev, status.st_ino):
+        return None
+    return path
