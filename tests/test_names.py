@@ -62,3 +62,73 @@ def test_azure_deployment_names_are_never_second_guessed() -> None:
                      env={"AZURE_API_KEY": "k" * 20, "AZURE_API_BASE": "https://x.openai.azure.com"})  # fmt: skip
     assert result.code == 0, result.stderr
     assert _warnings(result) == []
+
+
+def _at_terminal(*args: str, columns: int = 80, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """imggen with stdout a pseudo-terminal of `columns` columns (its real window size, not $COLUMNS)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    clean = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    try:
+        env = {**clean, "TERM": "xterm", **(env or {})}
+        command = [sys.executable, "-m", "imggen", *args]
+        proc = subprocess.run(
+            command, stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, timeout=60
+        )
+    finally:
+        os.close(slave)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    return proc.returncode, screen.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def _catalog_ids(show_all: bool = False) -> list[str]:
+    from imggen.catalog import all_models
+
+    return [m.id for m in all_models() if show_all or m.status() != "retired"]
+
+
+def test_models_at_an_80_column_terminal_fit_one_line_each() -> None:
+    code, screen = _at_terminal("models", "--all")
+    assert code == 0, screen
+    lines = screen.splitlines()
+    assert lines[0].split()[:3] == ["MODEL", "STATUS", "PRICE/IMAGE"]
+    assert all(len(line) <= 80 for line in lines), max(lines, key=len)
+    assert [line.split()[0] for line in lines[1:]] == _catalog_ids(show_all=True)  # every id whole, in order
+    dalle = next(line for line in lines if line.startswith("openai/dall-e-3 "))
+    assert "retired 2026-05-12" in dalle
+    assert "retires 2026-12-01" in next(line for line in lines if line.startswith("openai/gpt-image-1.5 "))
+
+
+def test_models_wide_shows_every_column() -> None:
+    code, screen = _at_terminal("models", "--wide")
+    assert code == 0
+    header = screen.splitlines()[0].split()
+    assert header == ["MODEL", "PROVIDER", "STATUS", "PRICE/IMAGE", "CONFIGURED", "SIZES", "MAX", "N", "QUALITIES"]
+
+
+def test_models_in_a_pipe_are_tab_separated_without_a_header() -> None:
+    result = run_cli("models", env={"OPENAI_API_KEY": "sk-test-openai-0123456789"})
+    assert result.code == 0
+    rows = [line.split("\t") for line in result.lines]
+    assert [row[0] for row in rows] == _catalog_ids()
+    assert all(len(row) == 8 for row in rows)
+    gpt = next(row for row in rows if row[0] == "openai/gpt-image-2")
+    assert gpt[1:3] == ["openai", "active"] and gpt[4] == "yes"
+    assert_no_secret(result.everything())
