@@ -3,6 +3,7 @@ and in a pipe, the default model, credentials that really resolve, help examples
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,62 @@ def test_models_in_a_pipe_are_tab_separated_without_a_header() -> None:
     gpt = next(row for row in rows if row[0] == "openai/gpt-image-2")
     assert gpt[1:3] == ["openai", "active"] and gpt[4] == "yes"
     assert_no_secret(result.everything())
+
+
+def _configured(env: dict[str, str] | None = None) -> dict[str, str]:
+    """provider -> the configured column of `imggen models` (read from the tab-separated form)."""
+    result = run_cli("models", "--all", env=env)
+    assert result.code == 0, result.stderr
+    return {row[1]: row[4] for row in (line.split("\t") for line in result.lines)}
+
+
+def test_a_profile_whose_key_refers_to_an_unset_variable_is_not_configured() -> None:
+    assert run_cli("config", "set", "openai", "api_key", "os.environ/MY_OPENAI_KEY").code == 0
+    assert _configured()["openai"] == "no"
+    assert _configured({"MY_OPENAI_KEY": "   "})["openai"] == "no"  # blank is not a key
+    assert _configured({"MY_OPENAI_KEY": "sk-test-openai-0123456789"})["openai"] == "yes"
+
+
+def test_bedrock_and_vertex_profiles_count_only_when_credentials_resolve(isolated: Path) -> None:
+    assert run_cli("config", "set", "bedrock", "aws_region_name", "us-east-1").code == 0
+    assert run_cli("config", "set", "vertex_ai", "vertex_project", "p").code == 0
+    before = _configured()
+    assert (before["bedrock"], before["vertex_ai"], before["placeholder"]) == ("no", "no", "yes")
+    aws = isolated / "home" / ".aws"
+    aws.mkdir()
+    (aws / "credentials").write_text("[work]\naws_access_key_id = AKIATEST\naws_secret_access_key = s3cr3t\n")
+    assert _configured()["bedrock"] == "no"  # keys for another AWS profile than the default one
+    assert _configured({"AWS_PROFILE": "work"})["bedrock"] == "yes"
+    assert _configured({"AWS_PROFILE": "nowhere"})["bedrock"] == "no"
+    key_file = isolated / "sa.json"
+    assert _configured({"GOOGLE_APPLICATION_CREDENTIALS": str(key_file)})["vertex_ai"] == "no"  # missing file
+    key_file.write_text("not json")
+    assert _configured({"GOOGLE_APPLICATION_CREDENTIALS": str(key_file)})["vertex_ai"] == "no"
+    key_file.write_text('{"type": "service_account"}')
+    assert _configured({"GOOGLE_APPLICATION_CREDENTIALS": str(key_file)})["vertex_ai"] == "yes"
+    adc = isolated / "home" / ".config" / "gcloud" / "application_default_credentials.json"
+    adc.parent.mkdir(parents=True)
+    adc.write_text('{"type": "authorized_user"}')
+    assert _configured()["vertex_ai"] == "yes"
+
+
+def test_the_aws_check_never_asks_the_instance_metadata_service(fake: FakeProvider, isolated: Path) -> None:
+    aws = isolated / "home" / ".aws"
+    aws.mkdir()
+    (aws / "config").write_text("[default]\nregion = us-east-1\n")  # no keys: the chain would reach IMDS next
+    env = {"AWS_EC2_METADATA_DISABLED": "false", "AWS_EC2_METADATA_SERVICE_ENDPOINT": fake.base_url,
+           "AWS_CONTAINER_CREDENTIALS_FULL_URI": fake.base_url + "/creds"}  # fmt: skip
+    assert _configured(env)["bedrock"] == "no"
+    assert run_cli("config", "explain", "-m", "bedrock/amazon.nova-canvas-v1:0", env=env).code == 0
+    assert fake.requests == []
+
+
+def test_config_explain_says_whether_a_credential_resolves() -> None:
+    def credentials(env: dict[str, str] | None = None) -> dict[str, str]:
+        result = run_cli("config", "explain", "--json", env=env)
+        assert result.code == 0, result.stderr
+        return next(row for row in json.loads(result.stdout) if row["setting"] == "credentials")
+
+    assert credentials()["value"] == "not found"
+    found = credentials({"OPENAI_API_KEY": "sk-test-openai-0123456789"})
+    assert found == {"setting": "credentials", "value": "found", "source": "api_key (env:OPENAI_API_KEY)"}

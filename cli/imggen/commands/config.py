@@ -14,6 +14,7 @@ from ..settings import (
     ENV_REF,
     PROFILE_KEYS,
     Config,
+    Resolved,
     check_value,
     config_path,
     load_config,
@@ -188,6 +189,16 @@ def default_cmd(profile: str = typer.Argument(...)) -> None:
     save_config(config)
 
 
+def _credentials_row(resolved: Resolved) -> dict[str, str | None]:
+    """Whether a credential actually resolves for this model (see settings.credential_source)."""
+    from ..settings import credential_source
+
+    where = credential_source(resolved.model.provider, {k: s.value for k, s in resolved.values.items()})
+    if where in resolved.values:  # a setting: say where that setting came from
+        where = f"{where} ({resolved.values[where].source})"
+    return {"setting": "credentials", "value": "found" if where else "not found", "source": where or "-"}
+
+
 @config_app.command("explain")
 def explain_cmd(
     model: str | None = typer.Option(None, "-m", "--model", help="The model generate would use."),
@@ -204,6 +215,7 @@ def explain_cmd(
     for key, setting in resolved.values.items():
         value = None if setting.value is None else shown(key, setting.value)
         rows.append({"setting": key, "value": value, "source": setting.source})
+    rows.append(_credentials_row(resolved))
     if json_out:
         render.print_json(rows)
         return
