@@ -192,3 +192,49 @@ def test_config_explain_says_whether_a_credential_resolves() -> None:
     assert credentials()["value"] == "not found"
     found = credentials({"OPENAI_API_KEY": "sk-test-openai-0123456789"})
     assert found == {"setting": "credentials", "value": "found", "source": "api_key (env:OPENAI_API_KEY)"}
+
+
+def test_models_default_shows_and_sets_the_model_generate_uses(isolated: Path) -> None:
+    shown = run_cli("models", "default")
+    assert (shown.code, shown.stdout) == (0, "openai/gpt-image-2\n")
+    assert "built-in default" in shown.stderr
+    assert run_cli("models", "default", "placeholder").code == 0
+    assert 'default_model = "placeholder/default"' in (isolated / "config" / "config.toml").read_text()
+    assert run_cli("models", "default").stdout == "placeholder/default\n"
+    made = run_cli("generate", "otter", "-o", "out")  # no -m, no credentials: the placeholder answers
+    assert made.code == 0, made.stderr
+    assert len(made.lines) == 1 and Path(made.lines[0]).is_file()
+    explain = json.loads(run_cli("config", "explain", "--json").stdout)[0]
+    assert explain == {"setting": "model", "value": "placeholder/default", "source": "config:default_model"}
+    overridden = run_cli("config", "explain", "--json", env={"IMGGEN_MODEL": "gpt-image-2"})
+    assert json.loads(overridden.stdout)[0]["source"] == "env:IMGGEN_MODEL"
+
+
+def test_models_default_wins_over_the_default_profiles_model_but_not_over_profile() -> None:
+    assert run_cli("config", "set", "mine", "provider", "openai").code == 0
+    assert run_cli("config", "set", "mine", "model", "openai/gpt-image-1.5").code == 0
+    assert run_cli("config", "default", "mine").code == 0
+    assert run_cli("config", "set", "az", "provider", "azure").code == 0
+    assert run_cli("config", "set", "az", "model", "azure/my-deployment").code == 0
+    assert run_cli("models", "default").stdout == "openai/gpt-image-1.5\n"
+    assert run_cli("models", "default", "gpt-image-2").code == 0
+    assert run_cli("models", "default").stdout == "openai/gpt-image-2\n"
+    explain = run_cli("config", "explain", "--profile", "az", "--json")
+    assert json.loads(explain.stdout)[0]["value"] == "azure/my-deployment"
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [("gpt-image2", "did you mean gpt-image-2?"), ("dall-e-3", "openai/dall-e-3 is retired")],
+)
+def test_models_default_refuses_a_wrong_model_and_writes_nothing(model: str, message: str, isolated: Path) -> None:
+    result = run_cli("models", "default", model)
+    assert result.code == 2 and message in result.stderr
+    assert not (isolated / "config" / "config.toml").exists()
+
+
+def test_a_bad_default_model_in_the_file_is_a_config_error(isolated: Path) -> None:
+    (isolated / "config").mkdir()
+    (isolated / "config" / "config.toml").write_text('default_model = "midjourney/v6"\n')
+    result = run_cli("generate", "otter", "--dry-run")
+    assert result.code == 3 and "default_model" in result.stderr and "Traceback" not in result.stderr

@@ -54,6 +54,7 @@ def config_path() -> Path:
 class Config:
     path: Path
     default_profile: str | None = None
+    default_model: str | None = None  # `imggen models default MODEL`: beats the default profile's model
     provider_defaults: dict[str, str] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -67,6 +68,8 @@ class Config:
         data: dict[str, Any] = {}
         if self.default_profile:
             data["default_profile"] = self.default_profile
+        if self.default_model:
+            data["default_model"] = self.default_model
         if self.provider_defaults:
             data["provider_defaults"] = dict(self.provider_defaults)
         data["profiles"] = self.profiles
@@ -97,10 +100,13 @@ def load_config(path: Path | None = None) -> Config:
 def _fill_config(config: Config, data: dict[str, Any]) -> None:
     where = str(config.path)
     for key in data:
-        if key not in ("default_profile", "provider_defaults", "profiles"):
-            raise ConfigError(f"{where}: unknown top-level key '{key}'", hint="Allowed: default_profile, profiles.")
+        if key not in ("default_profile", "default_model", "provider_defaults", "profiles"):
+            raise ConfigError(
+                f"{where}: unknown top-level key '{key}'", hint="Allowed: default_profile, default_model, profiles."
+            )
     _check_top_level(where, data)
     config.default_profile = data.get("default_profile")
+    config.default_model = data.get("default_model")
     config.provider_defaults = dict(data.get("provider_defaults", {}))
     profiles = data.get("profiles", {})
     if not isinstance(profiles, dict):
@@ -120,6 +126,8 @@ def _fill_config(config: Config, data: dict[str, Any]) -> None:
 def _check_top_level(where: str, data: dict[str, Any]) -> None:
     if not isinstance(data.get("default_profile", ""), str):
         raise ConfigError(f"{where}: 'default_profile' must be a profile name in quotes")
+    if not isinstance(data.get("default_model", ""), str):
+        raise ConfigError(f"{where}: 'default_model' must be a model name in quotes, e.g. \"openai/gpt-image-2\"")
     defaults = data.get("provider_defaults", {})
     if not isinstance(defaults, dict) or not all(isinstance(v, str) for v in defaults.values()):
         raise ConfigError(f"{where}: 'provider_defaults' must map provider names to profile names in quotes")
@@ -292,20 +300,43 @@ def _explicit_profile(profile: str | None, env: Mapping[str, str], config: Confi
     return name, source
 
 
+def default_model(config: Config, env: Mapping[str, str] | None = None) -> tuple[ModelRef, str]:
+    """The model `generate` uses without -m, and where that comes from (`imggen models default`)."""
+    env = os.environ if env is None else env
+    explicit, _ = _explicit_profile(None, env, config)
+    return _model(None, explicit, env, config)
+
+
 def _model(model: str | None, explicit: str | None, env: Mapping[str, str], config: Config) -> tuple[ModelRef, str]:
+    """-m > IMGGEN_MODEL > the --profile's model > default_model > the default profile's model > built-in."""
     if model:
         return parse_model(model), "flag"
     if env.get("IMGGEN_MODEL"):
         return parse_model(env["IMGGEN_MODEL"]), "env:IMGGEN_MODEL"
-    for name in (explicit, None if explicit else config.default_profile):
-        if name and config.profiles.get(name, {}).get("model"):
-            return parse_model(str(config.profiles[name]["model"])), f"profile:{name}"
+    if explicit and config.profiles.get(explicit, {}).get("model"):
+        return parse_model(str(config.profiles[explicit]["model"])), f"profile:{explicit}"
+    if config.default_model:
+        ref = _config_model(config)
+        if explicit is None or config.profile_provider(explicit) in (None, ref.provider):
+            return ref, "config:default_model"
+    name = None if explicit else config.default_profile
+    if name and config.profiles.get(name, {}).get("model"):
+        return parse_model(str(config.profiles[name]["model"])), f"profile:{name}"
     if explicit and config.profile_provider(explicit) not in (None, "openai"):
         raise UsageError(
             f"profile '{explicit}' sets no model",
             hint=f"Pass -m, or: imggen config set {explicit} model <provider/model>",
         )
     return parse_model(DEFAULT_MODEL), "default"
+
+
+def _config_model(config: Config) -> ModelRef:
+    try:
+        return parse_model(str(config.default_model))
+    except UsageError as exc:  # the file's fault, not the command line's
+        raise ConfigError(
+            f"{config.path}: default_model: {exc.message}", hint="Set it again: imggen models default MODEL"
+        ) from exc
 
 
 def _check_profile_provider(explicit: str | None, ref: ModelRef, config: Config) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import sys
 from typing import Any
@@ -126,6 +127,40 @@ def _print_table(rows: list[dict[str, str]], columns: list[str]) -> None:
     for cells in [[HEADERS[c] for c in columns]] + [[r.get(c, r["configured"]) for c in columns] for r in rows]:
         line = GAP.join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True))
         sys.stdout.write(line.rstrip() + "\n")
+
+
+@models_app.command("default")
+def default(
+    model: str | None = typer.Argument(None, metavar="[MODEL]", help="Make this the default, e.g. gpt-image-2."),
+) -> None:
+    """Show the model `imggen generate` uses without -m, or set it (default_model in config.toml).
+
+    -m, IMGGEN_MODEL and a --profile's own model still win over it.
+
+    Examples:
+
+      imggen models default
+      imggen models default openai/gpt-image-2
+      imggen models default placeholder
+    """
+    from ..settings import default_model, save_config
+
+    config = load_config()
+    for text in config.warnings:
+        render.warn(text)
+    if model is None:
+        ref, source = default_model(config)
+        sys.stdout.write(ref.name + "\n")
+        render.note(f"from {source}" if source != "default" else "imggen's built-in default")
+        return
+    ref = parse_model(model)
+    if ref.info is not None and ref.info.status() == "retired":
+        raise UsageError(f"{ref.name} is retired", hint=f"Pick another: {ref.info.lifecycle.get('replacement')}.")
+    config.default_model = ref.name
+    save_config(config)
+    render.note(f"default model: {ref.name} (in {config.path})")
+    if os.environ.get("IMGGEN_MODEL"):
+        render.warn(f"IMGGEN_MODEL={os.environ['IMGGEN_MODEL']} is set and wins over it in this shell")
 
 
 @models_app.command("show")
