@@ -4,6 +4,7 @@ and in a pipe, the default model, credentials that really resolve, help examples
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,90 @@ def test_a_bad_default_model_in_the_file_is_a_config_error(isolated: Path) -> No
     (isolated / "config" / "config.toml").write_text('default_model = "midjourney/v6"\n')
     result = run_cli("generate", "otter", "--dry-run")
     assert result.code == 3 and "default_model" in result.stderr and "Traceback" not in result.stderr
+
+
+COMMANDS = ["generate", "models", "models show", "models default", "config set", "config get", "config unset",
+            "config remove", "config list", "config show", "config default", "config explain", "config path",
+            "serve", "help"]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_commands_help_ends_with_real_examples(command: str) -> None:
+    from imggen.commands.helptext import EXAMPLES
+
+    result = run_cli(*command.split(), "--help")
+    assert result.code == 0, result.stderr
+    examples = result.stdout.split("Examples:", 1)[1].strip().splitlines()
+    assert 1 <= len(examples) <= 4 and [line.strip() for line in examples] == list(EXAMPLES[command])
+    assert all(f"imggen {command}" in line for line in examples)  # each one is the command it documents
+    assert "<str>" not in result.stdout and "<int>" not in result.stdout and "<float>" not in result.stdout
+
+
+def test_generate_help_shows_the_shape_of_each_value() -> None:
+    text = run_cli("generate", "--help").stdout
+    for shape in ("--size WxH", "--aspect-ratio W:H", "--param KEY=VALUE", "--output DIR", "--number N",
+                  "--max-cost USD", "--prompts-file FILE", "--seed S", "--api-base URL", "--profile NAME"):  # fmt: skip
+        assert shape in text, shape
+    assert "- to read prompts from stdin" in text
+
+
+def test_every_help_example_runs(isolated: Path) -> None:
+    """The examples, in an order where each one's profile exists, as a user would paste them."""
+    import os
+    import subprocess
+    import sys
+
+    from imggen.commands.helptext import EXAMPLES
+
+    order = ["imggen", "generate", "models", "models show", "models default", "config set", "config get",
+             "config show", "config list", "config default", "config explain", "config path", "config unset",
+             "config remove", "help"]  # fmt: skip
+    assert set(order) | {"serve"} == set(EXAMPLES)
+    (isolated / "proxy.yaml").write_text("model_list: []\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for command in [*order, "serve"]:
+        for example in EXAMPLES[command]:
+            done = subprocess.run(["bash", "-o", "pipefail", "-c", example], env=env, capture_output=True,
+                                  text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+            if command == "serve":  # it would listen forever: the flags parse and the config file is read
+                assert done.returncode == 3 and "proxy.yaml" in done.stderr, (example, done.stderr)
+            else:
+                assert done.returncode == 0, (example, done.stderr)
+            assert "Traceback" not in done.stderr
+    assert len(list((isolated / "otters").glob("*.png"))) == 1 and len(list((isolated / "birds").glob("*.png"))) == 2
+
+
+def _env_names_in_the_code() -> set[str]:
+
+    from imggen.commands.helptext import ENVIRONMENT
+    from imggen.providers import PROVIDERS as SPECS
+    from imggen.transport import _HTTP_PROXY_VARS
+
+    assert ENVIRONMENT
+    names = {n for spec in SPECS.values() for group in spec.env.values() for n in group}
+    names |= {n for spec in SPECS.values() for n in (*spec.credential_env, *spec.ca_env)}
+    names |= {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", *(n.upper() for n in _HTTP_PROXY_VARS)}  # transport.py's
+    source = Path(__file__).resolve().parent.parent / "cli" / "imggen"
+    pattern = re.compile(r"""(?:environ\.get|env\.get|environ)\(?\[?\s*["']([A-Z][A-Z0-9_]+)["']|"(IMGGEN_[A-Z_]+)\"""")
+    for path in source.rglob("*.py"):
+        for match in pattern.finditer(path.read_text(encoding="utf-8")):
+            names.add(match.group(1) or match.group(2))
+    return names
+
+
+def test_help_environment_lists_every_variable_imggen_reads() -> None:
+    names = _env_names_in_the_code()
+    assert {"OPENAI_API_KEY", "IMGGEN_MAX_IMAGE_MB", "CLOUDSDK_CONFIG", "NO_COLOR", "SSL_CERT_FILE"} <= names
+    result = run_cli("help", "environment")
+    assert result.code == 0
+    listed = {line.split()[0].rstrip(",") for line in result.lines if line.startswith("  ")}
+    listed |= {"HTTP_PROXY"}  # listed on the line of HTTPS_PROXY
+    assert names - listed == set()
+    for name in ("HTTPS_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE", "GEMINI_API_KEY"):
+        assert name in result.stdout
+
+
+def test_help_of_an_unknown_topic_is_a_usage_error() -> None:
+    result = run_cli("help", "environ")
+    assert result.code == 2 and "no help topic 'environ'" in result.stderr and "environment" in result.stderr
+    assert "Usage: imggen" in run_cli("help").stdout

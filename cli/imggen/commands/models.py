@@ -14,8 +14,10 @@ from ..catalog import PROVIDERS, ModelInfo, all_models, parse_model, price_range
 from ..errors import UsageError
 from ..settings import credentials_configured, load_config
 from . import render
+from .complete import complete_model, complete_provider
+from .helptext import epilog
 
-models_app = typer.Typer(help="List the models imggen knows.", no_args_is_help=False)
+models_app = typer.Typer(no_args_is_help=False, epilog=epilog("models"))
 
 
 def _price(info: ModelInfo) -> str:
@@ -58,7 +60,9 @@ def model_json(info: ModelInfo, configured: bool) -> dict[str, Any]:
 @models_app.callback(invoke_without_command=True)
 def list_models(
     ctx: typer.Context,
-    provider: str | None = typer.Option(None, "--provider", metavar="NAME", help="Only this provider's models."),
+    provider: str | None = typer.Option(
+        None, "--provider", metavar="NAME", help="Only this provider's models.", autocompletion=complete_provider
+    ),
     show_all: bool = typer.Option(False, "--all", help="Include retired models."),
     wide: bool = typer.Option(False, "--wide", help="Every column, however wide the lines get."),
     json_out: bool = typer.Option(False, "--json", help="A JSON array instead of a table."),
@@ -66,13 +70,6 @@ def list_models(
     """List the catalog: one model a line with its status, price per image and whether credentials
     are configured. At a terminal the lines fit its width; in a pipe, tab-separated columns without a
     header: id, provider, status, price, configured, sizes, max n, qualities.
-
-    Examples:
-
-      imggen models
-      imggen models --provider bedrock --wide
-      imggen models --all | cut -f1,3
-      imggen models --json
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -129,19 +126,15 @@ def _print_table(rows: list[dict[str, str]], columns: list[str]) -> None:
         sys.stdout.write(line.rstrip() + "\n")
 
 
-@models_app.command("default")
+@models_app.command("default", epilog=epilog("models default"))
 def default(
-    model: str | None = typer.Argument(None, metavar="[MODEL]", help="Make this the default, e.g. gpt-image-2."),
+    model: str | None = typer.Argument(
+        None, metavar="[MODEL]", help="Make this the default, e.g. gpt-image-2.", autocompletion=complete_model
+    ),
 ) -> None:
     """Show the model `imggen generate` uses without -m, or set it (default_model in config.toml).
 
     -m, IMGGEN_MODEL and a --profile's own model still win over it.
-
-    Examples:
-
-      imggen models default
-      imggen models default openai/gpt-image-2
-      imggen models default placeholder
     """
     from ..settings import default_model, save_config
 
@@ -163,9 +156,11 @@ def default(
         render.warn(f"IMGGEN_MODEL={os.environ['IMGGEN_MODEL']} is set and wins over it in this shell")
 
 
-@models_app.command("show")
+@models_app.command("show", epilog=epilog("models show"))
 def show(
-    model: str = typer.Argument(..., help="A model, e.g. openai/gpt-image-2."),
+    model: str = typer.Argument(
+        ..., metavar="MODEL", help="A model, e.g. openai/gpt-image-2.", autocompletion=complete_model
+    ),
     json_out: bool = typer.Option(False, "--json", help="JSON instead of text."),
 ) -> None:
     """Everything the catalog knows about one model."""
