@@ -68,8 +68,9 @@ def list_models(
     json_out: bool = typer.Option(False, "--json", help="A JSON array instead of a table."),
 ) -> None:
     """List the catalog: one model a line with its status, price per image and whether credentials
-    are configured. At a terminal the lines fit its width; in a pipe, tab-separated columns without a
-    header: id, provider, status, price, configured, sizes, max n, qualities.
+    are configured. At a terminal the lines fit its width (a narrow one shows CONFIGURED as KEY, then
+    drops columns; the id is never cut); in a pipe, tab-separated columns without a header: id,
+    provider, status, price, configured, sizes, max n, qualities.
     """
     if ctx.invoked_subcommand is not None:
         return
