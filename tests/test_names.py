@@ -326,3 +326,8 @@ def test_help_of_an_unknown_topic_is_a_usage_error() -> None:
     result = run_cli("help", "environ")
     assert result.code == 2 and "no help topic 'environ'" in result.stderr and "environment" in result.stderr
     assert "Usage: imggen" in run_cli("help").stdout
+
+
+def test_models_show_of_an_unknown_id_names_the_nearest() -> None:
+    result = run_cli("models", "show", "openai/gpt-image2")
+    assert result.code == 2 and "did you mean openai/gpt-image-2" in result.stderr

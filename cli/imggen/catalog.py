@@ -150,10 +150,15 @@ def unknown_id_warning(ref: ModelRef) -> str | None:
     Azure ids are deployment names a user chose and placeholder takes any id, so neither is checked."""
     if ref.info is not None or ref.provider in ("azure", "placeholder"):
         return None
-    ids = [m.model_id for m in all_models() if m.provider == ref.provider]
-    near = _close(ref.model_id, ids, count=3)
-    nearest = "; nearest known: " + ", ".join(f"{ref.provider}/{i}" for i in near) if near else ""
+    near = nearest_ids(ref)
+    nearest = "; nearest known: " + ", ".join(near) if near else ""
     return f"{ref.name} is not in imggen's catalog{nearest} (sent as it is)"
+
+
+def nearest_ids(ref: ModelRef, count: int = 3) -> list[str]:
+    """The provider's catalog ids closest to `ref`'s, best first."""
+    ids = [m.model_id for m in all_models() if m.provider == ref.provider]
+    return [f"{ref.provider}/{i}" for i in _close(ref.model_id, ids, count=count)]
 
 
 def _pixels(size: str | None) -> int:

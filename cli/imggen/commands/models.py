@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from ..catalog import PROVIDERS, ModelInfo, all_models, parse_model, price_range
+from ..catalog import PROVIDERS, ModelInfo, all_models, nearest_ids, parse_model, price_range
 from ..errors import UsageError
 from ..settings import credentials_configured, load_config
 from . import render
@@ -167,8 +167,10 @@ def show(
     """Everything the catalog knows about one model."""
     ref = parse_model(model)
     if ref.info is None:
+        near = nearest_ids(ref)
+        guess = f"; did you mean {' or '.join(near)}?" if near else ""
         raise UsageError(
-            f"{ref.name} is not in the catalog",
+            f"{ref.name} is not in the catalog{guess}",
             hint="imggen still sends unknown ids as they are; `imggen models --all` lists the known ones.",
         )
     data = model_json(ref.info, credentials_configured(ref.provider, load_config()))
