@@ -167,8 +167,8 @@ def show(
     """Everything the catalog knows about one model."""
     ref = parse_model(model)
     if ref.info is None:
-        near = nearest_ids(ref)
-        guess = f"; did you mean {' or '.join(near)}?" if near else ""
+        near = nearest_ids(ref, count=1)
+        guess = f"; did you mean {near[0]}?" if near else ""
         raise UsageError(
             f"{ref.name} is not in the catalog{guess}",
             hint="imggen still sends unknown ids as they are; `imggen models --all` lists the known ones.",
