@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -103,8 +104,10 @@ def parse_model(name: str) -> ModelRef:
 def _prefixed(name: str) -> ModelRef:
     provider, model_id = name.split("/", 1)
     if provider not in PROVIDERS:
+        near = _close(provider, PROVIDERS)
+        guess = f"; did you mean {near[0]}/{model_id}?" if near else ""
         raise UsageError(
-            f"unknown provider prefix '{provider}/' in model '{name}'",
+            f"unknown provider prefix '{provider}/' in model '{name}'{guess}",
             hint="Use one of: " + ", ".join(p + "/" for p in PROVIDERS) + ".",
         )
     if not model_id:
@@ -119,10 +122,43 @@ def _bare_provider(name: str) -> str:
     for pattern, provider in _BARE_RULES:
         if pattern.match(name):
             return provider
+    near = _close(name, _bare_names())
+    if near:
+        raise UsageError(f"unknown model '{name}'; did you mean {near[0]}?", hint="`imggen models` lists the ids.")
     raise UsageError(
         f"model '{name}' does not say which provider it is for",
         hint="Add a prefix: " + ", ".join(f"{p}/{name}" for p in PROVIDERS[:5]) + ".",
     )
+
+
+def _close(name: str, choices: Iterable[str], count: int = 1) -> list[str]:
+    """Near misses of `name` (a typo, a dropped or added '-'): difflib's ratio, strict enough that an
+    unrelated id gets no suggestion."""
+    import difflib
+
+    return difflib.get_close_matches(name.lower(), list(choices), n=count, cutoff=0.75)
+
+
+def _bare_names() -> list[str]:
+    """What a user may type without a prefix: bare catalog ids, `placeholder`, and every full id."""
+    names = [m.model_id for m in all_models() if m.bare] + ["placeholder"]
+    return names + [m.id for m in all_models()]
+
+
+def unknown_id_warning(ref: ModelRef) -> str | None:
+    """For an id the catalog does not know, sent to the provider's own endpoint: the nearest known ids.
+    Azure ids are deployment names a user chose and placeholder takes any id, so neither is checked."""
+    if ref.info is not None or ref.provider in ("azure", "placeholder"):
+        return None
+    near = nearest_ids(ref)
+    nearest = "; nearest known: " + ", ".join(near) if near else ""
+    return f"{ref.name} is not in imggen's catalog{nearest} (sent as it is)"
+
+
+def nearest_ids(ref: ModelRef, count: int = 3) -> list[str]:
+    """The provider's catalog ids closest to `ref`'s, best first."""
+    ids = [m.model_id for m in all_models() if m.provider == ref.provider]
+    return [f"{ref.provider}/{i}" for i in _close(ref.model_id, ids, count=count)]
 
 
 def _pixels(size: str | None) -> int:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import sizes
-from .catalog import ModelInfo, estimate_cost
+from .catalog import ModelInfo, estimate_cost, unknown_id_warning
 from .checks import RANGES, number_problem, quoted, text_problem
 from .errors import UsageError
 from .providers import hook
@@ -258,8 +258,11 @@ def lifecycle_warnings(settings: Resolved) -> list[str]:
     on_own_endpoint = settings.values.get("api_base") is None or settings.values["api_base"].source in (
         "default", "unset"
     )  # fmt: skip
-    if info is None or not on_own_endpoint:
+    if not on_own_endpoint:
         return []
+    if info is None:
+        unknown = unknown_id_warning(settings.model)
+        return [unknown] if unknown else []
     status, life = info.status(), info.lifecycle
     instead = f"; use {life['replacement']} instead" if life.get("replacement") else ""
     if status == "retired":

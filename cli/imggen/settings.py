@@ -54,6 +54,7 @@ def config_path() -> Path:
 class Config:
     path: Path
     default_profile: str | None = None
+    default_model: str | None = None  # `imggen models default MODEL`: beats the default profile's model
     provider_defaults: dict[str, str] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -67,6 +68,8 @@ class Config:
         data: dict[str, Any] = {}
         if self.default_profile:
             data["default_profile"] = self.default_profile
+        if self.default_model:
+            data["default_model"] = self.default_model
         if self.provider_defaults:
             data["provider_defaults"] = dict(self.provider_defaults)
         data["profiles"] = self.profiles
@@ -97,10 +100,13 @@ def load_config(path: Path | None = None) -> Config:
 def _fill_config(config: Config, data: dict[str, Any]) -> None:
     where = str(config.path)
     for key in data:
-        if key not in ("default_profile", "provider_defaults", "profiles"):
-            raise ConfigError(f"{where}: unknown top-level key '{key}'", hint="Allowed: default_profile, profiles.")
+        if key not in ("default_profile", "default_model", "provider_defaults", "profiles"):
+            raise ConfigError(
+                f"{where}: unknown top-level key '{key}'", hint="Allowed: default_profile, default_model, profiles."
+            )
     _check_top_level(where, data)
     config.default_profile = data.get("default_profile")
+    config.default_model = data.get("default_model")
     config.provider_defaults = dict(data.get("provider_defaults", {}))
     profiles = data.get("profiles", {})
     if not isinstance(profiles, dict):
@@ -120,6 +126,8 @@ def _fill_config(config: Config, data: dict[str, Any]) -> None:
 def _check_top_level(where: str, data: dict[str, Any]) -> None:
     if not isinstance(data.get("default_profile", ""), str):
         raise ConfigError(f"{where}: 'default_profile' must be a profile name in quotes")
+    if not isinstance(data.get("default_model", ""), str):
+        raise ConfigError(f"{where}: 'default_model' must be a model name in quotes, e.g. \"openai/gpt-image-2\"")
     defaults = data.get("provider_defaults", {})
     if not isinstance(defaults, dict) or not all(isinstance(v, str) for v in defaults.values()):
         raise ConfigError(f"{where}: 'provider_defaults' must map provider names to profile names in quotes")
@@ -292,20 +300,43 @@ def _explicit_profile(profile: str | None, env: Mapping[str, str], config: Confi
     return name, source
 
 
+def default_model(config: Config, env: Mapping[str, str] | None = None) -> tuple[ModelRef, str]:
+    """The model `generate` uses without -m, and where that comes from (`imggen models default`)."""
+    env = os.environ if env is None else env
+    explicit, _ = _explicit_profile(None, env, config)
+    return _model(None, explicit, env, config)
+
+
 def _model(model: str | None, explicit: str | None, env: Mapping[str, str], config: Config) -> tuple[ModelRef, str]:
+    """-m > IMGGEN_MODEL > the --profile's model > default_model > the default profile's model > built-in."""
     if model:
         return parse_model(model), "flag"
     if env.get("IMGGEN_MODEL"):
         return parse_model(env["IMGGEN_MODEL"]), "env:IMGGEN_MODEL"
-    for name in (explicit, None if explicit else config.default_profile):
-        if name and config.profiles.get(name, {}).get("model"):
-            return parse_model(str(config.profiles[name]["model"])), f"profile:{name}"
+    if explicit and config.profiles.get(explicit, {}).get("model"):
+        return parse_model(str(config.profiles[explicit]["model"])), f"profile:{explicit}"
+    if config.default_model:
+        ref = _config_model(config)
+        if explicit is None or config.profile_provider(explicit) in (None, ref.provider):
+            return ref, "config:default_model"
+    name = None if explicit else config.default_profile
+    if name and config.profiles.get(name, {}).get("model"):
+        return parse_model(str(config.profiles[name]["model"])), f"profile:{name}"
     if explicit and config.profile_provider(explicit) not in (None, "openai"):
         raise UsageError(
             f"profile '{explicit}' sets no model",
             hint=f"Pass -m, or: imggen config set {explicit} model <provider/model>",
         )
     return parse_model(DEFAULT_MODEL), "default"
+
+
+def _config_model(config: Config) -> ModelRef:
+    try:
+        return parse_model(str(config.default_model))
+    except UsageError as exc:  # the file's fault, not the command line's
+        raise ConfigError(
+            f"{config.path}: default_model: {exc.message}", hint="Set it again: imggen models default MODEL"
+        ) from exc
 
 
 def _check_profile_provider(explicit: str | None, ref: ModelRef, config: Config) -> None:
@@ -424,16 +455,93 @@ def _env_ref(value: str, source: str, env: Mapping[str, str]) -> Setting:
 
 
 def credentials_configured(provider: str, config: Config, env: Mapping[str, str] | None = None) -> bool:
-    """A cheap look (no SDK import) at whether a provider has credentials: profile, variable or file."""
+    """Whether any of the provider's credentials actually resolves: a variable that is set, a profile
+    value (its os.environ/ reference set), AWS's or Google's files. No network call, no metadata server."""
     env = os.environ if env is None else env
-    spec = PROVIDER_SPECS[provider]
+    names = [n for n in config.profiles if config.profile_provider(n) == provider]
+    candidates = [{k: v for k, v in config.profiles[n].items() if k != "provider"} for n in names] + [{}]
+    return any(credential_source(provider, profile, env) for profile in candidates)
+
+
+# Variables that only point at credentials: AWS's or Google's chain decides whether those resolve.
+CHAIN_ENV = ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_WEB_IDENTITY_TOKEN_FILE", "GOOGLE_APPLICATION_CREDENTIALS")
+
+
+def credential_source(provider: str, values: Mapping[str, Any], env: Mapping[str, str] | None = None) -> str | None:
+    """Where the provider's credential comes from, given a profile's (or resolved) values, or None.
+    `values` hold profile keys; an os.environ/ reference counts only when the variable is set."""
+    env = os.environ if env is None else env
     if provider == "placeholder":
-        return True
-    for name, profile in config.profiles.items():
-        if config.profile_provider(name) == provider and (
-            profile.get("api_key") or provider in ("bedrock", "vertex_ai")
-        ):
-            return True
-    if any(env.get(name) for name in spec.credential_env):
-        return True
-    return any((Path.home() / rel).is_file() for rel in spec.credential_files)
+        return "none needed"
+    spec = PROVIDER_SPECS[provider]
+    found = {k: _present(v, env) for k, v in values.items()}
+    if found.get("api_key"):
+        return "api_key"
+    for name in spec.credential_env:
+        if env.get(name, "").strip() and name not in CHAIN_ENV:
+            return f"env:{name}"
+    if provider == "bedrock":
+        return _aws_source(found.get("aws_profile_name") or env.get("AWS_PROFILE") or None, found, env)
+    if provider == "vertex_ai":
+        return _google_source(found.get("vertex_credentials"), env)
+    return None
+
+
+def _present(value: Any, env: Mapping[str, str]) -> Any:
+    """A setting's value as it would resolve: an unset os.environ/ reference or blank text is None."""
+    if isinstance(value, str) and value.startswith(ENV_REF):
+        value = env.get(value[len(ENV_REF) :])
+    return None if value is None or (isinstance(value, str) and not value.strip()) else value
+
+
+def _aws_source(aws_profile: str | None, found: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    """botocore's chain without its network providers (the container endpoint, the instance metadata
+    service): env keys, the shared credentials and config files, SSO and role profiles, credential_process."""
+    if found.get("aws_access_key_id") and found.get("aws_secret_access_key"):
+        return "aws_access_key_id"
+    files = [
+        env.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials",
+        env.get("AWS_CONFIG_FILE") or "~/.aws/config",
+    ]
+    if not (env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_WEB_IDENTITY_TOKEN_FILE")) and not any(
+        Path(f).expanduser().is_file() for f in files
+    ):
+        return None  # nothing for boto3 to find: spare importing it
+    import botocore.credentials
+    import botocore.exceptions
+    import botocore.session
+
+    try:
+        session = botocore.session.Session(profile=aws_profile)
+        resolver = botocore.credentials.create_credential_resolver(session)
+        for network in ("container-role", "iam-role"):
+            resolver.remove(network)
+        credentials = resolver.load_credentials()
+    except (botocore.exceptions.BotoCoreError, OSError, ValueError):
+        return None
+    return f"aws:{getattr(credentials, 'method', 'found')}" if credentials is not None else None
+
+
+def _google_source(credentials: Any, env: Mapping[str, str]) -> str | None:
+    """Application Default Credentials as google-auth finds them, never asking the GCE metadata server:
+    the profile's credentials (a file or inline JSON), GOOGLE_APPLICATION_CREDENTIALS, gcloud's ADC file."""
+    import json
+
+    gcloud = Path(env.get("CLOUDSDK_CONFIG") or Path.home() / ".config" / "gcloud")
+    choices = [
+        ("vertex_credentials", credentials),
+        ("env:GOOGLE_APPLICATION_CREDENTIALS", env.get("GOOGLE_APPLICATION_CREDENTIALS")),
+        ("gcloud ADC", gcloud / "application_default_credentials.json"),
+    ]
+    for source, where in choices:
+        if not where:
+            continue
+        text = str(where)
+        try:
+            if not text.lstrip().startswith("{"):
+                text = Path(text).expanduser().read_text(encoding="utf-8")
+            if isinstance(json.loads(text), dict):
+                return source
+        except (OSError, ValueError):
+            continue
+    return None

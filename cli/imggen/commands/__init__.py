@@ -13,8 +13,10 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer bundles its own click
 
 from ..errors import ImggenError, UsageError
+from .complete import complete_topic
 from .config import config_app
 from .generate import generate
+from .helptext import epilog
 from .models import models_app
 from .serve import serve
 
@@ -26,11 +28,29 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals may hold API keys
     rich_markup_mode=None,  # plain help: rendering it with Rich costs ~70 ms at every start
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=epilog("imggen"),
 )
-app.command(no_args_is_help=False)(generate)
+app.command(no_args_is_help=False, epilog=epilog("generate"))(generate)
 app.add_typer(models_app, name="models")
 app.add_typer(config_app, name="config")
-app.command()(serve)
+app.command(epilog=epilog("serve"))(serve)
+
+
+@app.command("help", epilog=epilog("help"))
+def help_cmd(
+    ctx: typer.Context,
+    topic: str | None = typer.Argument(None, metavar="[TOPIC]", help="environment", autocompletion=complete_topic),
+) -> None:
+    """Help beyond the flags: `imggen help environment` lists every variable imggen reads."""
+    from .helptext import TOPICS
+
+    if topic is None:
+        parent = ctx.parent
+        typer.echo((parent or ctx).get_help())
+        return
+    if topic not in TOPICS:
+        raise UsageError(f"no help topic '{topic}'", hint="Topics: " + ", ".join(TOPICS) + ".")
+    sys.stdout.write(TOPICS[topic])
 
 
 def _version(value: bool) -> None:

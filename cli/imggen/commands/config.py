@@ -14,6 +14,7 @@ from ..settings import (
     ENV_REF,
     PROFILE_KEYS,
     Config,
+    Resolved,
     check_value,
     config_path,
     load_config,
@@ -21,6 +22,8 @@ from ..settings import (
     save_config,
 )  # fmt: skip
 from . import render
+from .complete import complete_key, complete_model, complete_profile
+from .helptext import epilog
 
 config_app = typer.Typer(help="Profiles and settings (config.toml).", no_args_is_help=True)
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -47,17 +50,26 @@ def shown(key: str, value: Any, reveal: bool = False) -> str:
     return shown_value(key, value, reveal)
 
 
-@config_app.command("path")
+@config_app.command("path", epilog=epilog("config path"))
 def path_cmd() -> None:
     """Print the config file's path."""
     sys.stdout.write(f"{config_path()}\n")
 
 
-@config_app.command("set")
+@config_app.command("set", epilog=epilog("config set"))
 def set_cmd(
-    profile: str = typer.Argument(..., help="Profile name (a provider name implies that provider)."),
-    key: str = typer.Argument(..., help="One of: " + ", ".join(PROFILE_KEYS)),
-    value: str | None = typer.Argument(None, help="The value; - reads stdin; omit for api_key to be prompted."),
+    profile: str = typer.Argument(
+        ...,
+        help="Profile name (a provider name implies that provider).",
+        metavar="PROFILE",
+        autocompletion=complete_profile,
+    ),
+    key: str = typer.Argument(
+        ..., metavar="KEY", help="One of: " + ", ".join(PROFILE_KEYS), autocompletion=complete_key
+    ),
+    value: str | None = typer.Argument(
+        None, metavar="[VALUE]", help="The value; - reads stdin; omit for api_key to be prompted."
+    ),
 ) -> None:
     """Create or update a profile's key."""
     if not PROFILE_NAME.match(profile):
@@ -96,10 +108,10 @@ def _check_consistent(profile: str, entry: dict[str, Any], key: str, value: Any)
             raise UsageError(f"profile '{profile}' is for {provider}, but {model} is a {ref.provider} model")
 
 
-@config_app.command("get")
+@config_app.command("get", epilog=epilog("config get"))
 def get_cmd(
-    profile: str = typer.Argument(...),
-    key: str = typer.Argument(...),
+    profile: str = typer.Argument(..., metavar="PROFILE", autocompletion=complete_profile),
+    key: str = typer.Argument(..., metavar="KEY", autocompletion=complete_key),
     reveal: bool = typer.Option(False, "--reveal", help="Print secrets in full."),
 ) -> None:
     """Print one value (secrets masked unless --reveal)."""
@@ -111,8 +123,11 @@ def get_cmd(
     sys.stdout.write(shown(key, entry[key], reveal) + "\n")
 
 
-@config_app.command("unset")
-def unset_cmd(profile: str = typer.Argument(...), key: str = typer.Argument(...)) -> None:
+@config_app.command("unset", epilog=epilog("config unset"))
+def unset_cmd(
+    profile: str = typer.Argument(..., metavar="PROFILE", autocompletion=complete_profile),
+    key: str = typer.Argument(..., metavar="KEY", autocompletion=complete_key),
+) -> None:
     """Delete one key from a profile."""
     config = _load()
     entry = _profile(config, profile)
@@ -122,8 +137,8 @@ def unset_cmd(profile: str = typer.Argument(...), key: str = typer.Argument(...)
     save_config(config)
 
 
-@config_app.command("remove")
-def remove_cmd(profile: str = typer.Argument(...)) -> None:
+@config_app.command("remove", epilog=epilog("config remove"))
+def remove_cmd(profile: str = typer.Argument(..., metavar="PROFILE", autocompletion=complete_profile)) -> None:
     """Delete a profile."""
     config = _load()
     _profile(config, profile)
@@ -142,7 +157,7 @@ def _marks(config: Config, name: str) -> list[str]:
     return marks
 
 
-@config_app.command("list")
+@config_app.command("list", epilog=epilog("config list"))
 def list_cmd(json_out: bool = typer.Option(False, "--json", help="JSON array.")) -> None:
     """Profiles: name, provider, default marks."""
     config = _load()
@@ -159,9 +174,11 @@ def list_cmd(json_out: bool = typer.Option(False, "--json", help="JSON array."))
         sys.stdout.write(line.rstrip() + "\n")
 
 
-@config_app.command("show")
+@config_app.command("show", epilog=epilog("config show"))
 def show_cmd(
-    profile: str | None = typer.Argument(None, help="A profile; all of them when omitted."),
+    profile: str | None = typer.Argument(
+        None, help="A profile; all of them when omitted.", metavar="[PROFILE]", autocompletion=complete_profile
+    ),
     json_out: bool = typer.Option(False, "--json", help="JSON object."),
 ) -> None:
     """A profile's values, secrets masked."""
@@ -176,8 +193,8 @@ def show_cmd(
         sys.stdout.writelines(f"{k} = {v}\n" for k, v in values.items())
 
 
-@config_app.command("default")
-def default_cmd(profile: str = typer.Argument(...)) -> None:
+@config_app.command("default", epilog=epilog("config default"))
+def default_cmd(profile: str = typer.Argument(..., metavar="PROFILE", autocompletion=complete_profile)) -> None:
     """Make PROFILE the default overall and for its provider."""
     config = _load()
     _profile(config, profile)
@@ -188,10 +205,24 @@ def default_cmd(profile: str = typer.Argument(...)) -> None:
     save_config(config)
 
 
-@config_app.command("explain")
+def _credentials_row(resolved: Resolved) -> dict[str, str | None]:
+    """Whether a credential actually resolves for this model (see settings.credential_source)."""
+    from ..settings import credential_source
+
+    where = credential_source(resolved.model.provider, {k: s.value for k, s in resolved.values.items()})
+    if where in resolved.values:  # a setting: say where that setting came from
+        where = f"{where} ({resolved.values[where].source})"
+    return {"setting": "credentials", "value": "found" if where else "not found", "source": where or "-"}
+
+
+@config_app.command("explain", epilog=epilog("config explain"))
 def explain_cmd(
-    model: str | None = typer.Option(None, "-m", "--model", help="The model generate would use."),
-    profile: str | None = typer.Option(None, "--profile", help="The profile generate would use."),
+    model: str | None = typer.Option(
+        None, "-m", "--model", metavar="MODEL", help="The model generate would use.", autocompletion=complete_model
+    ),
+    profile: str | None = typer.Option(
+        None, "--profile", metavar="NAME", help="The profile generate would use.", autocompletion=complete_profile
+    ),
     json_out: bool = typer.Option(False, "--json", help="JSON array."),
 ) -> None:
     """Every setting generate would use, its value (masked) and where it came from."""
@@ -204,6 +235,7 @@ def explain_cmd(
     for key, setting in resolved.values.items():
         value = None if setting.value is None else shown(key, setting.value)
         rows.append({"setting": key, "value": value, "source": setting.source})
+    rows.append(_credentials_row(resolved))
     if json_out:
         render.print_json(rows)
         return

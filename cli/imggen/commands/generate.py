@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from ..errors import UsageError
+from .complete import complete_model, complete_profile
 
 HELP_OUTPUT = "Directory for the images (created if missing; default .), or - for stdout."
 
@@ -32,30 +33,48 @@ def _no_constant(name: str) -> Any:
 
 
 def generate(
-    prompt: str | None = typer.Argument(None, help="The prompt.", show_default=False),
+    prompt: str | None = typer.Argument(
+        None,
+        metavar="[PROMPT]",
+        show_default=False,
+        help="The prompt, or - to read prompts from stdin, one a line (so does a pipe when PROMPT is omitted).",
+    ),
     model: str | None = typer.Option(
-        None, "-m", "--model", help="provider/model (default: the profile's, else openai/gpt-image-2)."
+        None,
+        "-m",
+        "--model",
+        metavar="MODEL",
+        autocompletion=complete_model,
+        help="provider/model (default: imggen models default, else openai/gpt-image-2).",
     ),
-    number: int = typer.Option(1, "-n", "--number", help="Images per prompt, 1-10."),
-    size: str | None = typer.Option(None, "-s", "--size", help="WxH, e.g. 1024x1024."),
-    aspect_ratio: str | None = typer.Option(None, "--aspect-ratio", help="W:H, e.g. 16:9."),
-    quality: str | None = typer.Option(None, "-q", "--quality", help="Quality, as the model names it."),
-    style: str | None = typer.Option(None, "--style", help="Style (dall-e-3: vivid, natural)."),
-    response_format: str | None = typer.Option(None, "--response-format", help="url or b64_json."),
-    user: str | None = typer.Option(None, "--user", help="End-user id passed to the provider."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed, where the model takes one."),
-    negative_prompt: str | None = typer.Option(None, "--negative-prompt", help="What to leave out."),
-    param: list[str] = typer.Option([], "-p", "--param", help="Provider parameter KEY=VALUE (repeatable)."),
-    output: str | None = typer.Option(None, "-o", "--output", help=HELP_OUTPUT),
+    number: int = typer.Option(1, "-n", "--number", metavar="N", help="Images per prompt, 1-10."),
+    size: str | None = typer.Option(None, "-s", "--size", metavar="WxH", help="WxH, e.g. 1024x1024."),
+    aspect_ratio: str | None = typer.Option(None, "--aspect-ratio", metavar="W:H", help="W:H, e.g. 16:9."),
+    quality: str | None = typer.Option(
+        None, "-q", "--quality", metavar="QUALITY", help="Quality, as the model names it."
+    ),
+    style: str | None = typer.Option(None, "--style", metavar="STYLE", help="Style (dall-e-3: vivid, natural)."),
+    response_format: str | None = typer.Option(None, "--response-format", metavar="FORMAT", help="url or b64_json."),
+    user: str | None = typer.Option(None, "--user", metavar="ID", help="End-user id passed to the provider."),
+    seed: int | None = typer.Option(None, "--seed", metavar="S", help="Seed, where the model takes one."),
+    negative_prompt: str | None = typer.Option(None, "--negative-prompt", metavar="TEXT", help="What to leave out."),
+    param: list[str] = typer.Option(
+        [], "-p", "--param", metavar="KEY=VALUE", help="Provider parameter KEY=VALUE (repeatable)."
+    ),
+    output: str | None = typer.Option(None, "-o", "--output", metavar="DIR", help=HELP_OUTPUT),
     name: str | None = typer.Option(
-        None, "--name", help="File name template (default: {date}-{prompt}-{index}.{ext})."
+        None, "--name", metavar="TEMPLATE", help="File name template (default: {date}-{prompt}-{index}.{ext})."
     ),
-    concurrency: int = typer.Option(4, "-j", "--concurrency", help="Requests in flight at once."),
-    retries: int = typer.Option(2, "--retries", help="Retries of a failed request."),
-    timeout: float | None = typer.Option(None, "--timeout", help="Seconds per request (default: 600)."),
-    profile: str | None = typer.Option(None, "--profile", help="Credentials profile."),
-    api_base: str | None = typer.Option(None, "--api-base", help="Endpoint root."),
-    api_version: str | None = typer.Option(None, "--api-version", help="API version (Azure)."),
+    concurrency: int = typer.Option(4, "-j", "--concurrency", metavar="N", help="Requests in flight at once."),
+    retries: int = typer.Option(2, "--retries", metavar="N", help="Retries of a failed request."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", metavar="SECONDS", help="Seconds per request (default: 600)."
+    ),
+    profile: str | None = typer.Option(
+        None, "--profile", metavar="NAME", help="Credentials profile.", autocompletion=complete_profile
+    ),
+    api_base: str | None = typer.Option(None, "--api-base", metavar="URL", help="Endpoint root."),
+    api_version: str | None = typer.Option(None, "--api-version", metavar="VERSION", help="API version (Azure)."),
     metadata: bool = typer.Option(False, "--metadata", help="Write <stem>.json beside each image."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the requests instead of sending them."),
     json_lines: bool = typer.Option(False, "--json", help="JSON Lines on stdout instead of paths."),
@@ -64,10 +83,14 @@ def generate(
         False, "-v", "--verbose", help="Show each request (secrets masked), its answer, timing and retries on stderr."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files."),
-    prompts_file: Path | None = typer.Option(None, "--prompts-file", help="Prompts from a .txt or .jsonl file."),
-    rpm: float | None = typer.Option(None, "--rpm", help="At most this many requests started per minute."),
+    prompts_file: Path | None = typer.Option(
+        None, "--prompts-file", metavar="FILE", help="Prompts from a .txt or .jsonl file."
+    ),
+    rpm: float | None = typer.Option(None, "--rpm", metavar="N", help="At most this many requests started per minute."),
     resume: bool = typer.Option(False, "--resume", help="Skip images the output directory's manifest has."),
-    max_cost: float | None = typer.Option(None, "--max-cost", help="Refuse a run estimated above this many USD."),
+    max_cost: float | None = typer.Option(
+        None, "--max-cost", metavar="USD", help="Refuse a run estimated above this many USD."
+    ),
 ) -> None:
     """Generate images from a prompt (or many: PROMPT -, or --prompts-file) and save them."""
     from ..plan import Options

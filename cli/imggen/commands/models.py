@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import shutil
 import sys
 from typing import Any
 
 import typer
 
-from ..catalog import PROVIDERS, ModelInfo, all_models, parse_model, price_range
+from ..catalog import PROVIDERS, ModelInfo, all_models, nearest_ids, parse_model, price_range
 from ..errors import UsageError
 from ..settings import credentials_configured, load_config
 from . import render
+from .complete import complete_model, complete_provider
+from .helptext import epilog
 
-models_app = typer.Typer(help="List the models imggen knows.", no_args_is_help=False)
+models_app = typer.Typer(no_args_is_help=False, epilog=epilog("models"))
 
 
 def _price(info: ModelInfo) -> str:
@@ -25,12 +30,12 @@ def _price(info: ModelInfo) -> str:
     return f"${low:.3f}" if low == high else f"${low:.3f}-{high:.3f}"
 
 
-def _status(info: ModelInfo) -> str:
-    status, life = info.status(), info.lifecycle
-    date = (
-        life.get("retired") if status in ("retired", "deprecated") and life.get("retired") else life.get("deprecated")
-    )
-    return f"{status} {date}" if date and status != "active" else status
+def _status(info: ModelInfo, today: dt.date | None = None) -> str:
+    """The status with its date said for what it is: "retires 2026-12-01", "retired 2026-05-12"."""
+    status, retired = info.status(today), info.lifecycle.get("retired")
+    if status == "retired":
+        return f"retired {retired}" if retired else "retired"
+    return f"retires {retired}" if retired else status
 
 
 def _sizes(info: ModelInfo) -> str:
@@ -55,11 +60,18 @@ def model_json(info: ModelInfo, configured: bool) -> dict[str, Any]:
 @models_app.callback(invoke_without_command=True)
 def list_models(
     ctx: typer.Context,
-    provider: str | None = typer.Option(None, "--provider", help="Only this provider's models."),
+    provider: str | None = typer.Option(
+        None, "--provider", metavar="NAME", help="Only this provider's models.", autocompletion=complete_provider
+    ),
     show_all: bool = typer.Option(False, "--all", help="Include retired models."),
+    wide: bool = typer.Option(False, "--wide", help="Every column, however wide the lines get."),
     json_out: bool = typer.Option(False, "--json", help="A JSON array instead of a table."),
 ) -> None:
-    """List the catalog: sizes, n per request, qualities, price per image, status, credentials."""
+    """List the catalog: one model a line with its status, price per image and whether credentials
+    are configured. At a terminal the lines fit its width (a narrow one shows CONFIGURED as KEY, then
+    drops columns; the id is never cut); in a pipe, tab-separated columns without a header: id,
+    provider, status, price, configured, sizes, max n, qualities.
+    """
     if ctx.invoked_subcommand is not None:
         return
     if provider is not None and provider not in PROVIDERS:
@@ -73,33 +85,92 @@ def list_models(
     if json_out:
         render.print_json([model_json(m, configured[m.provider]) for m in models])
         return
-    _table(models, configured)
+    rows = [_row(m, configured[m.provider]) for m in models]
+    if not sys.stdout.isatty():
+        sys.stdout.writelines("\t".join(row.values()) + "\n" for row in rows)
+    elif wide:
+        _print_table(rows, list(WIDE_COLUMNS))
+    else:
+        _print_table(rows, _fitting(rows, shutil.get_terminal_size().columns))
 
 
-def _table(models: list[ModelInfo], configured: dict[str, bool]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("model", "provider", "sizes", "max n", "qualities", "price/image", "status", "configured"):
-        table.add_column(column, overflow="fold")
-    for m in models:
-        row = (m.id, m.provider, _sizes(m), str(m.max_n), ", ".join(m.qualities) or "-", _price(m), _status(m),
-               "yes" if configured[m.provider] else "no")  # fmt: skip
-        table.add_row(*row)
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+WIDE_COLUMNS = {"model": "MODEL", "provider": "PROVIDER", "status": "STATUS", "price": "PRICE/IMAGE",
+                "configured": "CONFIGURED", "sizes": "SIZES", "max_n": "MAX N", "qualities": "QUALITIES"}  # fmt: skip
+# The narrow layouts, tried in turn until one fits: the id is never cut, the other columns go first.
+LAYOUTS = (["model", "status", "price", "configured"], ["model", "status", "price", "key"],
+           ["model", "status", "price"], ["model", "status"], ["model"])  # fmt: skip
+HEADERS = {**WIDE_COLUMNS, "key": "KEY"}
+GAP = "  "
 
 
-@models_app.command("show")
+def _row(m: ModelInfo, configured: bool) -> dict[str, str]:
+    yes = "yes" if configured else "no"
+    return {"model": m.id, "provider": m.provider, "status": _status(m), "price": _price(m), "configured": yes,
+            "sizes": _sizes(m), "max_n": str(m.max_n), "qualities": ", ".join(m.qualities) or "-"}  # fmt: skip
+
+
+def _widths(rows: list[dict[str, str]], columns: list[str]) -> list[int]:
+    return [max([len(HEADERS[c])] + [len(r.get(c, r["configured"])) for r in rows]) for c in columns]
+
+
+def _fitting(rows: list[dict[str, str]], width: int) -> list[str]:
+    for layout in LAYOUTS:
+        if sum(_widths(rows, layout)) + len(GAP) * (len(layout) - 1) <= width:
+            return layout
+    return LAYOUTS[-1]
+
+
+def _print_table(rows: list[dict[str, str]], columns: list[str]) -> None:
+    widths = _widths(rows, columns)
+    for cells in [[HEADERS[c] for c in columns]] + [[r.get(c, r["configured"]) for c in columns] for r in rows]:
+        line = GAP.join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True))
+        sys.stdout.write(line.rstrip() + "\n")
+
+
+@models_app.command("default", epilog=epilog("models default"))
+def default(
+    model: str | None = typer.Argument(
+        None, metavar="[MODEL]", help="Make this the default, e.g. gpt-image-2.", autocompletion=complete_model
+    ),
+) -> None:
+    """Show the model `imggen generate` uses without -m, or set it (default_model in config.toml).
+
+    -m, IMGGEN_MODEL and a --profile's own model still win over it.
+    """
+    from ..settings import default_model, save_config
+
+    config = load_config()
+    for text in config.warnings:
+        render.warn(text)
+    if model is None:
+        ref, source = default_model(config)
+        sys.stdout.write(ref.name + "\n")
+        render.note(f"from {source}" if source != "default" else "imggen's built-in default")
+        return
+    ref = parse_model(model)
+    if ref.info is not None and ref.info.status() == "retired":
+        raise UsageError(f"{ref.name} is retired", hint=f"Pick another: {ref.info.lifecycle.get('replacement')}.")
+    config.default_model = ref.name
+    save_config(config)
+    render.note(f"default model: {ref.name} (in {config.path})")
+    if os.environ.get("IMGGEN_MODEL"):
+        render.warn(f"IMGGEN_MODEL={os.environ['IMGGEN_MODEL']} is set and wins over it in this shell")
+
+
+@models_app.command("show", epilog=epilog("models show"))
 def show(
-    model: str = typer.Argument(..., help="A model, e.g. openai/gpt-image-2."),
+    model: str = typer.Argument(
+        ..., metavar="MODEL", help="A model, e.g. openai/gpt-image-2.", autocompletion=complete_model
+    ),
     json_out: bool = typer.Option(False, "--json", help="JSON instead of text."),
 ) -> None:
     """Everything the catalog knows about one model."""
     ref = parse_model(model)
     if ref.info is None:
+        near = nearest_ids(ref, count=1)
+        guess = f"; did you mean {near[0]}?" if near else ""
         raise UsageError(
-            f"{ref.name} is not in the catalog",
+            f"{ref.name} is not in the catalog{guess}",
             hint="imggen still sends unknown ids as they are; `imggen models --all` lists the known ones.",
         )
     data = model_json(ref.info, credentials_configured(ref.provider, load_config()))

@@ -18,9 +18,11 @@ SERVE_MODULES = {"starlette": "starlette", "uvicorn": "uvicorn", "yaml": "PyYAML
 
 
 def serve(
-    config: Path = typer.Option(..., "--config", "-c", help="LiteLLM proxy config (YAML).", show_default=False),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(4000, "--port", help="Port to listen on (1-65535)."),
+    config: Path = typer.Option(
+        ..., "--config", "-c", metavar="FILE", help="LiteLLM proxy config (YAML).", show_default=False
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", metavar="HOST", help="Address to listen on."),
+    port: int = typer.Option(4000, "--port", metavar="PORT", help="Port to listen on (1-65535)."),
     allow_origin: list[str] = typer.Option(
         [], "--allow-origin", metavar="ORIGIN",
         help="A browser origin (e.g. http://localhost:3000) whose pages may call the proxy (repeatable).",
