@@ -34,7 +34,7 @@ DEFAULT_NAME = "{date}-{prompt}-{index}.{ext}"
 NAME_FIELDS = frozenset({"prompt", "model", "index", "date", "time", "seed", "ext", "line"})
 SLUG_MAX = 60
 NAME_MAX_BYTES = 255  # what ext4, APFS, NTFS and most file systems take for one name
-UNIQUE_ROOM = "-9999"  # the longest suffix a taken name gets
+UNIQUE_ROOM = "-v9999"  # the longest suffix a taken name gets
 RESERVED_PREFIX = ".imggen-"  # temporary files, spill folders and the manifest
 SIDECAR_SUFFIX = ".json"
 # Called with (file name, sha256, size) just before an image takes its name, once per name tried:
@@ -153,7 +153,7 @@ def check_names(counts: Mapping[str, tuple[int, int]], *, overwrite: bool, metad
             varies = _varies(template, "name", fields)
             if overwrite and not varies:
                 raise UsageError(_same(template, "name", what), hint=f"Add {fix}.")
-            # A taken name gets -2 before its extension, but names that differ only after the last dot
+            # A taken name gets -v2 before its extension, but names that differ only after the last dot
             # (otter.1, otter.2) share one sidecar (otter.json).
             if metadata and varies and not _varies(template, "stem", fields):
                 raise UsageError(_same(template, "stem", what), hint=f"Add {fix} before the extension.")
@@ -211,7 +211,7 @@ class Namer:
         candidate, attempt = name, 1
         while candidate in self.taken:
             attempt += 1
-            candidate = f"{stem}-{attempt}{suffix}"
+            candidate = f"{stem}-v{attempt}{suffix}"
         self.taken.add(candidate)
         return candidate
 
@@ -283,7 +283,7 @@ class AtomicImage:
         self.handle.write(chunk)
 
     def commit(self, name_for: NameFor, overwrite: bool) -> Path:
-        """Close and rename to `name_for(ext)`; a taken name gets -2, -3, … unless overwrite."""
+        """Close and rename to `name_for(ext)`; a taken name gets -v2, -v3, … unless overwrite."""
         if self.kind is None:
             raise BadResponseError("the result is empty")
         # No fsync: the rename already guarantees no partial file on Ctrl-C, and a sync per image
@@ -326,10 +326,11 @@ def _replace(tmp: Path, target: Path, announce: Callable[[str], None] | None = N
 
 
 def _link_unique(tmp: Path, target: Path, announce: Callable[[str], None] | None) -> Path:
-    """Hard-link never replaces an existing file, so two writers cannot clobber each other."""
+    """Hard-link never replaces an existing file, so two writers cannot clobber each other. A taken
+    name gets -v2, -v3, …: a version, never mistaken for an image number (otter-1-v2, not otter-1-2)."""
     stem, suffix = target.stem, target.suffix
     for attempt in range(1, 10_000):
-        candidate: Path = target if attempt == 1 else target.with_name(f"{stem}-{attempt}{suffix}")
+        candidate: Path = target if attempt == 1 else target.with_name(f"{stem}-v{attempt}{suffix}")
         if os.path.lexists(candidate):
             continue
         if announce is not None:
