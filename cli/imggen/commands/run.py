@@ -185,7 +185,8 @@ class Run:
         seed = job.plan.template.seed if job.plan.template else None
         found: set[int] = set()
         for index in range(1, job.plan.n + 1):
-            names = {job.namer.render(job.plan.prompt, index, seed, ext) for ext in EXTENSIONS.values()}
+            own = None if seed is None else seed + index - 1  # each image has its own seed (plan._fan_out)
+            names = {job.namer.render(job.plan.prompt, index, own, ext) for ext in EXTENSIONS.values()}
             for name in sorted(names - self.manifest.claimed) if index not in done else []:
                 path = self.directory / name
                 if not is_image(path):
