@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import run_cli
+import pytest
+
+from conftest import assert_no_secret, openai_env, run_cli
 from fakebedrock import AWS_KEY_ID, AWS_SECRET
-from fakeserver import FakeProvider
+from fakeserver import TINY_JPEG, TINY_PNG, FakeProvider
 
 NOVA = "bedrock/amazon.nova-canvas-v1:0"
 
@@ -77,3 +79,139 @@ def test_the_placeholder_draws_each_seed_once(tmp_path: Path) -> None:
     alone = run_cli("generate", "otter", "-m", "placeholder", "-s", "32x32", "--seed", "6", "-o", "alone")
     second = next(line["path"] for line in result.json_lines() if line["seed"] == 6)
     assert (tmp_path / alone.lines[0]).read_bytes() == (tmp_path / second).read_bytes()
+
+
+# --- 15: -o out.png writes that file; --name without {ext} gets the image's extension ---------------
+
+
+def openai_gen(fake: FakeProvider, *args: str, stdin: bytes | None = None) -> Any:
+    result = run_cli("generate", *args, env=openai_env(fake), input=stdin)
+    assert_no_secret(result.everything())
+    return result
+
+
+def test_o_with_an_image_file_name_writes_that_file(fake: FakeProvider, tmp_path: Path) -> None:
+    result = openai_gen(fake, "otter", "-m", "gpt-image-1", "-o", "pics/out.png", "--json", "--metadata")
+    assert result.code == 0, result.stderr
+    assert [line["path"] for line in result.json_lines()] == ["pics/out.png"]
+    assert (tmp_path / "pics" / "out.png").read_bytes() == TINY_PNG
+    assert visible(tmp_path / "pics") == ["out.json", "out.png"]
+    assert (tmp_path / "pics" / ".imggen-manifest.jsonl").exists()  # the manifest lives beside the file
+    again = openai_gen(fake, "otter", "-m", "gpt-image-1", "-o", "pics/out.png")
+    assert again.lines == ["pics/out-v2.png"]  # never replaced without --overwrite
+    resumed = openai_gen(fake, "otter", "-m", "gpt-image-1", "-o", "pics/out.png", "--resume")
+    assert resumed.code == 0 and resumed.lines == [] and "skipped" in resumed.stderr
+
+
+def test_o_with_a_file_name_and_several_images_numbers_them(fake: FakeProvider, tmp_path: Path) -> None:
+    result = openai_gen(fake, "otter", "-m", "gpt-image-1", "-n", "3", "-o", "out.png")
+    assert result.code == 0, result.stderr
+    assert sorted(result.lines) == ["out-1.png", "out-2.png", "out-3.png"]
+    assert visible(tmp_path) == ["home", "out-1.png", "out-2.png", "out-3.png"]
+
+
+def test_o_with_a_file_name_follows_the_image_type(fake: FakeProvider, tmp_path: Path) -> None:
+    fake.image_bytes = TINY_JPEG
+    result = openai_gen(fake, "otter", "-m", "gpt-image-1", "-o", "out.png")
+    assert result.code == 0, result.stderr
+    assert result.lines == ["out.jpg"] and (tmp_path / "out.jpg").read_bytes() == TINY_JPEG
+    assert "note: the provider sent a JPEG image, not PNG: saved as out.jpg" in result.stderr
+    typed = openai_gen(fake, "otter", "-m", "gpt-image-1", "-o", "photo.JPEG")
+    assert typed.lines == ["photo.JPEG"] and "note" not in typed.stderr  # kept as typed when it is right
+
+
+def test_an_existing_directory_or_a_trailing_slash_stays_a_directory(fake: FakeProvider, tmp_path: Path) -> None:
+    (tmp_path / "album.png").mkdir()
+    result = openai_gen(fake, "otter", "-m", "gpt-image-1", "-o", "album.png", "--name", "o.{ext}")
+    assert result.code == 0 and result.lines == ["album.png/o.png"]
+    result = openai_gen(fake, "otter", "-m", "gpt-image-1", "-o", "new.webp/", "--name", "o.{ext}")
+    assert result.code == 0 and result.lines == ["new.webp/o.png"]
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["-", "-o", "out.png"], b"otter\nheron\n", "error: -o out.png names one file, and there are 2 prompts"),
+        (["otter", "-o", "out.png", "--name", "x.{ext}"], None, "--name cannot be used with it"),
+        (["--prompts-file", "p.jsonl", "-o", "out.png"], b"", 'the line\'s "name" cannot be used'),
+        (["otter", "-o", ".imggen-x.png"], None, "error: -o .imggen-x.png gives names starting .imggen-"),
+    ],
+)
+def test_o_with_a_file_name_is_refused_where_it_cannot_hold(
+    fake: FakeProvider, tmp_path: Path, args: list[str], stdin: bytes | None, message: str
+) -> None:
+    (tmp_path / "p.jsonl").write_text('{"prompt": "otter", "name": "x.{ext}"}\n')
+    result = openai_gen(fake, *args, "-m", "gpt-image-1", stdin=stdin)
+    assert result.code == 2, result.stderr
+    assert message in result.stderr and len(result.stderr.splitlines()) <= 2
+    assert fake.requests == [] and visible(tmp_path) == ["home", "p.jsonl"]
+
+
+def test_a_name_without_ext_gets_the_images_extension(fake: FakeProvider, tmp_path: Path) -> None:
+    result = openai_gen(fake, "otter", "-m", "gpt-image-1", "-n", "2", "-o", "out", "--name", "otter-{index}")
+    assert result.code == 0, result.stderr
+    assert sorted(result.lines) == ["out/otter-1.png", "out/otter-2.png"]
+    fake.image_bytes = TINY_JPEG
+    result = openai_gen(fake, "otter", "-m", "gpt-image-1", "-o", "out", "--name", "fox.png")
+    assert result.lines == ["out/fox.jpg"]
+
+
+# --- 18: a new profile not named for a provider says which provider it is for ------------------------
+
+
+def config_text(tmp_path: Path) -> str:
+    path = tmp_path / "config" / "config.toml"
+    return path.read_text() if path.exists() else ""
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "provider"),
+    [
+        ("api_base", "https://my-endpoint-europe.openai.azure.com/", "azure"),
+        ("api_base", "https://bedrock-runtime.eu-west-1.amazonaws.com", "bedrock"),
+        ("api_base", "https://generativelanguage.googleapis.com/v1beta", "gemini"),
+        ("api_base", "https://europe-west4-aiplatform.googleapis.com", "vertex_ai"),
+        ("model", "azure/my-dalle-deployment", "azure"),
+        ("aws_region_name", "eu-west-1", "bedrock"),
+    ],
+)
+def test_a_value_that_names_its_provider_sets_it_with_a_note(key: str, value: str, provider: str) -> None:
+    result = run_cli("config", "set", "eu", key, value)
+    assert result.code == 0, result.stderr
+    assert f"note: profile 'eu' is for {provider} (from the {key}); imggen config set eu provider" in result.stderr
+    assert run_cli("config", "get", "eu", "provider").stdout.strip() == provider
+    assert run_cli("config", "get", "eu", key).stdout.strip() == value
+
+
+def test_the_readme_quick_start_for_azure_works_as_written(fake: FakeProvider) -> None:
+    assert run_cli("config", "set", "azure-eu", "api_base", "https://my-endpoint-europe.openai.azure.com/").code == 0
+    explained = run_cli("config", "explain", "--profile", "azure-eu", "-m", "azure/dall-e-3", "--json")
+    assert explained.code == 0, explained.stderr
+    rows = {row["setting"]: row for row in json.loads(explained.stdout)}
+    assert rows["api_base"]["value"] == "https://my-endpoint-europe.openai.azure.com/"
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin"),
+    [
+        (["api_base", "https://images.example.com/v1"], None),
+        (["api_base", "os.environ/MY_BASE"], None),
+        (["model", "gpt-image-1"], None),
+        (["api_key"], b"sk-never-asked-for-0000\n"),
+    ],
+)
+def test_a_profile_without_a_provider_is_refused_naming_the_command(
+    tmp_path: Path, args: list[str], stdin: bytes | None
+) -> None:
+    result = run_cli("config", "set", "eu", *args, input=stdin)
+    assert result.code == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("error: profile 'eu' has no provider, and its")
+    assert "Set it first: imggen config set eu provider PROVIDER" in lines[0] and len(lines) == 1
+    assert "sk-never" not in result.everything()
+    assert config_text(tmp_path) == ""  # nothing written
+
+
+def test_provider_free_keys_need_no_provider(tmp_path: Path) -> None:
+    assert run_cli("config", "set", "slow", "timeout", "900").code == 0
+    assert "provider" not in config_text(tmp_path)

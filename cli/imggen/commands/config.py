@@ -62,15 +62,71 @@ def set_cmd(
     """Create or update a profile's key."""
     if not PROFILE_NAME.match(profile):
         raise UsageError(f"profile name '{profile}' may use only letters, digits, '.', '_' and '-'")
-    converted = check_value(key, _read_value(key, value))
     config = _load()
+    unbound = _needs_provider(profile, config.profiles.get(profile, {}), key)
+    if unbound and key in ("api_key", "api_version"):  # they never say which: said before a key is typed in
+        raise _no_provider(profile, key)
+    converted = check_value(key, _read_value(key, value))
     entry = config.profiles.setdefault(profile, {})
     if profile in PROVIDERS and key != "provider":
         entry.setdefault("provider", profile)
+    inferred = _inferred_provider(key, converted) if unbound else None
+    if unbound and inferred is None:
+        raise _no_provider(profile, key)
+    if inferred is not None:
+        entry["provider"] = inferred
     _check_consistent(profile, entry, key, converted)
     entry[key] = converted
     save_config(config)
     render.note(f"{profile}.{key} = {shown(key, converted)} (in {config.path})")
+    if inferred is not None:
+        render.note(f"profile '{profile}' is for {inferred} (from the {key}); "
+                    f"imggen config set {profile} provider PROVIDER to change it")  # fmt: skip
+
+
+# Keys that work with any provider: a profile of only these needs none (e.g. `--profile slow`).
+PROVIDER_FREE_KEYS = ("provider", "timeout", "rpm", "output_dir")
+# api_base hosts that can only be one provider's.
+PROVIDER_HOSTS = (
+    (re.compile(r"(^|\.)(openai|cognitiveservices)\.azure\.com$"), "azure"),
+    (re.compile(r"^bedrock-runtime(-fips)?\.[a-z0-9-]+\.amazonaws\.com$"), "bedrock"),
+    (re.compile(r"^generativelanguage\.googleapis\.com$"), "gemini"),
+    (re.compile(r"^([a-z0-9-]+-)?aiplatform(\.[a-z0-9-]+\.rep)?\.googleapis\.com$"), "vertex_ai"),
+    (re.compile(r"^api\.openai\.com$"), "openai"),
+)
+
+
+def _needs_provider(profile: str, entry: dict[str, Any], key: str) -> bool:
+    """A profile not named for a provider, with none set, given a key only some provider uses
+    (a key, an endpoint): it must say which, or the default model's provider would get them."""
+    return profile not in PROVIDERS and not entry.get("provider") and key not in PROVIDER_FREE_KEYS
+
+
+def _inferred_provider(key: str, value: Any) -> str | None:
+    """The provider a value makes certain: an api_base host only one provider serves, a model with
+    a provider prefix, a key only one provider has. None when it could be any."""
+    text = str(value)
+    if text.startswith(ENV_REF):
+        return None
+    if key == "api_base":
+        from urllib.parse import urlsplit
+
+        host = (urlsplit(text).hostname or "").lower()
+        return next((provider for pattern, provider in PROVIDER_HOSTS if pattern.search(host)), None)
+    if key == "model":
+        return text.split("/", 1)[0] if "/" in text else None  # check_value took the prefix already
+    if key.startswith("aws_"):
+        return "bedrock"
+    if key.startswith("vertex_"):
+        return "vertex_ai"
+    return None
+
+
+def _no_provider(profile: str, key: str) -> UsageError:
+    return UsageError(
+        f"profile '{profile}' has no provider, and its {key} does not say which",
+        hint=f"Set it first: imggen config set {profile} provider PROVIDER ({', '.join(PROVIDERS)}).",
+    )
 
 
 def _read_value(key: str, value: str | None) -> str:

@@ -10,7 +10,7 @@ import typer
 
 from ..errors import UsageError
 
-HELP_OUTPUT = "Directory for the images (created if missing; default .), or - for stdout."
+HELP_OUTPUT = "Directory for the images (created if missing; default .), a file such as out.png, or - for stdout."
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
