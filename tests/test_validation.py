@@ -199,7 +199,7 @@ NAME_CASES = [
     (["--name", "{prompt}-{index}.json"], "names ending .json"),
     (["--name", "{prompt}-{index}.JSON"], "names ending .json"),
     (["--name", "fixed.{ext}", "-n", "3", "--overwrite"], "Add {index}."),
-    (["--name", "{prompt}.{index}", "-n", "2", "--metadata"], "same .json sidecar"),
+    (["--name", "{prompt}.{ext}{index}", "-n", "2", "--metadata"], "same .json sidecar"),
 ]
 
 
