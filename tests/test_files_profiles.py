@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import assert_no_secret, openai_env, run_cli
+from conftest import OPENAI_KEY, assert_no_secret, openai_env, run_cli
 from fakebedrock import AWS_KEY_ID, AWS_SECRET
 from fakeserver import TINY_JPEG, TINY_PNG, FakeProvider
 
@@ -215,3 +215,92 @@ def test_a_profile_without_a_provider_is_refused_naming_the_command(
 def test_provider_free_keys_need_no_provider(tmp_path: Path) -> None:
     assert run_cli("config", "set", "slow", "timeout", "900").code == 0
     assert "provider" not in config_text(tmp_path)
+
+
+# --- 19: keys in the OS keyring ----------------------------------------------------------------------
+
+TESTS = Path(__file__).parent
+KEY = OPENAI_KEY  # what the fake server accepts
+
+
+def keyring_env(tmp_path: Path, backend: str = "filekeyring.FileKeyring", **extra: str) -> dict[str, str]:
+    return {"PYTHON_KEYRING_BACKEND": backend, "PYTHONPATH": str(TESTS),
+            "IMGGEN_TEST_KEYRING": str(tmp_path / "keyring.json"), **extra}  # fmt: skip
+
+
+def no_key_anywhere(tmp_path: Path, *results: Any) -> None:
+    for result in results:
+        assert KEY not in result.everything()
+    assert KEY not in config_text(tmp_path)
+
+
+def test_a_key_in_the_keyring_is_stored_read_and_shown_as_such(fake: FakeProvider, tmp_path: Path) -> None:
+    env = keyring_env(tmp_path)
+    stored = run_cli("config", "set", "openai", "api_key", "--keyring", env=env, input=f"{KEY}\n".encode())
+    assert stored.code == 0, stored.stderr
+    assert "note: openai.api_key = ****6789 (in the keyring (FileKeyring); the profile holds" in stored.stderr
+    assert 'api_key = "keyring:imggen/openai/api_key"' in config_text(tmp_path)
+    assert json.loads((tmp_path / "keyring.json").read_text()) == {"imggen|openai/api_key": KEY}
+    shown = run_cli("config", "show", "openai", env=env)
+    assert "api_key = ****6789 (keyring)" in shown.stdout
+    assert run_cli("config", "get", "openai", "api_key", "--reveal", env=env).stdout.strip() == KEY
+    made = run_cli("generate", "otter", "-m", "gpt-image-1", "-o", "out",
+                   env={**env, "OPENAI_BASE_URL": fake.openai_base})  # fmt: skip
+    assert made.code == 0, made.stderr
+    assert fake.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+    no_key_anywhere(tmp_path, stored, shown, made)
+    run_cli("config", "set", "openai", "api_key", "sk-plain-in-the-file-0000", env=env)
+    assert json.loads((tmp_path / "keyring.json").read_text()) == {}  # the old key left the keyring
+    assert "api_key = ****0000 (config file)" in run_cli("config", "show", env=env).stdout
+
+
+def test_a_key_in_the_keyring_from_stdin_with_a_dash(tmp_path: Path) -> None:
+    env = keyring_env(tmp_path)
+    result = run_cli("config", "set", "openai", "api_key", "-", "--keyring", env=env, input=f"{KEY}\n".encode())
+    assert result.code == 0, result.stderr
+    assert run_cli("config", "remove", "openai", env=env).code == 0
+    assert json.loads((tmp_path / "keyring.json").read_text()) == {}
+
+
+@pytest.mark.parametrize(
+    ("backend", "extra", "message"),
+    [
+        ("keyring.backends.fail.Keyring", {}, "error: no usable keyring on this system"),
+        ("filekeyring.FileKeyring", {"IMGGEN_TEST_KEYRING_LOCKED": "1"}, "the keyring did not store the key: "
+         "RuntimeError: the collection is locked"),
+    ],
+)
+def test_without_a_usable_keyring_nothing_is_written(
+    tmp_path: Path, backend: str, extra: dict[str, str], message: str
+) -> None:
+    result = run_cli("config", "set", "openai", "api_key", "--keyring", env=keyring_env(tmp_path, backend, **extra),
+                     input=f"{KEY}\n".encode())  # fmt: skip
+    assert result.code == 3, result.stderr
+    assert message in result.stderr and len(result.stderr.splitlines()) == 1
+    no_key_anywhere(tmp_path, result)
+    assert config_text(tmp_path) == "" and not (tmp_path / "keyring.json").exists()
+
+
+def test_without_the_keyring_library_the_error_says_what_to_install(tmp_path: Path) -> None:
+    missing = tmp_path / "nokeyring" / "keyring"
+    missing.mkdir(parents=True)
+    (missing / "__init__.py").write_text("raise ImportError('No module named keyring')\n")
+    env = {"PYTHONPATH": str(missing.parent)}
+    result = run_cli("config", "set", "openai", "api_key", KEY, "--keyring", env=env)
+    assert result.code == 3
+    assert result.stderr.strip() == (
+        "error: the keyring library is not installed. Install it: pip install 'imggen[keyring]'."
+    )
+    assert config_text(tmp_path) == ""
+
+
+def test_keyring_is_for_secrets_and_a_missing_one_is_a_config_error(fake: FakeProvider, tmp_path: Path) -> None:
+    env = keyring_env(tmp_path)
+    refused = run_cli("config", "set", "slow", "timeout", "30", "--keyring", env=env)
+    assert refused.code == 2 and "--keyring keeps secrets; timeout is not one" in refused.stderr
+    assert run_cli("config", "set", "openai", "api_key", KEY, "--keyring", env=env).code == 0
+    (tmp_path / "keyring.json").write_text("{}")  # removed from the keyring behind imggen's back
+    made = run_cli("generate", "otter", "-m", "gpt-image-1", env={**env, "OPENAI_BASE_URL": fake.openai_base})
+    assert made.code == 3 and fake.requests == []
+    assert "api_key (from profile:openai) refers to keyring:imggen/openai/api_key" in made.stderr
+    assert "which the keyring does not hold" in made.stderr

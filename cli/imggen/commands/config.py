@@ -10,8 +10,10 @@ import typer
 
 from ..catalog import PROVIDERS, parse_model
 from ..errors import ConfigError, UsageError
+from ..secrets import SECRET_SETTINGS
 from ..settings import (
     ENV_REF,
+    KEYRING_REF,
     PROFILE_KEYS,
     Config,
     check_value,
@@ -58,6 +60,9 @@ def set_cmd(
     profile: str = typer.Argument(..., help="Profile name (a provider name implies that provider)."),
     key: str = typer.Argument(..., help="One of: " + ", ".join(PROFILE_KEYS)),
     value: str | None = typer.Argument(None, help="The value; - reads stdin; omit for api_key to be prompted."),
+    in_keyring: bool = typer.Option(
+        False, "--keyring", help="Keep the secret in the OS keyring; the profile holds a keyring: reference."
+    ),
 ) -> None:
     """Create or update a profile's key."""
     if not PROFILE_NAME.match(profile):
@@ -66,6 +71,8 @@ def set_cmd(
     unbound = _needs_provider(profile, config.profiles.get(profile, {}), key)
     if unbound and key in ("api_key", "api_version"):  # they never say which: said before a key is typed in
         raise _no_provider(profile, key)
+    if in_keyring and key not in SECRET_SETTINGS:
+        raise UsageError(f"--keyring keeps secrets; {key} is not one", hint="Leave out --keyring.")
     converted = check_value(key, _read_value(key, value))
     entry = config.profiles.setdefault(profile, {})
     if profile in PROVIDERS and key != "provider":
@@ -76,9 +83,18 @@ def set_cmd(
     if inferred is not None:
         entry["provider"] = inferred
     _check_consistent(profile, entry, key, converted)
-    entry[key] = converted
+    where = f"in {config.path}"
+    if in_keyring and not str(converted).startswith(ENV_REF):
+        from ..keyrings import reference, store
+
+        ref = reference(profile, key)
+        where = f"in the keyring ({store(ref, str(converted))}); the profile holds {ref}"
+        entry[key] = ref
+    else:
+        _forget(entry.get(key))
+        entry[key] = converted
     save_config(config)
-    render.note(f"{profile}.{key} = {shown(key, converted)} (in {config.path})")
+    render.note(f"{profile}.{key} = {shown(key, converted)} ({where})")
     if inferred is not None:
         render.note(f"profile '{profile}' is for {inferred} (from the {key}); "
                     f"imggen config set {profile} provider PROVIDER to change it")  # fmt: skip
@@ -129,6 +145,30 @@ def _no_provider(profile: str, key: str) -> UsageError:
     )
 
 
+def _forget(old: Any) -> None:
+    """A secret the profile kept in the keyring, taken out of it when the profile stops naming it."""
+    if isinstance(old, str) and old.startswith(KEYRING_REF):
+        from ..keyrings import delete
+
+        delete(old)
+
+
+def _where_shown(key: str, value: Any, reveal: bool = False) -> str:
+    """A value as `config show` and `get` print it; a secret says where it lives: the keyring (read
+    from it, then masked), a variable (os.environ/NAME, shown as is), or this file."""
+    if isinstance(value, str) and value.startswith(KEYRING_REF):
+        from ..keyrings import fetch
+
+        try:
+            secret = fetch(value, key)
+        except ConfigError as exc:
+            return f"{value} ({exc.message})"
+        return shown(key, secret, reveal) if reveal else f"{shown(key, secret)} (keyring)"
+    if reveal or key not in SECRET_SETTINGS or str(value).startswith(ENV_REF):
+        return shown(key, value, reveal)
+    return f"{shown(key, value)} (config file)"
+
+
 def _read_value(key: str, value: str | None) -> str:
     if value == "-":
         return sys.stdin.read().strip()
@@ -164,7 +204,9 @@ def get_cmd(
         raise UsageError(f"unknown config key '{key}'", hint="Allowed: " + ", ".join(PROFILE_KEYS) + ".")
     if key not in entry:
         raise ConfigError(f"profile '{profile}' has no {key}", hint=f"Set it: imggen config set {profile} {key} VALUE")
-    sys.stdout.write(shown(key, entry[key], reveal) + "\n")
+    value = entry[key]
+    in_keyring = str(value).startswith(KEYRING_REF)  # read from it: --reveal prints the key itself
+    sys.stdout.write((_where_shown(key, value, reveal) if in_keyring else shown(key, value, reveal)) + "\n")
 
 
 @config_app.command("unset")
@@ -174,8 +216,9 @@ def unset_cmd(profile: str = typer.Argument(...), key: str = typer.Argument(...)
     entry = _profile(config, profile)
     if key not in entry:
         raise ConfigError(f"profile '{profile}' has no {key}")
-    del entry[key]
+    old = entry.pop(key)
     save_config(config)
+    _forget(old)
 
 
 @config_app.command("remove")
@@ -183,11 +226,13 @@ def remove_cmd(profile: str = typer.Argument(...)) -> None:
     """Delete a profile."""
     config = _load()
     _profile(config, profile)
-    del config.profiles[profile]
+    removed = config.profiles.pop(profile)
     if config.default_profile == profile:
         config.default_profile = None
     config.provider_defaults = {p: n for p, n in config.provider_defaults.items() if n != profile}
     save_config(config)
+    for value in removed.values():
+        _forget(value)
 
 
 def _marks(config: Config, name: str) -> list[str]:
@@ -227,6 +272,7 @@ def show_cmd(
     if json_out:
         render.print_json(data[profile] if profile else data)
         return
+    data = {n: {k: _where_shown(k, v) for k, v in _profile(config, n).items()} for n in names}
     for name, values in data.items():
         sys.stdout.write(f"[{name}]\n")
         sys.stdout.writelines(f"{k} = {v}\n" for k, v in values.items())
