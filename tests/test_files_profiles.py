@@ -4,6 +4,8 @@ know their provider, keys in the keyring."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -304,3 +306,10 @@ def test_keyring_is_for_secrets_and_a_missing_one_is_a_config_error(fake: FakePr
     assert made.code == 3 and fake.requests == []
     assert "api_key (from profile:openai) refers to keyring:imggen/openai/api_key" in made.stderr
     assert "which the keyring does not hold" in made.stderr
+
+
+def test_keyring_is_imported_only_when_a_profile_refers_to_it() -> None:
+    script = ("import sys; from imggen.settings import resolve; resolve(model='placeholder'); "
+              "import imggen.commands.config; print('keyring' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
