@@ -44,6 +44,7 @@ def test_api_key_is_masked_unless_revealed() -> None:
 def test_api_key_from_stdin_and_from_a_prompt_without_echo() -> None:
     assert run_cli("config", "set", "openai", "api_key", "-", input=f"{OPENAI_KEY}\n".encode()).code == 0
     assert run_cli("config", "get", "openai", "api_key", "--reveal").stdout.strip() == OPENAI_KEY
+    run_cli("config", "set", "other", "provider", "openai")
     result = run_cli("config", "set", "other", "api_key", input=b"sk-typed-in-key-1234\n")
     assert result.code == 0
     assert run_cli("config", "get", "other", "api_key", "--reveal").stdout.strip() == "sk-typed-in-key-1234"

@@ -413,7 +413,7 @@ def test_a_file_that_is_not_the_recorded_image_is_made_again(fake: FakeProvider,
     assert record["bytes"] == len(TINY_PNG) and len(record["sha256"]) == 64
     (tmp_path / "out" / "o.png").write_bytes(TINY_JPEG)  # same name, other content
     result = gen(fake, *args, "--resume")
-    assert result.code == 0 and result.lines == ["out/o-2.png"]
+    assert result.code == 0 and result.lines == ["out/o-v2.png"]
 
 
 # Item 19: leftovers of a killed run go with the next run; a live run's stay.

@@ -144,7 +144,7 @@ def test_metadata_sidecar_beside_each_image(fake: FakeProvider, tmp_path: Path) 
 def test_existing_files_get_a_suffix_unless_overwrite(fake: FakeProvider, tmp_path: Path) -> None:
     (tmp_path / "otter-1.png").write_bytes(b"old")
     first = gen(fake, "otter", "-m", "gpt-image-1", "--name", "otter-{index}.{ext}")
-    assert first.lines == ["otter-1-2.png"]
+    assert first.lines == ["otter-1-v2.png"]
     assert (tmp_path / "otter-1.png").read_bytes() == b"old"
     second = gen(fake, "otter", "-m", "gpt-image-1", "--name", "otter-{index}.{ext}", "--overwrite")
     assert second.lines == ["otter-1.png"]

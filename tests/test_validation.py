@@ -199,7 +199,7 @@ NAME_CASES = [
     (["--name", "{prompt}-{index}.json"], "names ending .json"),
     (["--name", "{prompt}-{index}.JSON"], "names ending .json"),
     (["--name", "fixed.{ext}", "-n", "3", "--overwrite"], "Add {index}."),
-    (["--name", "{prompt}.{index}", "-n", "2", "--metadata"], "same .json sidecar"),
+    (["--name", "{prompt}.{ext}{index}", "-n", "2", "--metadata"], "same .json sidecar"),
 ]
 
 
@@ -233,7 +233,7 @@ def test_images_of_one_run_never_overwrite_each_other(fake: FakeProvider, tmp_pa
     result = run_cli("generate", "-", "-m", "gpt-image-1", "--name", "{prompt}.{ext}", "--overwrite", "-o", "out",
                      env=openai_env(fake), input=b"Otter!\notter\n")  # fmt: skip
     assert result.code == 0, result.stderr
-    assert sorted(result.lines) == ["out/otter-2.png", "out/otter.png"]
+    assert sorted(result.lines) == ["out/otter-v2.png", "out/otter.png"]
     assert len(fake.requests) == 2
 
 
@@ -242,7 +242,7 @@ def test_a_fixed_name_without_overwrite_keeps_every_image(fake: FakeProvider, tm
                      "-o", "out", env=openai_env(fake))  # fmt: skip
     assert result.code == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == [
-        "fixed-2.json", "fixed-2.png", "fixed-3.json", "fixed-3.png", "fixed.json", "fixed.png",
+        "fixed-v2.json", "fixed-v2.png", "fixed-v3.json", "fixed-v3.png", "fixed.json", "fixed.png",
     ]  # fmt: skip
 
 

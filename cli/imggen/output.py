@@ -34,7 +34,7 @@ DEFAULT_NAME = "{date}-{prompt}-{index}.{ext}"
 NAME_FIELDS = frozenset({"prompt", "model", "index", "date", "time", "seed", "ext", "line"})
 SLUG_MAX = 60
 NAME_MAX_BYTES = 255  # what ext4, APFS, NTFS and most file systems take for one name
-UNIQUE_ROOM = "-9999"  # the longest suffix a taken name gets
+UNIQUE_ROOM = "-v9999"  # the longest suffix a taken name gets
 RESERVED_PREFIX = ".imggen-"  # temporary files, spill folders and the manifest
 SIDECAR_SUFFIX = ".json"
 # Called with (file name, sha256, size) just before an image takes its name, once per name tried:
@@ -57,6 +57,31 @@ def sniff(head: bytes) -> str | None:
 
 
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "gif": "gif"}
+KINDS = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp", "gif": "gif"}  # extension -> image type
+
+
+def image_suffix(name: str) -> str | None:
+    """The image extension `name` ends with, as typed and without its dot (`out.PNG` → `PNG`), or None."""
+    stem, dot, ext = name.rpartition(".")
+    return ext if dot and stem and ext.lower() in KINDS else None
+
+
+@functools.lru_cache(maxsize=64)
+def with_ext(template: str) -> tuple[str, str | None]:
+    """A --name template without {ext} gets the extension of the image's bytes: appended (`otter` →
+    `otter.png`), or in place of an image extension typed in it (`otter.png` is `otter.jpg` when the
+    image is a JPEG). Returns the template to render and the extension typed (kept as typed when the
+    image is of that type: `out.jpeg` stays `out.jpeg`)."""
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError:
+        return template, None  # check_template says what is wrong
+    if "ext" in fields:
+        return template, None
+    typed = image_suffix(template)
+    if typed is None:
+        return template + ".{ext}", None
+    return template[: -len(typed)] + "{ext}", typed
 
 
 def is_image(path: Path) -> bool:
@@ -98,8 +123,11 @@ def check_template(template: str) -> None:
     for _, name, spec, _ in parsed:
         if spec and ("{" in spec or re.search(r"\d{4,}", spec)):
             raise UsageError(f"--name '{template}': the format spec of {{{name}}} is not one imggen can use")
+    full = with_ext(template)[0]
     for seed in (MAX_SEED, None):
-        _check_rendered(template, _render(template, sample_values(seed=seed)))
+        values = sample_values(seed=seed)
+        for form in dict.fromkeys((template, full)):  # as written (an empty name) and with its extension
+            _check_rendered(template, _render(form, values))
 
 
 def sample_values(**changes: Any) -> dict[str, Any]:
@@ -153,7 +181,7 @@ def check_names(counts: Mapping[str, tuple[int, int]], *, overwrite: bool, metad
             varies = _varies(template, "name", fields)
             if overwrite and not varies:
                 raise UsageError(_same(template, "name", what), hint=f"Add {fix}.")
-            # A taken name gets -2 before its extension, but names that differ only after the last dot
+            # A taken name gets -v2 before its extension, but names that differ only after the last dot
             # (otter.1, otter.2) share one sidecar (otter.json).
             if metadata and varies and not _varies(template, "stem", fields):
                 raise UsageError(_same(template, "stem", what), hint=f"Add {fix} before the extension.")
@@ -162,8 +190,9 @@ def check_names(counts: Mapping[str, tuple[int, int]], *, overwrite: bool, metad
 def _varies(template: str, part: str, fields: tuple[str, ...]) -> bool:
     """Whether the name (or its stem) changes when one of `fields` does."""
     samples = {"index": (1, 2), "prompt": ("otter", "heron"), "line": (1, 2)}
+    full = with_ext(template)[0]
     for field_ in fields:
-        names = [_render(template, sample_values(**{field_: value})) for value in samples[field_]]
+        names = [_render(full, sample_values(**{field_: value})) for value in samples[field_]]
         if part == "stem":
             names = [Path(name).stem for name in names]
         if names[0] != names[1]:
@@ -189,6 +218,9 @@ class Namer:
     taken: set[str] | None = None
 
     def render(self, prompt: str, index: int, seed: int | None, ext: str) -> str:
+        template, typed = with_ext(self.template)
+        if typed is not None and KINDS[typed.lower()] == KINDS.get(ext):
+            ext = typed  # the extension as the user typed it, when the image is of that type
         values = {
             "prompt": slugify(prompt),
             "model": slugify(self.model),
@@ -199,7 +231,7 @@ class Namer:
             "ext": ext,
             "line": self.line,
         }
-        name = self.template.format(**values).strip()
+        name = template.format(**values).strip()
         if name in ("", ".", "..") or "/" in name or "\0" in name:
             name = f"{values['prompt']}-{index}.{ext}"
         return self._unique(name)
@@ -211,9 +243,27 @@ class Namer:
         candidate, attempt = name, 1
         while candidate in self.taken:
             attempt += 1
-            candidate = f"{stem}-{attempt}{suffix}"
+            candidate = f"{stem}-v{attempt}{suffix}"
         self.taken.add(candidate)
         return candidate
+
+
+def file_target(given: str) -> Path | None:
+    """`-o out.png`: the file to write when -o names an image file rather than a directory (it ends
+    with an image extension, and is not a directory already nor written as one, `out.png/`)."""
+    if given == "-" or given.endswith(("/", os.sep)) or image_suffix(Path(given).name) is None:
+        return None
+    path = Path(given)
+    return None if path.is_dir() else path
+
+
+def file_template(path: Path, images: int) -> str:
+    """The --name template for `-o out.png`: `out.png` for one image, `out-1.png`, `out-2.png`, … for several."""
+    name = path.name.replace("{", "{{").replace("}", "}}")
+    if images == 1:
+        return name
+    stem, _, ext = name.rpartition(".")
+    return f"{stem}-{{index}}.{ext}"
 
 
 def prepare_directory(directory: Path) -> None:
@@ -283,7 +333,7 @@ class AtomicImage:
         self.handle.write(chunk)
 
     def commit(self, name_for: NameFor, overwrite: bool) -> Path:
-        """Close and rename to `name_for(ext)`; a taken name gets -2, -3, … unless overwrite."""
+        """Close and rename to `name_for(ext)`; a taken name gets -v2, -v3, … unless overwrite."""
         if self.kind is None:
             raise BadResponseError("the result is empty")
         # No fsync: the rename already guarantees no partial file on Ctrl-C, and a sync per image
@@ -326,10 +376,11 @@ def _replace(tmp: Path, target: Path, announce: Callable[[str], None] | None = N
 
 
 def _link_unique(tmp: Path, target: Path, announce: Callable[[str], None] | None) -> Path:
-    """Hard-link never replaces an existing file, so two writers cannot clobber each other."""
+    """Hard-link never replaces an existing file, so two writers cannot clobber each other. A taken
+    name gets -v2, -v3, …: a version, never mistaken for an image number (otter-1-v2, not otter-1-2)."""
     stem, suffix = target.stem, target.suffix
     for attempt in range(1, 10_000):
-        candidate: Path = target if attempt == 1 else target.with_name(f"{stem}-{attempt}{suffix}")
+        candidate: Path = target if attempt == 1 else target.with_name(f"{stem}-v{attempt}{suffix}")
         if os.path.lexists(candidate):
             continue
         if announce is not None:

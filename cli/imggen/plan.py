@@ -11,7 +11,7 @@ from typing import Any
 
 from . import sizes
 from .catalog import ModelInfo, estimate_cost, unknown_id_warning
-from .checks import RANGES, number_problem, quoted, text_problem
+from .checks import MAX_SEED, RANGES, number_problem, quoted, text_problem
 from .errors import UsageError
 from .providers import hook
 from .settings import Resolved
@@ -133,6 +133,11 @@ def check_options(options: Options) -> None:
     problem = None if seed is None else number_problem(seed, RANGES["seed"])
     if problem:
         raise UsageError(f"--seed {quoted(seed)} {problem}")
+    if seed is not None and n > 1 and seed + n - 1 > MAX_SEED:  # image k gets seed + k - 1
+        raise UsageError(
+            f"--seed {seed} with -n {n} gives image {n} the seed {seed + n - 1}, above the largest, {MAX_SEED}",
+            hint=f"Use a seed of at most {MAX_SEED - n + 1}.",
+        )
     for key in TEXT_OPTIONS:
         value = getattr(options, key)
         if value is None:
@@ -223,7 +228,10 @@ def _check_enum(info: ModelInfo | None, key: str, flag: str, value: Any) -> None
 
 def _fan_out(template: ImageRequest, indices: list[int], info: ModelInfo | None) -> list[ImageRequest]:
     """Requests for the given 1-based image indices: runs of consecutive indices, each split into
-    requests of at most the model's per-request limit."""
+    requests of at most the model's per-request limit. With a seed, image k is asked for alone with
+    seed + k - 1: one seed in a request of several images would draw them all alike."""
+    if template.seed is not None:
+        return [replace(template, n=1, first_index=i, seed=template.seed + i - 1) for i in sorted(indices)]
     per_request = max(1, info.max_n) if info else max(1, len(indices))
     requests: list[ImageRequest] = []
     for run in _runs(indices):

@@ -35,6 +35,7 @@ NUMBER_KEYS = ("rpm", "timeout")
 GENERIC_DEFAULTS: dict[str, Any] = {"timeout": 600.0, "output_dir": "."}
 DEFAULT_MODEL = "openai/gpt-image-2"
 ENV_REF = "os.environ/"
+KEYRING_REF = "keyring:"  # keyrings.KEYRING_REF, here without importing it on every start
 
 
 def config_dir() -> Path:
@@ -391,6 +392,8 @@ def _first(key: str, layers: list[tuple[str, Mapping[str, Any]]], env: Mapping[s
         if value is None or value == "":
             continue
         setting = _env_ref(value, source, env) if isinstance(value, str) and value.startswith(ENV_REF) else None
+        if isinstance(value, str) and value.startswith(KEYRING_REF):
+            setting = _keyring_ref(key, value, source)
         return setting or Setting(value, source)
     return Setting(None, "unset")
 
@@ -452,6 +455,13 @@ def _env_ref(value: str, source: str, env: Mapping[str, str]) -> Setting:
     if env.get(name):
         return Setting(env[name], f"{source} ({value})")
     return Setting(None, f"{source} ({value})", missing_ref=name)
+
+
+def _keyring_ref(key: str, value: str, source: str) -> Setting:
+    """A `keyring:` reference, read from the OS keyring only when a profile holds one."""
+    from .keyrings import fetch
+
+    return Setting(fetch(value, f"{key} (from {source})"), f"{source} ({value})")
 
 
 def credentials_configured(provider: str, config: Config, env: Mapping[str, str] | None = None) -> bool:

@@ -10,8 +10,10 @@ import typer
 
 from ..catalog import PROVIDERS, parse_model
 from ..errors import ConfigError, UsageError
+from ..secrets import SECRET_SETTINGS
 from ..settings import (
     ENV_REF,
+    KEYRING_REF,
     PROFILE_KEYS,
     Config,
     Resolved,
@@ -70,19 +72,113 @@ def set_cmd(
     value: str | None = typer.Argument(
         None, metavar="[VALUE]", help="The value; - reads stdin; omit for api_key to be prompted."
     ),
+    in_keyring: bool = typer.Option(
+        False, "--keyring", help="Keep the secret in the OS keyring; the profile holds a keyring: reference."
+    ),
 ) -> None:
     """Create or update a profile's key."""
     if not PROFILE_NAME.match(profile):
         raise UsageError(f"profile name '{profile}' may use only letters, digits, '.', '_' and '-'")
-    converted = check_value(key, _read_value(key, value))
     config = _load()
+    unbound = _needs_provider(profile, config.profiles.get(profile, {}), key)
+    if unbound and key in ("api_key", "api_version"):  # they never say which: said before a key is typed in
+        raise _no_provider(profile, key)
+    if in_keyring and key not in SECRET_SETTINGS:
+        raise UsageError(f"--keyring keeps secrets; {key} is not one", hint="Leave out --keyring.")
+    converted = check_value(key, _read_value(key, value))
     entry = config.profiles.setdefault(profile, {})
     if profile in PROVIDERS and key != "provider":
         entry.setdefault("provider", profile)
+    inferred = _inferred_provider(key, converted) if unbound else None
+    if unbound and inferred is None:
+        raise _no_provider(profile, key)
+    if inferred is not None:
+        entry["provider"] = inferred
     _check_consistent(profile, entry, key, converted)
-    entry[key] = converted
+    where = f"in {config.path}"
+    if in_keyring and not str(converted).startswith(ENV_REF):
+        from ..keyrings import reference, store
+
+        ref = reference(profile, key)
+        where = f"in the keyring ({store(ref, str(converted))}); the profile holds {ref}"
+        entry[key] = ref
+    else:
+        _forget(entry.get(key))
+        entry[key] = converted
     save_config(config)
-    render.note(f"{profile}.{key} = {shown(key, converted)} (in {config.path})")
+    render.note(f"{profile}.{key} = {shown(key, converted)} ({where})")
+    if inferred is not None:
+        render.note(f"profile '{profile}' is for {inferred} (from the {key}); "
+                    f"imggen config set {profile} provider PROVIDER to change it")  # fmt: skip
+
+
+# Keys that work with any provider: a profile of only these needs none (e.g. `--profile slow`).
+PROVIDER_FREE_KEYS = ("provider", "timeout", "rpm", "output_dir")
+# api_base hosts that can only be one provider's.
+PROVIDER_HOSTS = (
+    (re.compile(r"(^|\.)(openai|cognitiveservices)\.azure\.com$"), "azure"),
+    (re.compile(r"^bedrock-runtime(-fips)?\.[a-z0-9-]+\.amazonaws\.com$"), "bedrock"),
+    (re.compile(r"^generativelanguage\.googleapis\.com$"), "gemini"),
+    (re.compile(r"^([a-z0-9-]+-)?aiplatform(\.[a-z0-9-]+\.rep)?\.googleapis\.com$"), "vertex_ai"),
+    (re.compile(r"^api\.openai\.com$"), "openai"),
+)
+
+
+def _needs_provider(profile: str, entry: dict[str, Any], key: str) -> bool:
+    """A profile not named for a provider, with none set, given a key only some provider uses
+    (a key, an endpoint): it must say which, or the default model's provider would get them."""
+    return profile not in PROVIDERS and not entry.get("provider") and key not in PROVIDER_FREE_KEYS
+
+
+def _inferred_provider(key: str, value: Any) -> str | None:
+    """The provider a value makes certain: an api_base host only one provider serves, a model with
+    a provider prefix, a key only one provider has. None when it could be any."""
+    text = str(value)
+    if text.startswith(ENV_REF):
+        return None
+    if key == "api_base":
+        from urllib.parse import urlsplit
+
+        host = (urlsplit(text).hostname or "").lower()
+        return next((provider for pattern, provider in PROVIDER_HOSTS if pattern.search(host)), None)
+    if key == "model":
+        return text.split("/", 1)[0] if "/" in text else None  # check_value took the prefix already
+    if key.startswith("aws_"):
+        return "bedrock"
+    if key.startswith("vertex_"):
+        return "vertex_ai"
+    return None
+
+
+def _no_provider(profile: str, key: str) -> UsageError:
+    return UsageError(
+        f"profile '{profile}' has no provider, and its {key} does not say which",
+        hint=f"Set it first: imggen config set {profile} provider PROVIDER ({', '.join(PROVIDERS)}).",
+    )
+
+
+def _forget(old: Any) -> None:
+    """A secret the profile kept in the keyring, taken out of it when the profile stops naming it."""
+    if isinstance(old, str) and old.startswith(KEYRING_REF):
+        from ..keyrings import delete
+
+        delete(old)
+
+
+def _where_shown(key: str, value: Any, reveal: bool = False) -> str:
+    """A value as `config show` and `get` print it; a secret says where it lives: the keyring (read
+    from it, then masked), a variable (os.environ/NAME, shown as is), or this file."""
+    if isinstance(value, str) and value.startswith(KEYRING_REF):
+        from ..keyrings import fetch
+
+        try:
+            secret = fetch(value, key)
+        except ConfigError as exc:
+            return f"{value} ({exc.message})"
+        return shown(key, secret, reveal) if reveal else f"{shown(key, secret)} (keyring)"
+    if reveal or key not in SECRET_SETTINGS or str(value).startswith(ENV_REF):
+        return shown(key, value, reveal)
+    return f"{shown(key, value)} (config file)"
 
 
 def _read_value(key: str, value: str | None) -> str:
@@ -120,7 +216,9 @@ def get_cmd(
         raise UsageError(f"unknown config key '{key}'", hint="Allowed: " + ", ".join(PROFILE_KEYS) + ".")
     if key not in entry:
         raise ConfigError(f"profile '{profile}' has no {key}", hint=f"Set it: imggen config set {profile} {key} VALUE")
-    sys.stdout.write(shown(key, entry[key], reveal) + "\n")
+    value = entry[key]
+    in_keyring = str(value).startswith(KEYRING_REF)  # read from it: --reveal prints the key itself
+    sys.stdout.write((_where_shown(key, value, reveal) if in_keyring else shown(key, value, reveal)) + "\n")
 
 
 @config_app.command("unset", epilog=epilog("config unset"))
@@ -133,8 +231,9 @@ def unset_cmd(
     entry = _profile(config, profile)
     if key not in entry:
         raise ConfigError(f"profile '{profile}' has no {key}")
-    del entry[key]
+    old = entry.pop(key)
     save_config(config)
+    _forget(old)
 
 
 @config_app.command("remove", epilog=epilog("config remove"))
@@ -142,11 +241,13 @@ def remove_cmd(profile: str = typer.Argument(..., metavar="PROFILE", autocomplet
     """Delete a profile."""
     config = _load()
     _profile(config, profile)
-    del config.profiles[profile]
+    removed = config.profiles.pop(profile)
     if config.default_profile == profile:
         config.default_profile = None
     config.provider_defaults = {p: n for p, n in config.provider_defaults.items() if n != profile}
     save_config(config)
+    for value in removed.values():
+        _forget(value)
 
 
 def _marks(config: Config, name: str) -> list[str]:
@@ -188,6 +289,7 @@ def show_cmd(
     if json_out:
         render.print_json(data[profile] if profile else data)
         return
+    data = {n: {k: _where_shown(k, v) for k, v in _profile(config, n).items()} for n in names}
     for name, values in data.items():
         sys.stdout.write(f"[{name}]\n")
         sys.stdout.writelines(f"{k} = {v}\n" for k, v in values.items())

@@ -11,7 +11,7 @@ import typer
 from ..errors import UsageError
 from .complete import complete_model, complete_profile
 
-HELP_OUTPUT = "Directory for the images (created if missing; default .), or - for stdout."
+HELP_OUTPUT = "Directory for the images (created if missing; default .), a file such as out.png, or - for stdout."
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:

@@ -24,8 +24,12 @@ from ..errors import GenerationError, ImggenError, NotSentError, OutputError, Us
 from ..manifest import Manifest, sha256_of
 from ..output import (
     EXTENSIONS,
+    KINDS,
     Namer,
     before_publish,
+    check_template,
+    file_target,
+    file_template,
     is_image,
     metadata_for,
     prepare_directory,
@@ -100,6 +104,9 @@ class Costs:
 
 class Run:
     stdout_failed = False  # stdout was closed or full: the run goes on, saying so once
+    said_file_type = False  # -o out.png got another type of image: said once
+    file: Path | None = None  # -o out.png
+    file_template = ""  # -o out.png: the --name template it stands for
     manifest_failed = False  # a manifest line could not be written: said once
 
     def __init__(
@@ -135,6 +142,10 @@ class Run:
         """Where the images go (the first prompt's settings say), and what --resume finds there."""
         self.given_dir = str(first.settings.get("output_dir", "."))
         self.to_stdout = self.given_dir == "-"
+        self.file = file_target(self.given_dir)  # -o out.png: a file, in its directory
+        if self.file is not None:
+            self._name_file(self.file, first.n)
+            self.given_dir = str(self.file.parent)
         self.directory = Path(self.given_dir)
         self.manifest = None if self.to_stdout else Manifest(self.directory)
         if not resume or self.manifest is None:
@@ -145,7 +156,32 @@ class Run:
             self.batch.recover = self._recover
         return done
 
+    def _name_file(self, file: Path, images: int) -> None:
+        """-o out.png names the images itself: out.png, or out-1.png, out-2.png, …"""
+        if self.batch.name is not None:
+            raise UsageError(f"-o {file} names the file itself, so --name cannot be used with it",
+                             hint="Leave out --name, or give -o a directory.")  # fmt: skip
+        template = file_template(file, images)
+        try:
+            check_template(template)
+        except UsageError as exc:
+            exc.message = exc.message.replace(f"--name '{template}'", f"-o {file}", 1)
+            raise
+        self.batch.name = self.file_template = template
+
+    def _check_file(self) -> None:
+        """-o out.png takes the images of one prompt; a batch needs a directory."""
+        assert self.file is not None
+        if self.totals.prompts > 1:
+            raise UsageError(f"-o {self.file} names one file, and there are {self.totals.prompts} prompts",
+                             hint="Give -o a directory for a batch.")  # fmt: skip
+        if set(self.totals.names) != {self.file_template}:
+            raise UsageError(f"-o {self.file} names the file itself, so the line's \"name\" cannot be used with it",
+                             hint="Leave out \"name\", or give -o a directory.")  # fmt: skip
+
     def _check_target(self) -> None:
+        if self.file is not None:
+            self._check_file()
         if not self.to_stdout:
             prepare_directory(self.directory)
             Manifest(self.directory).check()
@@ -198,7 +234,8 @@ class Run:
         seed = job.plan.template.seed if job.plan.template else None
         found: set[int] = set()
         for index in range(1, job.plan.n + 1):
-            names = {job.namer.render(job.plan.prompt, index, seed, ext) for ext in EXTENSIONS.values()}
+            own = None if seed is None else seed + index - 1  # each image has its own seed (plan._fan_out)
+            names = {job.namer.render(job.plan.prompt, index, own, ext) for ext in EXTENSIONS.values()}
             for name in sorted(names - self.manifest.claimed) if index not in done else []:
                 path = self.directory / name
                 if not is_image(path):
@@ -368,12 +405,22 @@ class Run:
         self.saved.append(path)
         self.costs.append(image.cost_usd)
         shown = path.name if self.given_dir in (".", "") else str(Path(self.given_dir) / path.name)
+        if self.file is not None:
+            self._say_file_type(path, shown)
         if self.json_lines:
             self._print(json.dumps(redact_upstream(self._image_json(job, shown, image)), ensure_ascii=False))
         else:
             self._print(shown)
         if self.metadata:
             write_sidecar(path, redact_upstream(metadata_for(self._response_stub(job), image)))
+
+    def _say_file_type(self, path: Path, shown: str) -> None:
+        """-o out.png and the provider sent a JPEG: the file is out.jpg, named for what it holds."""
+        assert self.file is not None
+        asked, got = KINDS[self.file.suffix[1:].lower()], KINDS[path.suffix[1:].lower()]
+        if asked != got and not self.quiet and not self.said_file_type:
+            self.said_file_type = True
+            render.note(f"the provider sent a {got.upper()} image, not {asked.upper()}: saved as {shown}")
 
     def _write_image_to_stdout(self, data: bytes) -> None:
         try:

@@ -43,7 +43,8 @@ class PlaceholderProvider:
         images = []
         for offset in range(request.n):
             index = request.first_index + offset
-            seed = base_seed(request) + index - 1
+            # an asked seed is the request's own (plan gives image k seed + k - 1); else from the prompt
+            seed = request.seed + offset if request.seed is not None else base_seed(request) + index - 1
             png = draw_png(request.prompt, seed, width, height)
             images.append(ImageData(b64_json=base64.b64encode(png).decode(), seed=seed, size=size, index=index))
         return ProviderResult(images)
