@@ -264,12 +264,12 @@ def _merged(params: dict[str, Any] | None, keywords: dict[str, Any]) -> dict[str
 
 def check_run_numbers(**values: Any) -> None:
     """`retries=` and `concurrency=` of a Python call: the same ranges as the flags."""
-    from .checks import RANGES, number_problem, quoted
+    from .checks import RANGES, number_problem, param_error
 
     for key, value in values.items():
         problem = number_problem(value, RANGES[key])
         if problem:
-            raise UsageError(f"{key}={quoted(value)} {problem}")
+            raise param_error("{given} {problem}", param=key, value=value, problem=problem)
 
 
 def _check_text(**values: Any) -> None:
