@@ -16,7 +16,7 @@ import pytest
 
 import imggen
 from conftest import OPENAI_KEY, assert_no_secret
-from fakeserver import TINY_PNG, FakeProvider
+from fakeserver import TINY_PNG, FakeProvider, Reply
 
 
 def run_script(source: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -60,6 +60,31 @@ def test_generate_and_save_work_inside_an_asyncio_program(fake: FakeProvider, tm
     assert shown.startswith("<ImageResponse placeholder/default: 1 image")
     assert_no_secret(result.stdout + result.stderr)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(Path(p).name for p in paths)
+
+
+def test_an_interrupt_inside_a_running_loop_stops_the_work_too(fake: FakeProvider, tmp_path: Path) -> None:
+    fake.script("/images/generations", Reply(delay=60))
+    result = run_script(
+        """
+        import _thread, asyncio, threading
+        import imggen
+
+        async def main():
+            threading.Timer(1.0, _thread.interrupt_main).start()  # Ctrl-C while generate() waits
+            imggen.generate("otter", model="gpt-image-1")
+
+        try:
+            asyncio.run(main())
+        except KeyboardInterrupt:  # asyncio.run turns Ctrl-C into a cancelled main(), then this
+            print("interrupted", [t.name for t in threading.enumerate() if t.name.startswith("imggen")])
+        """,
+        tmp_path,
+        {"OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": fake.openai_base},
+    )
+    # The 60 s answer was not waited for (the subprocess limit is 120 s): the work was cancelled.
+    assert result.returncode == 0 and result.stdout.strip() == "interrupted []", result.stdout + result.stderr
+    assert len(fake.requests) == 1 and "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "script.py"]
 
 
 def test_asave_takes_the_same_options_as_save(tmp_path: Path) -> None:

@@ -206,14 +206,14 @@ def _option_values(options: Options, settings: Resolved, notes: list[str]) -> di
         if key not in fields:
             notes.append(f"{name} has no {key.replace('_', ' ')} field: {flag} not sent")
             continue
-        _check_enum(info, key, flag, value)
+        _check_enum(info, key, value)
         values[key] = value
     if info and info.response_formats and options.response_format is None:
         values["response_format"] = "b64_json"  # saves a download that expires after an hour
     return values
 
 
-def _check_enum(info: ModelInfo | None, key: str, flag: str, value: Any) -> None:
+def _check_enum(info: ModelInfo | None, key: str, value: Any) -> None:
     allowed = (
         {"quality": info.qualities, "style": info.styles, "response_format": info.response_formats}.get(key, ())
         if info
