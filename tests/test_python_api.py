@@ -161,6 +161,16 @@ def test_mypy_catches_a_wrong_type_in_a_user_script(tmp_path: Path) -> None:
     assert len(errors) == 1 and errors[0].startswith("wrong.py:3:") and '"n"' in errors[0], errors
 
 
+def test_generate_has_the_signature_of_agenerate() -> None:
+    import inspect
+
+    sync, coro = inspect.signature(imggen.generate), inspect.signature(imggen.agenerate)
+    assert list(sync.parameters.values()) == list(coro.parameters.values())
+    assert sync.return_annotation == coro.return_annotation == "ImageResponse"
+    named = [name for name, p in sync.parameters.items() if p.kind is not p.VAR_KEYWORD and name != "prompt"]
+    assert sorted(imggen.api.KEYWORDS) == sorted(named)  # the did-you-mean list follows the signature
+
+
 @pytest.mark.parametrize(
     ("keyword", "right"),
     [("sizee", "size"), ("qualty", "quality"), ("apikey", "api_key"), ("negative_promt", "negative_prompt"),
