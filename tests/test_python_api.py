@@ -235,6 +235,7 @@ def test_html_thumbnails_escape_text_and_read_spilled_files(tmp_path: Path) -> N
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert f"data:image/png;base64,{base64.b64encode(TINY_PNG).decode()}" in html
     assert "(image 2: not viewable)" in html
+    assert images[0]._repr_html_().startswith("<img src='data:image/png;base64,")  # one image shows alone too
 
 
 # 8: one error, worded as a parameter (Python), a flag (CLI) and a body field (proxy)

@@ -113,6 +113,19 @@ class ImageData:
                 shown.append(f"{key}={_cut(value)!r}")
         return f"ImageData({', '.join(shown)})"
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows an image as a thumbnail: its data (or its URL, for a URL result), scaled down."""
+        import html
+
+        src = self.url if self.url and self.b64_json is None and self.file is None else self.data_uri()
+        title = html.escape(f"#{self.index} {self.size or ''}".strip(), quote=True)
+        if src is None:
+            return f"<span title='{title}'>(image {self.index}: not viewable)</span>"
+        return (
+            f"<img src='{html.escape(src, quote=True)}' title='{title}' alt='{title}' "
+            f"style='max-width:{THUMBNAIL_PX}px;max-height:{THUMBNAIL_PX}px;margin:2px'>"
+        )
+
     def data_uri(self) -> str | None:
         """The image as a `data:` URI (None for a URL result, or bytes that are not an image)."""
         from .output import sniff
@@ -213,17 +226,7 @@ class ImageResponse:
         import html
 
         caption = html.escape(f"{self.model}: {self._summary()} — {_cut(self.prompt, 120)}")
-        cells = []
-        for image in self.data:
-            src = image.url if image.url and image.b64_json is None and image.file is None else image.data_uri()
-            title = html.escape(f"#{image.index} {image.size or ''}".strip(), quote=True)
-            if src is None:
-                cells.append(f"<span title='{title}'>(image {image.index}: not viewable)</span>")
-                continue
-            cells.append(
-                f"<img src='{html.escape(src, quote=True)}' title='{title}' alt='{title}' "
-                f"style='max-width:{THUMBNAIL_PX}px;max-height:{THUMBNAIL_PX}px;margin:2px'>"
-            )
+        cells = [image._repr_html_() for image in self.data]
         errors = "".join(f"<div>error: {html.escape(str(error))}</div>" for error in self.errors)
         return f"<div><div>{caption}</div><div>{''.join(cells)}</div>{errors}</div>"
 
