@@ -15,6 +15,7 @@ from .errors import GenerationError, ImggenError, NotSentError, UsageError
 from .plan import Options, Plan, make_plan
 from .providers import PROVIDERS, ProviderResult, get_provider
 from .settings import PROVIDER_SETTINGS, Config, Resolved, resolve
+from .sync import run_sync
 from .transport import current_retry_hook
 from .types import ImageData, ImageRequest, ImageResponse, Usage
 
@@ -171,16 +172,19 @@ async def agenerate(
     negative_prompt: str | None = None,
     retries: int = 2,
     concurrency: int = 4,
+    params: dict[str, Any] | None = None,
     **provider_params: Any,
 ) -> ImageResponse:
     """Generate images for one prompt. Raises the first error when no image was made; when only some
-    failed, the response's `errors` lists the failures. `timeout` defaults to 600 s (or the profile's)."""
+    failed, the response's `errors` lists the failures. `timeout` defaults to 600 s (or the profile's).
+    Provider parameters go in `params={...}` or as further keywords (`background="transparent"`)."""
+    check_keywords("agenerate", provider_params)
     check_run_numbers(retries=retries, concurrency=concurrency)
     _check_text(model=model, profile=profile, api_key=api_key, api_base=api_base, api_version=api_version)
     options = Options(
         n=1 if n is None else n, size=size, aspect_ratio=aspect_ratio, quality=quality, style=style,
         response_format=response_format, user=user, seed=seed, negative_prompt=negative_prompt,
-        params=provider_params,
+        params=_merged(params, provider_params),
     )  # fmt: skip
     flags = _flags(api_key, api_base, api_version, timeout)
     plan = plan_generation(prompt, model, profile=profile, options=options, flags=flags)
@@ -190,29 +194,89 @@ async def agenerate(
     return response
 
 
+def generate(
+    prompt: str,
+    model: str | None = None,
+    n: int | None = None,
+    quality: str | None = None,
+    response_format: str | None = None,
+    size: str | None = None,
+    style: str | None = None,
+    user: str | None = None,
+    timeout: float | None = None,
+    api_key: str | None = None,
+    api_base: str | None = None,
+    api_version: str | None = None,
+    profile: str | None = None,
+    *,
+    aspect_ratio: str | None = None,
+    seed: int | None = None,
+    negative_prompt: str | None = None,
+    retries: int = 2,
+    concurrency: int = 4,
+    params: dict[str, Any] | None = None,
+    **provider_params: Any,
+) -> ImageResponse:
+    """`agenerate`, waited for: the same parameters and result. Works inside a running event loop too
+    (Jupyter, IPython, an asyncio program), where it runs on a private loop in a worker thread."""
+    check_keywords("generate", provider_params)
+    return run_sync(
+        agenerate(
+            prompt, model, n, quality, response_format, size, style, user, timeout, api_key, api_base,
+            api_version, profile, aspect_ratio=aspect_ratio, seed=seed, negative_prompt=negative_prompt,
+            retries=retries, concurrency=concurrency, params=params, **provider_params,
+        )
+    )  # fmt: skip
+
+
+# The keywords of generate() and agenerate() themselves: a provider parameter spelled close to one of
+# them is far more likely a typo (sizee=, qualty=) than a parameter the provider happens to have.
+KEYWORDS = (
+    "model", "n", "quality", "response_format", "size", "style", "user", "timeout", "api_key", "api_base",
+    "api_version", "profile", "aspect_ratio", "seed", "negative_prompt", "retries", "concurrency", "params",
+)  # fmt: skip
+NEAR_MISS_CUTOFF = 0.8  # difflib's ratio: one letter wrong, missing or doubled in a name of 5+ letters
+
+
+def check_keywords(function: str, provider_params: dict[str, Any]) -> None:
+    """A keyword within NEAR_MISS_CUTOFF of one of ours, and not a provider setting, is a TypeError
+    naming the right one, as Python's own would be for a function without **kwargs."""
+    if not provider_params:
+        return
+    import difflib
+
+    for key in provider_params:
+        if key in PROVIDER_SETTINGS:
+            continue
+        close = difflib.get_close_matches(key, KEYWORDS, n=1, cutoff=NEAR_MISS_CUTOFF)
+        if close:
+            raise TypeError(f"{function}() got an unexpected keyword argument {key!r}; did you mean {close[0]!r}?")
+
+
+def _merged(params: dict[str, Any] | None, keywords: dict[str, Any]) -> dict[str, Any]:
+    if params is None:
+        return keywords
+    if not isinstance(params, dict):
+        from .checks import quoted
+
+        raise UsageError(f"params= must be a dict of provider parameters, not {quoted(params)}")
+    return {**params, **keywords}
+
+
 def check_run_numbers(**values: Any) -> None:
     """`retries=` and `concurrency=` of a Python call: the same ranges as the flags."""
-    from .checks import RANGES, number_problem, quoted
+    from .checks import RANGES, number_problem, param_error
 
     for key, value in values.items():
         problem = number_problem(value, RANGES[key])
         if problem:
-            raise UsageError(f"{key}={quoted(value)} {problem}")
+            raise param_error("{given} {problem}", param=key, value=value, problem=problem)
 
 
 def _check_text(**values: Any) -> None:
     for key, value in values.items():
         if value is not None and not isinstance(value, str):
             raise UsageError(f"{key}= must be text, not {type(value).__name__}")
-
-
-def generate(prompt: str, model: str | None = None, **kwargs: Any) -> ImageResponse:
-    """Synchronous `agenerate` (same arguments); use `agenerate` inside a running event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(agenerate(prompt, model, **kwargs))
-    raise UsageError("imggen.generate() was called inside a running event loop", hint="Use await imggen.agenerate().")
 
 
 __all__ = ["ImageData", "ImageResponse", "ImggenError", "Resolved", "Usage", "agenerate", "execute", "generate"]

@@ -7,9 +7,13 @@ a configuration error.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from .errors import UsageError
+from .secrets import redact
 
 
 @dataclass(frozen=True)
@@ -82,3 +86,65 @@ def text_problem(value: str) -> str | None:
     except UnicodeEncodeError as exc:
         return f"is not valid UTF-8 (at character {exc.start + 1})"
     return None
+
+
+# --- One error, three wordings: the Python API speaks of parameters (`n=11`), the CLI of flags
+# (`-n 11`), the proxy of request body fields (`'n': 11`).
+
+STYLES = ("python", "cli", "proxy")
+# Parameters named by their short flag on the command line; the others are --<param-with-dashes>.
+FLAGS = {"n": "-n", "model": "-m", "size": "-s", "quality": "-q", "concurrency": "-j", "params": "-p"}
+_ABSENT: Any = object()
+
+
+def param_name(param: str, style: str) -> str:
+    """A parameter as each caller names it: `size`, `--size`, `'size'`."""
+    if style == "cli":
+        return FLAGS.get(param) or "--" + param.replace("_", "-")
+    if style == "proxy":
+        return "the request body" if param == "params" else f"'{param}'"
+    return param
+
+
+def param_given(param: str, value: Any, style: str, *, provider: bool = False) -> str:
+    """A parameter with the value it was given: `n=11`, `-n 11`, `'n': 11`. A provider parameter
+    (`provider=True`) is `-p key=value` on the command line."""
+    if style == "cli":
+        return f"-p {param}={quoted(value)}" if provider else f"{param_name(param, style)} {quoted(value)}"
+    if style == "proxy":
+        shown = json.dumps(value, default=str)
+        return f"'{param}': {shown if len(shown) <= 40 else shown[:37] + '...'}"
+    return f"{param}={quoted(value)}"
+
+
+class _Names:
+    """In a template, `{name}` is the error's parameter, `{name:size}` another one, and
+    `{name:size=1024x1024}` an example value for one (`size='1024x1024'`, `--size 1024x1024`)."""
+
+    def __init__(self, style: str, param: str) -> None:
+        self.style, self.param = style, param
+
+    def __format__(self, spec: str) -> str:
+        param, sep, example = spec.partition("=")
+        if not sep:
+            return param_name(param or self.param, self.style)
+        if self.style == "cli":
+            return f"{param_name(param, 'cli')} {example}"
+        return param_given(param, example, self.style)
+
+
+def param_error(
+    template: str, *, param: str, value: Any = _ABSENT, hint: str | None = None, provider: bool = False, **words: Any
+) -> UsageError:
+    """A usage error about one parameter, worded for each caller from one template: `{given}` is the
+    parameter with its value, `{name}`/`{name:other}`/`{name:other=example}` name parameters (see
+    _Names), other `{fields}` are filled from `words` (a model id, a problem)."""
+    wordings: dict[str, tuple[str, str | None]] = {}
+    for style in STYLES:
+        names = _Names(style, param)
+        given = param_name(param, style) if value is _ABSENT else param_given(param, value, style, provider=provider)
+        message = template.format(given=given, name=names, **words)
+        wordings[style] = (redact(message), None if hint is None else redact(hint.format(name=names, **words)))
+    error = UsageError(wordings["python"][0], hint=wordings["python"][1], param=param)
+    error.wordings = wordings
+    return error

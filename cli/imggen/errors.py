@@ -11,17 +11,35 @@ class ImggenError(Exception):
     exit_code = 1
     kind = "error"
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, param: str | None = None) -> None:
         message = redact(message)  # a provider may quote the key back: no error ever holds a secret
         super().__init__(message)
         self.message = message
         self.hint = None if hint is None else redact(hint)
+        self.param = param  # the parameter the error is about, when it is about one
+        # (message, hint) as the CLI ("cli": flags) and the proxy ("proxy": body fields) word them;
+        # message and hint are the Python API's wording (checks.param_error makes all three)
+        self.wordings: dict[str, tuple[str, str | None]] = {}
 
     def __str__(self) -> str:
-        if not self.hint:
-            return self.message
-        stop = "" if self.message.endswith((".", "!", "?", ":")) else "."
-        return f"{self.message}{stop} {self.hint}"
+        return self.text()
+
+    def worded(self, style: str) -> tuple[str, str | None]:
+        """(message, hint) for `style`: "python", "cli" or "proxy"."""
+        return self.wordings.get(style, (self.message, self.hint))
+
+    def text(self, style: str = "python") -> str:
+        """The message and its hint as one line, in `style`'s wording."""
+        message, hint = self.worded(style)
+        if not hint:
+            return message
+        stop = "" if message.endswith((".", "!", "?", ":")) else "."
+        return f"{message}{stop} {hint}"
+
+    def locate(self, where: str) -> None:
+        """Say where the error was found (`prompts.jsonl line 3`), in every wording."""
+        self.message = f"{where}: {self.message}"
+        self.wordings = {style: (f"{where}: {message}", hint) for style, (message, hint) in self.wordings.items()}
 
 
 class UsageError(ImggenError):

@@ -531,25 +531,32 @@ def write_sidecar(path: Path, data: dict[str, Any]) -> Path:
 def save_response(
     response: ImageResponse, directory: Path, *, name: str | None, overwrite: bool, metadata: bool, timeout: float
 ) -> list[Path]:
-    """The synchronous `ImageResponse.save`: every image, in index order."""
+    """The synchronous `ImageResponse.save`: every image, in index order (inside a running event
+    loop too: the work then runs on a private loop in a worker thread)."""
+    from .sync import run_sync
+
+    save = asave_response(response, directory, name=name, overwrite=overwrite, metadata=metadata, timeout=timeout)
+    return run_sync(save)
+
+
+async def asave_response(
+    response: ImageResponse, directory: Path, *, name: str | None, overwrite: bool, metadata: bool, timeout: float
+) -> list[Path]:
+    """`ImageResponse.asave`: every image, in index order."""
     from .transport import Transport
 
     check_template(name or DEFAULT_NAME)
     check_names({name or DEFAULT_NAME: (1, len(response.data))}, overwrite=overwrite, metadata=metadata)
     prepare_directory(directory)
     namer = Namer(name or DEFAULT_NAME, response.model, taken=set() if overwrite else None)
-
-    async def run() -> list[Path]:
-        async with Transport(timeout=timeout) as transport:
-            paths = []
-            for image in response.data:
-                path = await save_image(image, response.prompt, directory, namer, overwrite, transport)
-                if metadata:
-                    write_sidecar(path, metadata_for(response, image))
-                paths.append(path)
-            return paths
-
-    return asyncio.run(run())
+    async with Transport(timeout=timeout) as transport:
+        paths = []
+        for image in response.data:
+            path = await save_image(image, response.prompt, directory, namer, overwrite, transport)
+            if metadata:
+                write_sidecar(path, metadata_for(response, image))
+            paths.append(path)
+        return paths
 
 
 # A temporary file or folder untouched this long, and unlocked, is a leftover of a run that was

@@ -11,7 +11,7 @@ from typing import Any
 
 from . import sizes
 from .catalog import ModelInfo, estimate_cost, unknown_id_warning
-from .checks import MAX_SEED, RANGES, number_problem, quoted, text_problem
+from .checks import MAX_SEED, RANGES, number_problem, param_error, quoted, text_problem
 from .errors import UsageError
 from .providers import hook
 from .settings import Resolved
@@ -34,16 +34,16 @@ OPTION_FLAGS = {
     "seed": "--seed", "negative_prompt": "--negative-prompt",
 }  # fmt: skip
 # What imggen sets itself, under its own names and the names providers' bodies give them, with the
-# option to use instead: a param may not replace them, or the cost estimate, --max-cost, the fan-out
-# and --dry-run would describe something other than what is sent.
+# parameter to use instead (a flag on the command line): a param may not replace them, or the cost
+# estimate, --max-cost, the fan-out and --dry-run would describe something other than what is sent.
 PLANNED = {
-    "n": "-n", "model": "-m", "prompt": "the prompt", "size": "-s", "aspect_ratio": "--aspect-ratio",
-    "image_size": "-s", "quality": "-q", "style": "--style", "response_format": "--response-format",
-    "user": "--user", "seed": "--seed", "negative_prompt": "--negative-prompt",
-    "samples": "-n", "numberOfImages": "-n", "sampleCount": "-n", "candidateCount": "-n",
-    "width": "-s", "height": "-s", "aspectRatio": "--aspect-ratio", "sampleImageSize": "-s", "imageSize": "-s",
-    "text": "the prompt", "text_prompts": "the prompt", "negativeText": "--negative-prompt",
-    "negativePrompt": "--negative-prompt", "style_preset": "--style",
+    "n": "n", "model": "model", "prompt": "prompt", "size": "size", "aspect_ratio": "aspect_ratio",
+    "image_size": "size", "quality": "quality", "style": "style", "response_format": "response_format",
+    "user": "user", "seed": "seed", "negative_prompt": "negative_prompt",
+    "samples": "n", "numberOfImages": "n", "sampleCount": "n", "candidateCount": "n",
+    "width": "size", "height": "size", "aspectRatio": "aspect_ratio", "sampleImageSize": "size", "imageSize": "size",
+    "text": "prompt", "text_prompts": "prompt", "negativeText": "negative_prompt",
+    "negativePrompt": "negative_prompt", "style_preset": "style",
 }  # fmt: skip
 # Params whose object value is merged into an object imggen fills: their keys are checked too.
 MERGED_PARAMS = ("textToImageParams", "imageGenerationConfig", "imageConfig")
@@ -129,25 +129,26 @@ def check_options(options: Options) -> None:
     Runs once per prompt of a batch: the common case costs a few comparisons."""
     n, seed = options.n, options.seed
     if type(n) is not int or not 1 <= n <= MAX_N:
-        raise UsageError(f"-n {quoted(n)} {number_problem(n, RANGES['n'])}")
+        raise param_error("{given} {problem}", param="n", value=n, problem=number_problem(n, RANGES["n"]))
     problem = None if seed is None else number_problem(seed, RANGES["seed"])
     if problem:
-        raise UsageError(f"--seed {quoted(seed)} {problem}")
+        raise param_error("{given} {problem}", param="seed", value=seed, problem=problem)
     if seed is not None and n > 1 and seed + n - 1 > MAX_SEED:  # image k gets seed + k - 1
-        raise UsageError(
-            f"--seed {seed} with -n {n} gives image {n} the seed {seed + n - 1}, above the largest, {MAX_SEED}",
-            hint=f"Use a seed of at most {MAX_SEED - n + 1}.",
-        )
+        raise param_error(
+            "{given} with {name:n} " + f"{n} gives image {n} the seed {seed + n - 1}, above the largest, {MAX_SEED}",
+            param="seed", value=seed, hint=f"Use a seed of at most {MAX_SEED - n + 1}.",
+        )  # fmt: skip
     for key in TEXT_OPTIONS:
         value = getattr(options, key)
         if value is None:
             continue
         problem = "must be text" if not isinstance(value, str) else text_problem(value)
         if problem:
-            shown_value = f" {quoted(value)}" if not isinstance(value, str) else ""
-            raise UsageError(f"--{key.replace('_', '-')}{shown_value} {problem}")
+            shown = {"value": value} if not isinstance(value, str) else {}  # text is not repeated: it may be long
+            raise param_error("{given} {problem}", param=key, problem=problem, **shown)
     if not isinstance(options.params, dict):
-        raise UsageError(f"params must be an object of provider parameters, not {quoted(options.params)}")
+        raise param_error("{name} must be provider parameters (an object), not {shown}", param="params",
+                          shown=quoted(options.params))  # fmt: skip
     if options.params:
         _check_param_values(options.params, 0)
 
@@ -155,18 +156,20 @@ def check_options(options: Options) -> None:
 def _check_param_values(value: Any, depth: int) -> None:
     """Params are sent as JSON: text keys, finite numbers, UTF-8 text, a sane depth."""
     if depth > MAX_PARAM_DEPTH:
-        raise UsageError(f"-p: a parameter is nested more than {MAX_PARAM_DEPTH} levels deep")
+        raise param_error("{name}: a parameter is nested more than {depth} levels deep", param="params",
+                          depth=MAX_PARAM_DEPTH)  # fmt: skip
     if isinstance(value, float) and not math.isfinite(value):
-        raise UsageError(f"-p: a parameter is {quoted(value)}; JSON has no such number")
+        raise param_error("{name}: a parameter is {shown}; JSON has no such number", param="params",
+                          shown=quoted(value))  # fmt: skip
     if isinstance(value, str) and text_problem(value):
-        raise UsageError(f"-p: a parameter value {text_problem(value)}")
+        raise param_error("{name}: a parameter value {problem}", param="params", problem=text_problem(value))
     if isinstance(value, list):
         for item in value:
             _check_param_values(item, depth + 1)
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str) or text_problem(key):
-                raise UsageError(f"-p: parameter name {quoted(key)} is not valid text")
+                raise param_error("{name}: parameter name {shown} is not valid text", param="params", shown=quoted(key))
             _check_param_values(item, depth + 1)
 
 
@@ -178,9 +181,9 @@ def _check_planned(params: dict[str, Any], settings: Resolved) -> None:
             named += [(inner, f"{key}.{inner}", item) for inner, item in value.items()]
         for name, shown_name, item in named:
             if name in PLANNED and not (name == "style" and _own_style(settings)):
-                flag = PLANNED[name]
-                use = "give it as the prompt" if flag == "the prompt" else f"use {flag}"
-                raise UsageError(f"-p {shown_name}={quoted(item)}: imggen plans {name} itself; {use}")
+                use = "give it as the prompt" if PLANNED[name] == "prompt" else "use {name:" + PLANNED[name] + "}"
+                template = "{given}: imggen plans {planned} itself; " + use
+                raise param_error(template, param=shown_name, value=item, provider=True, planned=name)
 
 
 def _own_style(settings: Resolved) -> bool:
@@ -198,7 +201,8 @@ def model_fields(settings: Resolved) -> tuple[str, ...]:
 def _option_values(options: Options, settings: Resolved, notes: list[str]) -> dict[str, Any]:
     info, fields, name = settings.model.info, model_fields(settings), settings.model.name
     if options.response_format is not None and options.response_format not in RESPONSE_FORMATS:
-        raise UsageError(f"--response-format '{options.response_format}' is not one of: url, b64_json")
+        raise param_error("{given} is not one of: url, b64_json", param="response_format",
+                          value=options.response_format)  # fmt: skip
     values: dict[str, Any] = {}
     for key, flag in OPTION_FLAGS.items():
         value = getattr(options, key)
@@ -207,23 +211,22 @@ def _option_values(options: Options, settings: Resolved, notes: list[str]) -> di
         if key not in fields:
             notes.append(f"{name} has no {key.replace('_', ' ')} field: {flag} not sent")
             continue
-        _check_enum(info, key, flag, value)
+        _check_enum(info, key, value)
         values[key] = value
     if info and info.response_formats and options.response_format is None:
         values["response_format"] = "b64_json"  # saves a download that expires after an hour
     return values
 
 
-def _check_enum(info: ModelInfo | None, key: str, flag: str, value: Any) -> None:
+def _check_enum(info: ModelInfo | None, key: str, value: Any) -> None:
     allowed = (
         {"quality": info.qualities, "style": info.styles, "response_format": info.response_formats}.get(key, ())
         if info
         else ()
     )
     if allowed and value not in allowed:
-        raise UsageError(
-            f"{info.id if info else ''} does not take {flag} {value}", hint=f"Allowed: {', '.join(allowed)}."
-        )
+        raise param_error("{model} does not take {given}", param=key, value=value, model=info.id if info else "",
+                          hint="Allowed: {allowed}.", allowed=", ".join(allowed))  # fmt: skip
 
 
 def _fan_out(template: ImageRequest, indices: list[int], info: ModelInfo | None) -> list[ImageRequest]:

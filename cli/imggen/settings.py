@@ -153,7 +153,7 @@ def _check_config_value(where: str, key: str, value: Any) -> None:
 def _check_numbers(values: dict[str, Setting]) -> None:
     """timeout and rpm from wherever they came (an os.environ/ reference gives text): numbers in range.
     A flag or Python argument that is wrong is a usage error; a config or variable, a config error."""
-    from .checks import RANGES, number_problem, quoted
+    from .checks import RANGES, number_problem, param_error, quoted
 
     for key in NUMBER_KEYS:
         setting = values.get(key)
@@ -164,9 +164,10 @@ def _check_numbers(values: dict[str, Setting]) -> None:
             with contextlib.suppress(ValueError):  # left as text: the check below says it is not a number
                 value = float(value.strip())
         problem = number_problem(value, RANGES[key])
+        if problem and setting.source == "flag":  # a flag or a Python argument: worded as its caller names it
+            raise param_error("{given} {problem}", param=key, value=setting.value, problem=problem)
         if problem:
-            error = UsageError if setting.source == "flag" else ConfigError
-            raise error(f"{key} {quoted(setting.value)} (from {setting.source}) {problem}")
+            raise ConfigError(f"{key} {quoted(setting.value)} (from {setting.source}) {problem}")
         values[key] = replace(setting, value=value)
 
 

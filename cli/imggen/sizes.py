@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from .catalog import ModelInfo
+from .checks import param_error
 from .errors import UsageError
 
 _SIZE = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$")
@@ -25,21 +26,21 @@ class SizeChoice:
 def parse_size(text: str) -> tuple[int, int]:
     match = _SIZE.match(text)
     if not match or 0 in (int(match[1]), int(match[2])):
-        raise UsageError(f"--size '{text}' is not WIDTHxHEIGHT", hint="e.g. --size 1024x1024.")
+        raise param_error("{given} is not WIDTHxHEIGHT", param="size", value=text, hint="e.g. {name:size=1024x1024}.")
     return int(match[1]), int(match[2])
 
 
 def parse_ratio(text: str) -> float:
     match = _RATIO.match(text)
     if not match or float(match[2]) == 0 or float(match[1]) == 0:
-        raise UsageError(f"--aspect-ratio '{text}' is not W:H", hint="e.g. --aspect-ratio 16:9.")
+        raise param_error("{given} is not W:H", param="aspect_ratio", value=text, hint="e.g. {name:aspect_ratio=16:9}.")
     return float(match[1]) / float(match[2])
 
 
 def choose(info: ModelInfo | None, size: str | None, aspect_ratio: str | None) -> SizeChoice:
     """What to send for this model, and a note when it differs from what was asked."""
     if size and aspect_ratio:
-        raise UsageError("--size and --aspect-ratio were both given", hint="Give one of them.")
+        raise param_error("{name} and {name:aspect_ratio} were both given", param="size", hint="Give one of them.")
     if size is None and aspect_ratio is None:
         return SizeChoice()
     if size is not None and size.strip().lower() == "auto":
@@ -54,7 +55,8 @@ def choose(info: ModelInfo | None, size: str | None, aspect_ratio: str | None) -
 def _auto(info: ModelInfo | None) -> SizeChoice:
     if info is None or "auto" in info.sizes:
         return SizeChoice(size="auto")
-    raise UsageError(f"{info.id} does not take --size auto", hint=f"Allowed: {allowed_values(info)}.")
+    raise param_error("{model} does not take {name:size=auto}", param="size", model=info.id,
+                      hint="Allowed: {allowed}.", allowed=allowed_values(info))  # fmt: skip
 
 
 def _unknown_model(size: str | None, aspect_ratio: str | None) -> SizeChoice:
@@ -130,7 +132,7 @@ def _nearest_size(info: ModelInfo, ratio: float, area: int) -> tuple[int, int]:
     if info.size_rule:
         candidates.append(_snap_to_rule(info.size_rule, ratio, area))
     if not candidates:
-        raise UsageError(f"{info.id} takes no pixel size", hint="Leave out --size.")
+        raise param_error("{model} takes no pixel size", param="size", model=info.id, hint="Leave out {name}.")
 
     def distance(c: tuple[int, int]) -> tuple[float, float]:
         return round(abs(math.log(c[0] / c[1] / ratio)), 6), abs(math.log(c[0] * c[1] / area))

@@ -92,6 +92,51 @@ class ImageData:
     text: str | None = None  # text a model returned beside the image (Gemini)
     file: Path | None = None  # the decoded image, when it was streamed to disk instead of held in b64_json
 
+    def __repr__(self) -> str:
+        """Short: the base64 text (megabytes) is counted, never shown, and a URL loses its query
+        (a signed URL's signature is a credential for as long as it lives)."""
+        shown = [f"index={self.index}"]
+        if self.size:
+            shown.append(f"size={self.size!r}")
+        if self.b64_json is not None:
+            shown.append(f"b64_json=<{len(self.b64_json):,} chars>")
+        if self.url is not None:
+            shown.append(f"url={self.url.split('?', 1)[0]!r}" + ("+query" if "?" in self.url else ""))
+        if self.file is not None:
+            shown.append(f"file={str(self.file)!r}")
+        for key in ("seed", "cost_usd"):
+            if getattr(self, key) is not None:
+                shown.append(f"{key}={getattr(self, key)!r}")
+        for key in ("revised_prompt", "text"):
+            value = getattr(self, key)
+            if value is not None:
+                shown.append(f"{key}={_cut(value)!r}")
+        return f"ImageData({', '.join(shown)})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows an image as a thumbnail: its data (or its URL, for a URL result), scaled down."""
+        import html
+
+        src = self.url if self.url and self.b64_json is None and self.file is None else self.data_uri()
+        title = html.escape(f"#{self.index} {self.size or ''}".strip(), quote=True)
+        if src is None:
+            return f"<span title='{title}'>(image {self.index}: not viewable)</span>"
+        return (
+            f"<img src='{html.escape(src, quote=True)}' title='{title}' alt='{title}' "
+            f"style='max-width:{THUMBNAIL_PX}px;max-height:{THUMBNAIL_PX}px;margin:2px'>"
+        )
+
+    def data_uri(self) -> str | None:
+        """The image as a `data:` URI (None for a URL result, or bytes that are not an image)."""
+        from .output import sniff
+
+        try:
+            data = self.image_bytes()
+        except (BadResponseError, OSError):
+            return None
+        kind = sniff(data[:16])
+        return None if kind is None else f"data:image/{kind};base64,{base64.b64encode(data).decode('ascii')}"
+
     @classmethod
     def from_b64(cls, value: str, **fields: Any) -> ImageData:
         """An image from a response's base64 string, or from the file it was streamed into."""
@@ -139,7 +184,59 @@ class ImageResponse:
         metadata: bool = False,
         timeout: float = 600,
     ) -> list[Path]:
-        """Write every image to `directory` (created if missing) and return the paths."""
+        """Write every image to `directory` (created if missing) and return the paths. Works inside a
+        running event loop too (Jupyter): `await response.asave(...)` is the same without a thread."""
         from .output import save_response
 
         return save_response(self, Path(directory), name=name, overwrite=overwrite, metadata=metadata, timeout=timeout)
+
+    async def asave(
+        self,
+        directory: str | Path = ".",
+        *,
+        name: str | None = None,
+        overwrite: bool = False,
+        metadata: bool = False,
+        timeout: float = 600,
+    ) -> list[Path]:
+        """`save`, awaited: write every image to `directory` (created if missing) and return the paths."""
+        from .output import asave_response
+
+        return await asave_response(
+            self, Path(directory), name=name, overwrite=overwrite, metadata=metadata, timeout=timeout
+        )
+
+    def __repr__(self) -> str:
+        """One line: `<ImageResponse openai/gpt-image-1: 2 images 1024x1024, $0.084>`."""
+        return f"<ImageResponse {self.model}: {self._summary()}>"
+
+    def _summary(self) -> str:
+        count = len(self.data)
+        parts = [f"{count} image{'' if count == 1 else 's'}"]
+        sizes = list(dict.fromkeys(image.size or self.parameters.get("size") or "" for image in self.data))
+        if any(sizes):
+            parts[0] += " " + ", ".join(size or "?" for size in sizes)
+        parts.append("cost unknown" if self.cost_usd is None else _dollars(self.cost_usd))
+        if self.errors:
+            parts.append(f"{len(self.errors)} error{'' if len(self.errors) == 1 else 's'}")
+        return ", ".join(parts)
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a response as its images, scaled down, under a one-line caption."""
+        import html
+
+        caption = html.escape(f"{self.model}: {self._summary()} — {_cut(self.prompt, 120)}")
+        cells = [image._repr_html_() for image in self.data]
+        errors = "".join(f"<div>error: {html.escape(str(error))}</div>" for error in self.errors)
+        return f"<div><div>{caption}</div><div>{''.join(cells)}</div>{errors}</div>"
+
+
+THUMBNAIL_PX = 256  # the longest side of a thumbnail in a notebook
+
+
+def _dollars(value: float) -> str:
+    return "$0" if not value else f"${value:.4f}".rstrip("0").rstrip(".")
+
+
+def _cut(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -159,7 +159,7 @@ class Batch:
                 self._check_name(entry.overrides.get("name", self.name))
         except ImggenError as exc:
             if self.source is not None:
-                exc.message = f"{self.source.name} line {entry.line}: {exc.message}"
+                exc.locate(f"{self.source.name} line {entry.line}")
             raise
         return shape, parameters
 

@@ -32,12 +32,12 @@ def error_line(exc: ImggenError, prompt: str | None = None, model: str | None = 
     parts = []
     if model and prompt is not None:
         parts.append(f"{model} failed for prompt {_quote(prompt)}:")
-    message = exc.message
+    message, hint = exc.worded("cli")  # a parameter as a flag: -n 11, not n=11
     if isinstance(exc, GenerationError) and exc.request_id:
         message += f" (request id {exc.request_id})"
     parts.append(message if message.endswith((".", "!", "?")) else message + ".")
-    if exc.hint:
-        parts.append(exc.hint)
+    if hint:
+        parts.append(hint)
     from ..settings import redact
 
     return redact(" ".join(parts).replace("\n", " "))

@@ -190,7 +190,7 @@ class Router:
         try:
             response = await execute(plan, session=self.session)
         except UsageError as exc:  # found while building the request: a parameter this model does not have
-            raise ProxyError(400, str(exc), code="unsupported_parameter", deployment=deployment.id) from exc
+            raise bad_request(exc, deployment, code="unsupported_parameter") from exc
         if response.errors and not response.data:
             raise response.errors[0]
         return response
@@ -203,7 +203,7 @@ class Router:
         try:
             return make_plan(prompt, options, deployment.settings)
         except ImggenError as exc:
-            raise ProxyError(400, str(exc), deployment=deployment.id) from exc
+            raise bad_request(exc, deployment) from exc
 
     async def _failed(self, deployment: Deployment, exc: GenerationError) -> ProxyError:
         """Cool the deployment down when it is rate limited or misconfigured, or after too many failures."""
@@ -265,6 +265,13 @@ def _unsupported(deployment: Deployment, key: str) -> ProxyError:
         "To drop it from the call, set `litellm_settings.drop_params: true` in the config.",
         code="unsupported_parameter", param=key, deployment=deployment.id,
     )  # fmt: skip
+
+
+def bad_request(exc: ImggenError, deployment: Deployment, code: str | None = None) -> ProxyError:
+    """A request imggen refused before sending it, worded in the request's fields ('n', 'size'), not
+    in the command line's flags or the Python API's keywords."""
+    param = exc.param if exc.param != "params" else None  # a provider parameter is a field of its own
+    return ProxyError(400, exc.text("proxy"), code=code, param=param, deployment=deployment.id)
 
 
 def _worth_retrying(exc: GenerationError) -> bool:
