@@ -94,7 +94,7 @@ def test_asave_takes_the_same_options_as_save(tmp_path: Path) -> None:
         return await response.asave(tmp_path / "out", name="x.{ext}", metadata=True)
 
     paths = asyncio.run(main())
-    assert [p.name for p in paths] == ["x.png", "x-2.png"]
+    assert [p.name for p in paths] == ["x.png", "x-v2.png"]
     assert json.loads((tmp_path / "out" / "x.json").read_text())["prompt"] == "otter"
     with pytest.raises(imggen.errors.UsageError):
         asyncio.run(response.asave(tmp_path / "out", name="{nope}.png"))
