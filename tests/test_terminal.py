@@ -350,7 +350,8 @@ def test_verbose_prints_above_the_progress_display(fake: FakeProvider, tmp_path:
 
 
 def test_verbose_cuts_base64_and_masks_secrets() -> None:
-    from imggen.transport import _shown_url, request_lines
+    from imggen.secrets import shown_url as _shown_url
+    from imggen.transport import request_lines
     from imggen.types import HttpRequest
 
     image = "iVBORw0KGgo" + "A" * 5000

@@ -23,6 +23,8 @@ INLINE_JSON_SETTINGS = frozenset({"vertex_credentials"})
 HEADER_SETTINGS = (SECRET_SETTINGS - {"redis_password"}) | {"aws_access_key_id"}
 # Request headers that carry a credential.
 SECRET_HEADERS = frozenset({"authorization", "api-key", "x-goog-api-key", "x-amz-security-token"})
+# Query parameters that carry a credential (Google's `key=`, pre-signed URLs' signatures).
+SECRET_QUERY = frozenset({"key", "api-key", "api_key", "sig", "signature", "x-amz-signature", "x-amz-security-token"})
 # Fields of a service-account or ADC JSON that are secret (the rest, like client_email, are not).
 JSON_SECRET_FIELDS = ("private_key", "private_key_id", "client_secret", "refresh_token")
 FRAGMENT = 8  # a run of this many characters of a secret is masked wherever it appears
@@ -73,6 +75,38 @@ def mask_url(url: str) -> str:
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]
     return parts._replace(netloc=f"{user}:{HIDDEN}@{host}").geturl()
+
+
+def shown_header(value: str) -> str:
+    """A credential header's value as shown (--dry-run, -v): `Bearer ****6789`, else masked whole."""
+    scheme, _, token = value.partition(" ")
+    return f"{scheme} {mask(token)}" if token and scheme.lower() == "bearer" else mask(value)
+
+
+def shown_fields(value: Any) -> Any:
+    """A request body as shown: a secret setting given as a field (`-p api_key=…`) masked, at any depth."""
+    if isinstance(value, dict):
+        return {k: mask(v) if is_secret(str(k), v) else shown_fields(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shown_fields(v) for v in value]
+    return value
+
+
+def shown_url(url: str) -> str:
+    """A URL as shown: a password and secret query parameters (`?key=`, signatures) masked, then
+    every remembered secret."""
+    from urllib.parse import parse_qsl, urlencode
+
+    url = mask_url(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return redact(url)
+    if parts.query:
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        pairs = [(k, mask(v) if k.lower() in SECRET_QUERY else v) for k, v in query]
+        url = parts._replace(query=urlencode(pairs, safe="*")).geturl()
+    return redact(url)
 
 
 def url_password(url: str) -> str | None:

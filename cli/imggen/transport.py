@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from .errors import BadResponseError, ConfigError, GenerationError, NetworkError, ProviderError
+from .secrets import shown_fields, shown_url
 from .types import HttpRequest
 
 RETRY_STATUSES = frozenset({408, 409, 429})
@@ -239,7 +240,7 @@ class Transport:
             for _ in range(MAX_REDIRECTS + 1):
                 await check_download_address(url)
                 if trace := current_trace.get():
-                    trace(f"> GET {_shown_url(url)} (the image)")
+                    trace(f"> GET {shown_url(url)} (the image)")
                 async with self.client_for(url).stream("GET", url) as response:
                     if trace:
                         trace(f"< {response.status_code} {response.reason_phrase}")
@@ -433,21 +434,13 @@ def _reason(exc: Exception) -> str:
 
 SHOWN_B64 = 40  # characters of a long base64 string shown by -v
 _B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_\n")
-_SECRET_QUERY = frozenset({"key", "api-key", "api_key", "sig", "signature", "x-amz-signature", "x-amz-security-token"})
 
 
 def request_lines(request: HttpRequest) -> list[str]:
     """A request as -v shows it: method and URL, headers (secret ones masked), the body as one line of
     JSON with long base64 strings cut. The CLI redacts every line again before printing it."""
-    from .secrets import mask
-
-    secret = {name.lower() for name in request.secret_headers}
-    lines = [f"> {request.method} {_shown_url(request.url)}"]
-    for name, value in request.headers.items():
-        scheme, _, token = value.partition(" ")
-        if name.lower() in secret:  # as --dry-run shows it: `Bearer ****6789`
-            value = f"{scheme} {mask(token)}" if token and scheme.lower() == "bearer" else mask(value)
-        lines.append(f"> {name}: {value}")
+    lines = [f"> {request.method} {shown_url(request.url)}"]
+    lines += [f"> {name}: {value}" for name, value in request.shown_headers().items()]
     body: Any = request.json
     if body is None and request.content is not None:
         try:
@@ -455,7 +448,8 @@ def request_lines(request: HttpRequest) -> list[str]:
         except ValueError:
             body = f"<{len(request.content)} bytes>"
     if body is not None:
-        lines.append("> " + (body if isinstance(body, str) else json.dumps(_cut_b64(body), ensure_ascii=False)))
+        shown = body if isinstance(body, str) else json.dumps(_cut_b64(shown_fields(body)), ensure_ascii=False)
+        lines.append("> " + shown)
     return lines
 
 
@@ -471,33 +465,12 @@ def answer_line(outcome: Outcome, seconds: float) -> str:
 
 
 def _cut_b64(value: Any) -> Any:
-    """Long base64 strings (and data: URLs) cut to their first characters and their length; secret
-    fields masked."""
-    from .secrets import is_secret, mask
-
+    """Long base64 strings (and data: URLs) cut to their first characters and their length."""
     if isinstance(value, dict):
-        return {k: mask(v) if is_secret(str(k), v) else _cut_b64(v) for k, v in value.items()}
+        return {k: _cut_b64(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_cut_b64(v) for v in value]
     long = isinstance(value, str) and len(value) > 2 * SHOWN_B64
     if long and (value.startswith("data:") or _B64_CHARS.issuperset(value)):
         return f"{value[:SHOWN_B64]}…({len(value)} chars)"
     return value
-
-
-def _shown_url(url: str) -> str:
-    """The URL with a password and secret query parameters (`?key=`, signatures) masked."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit
-
-    from .secrets import mask, mask_url
-
-    url = mask_url(url)
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if not parts.query:
-        return url
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    pairs = [(k, mask(v) if k.lower() in _SECRET_QUERY else v) for k, v in query]
-    return parts._replace(query=urlencode(pairs, safe="*")).geturl()

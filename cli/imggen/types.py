@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import BadResponseError, GenerationError
-from .secrets import SECRET_HEADERS
+from .secrets import SECRET_HEADERS, shown_header
 
 if TYPE_CHECKING:
     from .catalog import ModelInfo
@@ -61,6 +61,13 @@ class HttpRequest:
     json: Any = None
     content: bytes | None = None  # exact bytes to send, when they were signed (json is then for display)
     secret_headers: frozenset[str] = SECRET_HEADERS
+
+    def shown_headers(self) -> dict[str, str]:
+        """The headers as --dry-run and -v show them: credentials masked, placeholders as they are."""
+        return {
+            k: shown_header(v) if k.lower() in self.secret_headers and not v.endswith(SENT_LATER) else v
+            for k, v in self.headers.items()
+        }
 
 
 @dataclass

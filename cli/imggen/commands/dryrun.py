@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..plan import Plan, with_prompt
 from ..providers import get_provider
-from ..secrets import is_secret, mask, mask_url, redact, shown
+from ..secrets import shown, shown_fields, shown_url
 from ..settings import PROVIDER_SETTINGS
-from ..types import SENT_LATER, HttpRequest
+from ..types import HttpRequest
 from . import render
 
 if TYPE_CHECKING:
@@ -83,28 +83,8 @@ def _json_lines(plan: Plan) -> list[str]:
     ]
 
 
-def shown_headers(request: HttpRequest) -> dict[str, str]:
-    return {k: _masked(k, v, request) for k, v in request.headers.items()}
-
-
-def _masked(key: str, value: str, request: HttpRequest) -> str:
-    if key.lower() not in request.secret_headers or value.endswith(SENT_LATER):
-        return value
-    scheme, _, token = value.partition(" ")
-    return f"{scheme} {mask(token)}" if token and scheme.lower() == "bearer" else mask(value)
-
-
-def _shown_body(body: Any) -> Any:
-    """A key given with -p (api_key=…) is a key in the body too."""
-    if not isinstance(body, dict):
-        return body
-    return {k: mask(v) if is_secret(k, v) else v for k, v in body.items()}
-
-
-@cache
-def _shown_url(url: str) -> str:
-    """Once per distinct URL: a dry run of a million prompts shows the same few."""
-    return redact(mask_url(url))
+# Once per distinct URL: a dry run of a million prompts shows the same few.
+_shown_url = cache(shown_url)
 
 
 def print_plan(plan: Plan, *, json_lines: bool, quiet: bool) -> None:
@@ -122,8 +102,8 @@ def print_plan(plan: Plan, *, json_lines: bool, quiet: bool) -> None:
 
 def _as_json(plan: Plan, n: int, http: HttpRequest) -> dict[str, Any]:
     return {
-        "method": http.method, "url": _shown_url(http.url), "headers": shown_headers(http),
-        "body": _shown_body(http.json),
+        "method": http.method, "url": _shown_url(http.url), "headers": http.shown_headers(),
+        "body": shown_fields(http.json),
         "model": plan.settings.model.name, "images": n, "notes": plan.notes,
         "cost_usd": None if plan.cost_usd is None else plan.cost_usd * n / plan.n,
     }  # fmt: skip
@@ -139,10 +119,10 @@ def _print_text(plan: Plan, built: list[HttpRequest]) -> None:
             out.write("# drawn locally: nothing is sent\n")
         else:
             out.write(f"{http.method} {_shown_url(http.url)}\n")
-            out.writelines(f"{k}: {v}\n" for k, v in shown_headers(http).items())
+            out.writelines(f"{k}: {v}\n" for k, v in http.shown_headers().items())
             if not any(k.lower() in http.secret_headers for k in http.headers):
                 out.write("# no credentials found (imggen config explain shows where they are looked for)\n")
-        out.write("\n" + json.dumps(_shown_body(http.json), indent=2, ensure_ascii=False) + "\n\n")
+        out.write("\n" + json.dumps(shown_fields(http.json), indent=2, ensure_ascii=False) + "\n\n")
     for key in PROVIDER_SETTINGS:
         setting = plan.settings.values.get(key)
         if setting is not None and setting.value is not None:
