@@ -350,9 +350,7 @@ class Run:
         if self.json_lines:
             status = getattr(self.session.refused, "status", None)
             message = f"{images} image(s) not sent: the credentials were refused ({status}); fix them, then --resume"
-            error = {"type": NotSentError.kind, "message": message, "status": None}
-            line = {"prompt": job.plan.prompt, "model": job.plan.settings.model.name, "error": error}
-            self._print(json.dumps(line if job.line is None else {**line, "line": job.line}, ensure_ascii=False))
+            self._print_error_json(job, {"type": NotSentError.kind, "message": message, "status": None})
 
     def _say_not_sent(self) -> None:
         images, prompts = self.not_sent
@@ -408,7 +406,7 @@ class Run:
         if self.file is not None:
             self._say_file_type(path, shown)
         if self.json_lines:
-            self._print(json.dumps(redact_upstream(self._image_json(job, shown, image)), ensure_ascii=False))
+            self._print_json(job, redact_upstream(self._image_json(job, shown, image)))
         else:
             self._print(shown)
         if self.metadata:
@@ -476,7 +474,14 @@ class Run:
             "size": image.size or job.plan.size, "cost_usd": image.cost_usd, "created": self.created,
             "text": image.text,
         }  # fmt: skip
-        return data if job.line is None else {**data, "line": job.line}
+        return data
+
+    def _print_error_json(self, job: Job, error: dict[str, Any]) -> None:
+        self._print_json(job, {"prompt": job.plan.prompt, "model": job.plan.settings.model.name, "error": error})
+
+    def _print_json(self, job: Job, data: dict[str, Any]) -> None:
+        """One --json line; in a batch it also says the prompt's input line."""
+        self._print(json.dumps(data if job.line is None else {**data, "line": job.line}, ensure_ascii=False))
 
     def _failed(self, job: Job, exc: ImggenError) -> None:
         self.failures.append(exc)
@@ -484,9 +489,7 @@ class Run:
         status = exc.status if isinstance(exc, GenerationError) else None
         self._record(job, {"status": "failed", "error": render.error_line(exc), "error_status": status})
         if self.json_lines:
-            error = {"type": exc.kind, "message": render.error_line(exc), "status": status}
-            line = {"prompt": job.plan.prompt, "model": job.plan.settings.model.name, "error": error}
-            self._print(json.dumps(line if job.line is None else {**line, "line": job.line}, ensure_ascii=False))
+            self._print_error_json(job, {"type": exc.kind, "message": render.error_line(exc), "status": status})
         render.print_error(exc, job.plan.prompt, self._where(job) + job.plan.settings.model.name)
 
     def _summary(self, elapsed: float) -> None:
