@@ -22,6 +22,7 @@ OPENAI_KEY = "sk-test-openai-0123456789"
 AZURE_KEY = "azure-test-key-abcdef123456"
 AZURE_AD_TOKEN = "eyJ-test-ad-token-xyz987"
 SECRETS = (OPENAI_KEY, AZURE_KEY, AZURE_AD_TOKEN)
+TODAY = "2026-11-30"  # the day the suite's lifecycle statuses are computed for (catalog.today())
 
 
 @pytest.fixture(autouse=True)
@@ -36,6 +37,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # boto3's chain must never reach past loopback
     monkeypatch.setenv("NO_GCE_CHECK", "true")  # nor google-auth's (the GCE metadata server)
+    monkeypatch.setenv("IMGGEN_TODAY", TODAY)  # lifecycle statuses never follow the machine's clock
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -63,6 +63,8 @@ async def execute(
     `on_images` is awaited with each request's images as soon as they arrive (the CLI saves them).
     Without a session, one is made for this plan alone, and a 401/403 stops the plan's requests not
     yet sent (their errors are NotSentError). A shared session does that only with stop_on_auth."""
+    if plan.refusal is not None:  # a retired model on its provider's own endpoint: nothing is sent
+        raise plan.refusal
     if session is None:
         rpm = plan.settings.get("rpm")
         async with Session(retries=retries, concurrency=concurrency, rpm=rpm, stop_on_auth=True) as own:
@@ -173,18 +175,21 @@ async def agenerate(
     retries: int = 2,
     concurrency: int = 4,
     params: dict[str, Any] | None = None,
+    allow_retired: bool = False,
     **provider_params: Any,
 ) -> ImageResponse:
     """Generate images for one prompt. Raises the first error when no image was made; when only some
     failed, the response's `errors` lists the failures. `timeout` defaults to 600 s (or the profile's).
-    Provider parameters go in `params={...}` or as further keywords (`background="transparent"`)."""
+    Provider parameters go in `params={...}` or as further keywords (`background="transparent"`).
+    A model the catalog says is retired is refused (UsageError) before anything is sent when it would go
+    to its provider's own endpoint, unless `allow_retired=True` (or an `api_base` is given)."""
     check_keywords("agenerate", provider_params)
     check_run_numbers(retries=retries, concurrency=concurrency)
     _check_text(model=model, profile=profile, api_key=api_key, api_base=api_base, api_version=api_version)
     options = Options(
         n=1 if n is None else n, size=size, aspect_ratio=aspect_ratio, quality=quality, style=style,
         response_format=response_format, user=user, seed=seed, negative_prompt=negative_prompt,
-        params=_merged(params, provider_params),
+        params=_merged(params, provider_params), allow_retired=allow_retired,
     )  # fmt: skip
     flags = _flags(api_key, api_base, api_version, timeout)
     plan = plan_generation(prompt, model, profile=profile, options=options, flags=flags)
@@ -215,6 +220,7 @@ def generate(
     retries: int = 2,
     concurrency: int = 4,
     params: dict[str, Any] | None = None,
+    allow_retired: bool = False,
     **provider_params: Any,
 ) -> ImageResponse:
     """`agenerate`, waited for: the same parameters and result. Works inside a running event loop too
@@ -224,7 +230,7 @@ def generate(
         agenerate(
             prompt, model, n, quality, response_format, size, style, user, timeout, api_key, api_base,
             api_version, profile, aspect_ratio=aspect_ratio, seed=seed, negative_prompt=negative_prompt,
-            retries=retries, concurrency=concurrency, params=params, **provider_params,
+            retries=retries, concurrency=concurrency, params=params, allow_retired=allow_retired, **provider_params,
         )
     )  # fmt: skip
 
@@ -234,6 +240,7 @@ def generate(
 KEYWORDS = (
     "model", "n", "quality", "response_format", "size", "style", "user", "timeout", "api_key", "api_base",
     "api_version", "profile", "aspect_ratio", "seed", "negative_prompt", "retries", "concurrency", "params",
+    "allow_retired",
 )  # fmt: skip
 NEAR_MISS_CUTOFF = 0.8  # difflib's ratio: one letter wrong, missing or doubled in a name of 5+ letters
 

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import json
+import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import ConfigError, UsageError
 from .types import ModelRef, Usage
 
 PROVIDERS = ("openai", "azure", "bedrock", "vertex_ai", "gemini", "placeholder")
+STALE_AFTER_DAYS = 120  # past this many days since the catalog's `checked` date, `imggen models` says so
 
 # Bare ids that can only mean one provider, for ids the catalog does not list.
 _BARE_RULES = (
@@ -48,23 +51,44 @@ class ModelInfo:
     lifecycle: dict[str, str] = field(default_factory=dict)
     regions: tuple[str, ...] = ()
     notes: str = ""
+    # For an id the catalog does not list but a family matches: that family's entry in models.json
+    # ({"provider", "pattern", "like"}); the rules are those of `like`, without its price or lifecycle.
+    from_family: dict[str, str] | None = None
 
     @property
     def model_id(self) -> str:
         return self.id.split("/", 1)[1]
 
-    def status(self, today: dt.date | None = None) -> str:
-        """active / deprecated / retired as of `today`, from the catalog's dates."""
-        today = today or dt.date.today()
+    def status(self, on: dt.date | None = None) -> str:
+        """active / deprecated / retired on the day `on` (default: today()), computed from the catalog's
+        dates, so it never says active past a known retirement. A status stored without dates (the
+        catalog's older shape) counts only when no date is set."""
+        on = on or today()
         retired, deprecated = self.lifecycle.get("retired"), self.lifecycle.get("deprecated")
-        if retired and dt.date.fromisoformat(retired) <= today:
+        if retired and dt.date.fromisoformat(retired) <= on:
             return "retired"
-        if retired or (deprecated and dt.date.fromisoformat(deprecated) <= today):
+        if retired or (deprecated and dt.date.fromisoformat(deprecated) <= on):
             return "deprecated"
+        if deprecated:  # announced for a later day
+            return "active"
         return self.lifecycle.get("status", "active")
 
     def has_field(self, name: str) -> bool:
         return name in self.fields
+
+
+def today() -> dt.date:
+    """The date every lifecycle status is computed for: IMGGEN_TODAY (YYYY-MM-DD) when set, so tests
+    and users can ask what a day will bring, else the system's date."""
+    given = os.environ.get("IMGGEN_TODAY", "").strip()
+    if not given:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(given)
+    except ValueError:
+        raise ConfigError(
+            f"IMGGEN_TODAY={given} is not a date (YYYY-MM-DD)", hint="Unset it to use today's date."
+        ) from None
 
 
 def _model_from_dict(raw: dict[str, Any]) -> ModelInfo:
@@ -74,10 +98,41 @@ def _model_from_dict(raw: dict[str, Any]) -> ModelInfo:
 
 
 @cache
-def all_models() -> tuple[ModelInfo, ...]:
+def _data() -> dict[str, Any]:
     # Beside this module, read directly: importlib.resources costs ~10 ms of imports at start-up.
     text = (Path(__file__).parent / "models.json").read_text(encoding="utf-8")
-    return tuple(_model_from_dict(m) for m in json.loads(text)["models"])
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+@cache
+def all_models() -> tuple[ModelInfo, ...]:
+    return tuple(_model_from_dict(m) for m in _data()["models"])
+
+
+def families() -> list[dict[str, str]]:
+    """models.json's families: ids the catalog does not list that follow a known model's rules."""
+    return list(_data().get("families", []))
+
+
+def checked() -> dt.date | None:
+    """The day the catalog was last compared with the providers (models.json's `checked`)."""
+    value = _data().get("checked")
+    return dt.date.fromisoformat(value) if value else None
+
+
+def stale_warning(on: dt.date | None = None) -> str | None:
+    """Past STALE_AFTER_DAYS since the catalog was checked: one line that says so."""
+    last = checked()
+    if last is None:
+        return None
+    days = ((on or today()) - last).days
+    if days <= STALE_AFTER_DAYS:
+        return None
+    return (
+        f"the catalog was last checked on {last.isoformat()} ({days} days ago); "
+        "run `imggen models check` to compare it with your providers"
+    )
 
 
 @cache
@@ -112,7 +167,7 @@ def _prefixed(name: str) -> ModelRef:
         )
     if not model_id:
         raise UsageError(f"model '{name}' has no id after the prefix", hint=f"e.g. {provider}/<model-id>.")
-    return ModelRef(provider, model_id, lookup(name))
+    return ModelRef(provider, model_id, lookup(name) or family_rules(provider, model_id))
 
 
 def _bare_provider(name: str) -> str:
@@ -143,6 +198,36 @@ def _bare_names() -> list[str]:
     """What a user may type without a prefix: bare catalog ids, `placeholder`, and every full id."""
     names = [m.model_id for m in all_models() if m.bare] + ["placeholder"]
     return names + [m.id for m in all_models()]
+
+
+def family_of(provider: str, model_id: str) -> dict[str, str] | None:
+    """The first family whose pattern (fnmatch, on the id without its prefix) matches, if its `like`
+    model is in the catalog."""
+    for entry in families():
+        matches = entry["provider"] == provider and fnmatch.fnmatchcase(model_id, entry["pattern"])
+        if matches and lookup(entry["like"]) is not None:
+            return entry
+    return None
+
+
+def family_rules(provider: str, model_id: str) -> ModelInfo | None:
+    """An id the catalog does not list, in a known family: the rules of the family's model (sizes,
+    qualities, fields, limits), with no price and no lifecycle, for nothing is known of either."""
+    entry = family_of(provider, model_id)
+    if entry is None:
+        return None
+    like = lookup(entry["like"])
+    assert like is not None
+    return replace(like, id=f"{provider}/{model_id}", bare=False, price=None, lifecycle={}, notes="",
+                   from_family=entry)  # fmt: skip
+
+
+def family_note(info: ModelInfo | None) -> str | None:
+    """What a run says when a family gave an unknown id its rules."""
+    entry = info.from_family if info else None
+    if info is None or entry is None:
+        return None
+    return f"{info.id} is not in imggen's catalog; using the rules of {entry['like']} (family {entry['pattern']})"
 
 
 def unknown_id_warning(ref: ModelRef) -> str | None:

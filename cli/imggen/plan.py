@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import sizes
-from .catalog import ModelInfo, estimate_cost, unknown_id_warning
+from .catalog import ModelInfo, estimate_cost, family_note, unknown_id_warning
 from .checks import MAX_SEED, RANGES, number_problem, param_error, quoted, text_problem
 from .errors import UsageError
 from .providers import hook
@@ -66,6 +66,7 @@ class Options:
     seed: int | None = None
     negative_prompt: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    allow_retired: bool = False  # send a retired model to its provider's own endpoint all the same
 
 
 @dataclass
@@ -80,6 +81,9 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     template: ImageRequest | None = None  # the request every fanned-out one is cut from
+    # A retired model on its provider's own endpoint: what a run raises before sending anything (a dry
+    # run prints the requests first, then raises it)
+    refusal: UsageError | None = None
 
 
 def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
@@ -104,7 +108,8 @@ def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
     quality = values.get("quality") or (info.default_quality if info else None)
     cost = estimate_cost(info, options.n, size, quality)
     plan = Plan(settings, prompt, requests, options.n, size, quality, cost, notes, template=template)
-    plan.warnings = lifecycle_warnings(settings) + list(settings.warnings)
+    _lifecycle(plan, options.allow_retired)
+    plan.warnings += settings.warnings
     return plan
 
 
@@ -151,6 +156,8 @@ def check_options(options: Options) -> None:
                           shown=quoted(options.params))  # fmt: skip
     if options.params:
         _check_param_values(options.params, 0)
+    if type(options.allow_retired) is not bool:
+        raise param_error("{given} must be True or False", param="allow_retired", value=options.allow_retired)
 
 
 def _check_param_values(value: Any, depth: int) -> None:
@@ -263,25 +270,92 @@ def skip_done(plan: Plan, done: set[int]) -> int:
     return plan.n - len(wanted)
 
 
-def lifecycle_warnings(settings: Resolved) -> list[str]:
-    """Say when a retired or deprecated model is used against the provider's own endpoint."""
-    info = settings.model.info
-    on_own_endpoint = settings.values.get("api_base") is None or settings.values["api_base"].source in (
-        "default", "unset"
-    )  # fmt: skip
-    if not on_own_endpoint:
-        return []
+# Azure's endpoints are always set by the user, and are Microsoft's own on these hosts (a resource's).
+OWN_HOSTS = {"azure": (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")}
+
+
+def on_own_endpoint(settings: Resolved) -> bool:
+    """The request goes to the provider's own endpoint: no api_base was set (flag, profile, environment),
+    or, for Azure, the api_base is an Azure resource's."""
+    setting = settings.values.get("api_base")
+    if setting is None or setting.value is None or setting.source in ("default", "unset"):
+        return True
+    hosts = OWN_HOSTS.get(settings.model.provider)
+    if hosts is None:
+        return False
+    from urllib.parse import urlsplit
+
+    try:
+        host = (urlsplit(str(setting.value)).hostname or "").lower()
+    except ValueError:
+        return False
+    return host.endswith(hosts)
+
+
+def _lifecycle(plan: Plan, allow_retired: bool) -> None:
+    """What the catalog knows of the model's life, said before anything is sent: a family's rules
+    used for an unknown id (a note), an unknown id (a warning), a deprecated model (a warning), a
+    retired one (refused on the provider's own endpoint unless allowed; a note elsewhere)."""
+    settings = plan.settings
+    info, own = settings.model.info, on_own_endpoint(settings)
+    family = family_note(info)
+    if family:
+        plan.notes.append(family)
     if info is None:
-        unknown = unknown_id_warning(settings.model)
-        return [unknown] if unknown else []
-    status, life = info.status(), info.lifecycle
-    instead = f"; use {life['replacement']} instead" if life.get("replacement") else ""
-    if status == "retired":
-        return [f"{info.id} was retired on {life.get('retired', 'an earlier date')}{instead}"]
-    if status == "deprecated":
-        until = f" and shuts down on {life['retired']}" if life.get("retired") else ""
-        return [f"{info.id} is deprecated{until}{instead}"]
-    return []
+        unknown = unknown_id_warning(settings.model) if own else None
+        plan.warnings += [unknown] if unknown else []
+        return
+    status = info.status()
+    if status == "deprecated" and own:
+        plan.warnings.append(deprecated_text(info))
+    elif status == "retired" and not own:
+        from .secrets import shown_url
+
+        where = shown_url(str(settings.get("api_base")))
+        plan.notes.append(f"{retired_text(info)} by its provider; sending it to the api_base you set, {where}")
+    elif status == "retired" and allow_retired:
+        replacement = _instead(info, " (replacement: {})")
+        plan.warnings.append(f"{retired_text(info)}; sending it anyway, as allowed{replacement}")
+    elif status == "retired":
+        plan.refusal = retired_error(info)
+
+
+def _instead(info: ModelInfo, template: str = "; use {} instead") -> str:
+    replacement = info.lifecycle.get("replacement")
+    return template.format(replacement) if replacement else ""
+
+
+def retired_text(info: ModelInfo) -> str:
+    """`openai/dall-e-3 was retired on 2026-05-12`."""
+    day = info.lifecycle.get("retired")
+    return f"{info.id} was retired on {day}" if day else f"{info.id} is retired"
+
+
+def deprecated_text(info: ModelInfo) -> str:
+    """The warning for a deprecated model: when it shuts down (or since when it is deprecated) and
+    what replaces it."""
+    life = info.lifecycle
+    if life.get("retired"):
+        when = f" and shuts down on {life['retired']}"
+    elif life.get("deprecated"):
+        when = f" (since {life['deprecated']})"
+    else:
+        when = ""
+    return f"{info.id} is deprecated{when}{_instead(info)}"
+
+
+def retired_error(info: ModelInfo) -> UsageError:
+    """The refusal of a retired model on its provider's own endpoint, worded for each caller."""
+    message = retired_text(info) + _instead(info)
+    unless = "Nothing was sent. If your provider still serves it, "
+    error = UsageError(message, hint=unless + "pass allow_retired=True.", param="model")
+    error.wordings = {
+        "python": (message, unless + "pass allow_retired=True."),
+        "cli": (message, unless + "add --allow-retired."),
+        "proxy": (message, "Nothing was sent. If the provider still serves it, set allow_retired: true in "
+                  "this deployment's litellm_params."),
+    }  # fmt: skip
+    return error
 
 
 def with_prompt(plan: Plan, prompt: str, *, check: bool = True) -> Plan:

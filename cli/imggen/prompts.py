@@ -14,13 +14,13 @@ from .errors import UsageError
 
 OVERRIDES = frozenset(
     {"model", "n", "size", "aspect_ratio", "quality", "style", "response_format", "user", "seed",
-     "negative_prompt", "name", "params"}
+     "negative_prompt", "name", "params", "allow_retired"}
 )  # fmt: skip
 TYPES: dict[str, type] = {
     "n": int, "seed": int, "params": dict, "model": str, "size": str, "aspect_ratio": str, "quality": str,
-    "style": str, "response_format": str, "user": str, "negative_prompt": str, "name": str,
+    "style": str, "response_format": str, "user": str, "negative_prompt": str, "name": str, "allow_retired": bool,
 }  # fmt: skip
-KINDS: dict[type, str] = {dict: "an object", int: "a whole number", str: "a string"}
+KINDS: dict[type, str] = {dict: "an object", int: "a whole number", str: "a string", bool: "true or false"}
 BOM = b"\xef\xbb\xbf"
 
 
@@ -48,7 +48,7 @@ def _jsonl_line(raw: str, number: int, source: str) -> PromptLine:
         allowed = ", ".join(sorted(OVERRIDES))
         raise UsageError(f"{where} has unknown key '{unknown[0]}'", hint=f"Allowed: prompt, {allowed}.")
     for key, kind in TYPES.items():
-        if key in data and (not isinstance(data[key], kind) or isinstance(data[key], bool)):
+        if key in data and (not isinstance(data[key], kind) or (kind is not bool and isinstance(data[key], bool))):
             raise UsageError(f"{where}: '{key}' must be {KINDS[kind]}")
     return PromptLine(number, data.pop("prompt"), data)
 

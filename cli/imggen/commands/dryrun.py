@@ -36,6 +36,8 @@ def print_batch(batch: Batch, *, json_lines: bool, quiet: bool) -> None:
         for text, (warning, _line) in totals.notes.items():
             if warning:
                 render.warn(text)
+    if totals.refusal is not None:  # the run would have been refused: so is its dry run, after the requests
+        raise totals.refusal
 
 
 class JsonLines:

@@ -91,6 +91,9 @@ def generate(
     max_cost: float | None = typer.Option(
         None, "--max-cost", metavar="USD", help="Refuse a run estimated above this many USD."
     ),
+    allow_retired: bool = typer.Option(
+        False, "--allow-retired", help="Send a retired model to its provider all the same (if it still serves it)."
+    ),
 ) -> None:
     """Generate images from a prompt (or many: PROMPT -, or --prompts-file) and save them."""
     from ..plan import Options
@@ -99,7 +102,7 @@ def generate(
     options = Options(
         n=number, size=size, aspect_ratio=aspect_ratio, quality=quality, style=style,
         response_format=response_format, user=user, seed=seed, negative_prompt=negative_prompt,
-        params=parse_params(param),
+        params=parse_params(param), allow_retired=allow_retired,
     )  # fmt: skip
     _check_numbers(concurrency, retries, timeout, rpm, max_cost)
     flags = {"api_base": api_base, "api_version": api_version, "timeout": timeout, "output_dir": output, "rpm": rpm}

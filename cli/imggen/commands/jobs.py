@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from copy import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,10 @@ from ..plan import Options, Plan, check_prompt, skip_done, with_prompt
 from ..prompts import PromptLine, Source
 from .run import Job
 
-OPTION_KEYS = ("n", "size", "aspect_ratio", "quality", "style", "response_format", "user", "seed", "negative_prompt")
+OPTION_KEYS = (
+    "n", "size", "aspect_ratio", "quality", "style", "response_format", "user", "seed", "negative_prompt",
+    "allow_retired",
+)  # fmt: skip
 MAX_SHAPES = 256  # distinct (model, options) plans kept; JSONL lines that all differ just rebuild theirs
 MAX_NOTES = 100  # distinct notes shown; the same note for every line is shown once
 ROWS = 12  # prompts up to which the progress display has a row per prompt (see progress.MAX_ROWS)
@@ -36,6 +40,7 @@ class Totals:
     skipped: int = 0  # found saved by --resume
     cost: float = 0.0
     unpriced: str | None = None  # a model with images to make and no price
+    refusal: ImggenError | None = None  # the first line whose retired model may not be sent (plan.refusal)
     notes: dict[str, tuple[bool, int | None]] = field(default_factory=dict)  # text: (is a warning, line)
     rows: list[tuple[str, int]] = field(default_factory=list)  # (label, images) of the first prompts
     first: Plan | None = None
@@ -157,11 +162,17 @@ class Batch:
             check_prompt(shape, entry.prompt)
             if totals is not None:
                 self._check_name(entry.overrides.get("name", self.name))
+                if shape.refusal is not None and totals.refusal is None:
+                    totals.refusal = self._located(copy(shape.refusal), entry)
         except ImggenError as exc:
-            if self.source is not None:
-                exc.locate(f"{self.source.name} line {entry.line}")
+            self._located(exc, entry)
             raise
         return shape, parameters
+
+    def _located(self, exc: ImggenError, entry: PromptLine) -> ImggenError:
+        if self.source is not None:
+            exc.locate(f"{self.source.name} line {entry.line}")
+        return exc
 
     def _check_name(self, name: str | None) -> None:
         from ..output import DEFAULT_NAME, check_template

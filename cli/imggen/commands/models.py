@@ -10,7 +10,15 @@ from typing import Any
 
 import typer
 
-from ..catalog import PROVIDERS, ModelInfo, all_models, nearest_ids, parse_model, price_range
+from ..catalog import (
+    PROVIDERS,
+    ModelInfo,
+    all_models,
+    nearest_ids,
+    parse_model,
+    price_range,
+    stale_warning,
+)
 from ..errors import UsageError
 from ..settings import credentials_configured, load_config
 from . import render
@@ -76,6 +84,7 @@ def list_models(
         return
     if provider is not None and provider not in PROVIDERS:
         raise UsageError(f"unknown provider '{provider}'", hint="Use one of: " + ", ".join(PROVIDERS) + ".")
+    _say_if_stale()
     config = load_config()
     configured = {p: credentials_configured(p, config) for p in PROVIDERS}
     models = [
@@ -166,6 +175,14 @@ def show(
 ) -> None:
     """Everything the catalog knows about one model."""
     ref = parse_model(model)
+    _say_if_stale()
+    family = ref.info.from_family if ref.info else None
+    if family is not None:
+        raise UsageError(
+            f"{ref.name} is not in imggen's catalog; generate gives it the rules of {family['like']} "
+            f"(family {family['pattern']}), with no price or lifecycle",
+            hint=f"`imggen models show {family['like']}` shows them.",
+        )
     if ref.info is None:
         near = nearest_ids(ref, count=1)
         guess = f"; did you mean {near[0]}?" if near else ""
@@ -180,6 +197,13 @@ def show(
     for key, value in data.items():
         if value not in (None, [], {}, ""):
             sys.stdout.write(f"{key + ':':<18} {_plain(value)}\n")
+
+
+def _say_if_stale() -> None:
+    """Once per command: the catalog has not been compared with the providers for a long while."""
+    text = stale_warning()
+    if text:
+        render.warn(text)
 
 
 def _plain(value: Any) -> str:

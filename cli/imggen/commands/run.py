@@ -132,6 +132,8 @@ class Run:
         self.created = int(time.time())
         self.manifest: Manifest | None = None
         self.totals = batch.check(lambda first: self._locate(first, resume))  # every line, before anything
+        if self.totals.refusal is not None:  # a retired model: the whole run is refused, nothing sent
+            raise self.totals.refusal
         self.skipped = self.totals.skipped
         self.progress = Progress(self.totals.prompts, self.totals.images, self.totals.rows, enabled=not quiet)
         self.progress.traced = verbose  # -v says each retry itself
@@ -211,8 +213,8 @@ class Run:
             return
         if self.totals.unpriced is not None:
             raise UsageError(
-                f"--max-cost cannot be checked: the catalog has no price for {self.totals.unpriced}",
-                hint="Leave out --max-cost, or pick a model with a known price.",
+                f"the cost of {self.totals.unpriced} is unknown; --max-cost cannot bound it",
+                hint="Nothing was sent. Leave out --max-cost, or pick a model with a known price.",
             )
         if self.totals.cost > max_cost:
             raise UsageError(

@@ -31,7 +31,7 @@ SETTING_KEYS = {
     "aws_bedrock_runtime_endpoint": "api_base", "vertex_project": "vertex_project",
     "vertex_location": "vertex_location", "vertex_credentials": "vertex_credentials",
 }  # fmt: skip
-ROUTING_KEYS = {"model", "rpm", "weight", "drop_params", "base_model"}
+ROUTING_KEYS = {"model", "rpm", "weight", "drop_params", "base_model", "allow_retired"}
 ROUTER_KEYS = {
     "routing_strategy", "num_retries", "timeout", "cooldown_time", "allowed_fails", "fallbacks",
     "model_group_alias", "redis_host", "redis_port", "redis_password",
@@ -51,6 +51,7 @@ class Deployment:
     rpm: int | None = None
     weight: float = 1.0
     drop_params: bool | None = None
+    allow_retired: bool = False  # litellm_params.allow_retired: a retired model is sent all the same
 
 
 @dataclass
@@ -213,12 +214,34 @@ def _deployment(index: int, entry: Any, router: Router, warnings: list[str]) -> 
         _use_base_model(settings, str(params["base_model"]), where, warnings)
     info = entry.get("model_info") or {}
     rpm, weight, drop = params.get("rpm"), params.get("weight"), params.get("drop_params")
+    allowed = params.get("allow_retired")
+    allow = allowed is not None and flag(allowed, f"{where}: litellm_params.allow_retired")
+    warnings += _lifecycle_warnings(settings, allow, where)
     return Deployment(
         id=str(info.get("id") or _generated_id(group, params)), group=group, model=model, settings=settings,
         rpm=None if rpm is None else number(rpm, f"{where}: litellm_params.rpm", Range(0, whole=True, above=True)),
         weight=1.0 if weight is None else number(weight, f"{where}: litellm_params.weight", Range(0, above=True)),
-        drop_params=None if drop is None else flag(drop, f"{where}: litellm_params.drop_params"),
+        drop_params=None if drop is None else flag(drop, f"{where}: litellm_params.drop_params"), allow_retired=allow,
     )  # fmt: skip
+
+
+def _lifecycle_warnings(settings: Resolved, allow: bool, where: str) -> list[str]:
+    """A deprecated or retired model on its provider's own endpoint starts the server all the same,
+    with a warning; requests routed to a retired one are refused unless allow_retired is set."""
+    from ..plan import deprecated_text, on_own_endpoint, retired_error, retired_text
+
+    info = settings.model.info
+    if info is None or not on_own_endpoint(settings):
+        return []
+    status = info.status()
+    if status == "deprecated":
+        return [f"{where}: {deprecated_text(info)}"]
+    if status != "retired":
+        return []
+    if allow:
+        return [f"{where}: {retired_text(info)}; requests routed to it are sent anyway (allow_retired: true)"]
+    refusal = retired_error(info).message
+    return [f"{where}: {refusal}; requests routed to it are answered 400 unless litellm_params.allow_retired is true"]
 
 
 def _use_base_model(settings: Resolved, base: str, where: str, warnings: list[str]) -> None:

@@ -200,10 +200,15 @@ class Router:
         if not drop:
             _refuse_unsupported(deployment, options)
         options = _provider_params(deployment, options, drop)
+        if deployment.allow_retired:
+            options = replace(options, allow_retired=True)
         try:
-            return make_plan(prompt, options, deployment.settings)
+            plan = make_plan(prompt, options, deployment.settings)
         except ImggenError as exc:
             raise bad_request(exc, deployment) from exc
+        if plan.refusal is not None:  # a retired model on its provider's own endpoint: nothing is sent
+            raise bad_request(plan.refusal, deployment, code="model_retired")
+        return plan
 
     async def _failed(self, deployment: Deployment, exc: GenerationError) -> ProxyError:
         """Cool the deployment down when it is rate limited or misconfigured, or after too many failures."""
@@ -304,7 +309,7 @@ def upstream_error(exc: GenerationError, deployment: Deployment) -> ProxyError:
 def options_from(body: dict[str, Any]) -> Options:
     """The OpenAI request body as imggen options, each field of the type OpenAI gives it; the other
     fields are kept as params, for the deployments whose provider takes them (`_provider_params`)."""
-    named = {f.name for f in fields(Options)} - {"n", "params"}
+    named = {f.name for f in fields(Options)} - {"n", "params", "allow_retired"}  # the config's, not a client's
     n = body.get("n", 1) if body.get("n") is not None else 1
     if not _is(n, int) or not 1 <= n <= MAX_N:
         raise ProxyError(400, f"'n' must be an integer from 1 to {MAX_N}, not {_shown(n)}", param="n")
