@@ -43,14 +43,16 @@ def test_dry_run_json_lines() -> None:
     assert lines[0]["cost_usd"] == 0.04
 
 
-def test_retired_model_on_the_providers_endpoint_warns_with_the_replacement() -> None:
+def test_retired_model_on_the_providers_endpoint_is_refused_with_the_replacement() -> None:
     result = run_cli("generate", "otter", "-m", "dall-e-3", "--dry-run")
-    assert "warning:" in result.stderr and "retired" in result.stderr and "gpt-image-2" in result.stderr
+    assert result.code == 2 and "POST https://api.openai.com/v1/images/generations" in result.stdout
+    assert "error:" in result.stderr and "retired" in result.stderr and "gpt-image-2" in result.stderr
 
 
 def test_no_warning_when_a_compatible_server_serves_the_id() -> None:
     result = run_cli("generate", "otter", "-m", "dall-e-3", "--dry-run", "--api-base", "http://127.0.0.1:9/v1")
-    assert "retired" not in result.stderr
+    assert result.code == 0 and "warning:" not in result.stderr and "error:" not in result.stderr
+    assert "# note: openai/dall-e-3 was retired on" in result.stdout
 
 
 def test_placeholder_dry_run_says_nothing_is_sent() -> None:

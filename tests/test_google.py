@@ -259,11 +259,11 @@ def test_gemini_api_without_a_key_exits_3() -> None:
 def test_dry_run_every_route_without_credentials() -> None:
     env = {"NO_GCE_CHECK": "true", "GEMINI_API_KEY": GEMINI_KEY}
     for model, route in [
-        ("imagen-4.0-generate-001", ":predict"),
+        ("imagen-4.0-generate-001", ":predict"),  # retired: a dry run shows what --allow-retired sends
         ("vertex_ai/gemini-2.5-flash-image", ":generateContent"),
         ("gemini/gemini-3-pro-image-preview", ":generateContent"),
     ]:
-        result = run_cli("generate", "a fox", "-m", model, "--dry-run", env=env)
+        result = run_cli("generate", "a fox", "-m", model, "--dry-run", "--allow-retired", env=env)
         assert result.code == 0, result.stderr
         assert route in result.stdout
         assert GEMINI_KEY not in result.everything()

@@ -174,11 +174,11 @@ def inline_credentials(fake: FakeProvider, service_account: Path) -> str:  # noq
 
 def test_inline_credentials_are_masked_by_dry_run_and_config(inline_credentials: str) -> None:
     secrets = key_lines(inline_credentials)
-    dry = run_cli("generate", "a fox", "--dry-run")
+    dry = run_cli("generate", "a fox", "--dry-run", "--allow-retired")  # Imagen is retired
     assert dry.code == 0, dry.stderr
     assert "# vertex_credentials: **** (inline JSON) (from profile:vertex_ai)" in dry.stdout
     results = [
-        dry, run_cli("generate", "a fox", "--dry-run", "--json"), run_cli("config", "show"),
+        dry, run_cli("generate", "a fox", "--dry-run", "--json", "--allow-retired"), run_cli("config", "show"),
         run_cli("config", "show", "vertex_ai", "--json"), run_cli("config", "get", "vertex_ai", "vertex_credentials"),
         run_cli("config", "explain"), run_cli("config", "explain", "--json"),
     ]  # fmt: skip

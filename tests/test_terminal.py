@@ -122,7 +122,7 @@ def test_json_lines_of_a_batch_reach_a_pipe(fake: FakeProvider, tmp_path: Path) 
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("one\ntwo\n")
     code, out, screen = run_at_terminal(
-        "generate", "--prompts-file", str(prompts), "-m", "dall-e-2", "--json", "-o", "out", env=openai_env(fake)
+        "generate", "--prompts-file", str(prompts), "-m", "gpt-image-2", "--json", "-o", "out", env=openai_env(fake)
     )
     assert code == 0, screen
     assert sorted(json.loads(line)["prompt"] for line in out.splitlines()) == ["one", "two"]
@@ -130,7 +130,7 @@ def test_json_lines_of_a_batch_reach_a_pipe(fake: FakeProvider, tmp_path: Path) 
 
 def test_json_lines_of_a_stdin_batch_reach_a_file(fake: FakeProvider, tmp_path: Path) -> None:
     with open(prompts_file(tmp_path, 14), "rb") as stdin, open(tmp_path / "out.jsonl", "wb") as target:
-        code, _, screen = Terminal("generate", "-", "-m", "dall-e-2", "--json", "-o", "out", env=openai_env(fake),
+        code, _, screen = Terminal("generate", "-", "-m", "gpt-image-2", "--json", "-o", "out", env=openai_env(fake),
                                    stdin=stdin, stdout=target).finish()  # fmt: skip
     assert code == 0, screen
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
@@ -159,7 +159,7 @@ def test_paths_at_the_terminal_itself_are_printed_above_the_bar(tmp_path: Path) 
 
 
 def test_json_lines_at_the_terminal_itself(fake: FakeProvider, tmp_path: Path) -> None:
-    code, _, screen = Terminal("generate", "--prompts-file", str(prompts_file(tmp_path, 3)), "-m", "dall-e-2",
+    code, _, screen = Terminal("generate", "--prompts-file", str(prompts_file(tmp_path, 3)), "-m", "gpt-image-2",
                                "--json", "-o", "out", env=openai_env(fake), stdout="tty").finish()  # fmt: skip
     assert code == 0, screen
     records = [json.loads(line) for line in plain_lines(screen) if line.lstrip().startswith("{")]
@@ -176,7 +176,7 @@ def test_ctrl_c_mid_batch_keeps_the_lines_of_saved_images(fake: FakeProvider, tm
     prompts = prompts_file(tmp_path, 6)
     target_path = tmp_path / "out.jsonl"
     with open(target_path, "wb") as target:
-        term = Terminal("generate", "--prompts-file", str(prompts), "-m", "dall-e-2", "--json", "-o", "out",
+        term = Terminal("generate", "--prompts-file", str(prompts), "-m", "gpt-image-2", "--json", "-o", "out",
                         "-j", "1", env=openai_env(fake), stdout=target)  # fmt: skip
         term.wait_for(lambda: len(target_path.read_text().splitlines()) == 2 and "in flight" in term.screen)
         term.wait_for(lambda: len(fake.requests) >= 3)  # the third, slow request is out
@@ -191,8 +191,8 @@ def test_ctrl_c_mid_batch_keeps_the_lines_of_saved_images(fake: FakeProvider, tm
     )
     last = plain_lines(screen)[-1]
     assert "interrupted: kept 2 finished images" in screen
-    assert last == "to finish: " + shlex.join(["imggen", "generate", "--prompts-file", str(prompts), "-m", "dall-e-2",
-                                               "--json", "-o", "out", "-j", "1", "--resume"])  # fmt: skip
+    args = ["imggen", "generate", "--prompts-file", str(prompts), "-m", "gpt-image-2", "--json", "-o", "out", "-j", "1"]
+    assert last == "to finish: " + shlex.join([*args, "--resume"])
 
 
 # Item 2: the display fits 80 columns and says where the run is
@@ -206,7 +206,7 @@ def test_the_display_fits_80_columns_with_rows_per_prompt(fake: FakeProvider, tm
     refused = Reply(status=400, json={"error": {"message": "bad prompt", "type": "invalid_request_error"}})
     slow_after(fake, 3, refused)
     prompts = prompts_file(tmp_path, 10, "a long and detailed prompt about a sea otter floating on its back, number")
-    term = Terminal("generate", "--prompts-file", str(prompts), "-m", "dall-e-2", "-o", "out", "-j", "2",
+    term = Terminal("generate", "--prompts-file", str(prompts), "-m", "gpt-image-2", "-o", "out", "-j", "2",
                     env=openai_env(fake))  # fmt: skip
     term.wait_for(lambda: "3/10 images · 1 failed · 2 in flight" in term.screen and bool(ETA.search(term.screen)))
     term.proc.send_signal(signal.SIGINT)
@@ -224,7 +224,7 @@ def test_the_display_fits_80_columns_with_rows_per_prompt(fake: FakeProvider, tm
 
 def test_the_display_of_a_big_batch_fits_80_columns(fake: FakeProvider, tmp_path: Path) -> None:
     slow_after(fake, 5)
-    term = Terminal("generate", "--prompts-file", str(prompts_file(tmp_path, 30)), "-m", "dall-e-2", "-o", "out",
+    term = Terminal("generate", "--prompts-file", str(prompts_file(tmp_path, 30)), "-m", "gpt-image-2", "-o", "out",
                     "-j", "3", env=openai_env(fake))  # fmt: skip
     term.wait_for(lambda: "5/30 images · 3 in flight" in term.screen)
     term.proc.send_signal(signal.SIGINT)
@@ -249,7 +249,7 @@ def test_a_partial_run_gives_the_command_that_finishes_it(fake: FakeProvider, tm
 
     fake.script(GENERATIONS, Reply(), Reply(status=400, json={"error": {"message": "bad prompt"}}))
     prompts = prompts_file(tmp_path, 3, "it's an otter")
-    args = ["generate", "--prompts-file", str(prompts), "-m", "dall-e-2", "-o", "my out", "-j", "1"]
+    args = ["generate", "--prompts-file", str(prompts), "-m", "gpt-image-2", "-o", "my out", "-j", "1"]
     first = run_cli(*args, env=openai_env(fake))
     assert first.code == 4, first.stderr
     again = finish_args(first.stderr)
@@ -264,7 +264,7 @@ def test_resume_is_added_once(fake: FakeProvider, tmp_path: Path) -> None:
     from conftest import run_cli
 
     fake.script(GENERATIONS, Reply(), Reply(status=400, json={"error": {"message": "bad prompt"}}))
-    args = ["generate", "--prompts-file", str(prompts_file(tmp_path, 2)), "-m", "dall-e-2", "-j", "1", "--resume",
+    args = ["generate", "--prompts-file", str(prompts_file(tmp_path, 2)), "-m", "gpt-image-2", "-j", "1", "--resume",
             "-o", "out"]  # fmt: skip
     result = run_cli(*args, env=openai_env(fake))
     assert result.code == 4 and finish_args(result.stderr) == args
@@ -273,7 +273,7 @@ def test_resume_is_added_once(fake: FakeProvider, tmp_path: Path) -> None:
 def test_a_stdin_batch_from_a_file_names_the_file(fake: FakeProvider, tmp_path: Path) -> None:
     slow_after(fake, 1)
     with open(prompts_file(tmp_path, 3), "rb") as stdin:
-        term = Terminal("generate", "-m", "dall-e-2", "-o", "out", "-j", "1", env=openai_env(fake), stdin=stdin)
+        term = Terminal("generate", "-m", "gpt-image-2", "-o", "out", "-j", "1", env=openai_env(fake), stdin=stdin)
         term.wait_for(lambda: len(fake.requests) >= 2)
         term.proc.send_signal(signal.SIGTERM)
         code, out, screen = term.finish()
@@ -281,7 +281,7 @@ def test_a_stdin_batch_from_a_file_names_the_file(fake: FakeProvider, tmp_path: 
     assert len(out.splitlines()) == 1
     last = plain_lines(screen)[-1]
     assert last == "to finish: " + shlex.join(
-        ["imggen", "generate", "-m", "dall-e-2", "-o", "out", "-j", "1", "--resume"]
+        ["imggen", "generate", "-m", "gpt-image-2", "-o", "out", "-j", "1", "--resume"]
     ) + " < " + shlex.quote(str(tmp_path / "prompts.txt"))
 
 
@@ -289,7 +289,7 @@ def test_a_piped_stdin_batch_asks_for_the_same_input(fake: FakeProvider, tmp_pat
     from conftest import run_cli
 
     fake.script(GENERATIONS, Reply(), Reply(status=400, json={"error": {"message": "bad prompt"}}))
-    result = run_cli("generate", "-", "-m", "dall-e-2", "-o", "out", "-j", "1", input=b"one\ntwo\n",
+    result = run_cli("generate", "-", "-m", "gpt-image-2", "-o", "out", "-j", "1", input=b"one\ntwo\n",
                      env=openai_env(fake))  # fmt: skip
     assert result.code == 4, result.stderr
     assert result.stderr.splitlines()[-1] == "to finish: run the same command with the same input and --resume"
@@ -299,8 +299,8 @@ def test_no_finish_line_without_a_manifest_or_when_done(fake: FakeProvider, tmp_
     from conftest import run_cli
 
     fake.script(GENERATIONS, Reply(status=400, json={"error": {"message": "bad prompt"}}))
-    failed = run_cli("generate", "otter", "-m", "dall-e-2", "-o", "out", env=openai_env(fake))
-    done = run_cli("generate", "otter", "-m", "dall-e-2", "-o", "out", env=openai_env(fake))
+    failed = run_cli("generate", "otter", "-m", "gpt-image-2", "-o", "out", env=openai_env(fake))
+    done = run_cli("generate", "otter", "-m", "gpt-image-2", "-o", "out", env=openai_env(fake))
     assert failed.code == 1 and done.code == 0
     assert "to finish" not in failed.stderr + done.stderr
 
@@ -308,7 +308,7 @@ def test_no_finish_line_without_a_manifest_or_when_done(fake: FakeProvider, tmp_
 def test_a_network_error_says_to_check_the_proxy_and_api_base(tmp_path: Path) -> None:
     from conftest import run_cli
 
-    result = run_cli("generate", "otter", "-m", "dall-e-2", "--api-base", "http://127.0.0.1:9/v1", "--retries", "0",
+    result = run_cli("generate", "otter", "-m", "gpt-image-2", "--api-base", "http://127.0.0.1:9/v1", "--retries", "0",
                      "-o", "out", env={"OPENAI_API_KEY": OPENAI_KEY})  # fmt: skip
     assert result.code == 1
     error = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
@@ -323,23 +323,23 @@ def test_verbose_shows_requests_answers_and_retries(fake: FakeProvider, tmp_path
     from conftest import run_cli
 
     fake.script(GENERATIONS, Reply(status=500, json={"error": {"message": "try later"}}))
-    result = run_cli("generate", "a sea otter", "-m", "dall-e-2", "-o", "out", "-v", env=openai_env(fake))
+    result = run_cli("generate", "a sea otter", "-m", "gpt-image-2", "-o", "out", "-v", env=openai_env(fake))
     assert result.code == 0, result.stderr
     lines = result.stderr.splitlines()
     assert lines.count(f"> POST {fake.openai_base}/images/generations") == 2
     assert "> Authorization: Bearer ****6789" in lines and not any(line.startswith("note: retry") for line in lines)
     body = json.loads(next(line for line in lines if line.startswith("> {"))[2:])
-    assert body["prompt"] == "a sea otter" and body["model"] == "dall-e-2"
+    assert body["prompt"] == "a sea otter" and body["model"] == "gpt-image-2"
     assert any(re.fullmatch(r"< 500 in \d+\.\d\d s: .*try later.*", line) for line in lines), lines
     assert any(re.fullmatch(r"\* retry 1 of 2 in \d+\.\d s: .*try later.*", line) for line in lines), lines
     assert any(re.fullmatch(r"< 200 OK in \d+\.\d\d s", line) for line in lines), lines
     assert_no_secret(result.everything())
-    quiet = run_cli("generate", "a sea otter", "-m", "dall-e-2", "-o", "out", env=openai_env(fake))
+    quiet = run_cli("generate", "a sea otter", "-m", "gpt-image-2", "-o", "out", env=openai_env(fake))
     assert "> POST" not in quiet.stderr and "authorization" not in quiet.stderr
 
 
 def test_verbose_prints_above_the_progress_display(fake: FakeProvider, tmp_path: Path) -> None:
-    code, out, screen = Terminal("generate", "--prompts-file", str(prompts_file(tmp_path, 3)), "-m", "dall-e-2",
+    code, out, screen = Terminal("generate", "--prompts-file", str(prompts_file(tmp_path, 3)), "-m", "gpt-image-2",
                                  "-o", "out", "-v", env=openai_env(fake)).finish()  # fmt: skip
     assert code == 0, screen
     assert len(out.splitlines()) == 3
