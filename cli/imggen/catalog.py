@@ -47,7 +47,7 @@ class ModelInfo:
     price: dict[str, Any] | None = None
     lifecycle: dict[str, str] = field(default_factory=dict)
     regions: tuple[str, ...] = ()
-    location: str | None = None  # Vertex AI: where the model is served when the user set no location
+    location: str | None = None
     notes: str = ""
 
     @property
