@@ -337,6 +337,33 @@ def test_a_rejected_gemini_api_key_exits_3_like_any_rejected_key(fake: FakeProvi
     assert wrong not in result.everything()
 
 
+def test_imggen_serve_answers_an_upstream_key_refusal_as_its_own_failure_not_the_clients() -> None:
+    """A 400 that refuses the upstream key (API_KEY_INVALID) must not reach a proxy client as a 400,
+    which would blame the client's request: it is the gateway's failure (502), as an upstream 401 is."""
+    import httpx
+
+    from imggen.errors import AuthError
+    from imggen.providers.google_wire import map_error
+    from imggen.proxy.router import upstream_error
+
+    body = {
+        "error": {
+            "code": 400,
+            "message": "API key not valid.",
+            "status": "INVALID_ARGUMENT",
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}],
+        }
+    }
+    error = map_error(httpx.Response(400, json=body), "hint")
+    assert isinstance(error, AuthError) and error.exit_code == 3
+    deployment = type("D", (), {"id": "g1"})()
+    assert upstream_error(error, deployment).status == 502  # type: ignore[arg-type]
+    plain = map_error(
+        httpx.Response(400, json={"error": {"code": 400, "message": "bad", "status": "INVALID_ARGUMENT"}}), ""
+    )
+    assert not isinstance(plain, AuthError) and upstream_error(plain, deployment).status == 400  # type: ignore[arg-type]
+
+
 def gemini_reply(*candidates: dict, **extra: object) -> Reply:
     return Reply(json={"candidates": list(candidates), **extra})
 
