@@ -376,7 +376,7 @@ def no_image(reason: str, text: str = "I can't make that.") -> dict:
     ("model", "reason", "hint"),
     [
         ("gemini/gemini-2.5-flash-image", "IMAGE_RECITATION", "recitation"),
-        ("gemini/gemini-3-pro-image-preview", "RECITATION", "recitation"),
+        ("gemini/gemini-2.5-flash-image", "RECITATION", "recitation"),
         ("vertex_ai/gemini-2.5-flash-image", "PROHIBITED_CONTENT", "prohibited content"),
         ("vertex_ai/gemini-3-pro-image-preview", "MODEL_ARMOR", "Model Armor"),
     ],
