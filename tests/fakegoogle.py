@@ -21,8 +21,15 @@ VERTEX_PATH = re.compile(r"^/v1/projects/([^/]+)/locations/([^/]+)/publishers/go
 GEMINI_PATH = re.compile(r"^/v1beta/models/([^/:]+):(\w+)$")
 
 
-def google_error(reply: type[Reply], status: int, name: str, message: str) -> Reply:
-    return reply(status=status, json={"error": {"code": status, "message": message, "status": name}})
+def google_error(reply: type[Reply], status: int, name: str, message: str, reason: str | None = None) -> Reply:
+    error: dict[str, Any] = {"code": status, "message": message, "status": name}
+    if reason:  # a google.rpc.ErrorInfo, as Google sends it (and a LocalizedMessage beside it)
+        error["details"] = [
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "googleapis.com",
+             "metadata": {"service": "generativelanguage.googleapis.com"}},
+            {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US", "message": message},
+        ]  # fmt: skip
+    return reply(status=status, json={"error": error})
 
 
 def token(fake: FakeProvider, req: Recorded, reply: type[Reply]) -> Reply:
@@ -59,7 +66,8 @@ def gemini_api(fake: FakeProvider, req: Recorded, reply: type[Reply]) -> Reply:
     if not match:
         return google_error(reply, 404, "NOT_FOUND", f"no route {req.path}")
     if "key" in req.query or req.headers.get("x-goog-api-key") != GEMINI_KEY:
-        return google_error(reply, 400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.")
+        message = "API key not valid. Please pass a valid API key."
+        return google_error(reply, 400, "INVALID_ARGUMENT", message, reason="API_KEY_INVALID")
     model, method = match.groups()
     return _answer(fake, reply, model, method, req.json)
 

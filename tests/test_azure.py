@@ -68,3 +68,11 @@ def test_v1_surface_puts_the_deployment_in_the_body(fake: FakeProvider) -> None:
     assert result.code == 0
     assert f"POST {fake.base_url}/openai/v1/images/generations\n" in result.stdout
     assert '"model": "d"' in result.stdout
+
+
+def test_user_stays_user_on_azure(fake: FakeProvider) -> None:
+    # Azure's images API documents `user`; whether it takes OpenAI's newer `safety_identifier` is unconfirmed.
+    result = run_cli("generate", "otter", "-m", "azure/gpt-image-2", "--user", "u-7", env=azure_env(fake))
+    assert result.code == 0, result.stderr
+    body = next(r.json for r in fake.requests if r.path.endswith("/images/generations"))
+    assert body["user"] == "u-7" and "safety_identifier" not in body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -278,3 +279,38 @@ def test_boto3_is_not_imported_for_openai_or_help() -> None:
     code = "import sys, imggen.commands, imggen.api; print('boto3' in sys.modules or 'botocore' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
     assert out.stdout.strip() == "False"
+
+
+def test_titan_images_beside_an_error_are_kept_and_the_missing_ones_fail(fake: FakeProvider, tmp_path: Path) -> None:
+    b64 = base64.b64encode(TINY_PNG).decode()
+    partial = {"images": [b64, b64], "error": "Some images were blocked by our content filters."}
+    fake.script("/invoke", Reply(json=partial))
+    result = gen(fake, "otter", "-m", "amazon.titan-image-generator-v2:0", "-n", "4", "--json", "-o", "out")
+    assert result.code == 4, result.stderr
+    lines = result.json_lines()
+    saved = [line for line in lines if "path" in line]
+    failed = [line["error"] for line in lines if "error" in line]
+    assert len(saved) == 2 and all(Path(line["path"]).read_bytes() == TINY_PNG for line in saved)
+    assert len(failed) == 2 and {e["type"] for e in failed} == {"content_filter"}
+    assert "Bedrock returned 2 of 4 images: Some images were blocked" in failed[0]["message"]
+    assert "saved 2 images · 2 failed" in result.stderr
+    manifest = [json.loads(line) for line in (tmp_path / "out" / ".imggen-manifest.jsonl").read_text().splitlines()]
+    assert sorted(record["status"] for record in manifest) == ["failed", "failed", "saved", "saved"]
+
+
+def test_stability_keeps_the_images_whose_finish_reason_is_null() -> None:
+    import httpx
+
+    from imggen.catalog import parse_model
+    from imggen.errors import ContentFilterError
+    from imggen.providers.bedrock import PROVIDER
+    from imggen.types import ImageRequest
+
+    b64 = base64.b64encode(TINY_PNG).decode()
+    payload = {"seeds": [11, 22, 33], "finish_reasons": [None, "Filter reason: output image", None],
+               "images": [b64, b64, b64]}  # fmt: skip
+    request = ImageRequest("otter", parse_model("bedrock/stability.sd3-5-large-v1:0"), n=3)
+    result = PROVIDER.parse_response(request, httpx.Response(200, json=payload))
+    assert [(image.index, image.seed) for image in result.images] == [(1, 11), (2, 33)]
+    assert len(result.errors) == 1 and isinstance(result.errors[0], ContentFilterError)
+    assert "2 of 3 images: Filter reason: output image" in result.errors[0].message

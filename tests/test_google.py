@@ -320,3 +320,143 @@ def test_credentials_json_given_inline_work_and_are_masked(fake: FakeProvider, s
                      env={"NO_GCE_CHECK": "true"})  # fmt: skip
     assert result.code == 0, result.stderr
     assert PRIVATE_KEY_MARK not in result.everything()
+
+
+def gemini_api(fake: FakeProvider, *args: str, key: str = GEMINI_KEY):
+    env = {"GEMINI_API_KEY": key}
+    return run_cli("generate", *args, "--api-base", fake.base_url + "/v1beta", env=env)
+
+
+def test_a_rejected_gemini_api_key_exits_3_like_any_rejected_key(fake: FakeProvider) -> None:
+    wrong = "gemini-wrong-key-ZYXWVUTS9876"
+    result = gemini_api(fake, "a fox", "-m", "gemini/gemini-2.5-flash-image", "-n", "2", "-j", "1", key=wrong)
+    assert result.code == 3, result.stderr
+    assert "400 INVALID_ARGUMENT: API key not valid" in result.stderr
+    assert "Check the Gemini API key" in result.stderr
+    assert len(calls(fake)) == 1  # the second request is not sent with a key already refused
+    assert wrong not in result.everything()
+
+
+def test_imggen_serve_answers_an_upstream_key_refusal_as_its_own_failure_not_the_clients() -> None:
+    """A 400 that refuses the upstream key (API_KEY_INVALID) must not reach a proxy client as a 400,
+    which would blame the client's request: it is the gateway's failure (502), as an upstream 401 is."""
+    import httpx
+
+    from imggen.errors import AuthError
+    from imggen.providers.google_wire import map_error
+    from imggen.proxy.router import upstream_error
+
+    body = {
+        "error": {
+            "code": 400,
+            "message": "API key not valid.",
+            "status": "INVALID_ARGUMENT",
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}],
+        }
+    }
+    error = map_error(httpx.Response(400, json=body), "hint")
+    assert isinstance(error, AuthError) and error.exit_code == 3
+    deployment = type("D", (), {"id": "g1"})()
+    assert upstream_error(error, deployment).status == 502  # type: ignore[arg-type]
+    plain = map_error(
+        httpx.Response(400, json={"error": {"code": 400, "message": "bad", "status": "INVALID_ARGUMENT"}}), ""
+    )
+    assert not isinstance(plain, AuthError) and upstream_error(plain, deployment).status == 400  # type: ignore[arg-type]
+
+
+def gemini_reply(*candidates: dict, **extra: object) -> Reply:
+    return Reply(json={"candidates": list(candidates), **extra})
+
+
+def no_image(reason: str, text: str = "I can't make that.") -> dict:
+    return {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": reason}
+
+
+@pytest.mark.parametrize(
+    ("model", "reason", "hint"),
+    [
+        ("gemini/gemini-2.5-flash-image", "IMAGE_RECITATION", "recitation"),
+        ("gemini/gemini-2.5-flash-image", "RECITATION", "recitation"),
+        ("vertex_ai/gemini-2.5-flash-image", "PROHIBITED_CONTENT", "prohibited content"),
+        ("vertex_ai/gemini-3-pro-image-preview", "MODEL_ARMOR", "Model Armor"),
+    ],
+)
+def test_gemini_filter_finish_reasons_are_content_filter_errors(
+    fake: FakeProvider, service_account: Path, model: str, reason: str, hint: str
+) -> None:
+    fake.script(":generateContent", gemini_reply(no_image(reason)))
+    if model.startswith("gemini/"):
+        result = gemini_api(fake, "a fox", "-m", model, "--json")
+    else:
+        result = gen(fake, service_account, "a fox", "-m", model, "--json")
+    assert result.code == 1, result.stderr
+    error = result.json_lines()[0]["error"]
+    assert error["type"] == "content_filter" and f"finishReason {reason}" in error["message"]
+    assert hint in result.stderr
+
+
+def test_a_blocked_prompt_names_its_block_reason(fake: FakeProvider) -> None:
+    fake.script(":generateContent", Reply(json={"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}}))
+    result = gemini_api(fake, "a fox", "-m", "gemini/gemini-2.5-flash-image", "--json")
+    assert result.code == 1
+    error = result.json_lines()[0]["error"]
+    assert error["type"] == "content_filter" and "blockReason PROHIBITED_CONTENT" in error["message"]
+
+
+def test_one_image_filtered_one_made_exits_4(fake: FakeProvider) -> None:
+    fake.script(":generateContent", gemini_reply(no_image("IMAGE_RECITATION")))
+    result = gemini_api(fake, "a fox", "-m", "gemini/gemini-2.5-flash-image", "-n", "2", "-j", "1", "--json")
+    assert result.code == 4, result.stderr
+    lines = result.json_lines()
+    assert sorted("error" in line for line in lines) == [False, True]
+    assert "1 failed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "location", "host"),
+    [
+        ({}, "global", "https://aiplatform.googleapis.com"),
+        ({"VERTEXAI_LOCATION": "us-east5"}, "us-east5", "https://us-east5-aiplatform.googleapis.com"),
+    ],
+)
+def test_gemini_3_on_vertex_goes_to_global_unless_a_location_is_set(env: dict, location: str, host: str) -> None:
+    env = {"VERTEXAI_PROJECT": "p", "NO_GCE_CHECK": "true", **env}
+    result = run_cli("generate", "a fox", "-m", "vertex_ai/gemini-3-pro-image-preview", "--dry-run", env=env)
+    assert result.code == 0, result.stderr
+    path = f"/v1/projects/p/locations/{location}/publishers/google/models/gemini-3-pro-image-preview:generateContent"
+    assert f"POST {host}{path}\n" in result.stdout
+
+
+def test_the_catalog_location_is_shown_as_its_source_and_a_profile_overrides_it() -> None:
+    env = {"NO_GCE_CHECK": "true"}
+
+    def location() -> list:
+        out = run_cli("config", "explain", "--json", "-m", "vertex_ai/gemini-3-pro-image-preview", env=env)
+        return next([r["value"], r["source"]] for r in json.loads(out.stdout) if r["setting"] == "vertex_location")
+
+    assert location() == ["global", "catalog"]
+    run_cli("config", "set", "vertex_ai", "vertex_location", "europe-west4")
+    assert location()[0] == "europe-west4" and location()[1] != "catalog"
+
+
+def test_a_models_catalog_location_is_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from imggen import catalog
+    from imggen.providers.vertex import PROVIDER
+    from imggen.settings import resolve
+    from imggen.types import ImageRequest
+
+    known = catalog.lookup("vertex_ai/gemini-2.5-flash-image")
+    assert known is not None
+    test_model = replace(known, id="vertex_ai/test-only-image", location="europe-west9")
+    monkeypatch.setattr(catalog, "lookup", lambda name: test_model if name == test_model.id else None)
+    env = {"VERTEXAI_PROJECT": "p"}
+    settings = resolve(model=test_model.id, env=env)
+    request = ImageRequest("a fox", settings.model)
+    assert "://europe-west9-aiplatform.googleapis.com/" in PROVIDER.build_request(request, settings).url
+    assert "/locations/europe-west9/" in PROVIDER.build_request(request, settings).url
+    moved = resolve(model=test_model.id, env={**env, "VERTEXAI_LOCATION": "asia-east1"})
+    assert moved.get("vertex_location") == "asia-east1"
+    plain = resolve(model="vertex_ai/gemini-2.5-flash-image", env=env)
+    assert (plain.values["vertex_location"].value, plain.values["vertex_location"].source) == ("us-central1", "default")

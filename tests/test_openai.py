@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -309,3 +310,48 @@ def test_a_failed_download_is_retried(fake: FakeProvider, tmp_path: Path) -> Non
     assert result.code == 0, result.stderr
     assert (tmp_path / result.lines[0]).read_bytes() == TINY_PNG
     assert len([r for r in fake.requests if r.path.startswith("/files/")]) == 2
+
+
+def test_user_is_sent_as_safety_identifier_to_openais_gpt_image_models() -> None:
+    result = run_cli("generate", "otter", "-m", "openai/gpt-image-2", "--user", "user-42", "--dry-run",
+                     env={"OPENAI_API_KEY": OPENAI_KEY})  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert '"safety_identifier": "user-42"' in result.stdout and '"user"' not in result.stdout
+
+
+def test_user_stays_user_for_an_openai_compatible_server(fake: FakeProvider) -> None:
+    result = gen(fake, "otter", "-m", "gpt-image-2", "--user", "user-42")
+    assert result.code == 0, result.stderr
+    assert bodies(fake)[0]["user"] == "user-42" and "safety_identifier" not in bodies(fake)[0]
+
+
+def test_dall_e_keeps_user_on_openai() -> None:
+    from imggen.catalog import parse_model
+    from imggen.providers.openai import PROVIDER
+    from imggen.settings import resolve
+    from imggen.types import ImageRequest
+
+    for model, field in (("openai/dall-e-3", "user"), ("openai/gpt-image-2", "safety_identifier")):
+        settings = resolve(model=model, env={"OPENAI_API_KEY": OPENAI_KEY})
+        body = PROVIDER.build_request(ImageRequest("otter", parse_model(model), user="u"), settings).json
+        assert body[field] == "u" and not ({"user", "safety_identifier"} - {field}) & set(body)
+
+
+def test_the_size_the_response_reports_is_the_size_recorded(fake: FakeProvider, tmp_path: Path) -> None:
+    b64 = base64.b64encode(TINY_PNG).decode()
+    answer = {"created": 1, "data": [{"b64_json": b64}], "size": "1536x1024", "quality": "high"}
+    fake.script("/images/generations", Reply(json=answer))
+    result = gen(fake, "otter", "-m", "gpt-image-2", "-s", "auto", "--json", "--metadata")
+    assert result.code == 0, result.stderr
+    assert bodies(fake)[0]["size"] == "auto"
+    line = result.json_lines()[0]
+    assert line["size"] == "1536x1024"
+    assert json.loads(Path(line["path"]).with_suffix(".json").read_text())["size"] == "1536x1024"
+
+
+def test_a_response_without_a_size_records_the_size_asked(fake: FakeProvider) -> None:
+    b64 = base64.b64encode(TINY_PNG).decode()
+    fake.script("/images/generations", Reply(json={"created": 1, "data": [{"b64_json": b64}], "size": 7}))
+    result = gen(fake, "otter", "-m", "gpt-image-2", "-s", "1024x1536", "--json")
+    assert result.code == 0, result.stderr
+    assert result.json_lines()[0]["size"] == "1024x1536"

@@ -50,6 +50,7 @@ class ModelInfo:
     price: dict[str, Any] | None = None
     lifecycle: dict[str, str] = field(default_factory=dict)
     regions: tuple[str, ...] = ()
+    location: str | None = None
     notes: str = ""
     # For an id the catalog does not list but a family matches: that family's entry in models.json
     # ({"provider", "pattern", "like"}); the rules are those of `like`, without its price or lifecycle.

@@ -134,8 +134,8 @@ class BedrockProvider:
 
     def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult:
         rid = response.headers.get("x-amzn-requestid")
-        images = parse_body(request, response_json(response, rid, "Bedrock"), rid)
-        return ProviderResult(images, None, rid, shortfall(request, images, rid))
+        images, why = parse_body(request, response_json(response, rid, "Bedrock"), rid)
+        return ProviderResult(images, None, rid, shortfall(request, images, why, rid))
 
     async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult:
         http = self.build_request(request, settings)

@@ -119,61 +119,85 @@ def _list(payload: dict[str, Any], key: str, rid: str | None) -> list[Any]:
     return value
 
 
-def _parse_sdxl(request: ImageRequest, payload: dict[str, Any], rid: str | None) -> list[ImageData]:
-    images = []
+# A parser's answer: the images Bedrock returned, and why the rest are missing (None: no reason given).
+Parsed = tuple[list[ImageData], str | None]
+
+
+def _parse_sdxl(request: ImageRequest, payload: dict[str, Any], rid: str | None) -> Parsed:
+    images: list[ImageData] = []
+    reasons: list[str] = []
     for offset, artifact in enumerate(_list(payload, "artifacts", rid)):
         if not isinstance(artifact, dict):
             raise BadResponseError(f"artifact {offset + 1} of Bedrock's response is not an object", request_id=rid)
         reason = artifact.get("finishReason")
-        if reason == "CONTENT_FILTERED":
-            raise ContentFilterError("Bedrock filtered the image (finishReason CONTENT_FILTERED)", request_id=rid)
         if reason not in (None, "SUCCESS"):
-            raise BadResponseError(f"Bedrock could not make the image (finishReason {reason})", request_id=rid)
-        images.append(_image(request, offset, artifact.get("base64"), artifact.get("seed"), rid))
-    return images
+            reasons.append(f"finishReason {reason}")
+            continue
+        images.append(_image(request, len(images), artifact.get("base64"), artifact.get("seed"), rid))
+    return _kept(images, reasons, rid)
 
 
-def _parse_sd3(request: ImageRequest, payload: dict[str, Any], rid: str | None) -> list[ImageData]:
-    reasons = [r for r in _list(payload, "finish_reasons", rid) if r]
-    if reasons:
-        kind = ContentFilterError if any("filter" in str(r).lower() for r in reasons) else BadResponseError
-        raise kind(f"Bedrock returned no image: {'; '.join(map(str, reasons))}", request_id=rid)
-    seeds = _list(payload, "seeds", rid)
-    return [
-        _image(request, i, b64, seeds[i] if i < len(seeds) else None, rid)
-        for i, b64 in enumerate(_list(payload, "images", rid))
-    ]
+def _parse_sd3(request: ImageRequest, payload: dict[str, Any], rid: str | None) -> Parsed:
+    """`finish_reasons[i]` is null for a made image, else why image i was not (a filter, an error)."""
+    reasons, b64s, seeds = (_list(payload, key, rid) for key in ("finish_reasons", "images", "seeds"))
+    images: list[ImageData] = []
+    why: list[str] = []
+    for i in range(max(len(reasons), len(b64s))):
+        reason = reasons[i] if i < len(reasons) else None
+        if reason:
+            why.append(str(reason))
+        elif i < len(b64s):
+            images.append(_image(request, len(images), b64s[i], seeds[i] if i < len(seeds) else None, rid))
+    return _kept(images, why, rid)
 
 
-def _parse_titan_nova(request: ImageRequest, payload: dict[str, Any], rid: str | None) -> list[ImageData]:
+def _parse_titan_nova(request: ImageRequest, payload: dict[str, Any], rid: str | None) -> Parsed:
+    """`error` says why images are missing; those it returned beside it were made and paid for."""
+    images = [_image(request, i, b64, None, rid) for i, b64 in enumerate(_list(payload, "images", rid))]
     error = payload.get("error")
-    if error:
-        kind = (
-            ContentFilterError
-            if "filter" in str(error).lower() or "blocked" in str(error).lower()
-            else BadResponseError
+    return _kept(images, [str(error)] if error else [], rid)
+
+
+def _kept(images: list[ImageData], reasons: list[str], rid: str | None) -> Parsed:
+    """The images, and the reasons for the others; with no image at all, the reasons are the error."""
+    why = "; ".join(reasons) or None
+    if why and not images:
+        raise _missing_error(f"Bedrock returned no image: {why}", why, rid)
+    return images, why
+
+
+def _missing_error(message: str, why: str | None, rid: str | None) -> GenerationError:
+    """A content filter's doing when the reason says so, or when Bedrock gave none (fewer images than
+    asked is how its filters answer); any other reason is a bad response."""
+    filtered = why is None or any(word in why.lower() for word in ("filter", "blocked"))
+    if filtered:
+        return ContentFilterError(
+            message, hint="Bedrock's content filter withheld it; rephrase the prompt.", request_id=rid
         )
-        raise kind(f"Bedrock returned no image: {error}", request_id=rid)
-    return [_image(request, i, b64, None, rid) for i, b64 in enumerate(_list(payload, "images", rid))]
+    return BadResponseError(message, request_id=rid)
 
 
-PARSERS = {"sdxl": _parse_sdxl, "sd3": _parse_sd3, "titan": _parse_titan_nova, "nova": _parse_titan_nova}
+PARSERS: dict[str, Callable[[ImageRequest, dict[str, Any], str | None], Parsed]] = {
+    "sdxl": _parse_sdxl, "sd3": _parse_sd3, "titan": _parse_titan_nova, "nova": _parse_titan_nova,
+}  # fmt: skip
 
 
-def parse_body(request: ImageRequest, payload: Any, rid: str | None) -> list[ImageData]:
-    """Images out of a 200 answer; one with no image, or fields of the wrong type, is an error."""
+def parse_body(request: ImageRequest, payload: Any, rid: str | None) -> Parsed:
+    """Images out of a 200 answer, and why any are missing; one with no image, or fields of the wrong
+    type, is an error."""
     if not isinstance(payload, dict):
         raise BadResponseError("Bedrock's response is not a JSON object", request_id=rid)
     with shape_guard("Bedrock", rid):
-        images = PARSERS[family_of(request)](request, payload, rid)
+        images, why = PARSERS[family_of(request)](request, payload, rid)
     if not images:
         raise BadResponseError("Bedrock's response holds no image", request_id=rid)
-    return images
+    return images, why
 
 
-def shortfall(request: ImageRequest, images: list[ImageData], rid: str | None) -> list[GenerationError]:
-    """Fewer images than asked means the rest were filtered: say so rather than drop them quietly."""
+def shortfall(
+    request: ImageRequest, images: list[ImageData], why: str | None, rid: str | None
+) -> list[GenerationError]:
+    """One error per image asked for but not returned (the others are kept: they were paid for)."""
     missing = request.n - len(images)
-    if missing <= 0:
-        return []
-    return [ContentFilterError(f"Bedrock returned {len(images)} of {request.n} images", request_id=rid)]
+    message = f"Bedrock returned {len(images)} of {request.n} images" + (f": {why}" if why else "")
+    return [_missing_error(message, why, rid) for _ in range(missing)]

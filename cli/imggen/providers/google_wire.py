@@ -13,9 +13,32 @@ from . import shape_guard
 if TYPE_CHECKING:
     import httpx
 
-FILTER_REASONS = frozenset(
-    {"IMAGE_SAFETY", "SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_PROHIBITED_CONTENT"}
-)
+# Gemini's finishReason / promptFeedback.blockReason values that mean Google's filters withheld the
+# image, with what to do next (google-genai 3.6.1 types.FinishReason and types.BlockedReason).
+REPHRASE = "rephrase the prompt."
+FILTER_HINTS = {
+    "SAFETY": f"Google's safety filter blocked it; {REPHRASE}",
+    "IMAGE_SAFETY": f"Google's safety filter blocked the image; {REPHRASE}",
+    "PROHIBITED_CONTENT": f"Google found prohibited content; {REPHRASE}",
+    "IMAGE_PROHIBITED_CONTENT": f"Google found prohibited content in the image; {REPHRASE}",
+    "RECITATION": "The output was too close to existing material (recitation); ask for something more original.",
+    "IMAGE_RECITATION": "The image was too close to existing material (recitation); ask for something more original.",
+    "BLOCKLIST": f"A term from a blocklist matched; {REPHRASE}",
+    "SPII": "Sensitive personal information was found; leave it out of the prompt.",
+    "MODEL_ARMOR": "The project's Model Armor policy blocked it.",
+    "ESCALATION": "An escalation rule filtered it.",
+    "JAILBREAK": f"The prompt was taken for a jailbreak attempt; {REPHRASE}",
+    "PUP_LIMITED_DISABLED": "The account is limited or disabled for Prohibited Use Policy violations.",
+}
+FILTER_REASONS = frozenset(FILTER_HINTS)
+FILTER_HINT = f"Google's filters blocked it; {REPHRASE}"
+# google.rpc.ErrorInfo reasons (google/api/error_reason.proto) that say the key or token was refused,
+# whatever the status: the Gemini API answers a bad key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID.
+REFUSED_KEY_REASONS = frozenset({
+    "API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED", "API_KEY_HTTP_REFERRER_BLOCKED", "API_KEY_IP_ADDRESS_BLOCKED",
+    "API_KEY_ANDROID_APP_BLOCKED", "API_KEY_IOS_APP_BLOCKED", "ACCESS_TOKEN_EXPIRED",
+    "ACCESS_TOKEN_SCOPE_INSUFFICIENT", "ACCESS_TOKEN_TYPE_UNSUPPORTED",
+})  # fmt: skip
 
 
 def family_of(request: ImageRequest) -> str:
@@ -112,7 +135,12 @@ def parse_gemini(
 ) -> tuple[list[ImageData], list[GenerationError]]:
     blocked = _dict(payload.get("promptFeedback")).get("blockReason")
     if blocked:
-        raise ContentFilterError(f"Gemini blocked the prompt: {blocked}", request_id=rid)
+        raise ContentFilterError(
+            f"Gemini blocked the prompt (blockReason {blocked})",
+            hint=filter_hint(blocked),
+            request_id=rid,
+            code=str(blocked).upper(),
+        )
     images: list[ImageData] = []
     errors: list[GenerationError] = []
     for candidate in _list(payload.get("candidates"), "candidates", rid):
@@ -140,9 +168,14 @@ def parse_gemini(
 
 def _no_image(reason: Any, texts: list[str], rid: str | None) -> GenerationError:
     said = f' It said: "{cut(" ".join(texts), 200)}"' if texts else ""
-    if isinstance(reason, str) and reason in FILTER_REASONS:
-        return ContentFilterError(f"Gemini returned no image (finishReason {reason}).{said}", request_id=rid)
+    if isinstance(reason, str) and reason.upper() in FILTER_REASONS:
+        message = f"Gemini returned no image (finishReason {reason}).{said}"
+        return ContentFilterError(message, hint=filter_hint(reason), request_id=rid, code=reason.upper())
     return BadResponseError(f"Gemini returned no image (finishReason {reason or 'none'}).{said}", request_id=rid)
+
+
+def filter_hint(reason: Any) -> str:
+    return FILTER_HINTS.get(str(reason).upper(), FILTER_HINT)
 
 
 def parse(
@@ -182,7 +215,15 @@ def map_error(response: httpx.Response, auth_hint: str) -> GenerationError:
     detail = f"{code} {status_name}: {message}" if status_name else f"{code}: {message}"
     rid = response.headers.get("x-request-id")
     kwargs: dict[str, Any] = {"status": code, "request_id": rid, "code": status_name or None}
-    if code in (401, 403) or status_name in ("PERMISSION_DENIED", "UNAUTHENTICATED"):
+    if code in (401, 403) or status_name in ("PERMISSION_DENIED", "UNAUTHENTICATED") or _refused_key(error):
         return AuthError(detail, hint=auth_hint, **kwargs)
     hint = "Rate limited or out of quota: lower -j or try later." if code == 429 else None
     return ProviderError(detail, hint=hint, **kwargs)
+
+
+def _refused_key(error: dict[str, Any]) -> bool:
+    """`details[]` holds a google.rpc.ErrorInfo whose reason says the key or token was refused."""
+    details = error.get("details")
+    if not isinstance(details, list):
+        return False
+    return any(_dict(detail).get("reason") in REFUSED_KEY_REASONS for detail in details)

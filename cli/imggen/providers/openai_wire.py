@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AuthError, BadResponseError, ContentFilterError, GenerationError, ProviderError
@@ -18,10 +19,13 @@ if TYPE_CHECKING:
 
 REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id", "x-ms-request-id")
 FILTER_CODES = frozenset({"content_policy_violation", "contentFilter", "moderation_blocked"})
+GPT_IMAGE_PREFIXES = ("gpt-image-", "chatgpt-image-")
+SIZE = re.compile(r"[1-9][0-9]{0,5}x[1-9][0-9]{0,5}")
 
 
-def build_body(request: ImageRequest, *, include_model: bool = True) -> dict[str, Any]:
-    """The JSON body; fields left as None are not sent, `-p` params are merged last."""
+def build_body(request: ImageRequest, *, include_model: bool = True, user_field: str = "user") -> dict[str, Any]:
+    """The JSON body; fields left as None are not sent, `-p` params are merged last. `--user` goes in
+    `user_field`: `user` everywhere, `safety_identifier` where the provider has it instead."""
     body: dict[str, Any] = {"prompt": request.prompt}
     if include_model:
         body["model"] = request.model.model_id
@@ -31,7 +35,7 @@ def build_body(request: ImageRequest, *, include_model: bool = True) -> dict[str
         "quality": request.quality,
         "style": request.style,
         "response_format": request.response_format,
-        "user": request.user,
+        user_field: request.user,
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     if request.seed is not None:
@@ -40,6 +44,14 @@ def build_body(request: ImageRequest, *, include_model: bool = True) -> dict[str
         body["negative_prompt"] = request.negative_prompt
     body.update(request.params)
     return body
+
+
+def is_gpt_image(request: ImageRequest) -> bool:
+    """A GPT image model (not dall-e): by its catalog family, else by its id."""
+    info = request.model.info
+    if info is not None:
+        return info.family == "gpt-image"
+    return request.model.model_id.startswith(GPT_IMAGE_PREFIXES)
 
 
 def request_id(response: httpx.Response) -> str | None:
@@ -107,10 +119,11 @@ def parse_images(request: ImageRequest, response: httpx.Response) -> ProviderRes
         raise BadResponseError("the response holds no images", status=response.status_code, request_id=rid)
     images: list[ImageData] = []
     errors: list[GenerationError] = []
+    size = _reported_size(payload.get("size")) or request.size
     with shape_guard("the provider", rid):
         for i, item in enumerate(items):
             try:
-                images.append(_image(item, request, i, rid))
+                images.append(_image(item, request, i, rid, size))
             except BadResponseError as exc:
                 errors.append(exc)
     if not images:
@@ -140,7 +153,12 @@ def _filtered(error: dict[str, Any], status: int, rid: str | None) -> Generation
     return ContentFilterError(f"{code}: {message}", status=status, request_id=rid, code=code)
 
 
-def _image(item: Any, request: ImageRequest, offset: int, rid: str | None) -> ImageData:
+def _reported_size(value: Any) -> str | None:
+    """The `size` GPT image models echo (what `auto` became), when it is a WIDTHxHEIGHT string."""
+    return value if isinstance(value, str) and SIZE.fullmatch(value) else None
+
+
+def _image(item: Any, request: ImageRequest, offset: int, rid: str | None, size: str | None) -> ImageData:
     b64, url = (item.get("b64_json"), item.get("url")) if isinstance(item, dict) else (None, None)
     if not isinstance(item, dict) or not (b64 or url):
         raise BadResponseError(f"image {offset + 1} of the response has neither b64_json nor url", request_id=rid)
@@ -151,7 +169,7 @@ def _image(item: Any, request: ImageRequest, offset: int, rid: str | None) -> Im
             )
     fields: dict[str, Any] = {
         "url": url or None, "revised_prompt": _text(item.get("revised_prompt")), "seed": request.seed,
-        "size": request.size, "index": request.first_index + offset, "request_id": rid,
+        "size": size, "index": request.first_index + offset, "request_id": rid,
     }  # fmt: skip
     if b64:
         return ImageData.from_b64(b64, **fields)

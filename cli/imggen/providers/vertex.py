@@ -25,12 +25,21 @@ PROJECT_HINT = "Set VERTEXAI_PROJECT, or run: imggen config set vertex_ai vertex
 
 
 def complete_settings(settings: Resolved) -> None:
-    """Project: flag/profile > VERTEXAI_PROJECT > the project the credentials belong to."""
+    """Location: flag/profile > VERTEXAI_LOCATION > the catalog's (Gemini 3 image models are served
+    only from `global`) > us-central1. Project: flag/profile > VERTEXAI_PROJECT > the credentials'."""
+    _catalog_location(settings)
     if settings.get("vertex_project") or not _credentials_on_disk(settings):
         return  # without a file, finding the project would mean asking the metadata server: leave it to the run
     project = _credentials_project(settings.get("vertex_credentials"))
     if project:
         settings.values["vertex_project"] = Setting(project, "credentials")
+
+
+def _catalog_location(settings: Resolved) -> None:
+    info = settings.model.info
+    current = settings.values.get("vertex_location")
+    if info is not None and info.location and (current is None or current.source == "default"):
+        settings.values["vertex_location"] = Setting(info.location, "catalog")
 
 
 @cache

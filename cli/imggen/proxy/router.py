@@ -297,7 +297,7 @@ def upstream_error(exc: GenerationError, deployment: Deployment) -> ProxyError:
     if status == 429:
         return ProxyError(429, message, type="rate_limit_error", code="rate_limit_exceeded",
                           retry_after=exc.retry_after, deployment=deployment.id)  # fmt: skip
-    if 400 <= status < 500 and status not in (401, 403, 404, 408, 409):
+    if 400 <= status < 500 and status not in (401, 403, 404, 408, 409) and not isinstance(exc, AuthError):
         return ProxyError(status, message, code=exc.code, deployment=deployment.id)
     if isinstance(exc, NetworkError):
         timed_out = "within" in message or "timed out" in message
