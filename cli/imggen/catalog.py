@@ -48,6 +48,8 @@ class ModelInfo:
     lifecycle: dict[str, str] = field(default_factory=dict)
     regions: tuple[str, ...] = ()
     notes: str = ""
+    location: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:
@@ -75,9 +77,22 @@ def _model_from_dict(raw: dict[str, Any]) -> ModelInfo:
 
 @cache
 def all_models() -> tuple[ModelInfo, ...]:
+    """The built-in catalog with the user's overlay (models.json/.toml in the config directory) merged in."""
+    from .overlay import merged
+
+    return tuple(_model_from_dict(m) for m in merged(builtin_entries()))
+
+
+def builtin_entries() -> list[dict[str, Any]]:
     # Beside this module, read directly: importlib.resources costs ~10 ms of imports at start-up.
     text = (Path(__file__).parent / "models.json").read_text(encoding="utf-8")
-    return tuple(_model_from_dict(m) for m in json.loads(text)["models"])
+    return list(json.loads(text)["models"])
+
+
+def reload() -> None:
+    """Read the catalog and the overlay again (after `imggen models add`, or between tests)."""
+    all_models.cache_clear()
+    _by_id.cache_clear()
 
 
 @cache

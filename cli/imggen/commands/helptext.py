@@ -28,6 +28,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "imggen models show gpt-image-2",
         "imggen models show bedrock/amazon.nova-canvas-v1:0 --json",
     ),
+    "models add": (
+        "imggen models add openai/gpt-image-2-2026-12-01 --like openai/gpt-image-2",
+        "imggen models add azure/my-deployment --like azure/gpt-image-2 --price 0.05",
+        "imggen models add gpt-image-2 --price 0.05",
+    ),
+    "models remove": ("imggen models remove openai/gpt-image-2-2026-12-01",),
     "models default": (
         "imggen models default",
         "imggen models default placeholder",
@@ -77,7 +83,7 @@ imggen
   IMGGEN_MODEL                 The model when -m is not given (beats default_model in config.toml).
   IMGGEN_PROFILE               The profile when --profile is not given.
   IMGGEN_OUTPUT_DIR            The output directory when -o is not given.
-  IMGGEN_CONFIG_DIR            Where config.toml lives (default: the platform's config directory).
+  IMGGEN_CONFIG_DIR            Where config.toml and models.json live (default: the platform's config dir).
   IMGGEN_MAX_IMAGE_MB          The largest image imggen accepts from a provider, in MiB.
   _IMGGEN_COMPLETE             Set by the shell completion scripts; not for users.
 
