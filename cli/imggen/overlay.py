@@ -16,9 +16,8 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConfigError
 
@@ -27,13 +26,13 @@ MERGED = ("lifecycle", "sources")  # merged one key deep; every other key replac
 NOT_LIKED = ("id", "provider", "lifecycle", "sources", "notes", "bare")  # what `like` does not copy
 LIFECYCLE_KEYS = ("deprecated", "retired", "replacement", "source")
 PRICE_KEYS = ("per_image", "tokens", "image_tokens")
-_SIZE = re.compile(r"^([1-9]\d{0,4}x[1-9]\d{0,4}|auto)$")
-_RATIO = re.compile(r"^[1-9]\d*:[1-9]\d*$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# patterns as text, compiled (and cached by `re`) only when there is an overlay to check
+_SIZE = r"^([1-9]\d{0,4}x[1-9]\d{0,4}|auto)$"
+_RATIO = r"^[1-9]\d*:[1-9]\d*$"
+_DATE = r"^\d{4}-\d{2}-\d{2}$"
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
     """What the overlay did to one model: the keys it gave, and whether it added the model."""
 
     path: Path
@@ -305,12 +304,12 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _listed(key: str, pattern: re.Pattern[str], example: str) -> Callable[..., Any]:
+def _listed(key: str, pattern: str, example: str) -> Callable[..., Any]:
     def check(value: Any, catalog: Catalog, provider: str) -> list[str]:
         if not isinstance(value, list):
             raise _Bad(f'"{key}" must be a list of {example}, not {_shown(value)}')
         for item in value:
-            if not isinstance(item, str) or not pattern.match(item):
+            if not isinstance(item, str) or not re.match(pattern, item):
                 raise _Bad(f'"{key}" must be a list of {example}; {_shown(item)} is not one')
         return list(value)
 
@@ -354,7 +353,7 @@ def _check_lifecycle(value: Any, catalog: Catalog, provider: str) -> dict[str, A
 def _date(key: str, value: Any, catalog: Catalog) -> str:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):  # TOML's bare 2027-01-31
         return value.isoformat()
-    if isinstance(value, str) and _DATE.match(value):
+    if isinstance(value, str) and re.match(_DATE, value):
         try:
             return dt.date.fromisoformat(value).isoformat()
         except ValueError:
@@ -405,7 +404,7 @@ def _price_part(name: str, value: Any, depth: int, number_ok: bool) -> None:
 _SPECIAL: dict[str, Callable[[Any, Catalog, str], Any]] = {
     "sizes": _listed("sizes", _SIZE, 'sizes WxH ("1024x1024") or "auto"'),
     "aspect_ratios": _listed("aspect_ratios", _RATIO, 'ratios W:H ("16:9")'),
-    "response_formats": _listed("response_formats", re.compile("^(url|b64_json)$"), '"url" and "b64_json"'),
+    "response_formats": _listed("response_formats", "^(url|b64_json)$", '"url" and "b64_json"'),
     "family": _check_family,
     "like": _check_like,
     "fields": _check_fields,
@@ -501,11 +500,24 @@ def _write(path: Path, data: dict[str, Any], appended: dict[str, Any] | None = N
     from .settings import write_atomically
 
     if path.suffix == ".toml":
-        import tomli_w
-
         assert appended is not None
         old = path.read_text(encoding="utf-8")
         before = old.rstrip("\n") + "\n\n" if old.strip() else ""
-        write_atomically(path, before + tomli_w.dumps({"models": [appended]}))
+        write_atomically(path, before + _toml_table(appended))
     else:
         write_atomically(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+
+
+def _toml_table(entry: dict[str, Any]) -> str:
+    """One `[[models]]` table, its tables inline (`price = { per_image = 0.05 }`), so that it can follow
+    whatever the file ends with."""
+    import tomli_w
+
+    lines = ["[[models]]"]
+    for key, value in entry.items():
+        if isinstance(value, dict):
+            inner = ", ".join(tomli_w.dumps({k: v}).strip() for k, v in value.items())
+            lines.append(f"{key} = {{ {inner} }}")
+        else:
+            lines.append(tomli_w.dumps({key: value}).strip())
+    return "\n".join(lines) + "\n"
