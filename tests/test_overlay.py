@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import openai_env, run_cli
+from conftest import OPENAI_KEY, openai_env, run_cli
 from fakeserver import FakeProvider
 from servehelp import MASTER_KEY, Served, deployment, proxy_config
 from test_completions import _complete
@@ -213,8 +213,8 @@ def test_models_add_appends_to_a_toml_overlay_but_does_not_rewrite_it(config: Pa
 
 def test_the_proxy_serves_an_added_model_with_its_price(config: Path, fake: FakeProvider, tmp_path: Path) -> None:
     write(config, {"id": "openai/gpt-image-2-2026-12-01", "like": "gpt-image-2", "price": {"per_image": 0.07}})
-    served = Served(tmp_path, proxy_config(deployment(
-        "mine", "openai/gpt-image-2-2026-12-01", api_base=fake.openai_base, api_key="sk-test-openai-0123456789")))  # fmt: skip
+    mine = deployment("mine", "openai/gpt-image-2-2026-12-01", api_base=fake.openai_base, api_key=OPENAI_KEY)
+    served = Served(tmp_path, proxy_config(mine))
     try:
         answer = httpx.post(served.base + "/v1/images/generations", json={"model": "mine", "prompt": "an otter"},
                             headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=30)  # fmt: skip
