@@ -229,4 +229,16 @@ def test_a_bad_overlay_stops_the_proxy_at_start(config: Path, tmp_path: Path) ->
     proxy = tmp_path / "proxy.yaml"
     proxy.write_text("model_list:\n  - model_name: d\n    litellm_params:\n      model: openai/gpt-image-2\n")
     result = run_cli("serve", "--config", str(proxy), "--port", "1", timeout=30)
-    assert result.code == 3 and 'models[0] (openai/x): a new model needs "like"' in result.stderr
+    assert result.code == 3 and result.stderr.startswith(f"error: {config / 'models.json'}: models[0] (openai/x): ")
+
+
+def test_the_example_in_imggen_help_overlay_loads(config: Path) -> None:
+    from imggen.commands.helptext import OVERLAY
+
+    example = OVERLAY[OVERLAY.index('{"models"') : OVERLAY.index("]}") + 2]
+    (config / "models.json").write_text(example)
+    listed = run_cli("models", "--json")
+    assert listed.code == 0, listed.stderr
+    rows = {m["id"]: m for m in json.loads(listed.stdout)}
+    assert rows["azure/my-deployment"]["overlay_like"] == "azure/gpt-image-2"
+    assert rows["bedrock/amazon.nova-canvas-v1:0"]["overlay"] == ["sizes", "max_n"]
