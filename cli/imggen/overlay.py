@@ -166,9 +166,11 @@ class Catalog:
                 near = _close(prefix, PROVIDERS)
                 guess = f"; did you mean {near[0]}/?" if near else ""
                 raise _Bad(f"unknown provider prefix '{prefix}/' in '{name}'{guess} (one of: {', '.join(PROVIDERS)})")
+            if not name.split("/", 1)[1]:
+                raise _Bad(f"'{name}' has no id after the prefix")
             return name
         if provider is not None:
-            return f"{provider}/{name}"
+            return self.full_id(f"{provider}/{name}")
         if name in self.bare:
             return self.bare[name]
         for pattern, rule_provider in _BARE_RULES:
@@ -364,7 +366,10 @@ def _date(key: str, value: Any, catalog: Catalog) -> str:
 def _replacement(key: str, value: Any, catalog: Catalog) -> str:
     if not isinstance(value, str):
         raise _Bad(f'"lifecycle.replacement" must be a model id such as "openai/gpt-image-2", not {_shown(value)}')
-    return catalog.full_id(value)
+    try:
+        return catalog.full_id(value)
+    except _Bad as exc:
+        raise _Bad(f'"lifecycle.replacement": {exc}') from None
 
 
 def _text(key: str, value: Any, catalog: Catalog) -> str:
