@@ -90,21 +90,21 @@ def test_the_list_marks_what_the_overlay_added_and_changed(config: Path) -> None
 
 
 def test_like_takes_the_rules_not_the_lifecycle_and_follows_the_catalog() -> None:
-    from imggen.overlay import _merge
+    from imggen.overlay import merge
 
     builtin = [{"id": "openai/gpt-image-1.5", "provider": "openai", "family": "gpt-image", "bare": True,
                 "sizes": ["1024x1024"], "lifecycle": {"retired": "2026-12-01"}, "notes": "old"}]  # fmt: skip
-    merged = _merge(builtin, [{"id": "azure/my-deployment", "like": "gpt-image-1.5", "max_n": 2}], Path("m.json"))
+    merged = merge(builtin, [{"id": "azure/my-deployment", "like": "gpt-image-1.5", "max_n": 2}], Path("m.json"))
     assert merged[1] == {"family": "gpt-image", "sizes": ["1024x1024"], "id": "azure/my-deployment",
                          "provider": "azure", "like": "openai/gpt-image-1.5", "max_n": 2}  # fmt: skip
 
 
 def test_lifecycle_merges_one_key_deep_and_null_removes_a_key() -> None:
-    from imggen.overlay import _merge
+    from imggen.overlay import merge
 
     builtin = [{"id": "openai/gpt-image-2", "provider": "openai", "family": "gpt-image",
                 "lifecycle": {"deprecated": "2026-10-01", "replacement": "openai/x", "source": "docs"}}]  # fmt: skip
-    merged = _merge(builtin, [{"id": "gpt-image-2", "lifecycle": {"retired": "2027-01-01", "deprecated": None}}],
+    merged = merge(builtin, [{"id": "gpt-image-2", "lifecycle": {"retired": "2027-01-01", "deprecated": None}}],
                     Path("m.json"))  # fmt: skip
     assert merged[0]["lifecycle"] == {"replacement": "openai/x", "source": "docs", "retired": "2027-01-01"}
 

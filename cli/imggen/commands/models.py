@@ -208,7 +208,7 @@ def add(
 ) -> None:
     """Add a model to your overlay (models.json in the config directory), or change the facts of one:
     a new id needs --like; a catalog id takes the facts given over the catalog's."""
-    from .. import overlay
+    from .. import overlay_edit as overlay
     from ..catalog import reload
 
     if price is not None and price < 0:
@@ -231,7 +231,7 @@ def remove(
     model: str = typer.Argument(..., metavar="ID", help="A model your overlay adds or changes."),
 ) -> None:
     """Take a model's entry out of your overlay: an added model goes, a catalog model gets its own facts back."""
-    from .. import overlay
+    from .. import overlay_edit as overlay
 
     full_id, path = overlay.remove(model)
     render.note(f"removed {full_id} from {path}")
