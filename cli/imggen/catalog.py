@@ -52,6 +52,7 @@ class ModelInfo:
     regions: tuple[str, ...] = ()
     location: str | None = None
     notes: str = ""
+    sources: dict[str, str] = field(default_factory=dict)
     # For an id the catalog does not list but a family matches: that family's entry in models.json
     # ({"provider", "pattern", "like"}); the rules are those of `like`, without its price or lifecycle.
     from_family: dict[str, str] | None = None
@@ -108,7 +109,20 @@ def _data() -> dict[str, Any]:
 
 @cache
 def all_models() -> tuple[ModelInfo, ...]:
-    return tuple(_model_from_dict(m) for m in _data()["models"])
+    """The built-in catalog with the user's overlay (models.json/.toml in the config directory) merged in."""
+    from .overlay import merged
+
+    return tuple(_model_from_dict(m) for m in merged(builtin_entries()))
+
+
+def builtin_entries() -> list[dict[str, Any]]:
+    return list(_data()["models"])
+
+
+def reload() -> None:
+    """Read the catalog and the overlay again (after `imggen models add`, or between tests)."""
+    all_models.cache_clear()
+    _by_id.cache_clear()
 
 
 def families() -> list[dict[str, str]]:

@@ -172,19 +172,25 @@ def _check_numbers(values: dict[str, Setting]) -> None:
 
 
 def save_config(config: Config) -> None:
-    """Write atomically: a 0600 temporary file in the same 0700 directory, then rename over."""
+    """Write config.toml atomically."""
     import tomli_w
 
-    directory = config.path.parent
+    write_atomically(config.path, tomli_w.dumps(config.to_toml()))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """A file in the config directory, whole or not at all: a 0600 temporary file in the same 0700
+    directory, then a rename over the old one."""
+    directory = path.parent
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), 0o600)
-            handle.write(tomli_w.dumps(config.to_toml()).encode("utf-8"))
+            handle.write(text.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, config.path)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

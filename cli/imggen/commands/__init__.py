@@ -39,9 +39,12 @@ app.command(epilog=epilog("serve"))(serve)
 @app.command("help", epilog=epilog("help"))
 def help_cmd(
     ctx: typer.Context,
-    topic: str | None = typer.Argument(None, metavar="[TOPIC]", help="environment", autocompletion=complete_topic),
+    topic: str | None = typer.Argument(
+        None, metavar="[TOPIC]", help="environment or overlay.", autocompletion=complete_topic
+    ),
 ) -> None:
-    """Help beyond the flags: `imggen help environment` lists every variable imggen reads."""
+    """Help beyond the flags: `imggen help environment` lists every variable imggen reads, `imggen help
+    overlay` the format of your own models file."""
     from .helptext import TOPICS
 
     if topic is None:

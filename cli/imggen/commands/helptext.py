@@ -28,6 +28,12 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "imggen models show gpt-image-2",
         "imggen models show bedrock/amazon.nova-canvas-v1:0 --json",
     ),
+    "models add": (
+        "imggen models add openai/gpt-image-2-2026-12-01 --like openai/gpt-image-2",
+        "imggen models add azure/my-deployment --like azure/gpt-image-2 --price 0.05",
+        "imggen models add gpt-image-2 --price 0.05",
+    ),
+    "models remove": ("imggen models remove openai/gpt-image-2-2026-12-01",),
     "models default": (
         "imggen models default",
         "imggen models default placeholder",
@@ -59,7 +65,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "imggen serve -c proxy.yaml --host 0.0.0.0 --port 8080",
         "imggen serve -c proxy.yaml --allow-origin http://localhost:3000",
     ),
-    "help": ("imggen help environment", "imggen help environment | grep AWS_"),
+    "help": ("imggen help environment", "imggen help environment | grep AWS_", "imggen help overlay"),
 }
 
 
@@ -77,7 +83,7 @@ imggen
   IMGGEN_MODEL                 The model when -m is not given (beats default_model in config.toml).
   IMGGEN_PROFILE               The profile when --profile is not given.
   IMGGEN_OUTPUT_DIR            The output directory when -o is not given.
-  IMGGEN_CONFIG_DIR            Where config.toml lives (default: the platform's config directory).
+  IMGGEN_CONFIG_DIR            Where config.toml and models.json live (default: the platform's config dir).
   IMGGEN_MAX_IMAGE_MB          The largest image imggen accepts from a provider, in MiB.
   IMGGEN_TODAY                 The date (YYYY-MM-DD) models' lifecycles are judged on (default: today).
   _IMGGEN_COMPLETE             Set by the shell completion scripts; not for users.
@@ -132,4 +138,34 @@ Terminal
   COLUMNS                      The width `imggen models` and the progress display fit, when set.
 """
 
-TOPICS = {"environment": ENVIRONMENT}
+# `imggen help overlay`: the user's own models, models.json beside config.toml.
+OVERLAY = """\
+Your own models: models.json (or models.toml, not both) in imggen's config directory, beside
+config.toml (IMGGEN_CONFIG_DIR moves it). It has the catalog's shape and is read at every start:
+
+{"models": [
+ {"id": "openai/gpt-image-2-2026-12-01", "like": "openai/gpt-image-2", "price": {"per_image": 0.05}},
+ {"id": "azure/my-deployment", "like": "azure/gpt-image-2"},
+ {"id": "openai/gpt-image-2", "lifecycle": {"retired": "2027-06-30", "replacement": "openai/gpt-image-2-2026-12-01"}},
+ {"id": "bedrock/amazon.nova-canvas-v1:0", "sizes": ["1024x1024", "2048x2048"], "max_n": 2}
+]}
+
+A catalog id: the keys given replace the catalog's, except "lifecycle" and "sources", which are
+  merged key by key (null removes a key); "price" is replaced whole.
+A new id: "like" takes that catalog model's rules and price (not its lifecycle, notes or sources)
+  at every start, so catalog fixes reach it; without "like" it needs "family" where the provider
+  has several, and gets the provider's fields and nothing else.
+Keys: those `imggen models show MODEL --json` prints (sizes, aspect_ratios, size_rule, qualities,
+  max_n, fields, price, lifecycle, location, regions, notes, ...), and "like".
+  lifecycle: {"deprecated": "YYYY-MM-DD", "retired": "YYYY-MM-DD", "replacement": "provider/id",
+  "source": "..."}; status comes from the dates.
+  price: {"per_image": 0.04}, or quality -> size -> USD: {"per_image": {"high": {"1024x1024": 0.17}}}.
+models.toml: the same as [[models]] tables; dates may be TOML dates (retired = 2027-06-30).
+
+imggen models add ID --like MODEL [--price USD] [--retired DATE]   writes an entry
+imggen models remove ID                                            takes one out
+imggen models show MODEL                                           says which facts came from the file
+A file that does not load stops every command (exit 3), naming the entry and what is wrong.
+"""
+
+TOPICS = {"environment": ENVIRONMENT, "overlay": OVERLAY}

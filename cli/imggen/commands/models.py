@@ -61,8 +61,27 @@ def model_json(info: ModelInfo, configured: bool) -> dict[str, Any]:
         "max_n": info.max_n, "qualities": list(info.qualities), "styles": list(info.styles),
         "response_formats": list(info.response_formats), "fields": list(info.fields),
         "prompt_max": info.prompt_max, "price": info.price, "lifecycle": info.lifecycle,
-        "regions": list(info.regions), "notes": info.notes,
+        "regions": list(info.regions), "notes": info.notes, **_overlay_json(info),
     }  # fmt: skip
+
+
+def _overlay_json(info: ModelInfo) -> dict[str, Any]:
+    """Which facts the user's overlay gave (`"overlay": ["price"]`), whether it added the model, and its file."""
+    from ..overlay import origin
+
+    found = origin(info.id)
+    if found is None:
+        return {"overlay": [], "overlay_added": False, "overlay_like": None, "overlay_file": None}
+    return {"overlay": list(found.keys), "overlay_added": found.added, "overlay_like": found.like,
+            "overlay_file": str(found.path)}  # fmt: skip
+
+
+def _overlay_line(data: dict[str, Any]) -> str:
+    """`price, lifecycle (from …/models.json)`, or for a model the overlay added, `added, like X; price (…)`."""
+    keys = ", ".join(key for key in data["overlay"] if key != "like")
+    like = f", like {data['overlay_like']}" if data["overlay_like"] else ""
+    said = (f"added{like}" + (f"; {keys}" if keys else "")) if data["overlay_added"] else keys
+    return f"{said} (from {data['overlay_file']})"
 
 
 @models_app.callback(invoke_without_command=True)
@@ -101,6 +120,20 @@ def list_models(
         _print_table(rows, list(WIDE_COLUMNS))
     else:
         _print_table(rows, _fitting(rows, shutil.get_terminal_size().columns))
+    _overlay_note(models)
+
+
+def _overlay_note(models: list[ModelInfo]) -> None:
+    """One line on stderr naming what the user's overlay added and changed among the models listed."""
+    from ..overlay import origin
+
+    found = [(m.id, origin(m.id)) for m in models]
+    added = [name for name, o in found if o is not None and o.added]
+    changed = [name for name, o in found if o is not None and not o.added]
+    path = next((o.path for _, o in found if o is not None), None)
+    if path is not None:
+        parts = [f"added {', '.join(added)}" if added else "", f"changed {', '.join(changed)}" if changed else ""]
+        render.note(f"from your overlay {path}: " + "; ".join(p for p in parts if p))
 
 
 WIDE_COLUMNS = {"model": "MODEL", "provider": "PROVIDER", "status": "STATUS", "price": "PRICE/IMAGE",
@@ -166,6 +199,53 @@ def default(
         render.warn(f"IMGGEN_MODEL={os.environ['IMGGEN_MODEL']} is set and wins over it in this shell")
 
 
+@models_app.command("add", epilog=epilog("models add"))
+def add(
+    model: str = typer.Argument(..., metavar="ID", help="The model, e.g. openai/gpt-image-2-2026-12-01."),
+    like: str | None = typer.Option(
+        None,
+        "--like",
+        metavar="MODEL",
+        help="Take this catalog model's rules and price.",
+        autocompletion=complete_model,
+    ),
+    price: float | None = typer.Option(None, "--price", metavar="USD", help="A flat price per image."),
+    deprecated: str | None = typer.Option(None, "--deprecated", metavar="DATE", help="Deprecated from (YYYY-MM-DD)."),
+    retired: str | None = typer.Option(None, "--retired", metavar="DATE", help="Shut down from (YYYY-MM-DD)."),
+    replacement: str | None = typer.Option(None, "--replacement", metavar="MODEL", help="What to use instead."),
+    location: str | None = typer.Option(None, "--location", metavar="LOC", help="Default Vertex AI location."),
+) -> None:
+    """Add a model to your overlay (models.json in the config directory), or change the facts of one:
+    a new id needs --like; a catalog id takes the facts given over the catalog's."""
+    from .. import overlay_edit as overlay
+    from ..catalog import reload
+
+    if price is not None and price < 0:
+        raise UsageError(f"--price {price:g} is below 0", hint="Give the price of one image in USD, e.g. --price 0.04.")
+    dates = {"deprecated": deprecated, "retired": retired, "replacement": replacement}
+    fields = {"id": model, "like": like, "price": None if price is None else {"per_image": price},
+              "lifecycle": {k: v for k, v in dates.items() if v is not None} or None, "location": location}  # fmt: skip
+    given = {key: value for key, value in fields.items() if value is not None}
+    if len(given) == 1:
+        raise UsageError(
+            "nothing to add", hint="Give --like, --price, --deprecated, --retired, --replacement or --location."
+        )
+    full_id, path = overlay.add(given)
+    reload()
+    render.note(f"wrote the entry for {full_id} in {path}; `imggen models show {full_id}` shows it")
+
+
+@models_app.command("remove", epilog=epilog("models remove"))
+def remove(
+    model: str = typer.Argument(..., metavar="ID", help="A model your overlay adds or changes."),
+) -> None:
+    """Take a model's entry out of your overlay: an added model goes, a catalog model gets its own facts back."""
+    from .. import overlay_edit as overlay
+
+    full_id, path = overlay.remove(model)
+    render.note(f"removed {full_id} from {path}")
+
+
 @models_app.command("show", epilog=epilog("models show"))
 def show(
     model: str = typer.Argument(
@@ -195,8 +275,10 @@ def show(
         render.print_json(data)
         return
     for key, value in data.items():
-        if value not in (None, [], {}, ""):
+        if value not in (None, [], {}, "") and not key.startswith("overlay"):
             sys.stdout.write(f"{key + ':':<18} {_plain(value)}\n")
+    if data["overlay"]:
+        sys.stdout.write(f"{'overlay:':<18} {_overlay_line(data)}\n")
 
 
 def _say_if_stale() -> None:

@@ -42,11 +42,12 @@ def serve(
         )
     import uvicorn
 
+    from ..catalog import all_models
     from ..proxy.app import create_app
     from ..proxy.config import load
 
     origins = [_origin(text) for text in allow_origin]
-
+    all_models()  # a bad overlay (models.json in the config directory) is said as every command says it
     proxy_config = load(config)
     for text in proxy_config.warnings:
         render.warn(text)
