@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import ConfigError, UsageError
 from .types import ModelRef, Usage
 
 PROVIDERS = ("openai", "azure", "bedrock", "vertex_ai", "gemini", "placeholder")
@@ -22,6 +23,17 @@ _BARE_RULES = (
     (re.compile(r"^((us|eu|apac|global)\.)?(amazon|stability)\."), "bedrock"),
     (re.compile(r"^(imagen-|imagegeneration@)"), "vertex_ai"),
 )
+
+
+def today() -> dt.date:
+    """The date statuses are computed against: IMGGEN_TODAY (YYYY-MM-DD) when set, else today."""
+    value = os.environ.get("IMGGEN_TODAY")
+    if not value:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"IMGGEN_TODAY={value} is not a date (YYYY-MM-DD)") from None
 
 
 @dataclass(frozen=True)

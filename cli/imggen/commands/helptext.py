@@ -24,6 +24,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "imggen models --all | cut -f1,3",
         "imggen models --json",
     ),
+    "models check": (
+        "imggen models check",
+        "imggen models check --provider bedrock --json",
+        "imggen models check --dry-run",
+    ),
     "models show": (
         "imggen models show gpt-image-2",
         "imggen models show bedrock/amazon.nova-canvas-v1:0 --json",
