@@ -43,10 +43,14 @@ def agreeing(fake: FakeProvider) -> None:
     """Listings that say what the catalog says, plus models that are not image models (filtered out)."""
     fake.openai_models = [_openai_item(m) for m in live("openai")] + [{"id": "gpt-4o", "object": "model"}]
     fake.azure_models = [_azure_item(m) for m in live("azure")] + [{"id": "gpt-4o", "lifecycle_status": "preview"}]
-    fake.gemini_models = [{"name": f"models/{m.model_id}"} for m in live("gemini")] + [{"name": "models/gemini-2.5-pro"}]
+    fake.gemini_models = [{"name": f"models/{m.model_id}"} for m in live("gemini")] + [
+        {"name": "models/gemini-2.5-pro"}
+    ]
     summaries = {unprefixed(m.model_id): _bedrock_item(m) for m in live("bedrock")}
     fake.bedrock_models = [*summaries.values(), {"modelId": "anthropic.claude-v9", "outputModalities": ["TEXT"]}]
-    fake.vertex_models = {m.model_id: {"launchStage": "GA", "versionState": "VERSION_STATE_STABLE"} for m in live("vertex_ai")}
+    fake.vertex_models = {
+        m.model_id: {"launchStage": "GA", "versionState": "VERSION_STATE_STABLE"} for m in live("vertex_ai")
+    }
 
 
 def _openai_item(m: ModelInfo) -> dict[str, Any]:
@@ -127,8 +131,10 @@ def test_json_shape(fake: FakeProvider, env: dict[str, str]) -> None:
     assert found and all(set(r) == JSON_KEYS for r in found)
     first = next(r for r in found if r["available"])
     info = next(m for m in catalog("gemini") if m.id == first["model"])
-    assert first == {"model": info.id, "provider": "gemini", "in_catalog": True, "available": True,
-                     "provider_lifecycle": "listed", "catalog_status": info.status(today()), "disagreements": []}  # fmt: skip
+    assert first == {
+        "model": info.id, "provider": "gemini", "in_catalog": True, "available": True,
+        "provider_lifecycle": "listed", "catalog_status": info.status(today()), "disagreements": [],
+    }  # fmt: skip
 
 
 def test_disagreements_exit_1_and_say_what_differs(fake: FakeProvider, env: dict[str, str]) -> None:

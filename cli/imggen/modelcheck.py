@@ -85,6 +85,7 @@ class CheckRow:
     provider_lifecycle: str | None
     catalog_status: str | None
     disagreements: tuple[str, ...] = ()
+    catalog_said: str | None = None  # the status with its date, for the table: "retires 2026-12-01"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -168,7 +169,10 @@ def _catalog_row(info: ModelInfo, listing: Listing, today: dt.date) -> CheckRow:
     listed = listing.models.get(info.model_id) or listing.models.get(base_id(info.model_id))
     disagreements = disagreements_of(info, listed, LABELS[info.provider], today)
     lifecycle = listed.lifecycle if listed else None
-    return CheckRow(info.id, info.provider, True, listed is not None, lifecycle, info.status(today), disagreements)
+    said = catalog_words(info, today)
+    return CheckRow(
+        info.id, info.provider, True, listed is not None, lifecycle, info.status(today), disagreements, said
+    )
 
 
 def disagreements_of(info: ModelInfo, listed: Listed | None, label: str, today: dt.date) -> tuple[str, ...]:
@@ -490,6 +494,7 @@ async def check(providers: Iterable[str], today: dt.date) -> Report:
     failures: dict[str, ImggenError] = {}
     for provider, answer in zip(providers, answers, strict=True):
         if isinstance(answer, ImggenError):
+            answer.locate(LABELS[provider])
             failures[provider] = answer
         elif isinstance(answer, BaseException):
             raise answer

@@ -21,7 +21,7 @@ HEADERS = ("MODEL", "CATALOG", "AVAILABLE", "PROVIDER SAYS", "DISAGREEMENT")
 def cells(row: CheckRow) -> list[str]:
     return [
         row.model,
-        row.catalog_status or "-",
+        row.catalog_said or "-",
         "yes" if row.available else "no",
         row.provider_lifecycle or "-",
         " / ".join(row.disagreements) or "-",
@@ -29,10 +29,7 @@ def cells(row: CheckRow) -> list[str]:
 
 
 def print_report(report: Report, *, json_out: bool) -> None:
-    from ..modelcheck import LABELS
-
-    for provider, error in report.failures.items():
-        error.locate(LABELS[provider])
+    for error in report.failures.values():
         render.print_error(error)
     if json_out:
         render.print_json([row.as_json() for row in report.rows])
@@ -53,7 +50,10 @@ def _summary(report: Report) -> None:
     disagreeing = sum(1 for row in report.rows if row.disagreements)
     checked = len(report.rows)
     if report.failures:
-        render.note(f"{len(report.failures)} provider(s) could not be checked; {checked} models compared")
+        from ..modelcheck import LABELS
+
+        failed = ", ".join(LABELS[p] for p in report.failures)
+        render.note(f"not checked: {failed}; {checked} models compared")
     elif disagreeing:
         render.note(f"{disagreeing} of {checked} models disagree with the catalog")
     else:
@@ -72,12 +72,14 @@ def print_requests(requests: dict[str, list[HttpRequest]], *, json_out: bool) ->
         return
     out = sys.stdout
     for provider, batch in requests.items():
+        what = "one lookup per catalog model" if provider == "vertex_ai" else "the model list"
+        count = f"{len(batch)} request" + ("s" if len(batch) != 1 else "")
+        out.write(f"# {provider}: {what}, {count}\n")
         for request in batch:
-            out.write(f"# {provider}: list the image models this account can use\n")
             out.write(f"{request.method} {shown_url(request.url)}\n")
             out.writelines(f"{k}: {v}\n" for k, v in request.shown_headers().items())
             if not any(k.lower() in request.secret_headers for k in request.headers):
                 out.write("# no credentials found (imggen config explain shows where they are looked for)\n")
-            elif any(v.endswith(SENT_LATER) for v in request.headers.values()):
-                out.write("# the signature or token is added when sent\n")
-            out.write("\n")
+        if any(v.endswith(SENT_LATER) for r in batch for v in r.headers.values()):
+            out.write("# the signature or token is added when sent\n")
+        out.write("\n")
