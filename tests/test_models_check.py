@@ -342,3 +342,8 @@ def test_an_inference_profile_is_checked_as_its_model() -> None:
     listing = Listing("bedrock", {"amazon.x-v1:0": Listed("amazon.x-v1:0", "ACTIVE", "active")})
     found = compare([model("bedrock/us.amazon.x-v1:0")], [listing], A_DAY)
     assert [(r.model, r.available, r.disagreements) for r in found] == [("bedrock/us.amazon.x-v1:0", True, ())]
+
+
+def test_a_bad_injected_date_is_exit_3(env: dict[str, str]) -> None:
+    result = check(env, "--provider", "openai", IMGGEN_TODAY="30/11/2026")
+    assert result.code == 3 and "IMGGEN_TODAY=30/11/2026 is not a date (YYYY-MM-DD)" in result.stderr

@@ -229,7 +229,8 @@ def _openai_entry(provider: str, model_id: str, item: dict[str, Any]) -> Listed:
         ends = _date(deprecation.get("inference")) if isinstance(deprecation, dict) else None
         status = str(item.get("lifecycle_status") or "listed")
         words = status + (f", inference retires {ends}" if ends else "")
-        return Listed(model_id, words, "legacy" if status.startswith("deprecat") else None, ends)
+        legacy = status.lower().startswith("deprecat") or status.lower() == "legacy"
+        return Listed(model_id, words, "legacy" if legacy else None, ends)
     ends = _date(item.get("shutdown_date"))
     return Listed(model_id, f"shuts down {ends}" if ends else "listed", "legacy" if ends else None, ends)
 
@@ -315,6 +316,7 @@ def azure_request(settings: Resolved, dry_run: bool) -> HttpRequest:
     base, key, token = settings.get("api_base"), settings.get("api_key"), settings.get("azure_ad_token")
     if not dry_run and not base:
         raise ConfigError("no Azure endpoint (AZURE_API_BASE)", hint=KEY_HINTS["azure"])
+    base = str(base).split("/openai/", 1)[0] if base else None  # a deployment URL given as the base
     if not dry_run and not (key or token):
         raise ConfigError("no Azure API key", hint=KEY_HINTS["azure"])
     url = join(str(base or DRY_RUN_BASE), "openai/models") + f"?api-version={AZURE_MODELS_VERSION}"

@@ -25,9 +25,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "imggen models --json",
     ),
     "models check": (
-        "imggen models check",
-        "imggen models check --provider bedrock --json",
         "imggen models check --dry-run",
+        "imggen models check --provider bedrock --dry-run",
+        "imggen models check --provider gemini --dry-run --json",
     ),
     "models show": (
         "imggen models show gpt-image-2",
@@ -84,6 +84,7 @@ imggen
   IMGGEN_OUTPUT_DIR            The output directory when -o is not given.
   IMGGEN_CONFIG_DIR            Where config.toml lives (default: the platform's config directory).
   IMGGEN_MAX_IMAGE_MB          The largest image imggen accepts from a provider, in MiB.
+  IMGGEN_TODAY                 The date (YYYY-MM-DD) model statuses are computed against; default today.
   _IMGGEN_COMPLETE             Set by the shell completion scripts; not for users.
 
 OpenAI
@@ -110,6 +111,7 @@ AWS Bedrock (boto3's own variables and files work as they do for the aws CLI)
   AWS_SHARED_CREDENTIALS_FILE  Another ~/.aws/credentials.
   AWS_WEB_IDENTITY_TOKEN_FILE  A web identity token (with AWS_ROLE_ARN).
   AWS_ENDPOINT_URL_BEDROCK_RUNTIME  Endpoint root for Bedrock Runtime (AWS_ENDPOINT_URL is read too).
+  AWS_ENDPOINT_URL_BEDROCK     Endpoint root for the Bedrock control plane (imggen models check).
   AWS_ENDPOINT_URL             Endpoint root for every AWS service.
   AWS_CA_BUNDLE                CA bundle for Bedrock's TLS connections.
   AWS_EC2_METADATA_DISABLED    true: boto3 never asks the EC2 instance metadata service.
