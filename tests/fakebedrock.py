@@ -102,3 +102,14 @@ def _answer(fake: FakeProvider, kind: str, body: dict[str, Any]) -> dict[str, An
         return {"seeds": [body.get("seed", 1234)], "finish_reasons": [None], "images": [b64]}
     count = int(body.get("imageGenerationConfig", {}).get("numberOfImages", 1))
     return {"images": [b64] * count, "error": None}
+
+
+def foundation_models(fake: FakeProvider, req: Recorded, reply: type[Reply], host: str) -> Reply:
+    """ListFoundationModels (`GET /foundation-models?byOutputModality=`), signed for service bedrock."""
+    problem = check_auth(fake, req, host)
+    if problem:
+        return aws_error(reply, 403, "UnrecognizedClientException",
+                         f"The security token included in the request is invalid ({problem}).")  # fmt: skip
+    wanted = req.query.get("byOutputModality")
+    models = [m for m in fake.bedrock_models if wanted is None or wanted in m.get("outputModalities", [])]
+    return reply(json={"modelSummaries": models}, headers={"x-amzn-RequestId": f"aws-{fake.next_id()}"})

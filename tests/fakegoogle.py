@@ -86,3 +86,35 @@ def _answer(fake: FakeProvider, reply: type[Reply], model: str, method: str, bod
     usage = {"promptTokenCount": 5, "candidatesTokenCount": 1290, "totalTokenCount": 1295}
     return reply(json={"candidates": [candidate] * count, "usageMetadata": usage, "modelVersion": model,
                        "createTime": time.time()})  # fmt: skip
+
+
+def _key_rejected(reply: type[Reply]) -> Reply:
+    """The Gemini API's answer to a wrong key: 400 INVALID_ARGUMENT with reason API_KEY_INVALID."""
+    details = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+                "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}]  # fmt: skip
+    error = {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+             "details": details}  # fmt: skip
+    return reply(status=400, json={"error": error})
+
+
+def gemini_model_list(fake: FakeProvider, req: Recorded, reply: type[Reply]) -> Reply:
+    """`GET /v1beta/models?pageSize=&pageToken=`: pages of `models[]` and a `nextPageToken`."""
+    if "key" in req.query or req.headers.get("x-goog-api-key") != GEMINI_KEY:
+        return _key_rejected(reply)
+    size = min(int(req.query.get("pageSize", 50)), fake.gemini_page_cap)
+    start = int(req.query.get("pageToken") or 0)
+    page: dict[str, Any] = {"models": fake.gemini_models[start : start + size]}
+    if start + size < len(fake.gemini_models):
+        page["nextPageToken"] = str(start + size)
+    return reply(json=page)
+
+
+def publisher_model(fake: FakeProvider, req: Recorded, reply: type[Reply]) -> Reply:
+    """`GET /v1beta1/publishers/google/models/{id}`: the PublisherModel, or 404."""
+    if req.headers.get("authorization", "").removeprefix("Bearer ") not in fake.google_tokens:
+        return google_error(reply, 401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
+    model = req.path.rsplit("/", 1)[1]
+    found = fake.vertex_models.get(model)
+    if found is None:
+        return google_error(reply, 404, "NOT_FOUND", f"Publisher Model `publishers/google/models/{model}` not found.")
+    return reply(json={"name": f"publishers/google/models/{model}", **found})

@@ -139,6 +139,14 @@ class FakeProvider:
     # "revised" answers with an image whose revised_prompt quotes them, each in every form of `leaked`.
     echo_key: str = ""
     echo_also: tuple[str, ...] = ()
+    # What the model listings answer (`imggen models check`): OpenAI's and Azure's `data[]` items, the
+    # Gemini API's `models[]`, Bedrock's `modelSummaries[]`, Vertex AI's publisher models by id.
+    openai_models: list[dict[str, Any]] = field(default_factory=list)
+    azure_models: list[dict[str, Any]] = field(default_factory=list)
+    gemini_models: list[dict[str, Any]] = field(default_factory=list)
+    bedrock_models: list[dict[str, Any]] = field(default_factory=list)
+    vertex_models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gemini_page_cap: int = 1000  # the most models the Gemini API puts on one page, whatever pageSize asks
 
     def __enter__(self) -> FakeProvider:
         self.start()
@@ -328,6 +336,20 @@ class _Handler(BaseHTTPRequestHandler):
             return Reply(body=data, headers={"Content-Type": "image/png"})
         if req.method == "POST" and req.path == "/v1/images/generations":
             return self._openai(req)
+        if req.method == "GET" and req.path in ("/v1/models", "/openai/models"):
+            return self._model_list(req)
+        if req.method == "GET" and req.path == "/v1beta/models":
+            from fakegoogle import gemini_model_list
+
+            return gemini_model_list(self.fake, req, Reply)
+        if req.method == "GET" and req.path.startswith("/v1beta1/publishers/google/models/"):
+            from fakegoogle import publisher_model
+
+            return publisher_model(self.fake, req, Reply)
+        if req.method == "GET" and req.path == "/foundation-models":
+            from fakebedrock import foundation_models
+
+            return foundation_models(self.fake, req, Reply, self.headers.get("Host", ""))
         if req.method == "POST" and req.path.startswith("/openai/deployments/"):
             return self._azure(req)
         if req.method == "POST" and req.path == "/token":
@@ -354,6 +376,18 @@ class _Handler(BaseHTTPRequestHandler):
             shown = req.headers.get("authorization", "")[-4:]
             return openai_error(401, f"Incorrect API key provided: sk-...{shown}.", code="invalid_api_key")
         return self._images(req, {"x-request-id": f"req_{self.fake.next_id()}"})
+
+    def _model_list(self, req: Recorded) -> Reply:
+        """OpenAI's `GET /v1/models` (bearer key) and Azure's `GET /openai/models?api-version=` (api-key)."""
+        if req.path == "/v1/models":
+            if req.headers.get("authorization") != f"Bearer {self.fake.openai_key}":
+                return openai_error(401, "Incorrect API key provided.", code="invalid_api_key")
+            return Reply(json={"object": "list", "data": self.fake.openai_models})
+        if req.headers.get("api-key") != self.fake.azure_key:
+            return Reply(401, {"error": {"code": "401", "message": "Access denied due to invalid subscription key."}})
+        if "api-version" not in req.query:
+            return Reply(404, {"error": {"code": "404", "message": "Resource not found"}})
+        return Reply(json={"data": self.fake.azure_models, "object": "list"})
 
     def _azure(self, req: Recorded) -> Reply:
         key_ok = req.headers.get("api-key") == self.fake.azure_key

@@ -24,6 +24,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "imggen models --all | cut -f1,3",
         "imggen models --json",
     ),
+    "models check": (
+        "imggen models check --dry-run",
+        "imggen models check --provider bedrock --dry-run",
+        "imggen models check --provider gemini --dry-run --json",
+    ),
     "models show": (
         "imggen models show gpt-image-2",
         "imggen models show bedrock/amazon.nova-canvas-v1:0 --json",
@@ -112,6 +117,7 @@ AWS Bedrock (boto3's own variables and files work as they do for the aws CLI)
   AWS_SHARED_CREDENTIALS_FILE  Another ~/.aws/credentials.
   AWS_WEB_IDENTITY_TOKEN_FILE  A web identity token (with AWS_ROLE_ARN).
   AWS_ENDPOINT_URL_BEDROCK_RUNTIME  Endpoint root for Bedrock Runtime (AWS_ENDPOINT_URL is read too).
+  AWS_ENDPOINT_URL_BEDROCK     Endpoint root for the Bedrock control plane (imggen models check).
   AWS_ENDPOINT_URL             Endpoint root for every AWS service.
   AWS_CA_BUNDLE                CA bundle for Bedrock's TLS connections.
   AWS_EC2_METADATA_DISABLED    true: boto3 never asks the EC2 instance metadata service.

@@ -246,6 +246,58 @@ def remove(
     render.note(f"removed {full_id} from {path}")
 
 
+@models_app.command("check", epilog=epilog("models check"))
+def check(
+    provider: str | None = typer.Option(
+        None, "--provider", metavar="NAME", help="Only this provider.", autocompletion=complete_provider
+    ),
+    json_out: bool = typer.Option(False, "--json", help="A JSON array instead of a table."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the requests it would send; send nothing."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Show each request and its answer on stderr."),
+) -> None:
+    """Ask each configured provider which image models this account can use (nothing is generated or
+    paid for) and compare with the catalog: per model, in the catalog or not, available or not, the
+    provider's lifecycle, and every disagreement. Exit 0 when all agree, 1 on a disagreement or a
+    failed check, 3 when credentials are missing or rejected.
+    """
+    import asyncio
+
+    from .. import modelcheck
+    from ..catalog import today
+    from . import check as view
+
+    providers = _check_providers(provider, dry_run)
+    if dry_run:
+        view.print_requests({p: modelcheck.dry_run_requests(p) for p in providers}, json_out=json_out)
+        return
+    if verbose:
+        from ..transport import current_trace
+
+        current_trace.set(render.trace)
+    report = asyncio.run(modelcheck.check(providers, today()))
+    if provider is not None and provider in report.failures:
+        raise report.failures[provider]
+    view.print_report(report, json_out=json_out)
+    raise typer.Exit(report.exit_code)
+
+
+def _check_providers(provider: str | None, dry_run: bool) -> list[str]:
+    """--provider's one (exit 3 without credentials), else every provider with credentials."""
+    from ..errors import ConfigError
+    from ..modelcheck import CHECKABLE, KEY_HINTS, LABELS, configured_for_check
+
+    if provider is not None and provider not in CHECKABLE:
+        raise UsageError(f"cannot check provider '{provider}'", hint="Use one of: " + ", ".join(CHECKABLE) + ".")
+    configured = [p for p in CHECKABLE if configured_for_check(p, load_config())]
+    if provider is not None:
+        if not (dry_run or provider in configured):
+            raise ConfigError(f"no credentials configured for {LABELS[provider]}", hint=KEY_HINTS[provider])
+        return [provider]
+    if not configured and not dry_run:
+        raise ConfigError("no provider has credentials configured", hint=" ".join(KEY_HINTS.values()))
+    return configured or list(CHECKABLE)
+
+
 @models_app.command("show", epilog=epilog("models show"))
 def show(
     model: str = typer.Argument(

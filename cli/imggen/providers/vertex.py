@@ -59,10 +59,13 @@ def _credentials_on_disk(settings: Resolved) -> bool:
 
 
 def host(settings: Resolved) -> str:
-    base = settings.get("api_base")
-    if base:
-        return str(base).rstrip("/")
-    location = str(settings.get("vertex_location"))
+    return location_host(settings.get("api_base"), str(settings.get("vertex_location")))
+
+
+def location_host(api_base: str | None, location: str) -> str:
+    """The endpoint root for `location`: the api_base when one is set, else Google's host for it."""
+    if api_base:
+        return str(api_base).rstrip("/")
     if location == "global":
         return "https://aiplatform.googleapis.com"
     if location in ("us", "eu"):
