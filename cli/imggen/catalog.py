@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from .errors import ConfigError, UsageError
 from .types import ModelRef, Usage
 
 PROVIDERS = ("openai", "azure", "bedrock", "vertex_ai", "gemini", "placeholder")
@@ -22,6 +23,17 @@ _BARE_RULES = (
     (re.compile(r"^((us|eu|apac|global)\.)?(amazon|stability)\."), "bedrock"),
     (re.compile(r"^(imagen-|imagegeneration@)"), "vertex_ai"),
 )
+
+
+def today() -> dt.date:
+    """Today's date for every lifecycle status: IMGGEN_TODAY (YYYY-MM-DD) when set, else the clock."""
+    value = os.environ.get("IMGGEN_TODAY")
+    if value is None:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"IMGGEN_TODAY={value} is not a date (YYYY-MM-DD)") from None
 
 
 @dataclass(frozen=True)
@@ -47,21 +59,24 @@ class ModelInfo:
     price: dict[str, Any] | None = None
     lifecycle: dict[str, str] = field(default_factory=dict)
     regions: tuple[str, ...] = ()
+    location: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)
     notes: str = ""
 
     @property
     def model_id(self) -> str:
         return self.id.split("/", 1)[1]
 
-    def status(self, today: dt.date | None = None) -> str:
-        """active / deprecated / retired as of `today`, from the catalog's dates."""
-        today = today or dt.date.today()
+    def status(self, on: dt.date | None = None) -> str:
+        """active / deprecated / retired on a day (default `today()`), computed from the catalog's dates:
+        retired from the shutdown day on; deprecated once announced or while a shutdown day is ahead."""
+        on = on or today()
         retired, deprecated = self.lifecycle.get("retired"), self.lifecycle.get("deprecated")
-        if retired and dt.date.fromisoformat(retired) <= today:
+        if retired and dt.date.fromisoformat(retired) <= on:
             return "retired"
-        if retired or (deprecated and dt.date.fromisoformat(deprecated) <= today):
+        if retired or (deprecated and dt.date.fromisoformat(deprecated) <= on):
             return "deprecated"
-        return self.lifecycle.get("status", "active")
+        return "active"
 
     def has_field(self, name: str) -> bool:
         return name in self.fields

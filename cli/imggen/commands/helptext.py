@@ -79,6 +79,7 @@ imggen
   IMGGEN_OUTPUT_DIR            The output directory when -o is not given.
   IMGGEN_CONFIG_DIR            Where config.toml lives (default: the platform's config directory).
   IMGGEN_MAX_IMAGE_MB          The largest image imggen accepts from a provider, in MiB.
+  IMGGEN_TODAY                 The date model lifecycles are judged on, YYYY-MM-DD (default: today).
   _IMGGEN_COMPLETE             Set by the shell completion scripts; not for users.
 
 OpenAI
