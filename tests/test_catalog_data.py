@@ -150,41 +150,38 @@ def test_the_cli_refuses_768x768_for_gpt_image_2_before_sending() -> None:
     assert "POST" not in result.stdout
 
 
-def test_gpt_image_2_is_priced_from_the_published_table() -> None:
-    info = model("openai/gpt-image-2")
-    assert estimate_cost(info, 1, "1024x1024", "low") == pytest.approx(0.006)
-    assert estimate_cost(info, 1, "1024x1024", "medium") == pytest.approx(0.053)
-    assert estimate_cost(info, 2, "1024x1024", "high") == pytest.approx(0.422)
-    assert estimate_cost(info, 1, "1536x1024", "high") == pytest.approx(0.165)
-    assert estimate_cost(info, 1, "auto", "auto") == pytest.approx(0.211)  # the dearest choice
-    assert price_range(info) == (0.005, 0.211)
+SQUARE_HIGH = 0.211  # gpt-image-2, 1024x1024, high: the guide's table
 
 
-def test_a_custom_gpt_image_2_size_scales_the_square_price_by_area() -> None:
-    info = model("openai/gpt-image-2")
-    assert estimate_cost(info, 1, "2048x2048", "high") == pytest.approx(4 * 0.211, rel=0.01)
-    assert estimate_cost(info, 1, "1024x640", "low") == pytest.approx(0.006 * 0.625, rel=0.03)
-    assert estimate_cost(info, 1, "3840x2160", "medium") == pytest.approx(0.053 * 3840 * 2160 / 1024**2, rel=0.01)
+@pytest.mark.parametrize(
+    ("model_id", "n", "size", "quality", "expected"),
+    [
+        # gpt-image-2: the published table (quality x size) ...
+        ("openai/gpt-image-2", 1, "1024x1024", "low", 0.006),
+        ("openai/gpt-image-2", 1, "1024x1024", "medium", 0.053),
+        ("openai/gpt-image-2", 2, "1024x1024", "high", 2 * SQUARE_HIGH),
+        ("openai/gpt-image-2", 1, "1536x1024", "high", 0.165),
+        ("openai/gpt-image-2", 1, "auto", "auto", SQUARE_HIGH),  # the dearest choice
+        # ... and other sizes: the square's price scaled by area, an upper bound
+        ("openai/gpt-image-2", 1, "2048x2048", "high", 4 * SQUARE_HIGH),
+        ("openai/gpt-image-2", 1, "1024x640", "low", 0.006 * 0.625),
+        ("openai/gpt-image-2", 1, "3840x2160", "medium", 0.053 * 3840 * 2160 / 1024**2),
+        ("openai/gpt-image-1-mini", 1, "1024x1024", "high", 0.036),
+        ("openai/gpt-image-1-mini", 1, "1536x1024", "high", 0.052),
+        ("openai/gpt-image-2.5-sunburst", 1, "1024x1024", "low", 0.006),
+        ("openai/gpt-image-2.5-sunburst", 1, "1024x1024", "max", SQUARE_HIGH),
+        ("bedrock/amazon.titan-image-generator-v2:0", 1, "512x512", "standard", 0.008),
+        ("bedrock/amazon.titan-image-generator-v2:0", 1, "1024x1024", "standard", 0.01),
+        ("bedrock/amazon.titan-image-generator-v2:0", 1, "512x512", "premium", 0.01),
+        ("bedrock/amazon.titan-image-generator-v2:0", 5, "1152x768", "premium", 0.06),
+    ],
+)
+def test_estimates_follow_the_published_prices(model_id: str, n: int, size: str, quality: str, expected: float) -> None:
+    assert estimate_cost(model(model_id), n, size, quality) == pytest.approx(expected, rel=0.03)
 
 
-def test_gpt_image_1_mini_has_its_high_tier() -> None:
-    info = model("openai/gpt-image-1-mini")
-    assert estimate_cost(info, 1, "1024x1024", "high") == pytest.approx(0.036)
-    assert estimate_cost(info, 1, "1536x1024", "high") == pytest.approx(0.052)
-
-
-def test_gpt_image_2_5_prices_each_quality() -> None:
-    info = model("openai/gpt-image-2.5-sunburst")
-    assert estimate_cost(info, 1, "1024x1024", "low") == pytest.approx(0.006, rel=0.03)
-    assert estimate_cost(info, 1, "1024x1024", "max") == pytest.approx(0.211, rel=0.01)
-
-
-def test_titan_is_priced_by_size_and_quality() -> None:
-    info = model("bedrock/amazon.titan-image-generator-v2:0")
-    assert estimate_cost(info, 1, "512x512", "standard") == pytest.approx(0.008)
-    assert estimate_cost(info, 1, "1024x1024", "standard") == pytest.approx(0.01)
-    assert estimate_cost(info, 1, "512x512", "premium") == pytest.approx(0.01)
-    assert estimate_cost(info, 5, "1152x768", "premium") == pytest.approx(0.06)
+def test_the_models_list_shows_gpt_image_2s_table_range() -> None:
+    assert price_range(model("openai/gpt-image-2")) == (0.005, SQUARE_HIGH)
 
 
 # -- Gemini 3.1 Flash Image: the extra ratios and the 512 size ----------------------------------------
