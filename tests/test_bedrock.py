@@ -246,7 +246,9 @@ def test_unknown_aws_profile_is_a_config_error(fake: FakeProvider) -> None:
 
 def test_dry_run_bodies_for_every_family_and_the_region() -> None:
     for model, key in FAMILIES:
-        result = run_cli("generate", "otter", "-m", model, "--dry-run", env={"AWS_CONFIG_FILE": "/nonexistent"})
+        # every family's body, SDXL's included: on a day all four were still served
+        env = {"AWS_CONFIG_FILE": "/nonexistent", "IMGGEN_TODAY": "2025-05-01"}
+        result = run_cli("generate", "otter", "-m", model, "--dry-run", env=env)
         assert result.code == 0, result.stderr
         assert f'"{key}"' in result.stdout and "/invoke" in result.stdout
         assert "# aws_region_name:" in result.stdout and "(from catalog)" in result.stdout

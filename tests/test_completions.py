@@ -51,7 +51,7 @@ def test_completion_offers_model_ids_profiles_and_keys(shell: str) -> None:
     models = _complete(shell, "imggen generate -m gpt-im")
     assert "gpt-image-2" in models and all(m.startswith("gpt-im") for m in models if m)
     assert "dall-e-3" not in models
-    assert "bedrock/amazon.nova-canvas-v1:0" in _complete(shell, "imggen models show bedrock/amazon.n")
+    assert "bedrock/stability.stable-image-core-v1:1" in _complete(shell, "imggen models show bedrock/stability.st")
     assert {"openai", "studio"} <= set(_complete(shell, "imggen config get "))
     assert "studio" in _complete(shell, "imggen generate --profile st")
     keys = _complete(shell, "imggen config set studio api_")

@@ -6,6 +6,8 @@ import json
 
 from conftest import AZURE_KEY, OPENAI_KEY, assert_no_secret, run_cli
 
+BEFORE_MAY_2026 = {"IMGGEN_TODAY": "2026-01-15"}  # dall-e-3 retires 2026-05-12
+
 
 def test_dry_run_needs_no_credentials_and_sends_nothing() -> None:
     result = run_cli("generate", "otter", "-m", "gpt-image-2", "--dry-run")
@@ -16,7 +18,7 @@ def test_dry_run_needs_no_credentials_and_sends_nothing() -> None:
 
 
 def test_dry_run_masks_keys() -> None:
-    result = run_cli("generate", "otter", "-m", "gpt-image-1", "--dry-run", env={"OPENAI_API_KEY": OPENAI_KEY})
+    result = run_cli("generate", "otter", "-m", "gpt-image-2", "--dry-run", env={"OPENAI_API_KEY": OPENAI_KEY})
     assert f"Authorization: Bearer ****{OPENAI_KEY[-4:]}" in result.stdout
     assert_no_secret(result.everything())
     azure = run_cli("generate", "otter", "-m", "azure/d", "--dry-run",
@@ -27,7 +29,10 @@ def test_dry_run_masks_keys() -> None:
 
 
 def test_dry_run_shows_each_fanned_out_request_and_the_mapping() -> None:
-    result = run_cli("generate", "otter", "-m", "dall-e-3", "-n", "3", "-s", "512x512", "--dry-run")
+    # dall-e-3's one image per request, on a day OpenAI still served it
+    result = run_cli(
+        "generate", "otter", "-m", "dall-e-3", "-n", "3", "-s", "512x512", "--dry-run", env=BEFORE_MAY_2026
+    )
     assert result.stdout.count("POST https://api.openai.com/v1/images/generations") == 3
     assert "# request 3 of 3" in result.stdout
     assert "1024x1024" in result.stdout and "# note:" in result.stdout
@@ -36,7 +41,7 @@ def test_dry_run_shows_each_fanned_out_request_and_the_mapping() -> None:
 
 def test_dry_run_json_lines() -> None:
     result = run_cli("generate", "otter", "-m", "dall-e-3", "-n", "2", "--dry-run", "--json",
-                     env={"OPENAI_API_KEY": OPENAI_KEY})  # fmt: skip
+                     env={"OPENAI_API_KEY": OPENAI_KEY, **BEFORE_MAY_2026})  # fmt: skip
     lines = [json.loads(x) for x in result.stdout.splitlines()]
     assert len(lines) == 2 and lines[0]["method"] == "POST" and lines[0]["body"]["n"] == 1
     assert lines[0]["headers"]["Authorization"] == "Bearer ****" + OPENAI_KEY[-4:]

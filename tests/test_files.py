@@ -269,7 +269,7 @@ def test_started_with_stdout_closed(fake: FakeProvider, tmp_path: Path) -> None:
 
 
 def test_other_commands_into_a_full_stdout_are_one_line(fake: FakeProvider) -> None:
-    for args in (["generate", "otter", "-m", "dall-e-3", "--dry-run"], ["models"]):
+    for args in (["generate", "otter", "-m", "gpt-image-2", "--dry-run"], ["models"]):
         with open("/dev/full", "wb") as full:
             proc = subprocess.run([sys.executable, "-m", "imggen", *args], stdout=full, stderr=subprocess.PIPE,
                                   timeout=60)  # fmt: skip

@@ -257,11 +257,12 @@ def test_gemini_api_without_a_key_exits_3() -> None:
 
 
 def test_dry_run_every_route_without_credentials() -> None:
-    env = {"NO_GCE_CHECK": "true", "GEMINI_API_KEY": GEMINI_KEY}
+    # the Imagen route too: on a day before Google shut Imagen down (2026-08-17)
+    env = {"NO_GCE_CHECK": "true", "GEMINI_API_KEY": GEMINI_KEY, "IMGGEN_TODAY": "2026-08-01"}
     for model, route in [
-        ("imagen-4.0-generate-001", ":predict"),  # retired: a dry run shows what --allow-retired sends
-        ("vertex_ai/gemini-2.5-flash-image", ":generateContent"),
-        ("gemini/gemini-3-pro-image-preview", ":generateContent"),
+        ("imagen-4.0-generate-001", ":predict"),
+        ("vertex_ai/gemini-3.1-flash-image", ":generateContent"),
+        ("gemini/gemini-3.1-flash-image", ":generateContent"),
     ]:
         result = run_cli("generate", "a fox", "-m", model, "--dry-run", "--allow-retired", env=env)
         assert result.code == 0, result.stderr

@@ -217,7 +217,7 @@ def test_a_rejected_key_exits_3(fake: FakeProvider) -> None:
 
 
 def test_a_missing_key_on_openai_itself_exits_3_before_sending() -> None:
-    result = run_cli("generate", "otter", "-m", "gpt-image-1")
+    result = run_cli("generate", "otter", "-m", "gpt-image-2")
     assert result.code == 3
     assert "OPENAI_API_KEY" in result.stderr
 

@@ -167,7 +167,7 @@ def inline_credentials(fake: FakeProvider, service_account: Path) -> str:  # noq
     text = service_account.read_text()
     service_account.unlink()
     assert run_cli("config", "set", "vertex_ai", "vertex_credentials", "-", input=text.encode()).code == 0
-    assert run_cli("config", "set", "vertex_ai", "model", IMAGEN).code == 0
+    assert run_cli("config", "set", "vertex_ai", "model", "vertex_ai/gemini-3.1-flash-image").code == 0
     assert run_cli("config", "default", "vertex_ai").code == 0
     return text
 

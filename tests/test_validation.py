@@ -288,7 +288,7 @@ def test_real_provider_params_still_pass(fake: FakeProvider) -> None:
         1,
     )
     nova = run_cli("generate", "otter", "-m", "bedrock/amazon.nova-canvas-v1:0", "-p", "style=PHOTOREALISM",
-                   "--dry-run", "--json", env={"AWS_REGION": "us-east-1"})  # fmt: skip
+                   "--dry-run", "--json", env={"AWS_REGION": "us-east-1", "IMGGEN_TODAY": "2026-09-01"})  # fmt: skip
     assert nova.code == 0, nova.stderr
     assert nova.json_lines()[0]["body"]["textToImageParams"]["style"] == "PHOTOREALISM"
 

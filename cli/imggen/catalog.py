@@ -62,18 +62,15 @@ class ModelInfo:
         return self.id.split("/", 1)[1]
 
     def status(self, on: dt.date | None = None) -> str:
-        """active / deprecated / retired on the day `on` (default: today()), computed from the catalog's
-        dates, so it never says active past a known retirement. A status stored without dates (the
-        catalog's older shape) counts only when no date is set."""
+        """active / deprecated / retired on a day (default `today()`), computed from the catalog's dates:
+        retired from the shutdown day on; deprecated once announced or while a shutdown day is ahead."""
         on = on or today()
         retired, deprecated = self.lifecycle.get("retired"), self.lifecycle.get("deprecated")
         if retired and dt.date.fromisoformat(retired) <= on:
             return "retired"
         if retired or (deprecated and dt.date.fromisoformat(deprecated) <= on):
             return "deprecated"
-        if deprecated:  # announced for a later day
-            return "active"
-        return self.lifecycle.get("status", "active")
+        return "active"
 
     def has_field(self, name: str) -> bool:
         return name in self.fields

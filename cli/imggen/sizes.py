@@ -72,9 +72,10 @@ def allowed_values(info: ModelInfo) -> str:
     values = list(info.aspect_ratios or info.sizes)
     if info.size_rule:
         rule = info.size_rule
+        least = f", at least {int(rule['min_pixels']):,} pixels" if rule.get("min_pixels") else ""
         values.append(
             f"any WxH with sides a multiple of {int(rule.get('multiple', 1))}, "
-            f"ratio up to {rule.get('max_ratio', 1):g}:1, at most {int(rule.get('max_edge', 0))} px a side"
+            f"ratio up to {rule.get('max_ratio', 1):g}:1, at most {int(rule.get('max_edge', 0))} px a side{least}"
         )
     return ", ".join(values)
 
@@ -100,9 +101,14 @@ def _image_size(info: ModelInfo, long_edge: int) -> str | None:
     if not info.image_sizes:
         return None
     for label in info.image_sizes:
-        if long_edge <= int(label.rstrip("K")) * 1024 * 1.25:
+        if long_edge <= _image_size_edge(label) * 1.25:
             return label
     return info.image_sizes[-1]
+
+
+def _image_size_edge(label: str) -> int:
+    """The long edge an `image_sizes` label stands for: "1K" is 1024 px, "512" is 512 px (Gemini's spelling)."""
+    return int(label[:-1]) * 1024 if label.upper().endswith("K") else int(label)
 
 
 def _pixel_model(info: ModelInfo, size: str | None, aspect_ratio: str | None) -> SizeChoice:
@@ -110,6 +116,7 @@ def _pixel_model(info: ModelInfo, size: str | None, aspect_ratio: str | None) ->
         width, height = parse_size(size)
         if f"{width}x{height}" in info.sizes or _fits_rule(info, width, height):
             return SizeChoice(size=f"{width}x{height}")
+        _check_min_pixels(info, size, width * height)
         ratio, area, asked, flag = width / height, width * height, size, "--size"
     else:
         assert aspect_ratio is not None
@@ -138,6 +145,22 @@ def _nearest_size(info: ModelInfo, ratio: float, area: int) -> tuple[int, int]:
         return round(abs(math.log(c[0] / c[1] / ratio)), 6), abs(math.log(c[0] * c[1] / area))
 
     return min(candidates, key=distance)
+
+
+def _check_min_pixels(info: ModelInfo, asked: str, pixels: int) -> None:
+    """A size below the model's pixel floor is refused, not enlarged: the user asked for a small image."""
+    least = int((info.size_rule or {}).get("min_pixels", 0))
+    if pixels < least:
+        raise param_error(
+            "{given} is {pixels:,} pixels; {model} needs at least {least:,} (e.g. 1024x640 or 1024x1024)",
+            param="size",
+            value=asked,
+            model=info.id,
+            pixels=pixels,
+            least=least,
+            hint="Allowed: {allowed}.",
+            allowed=allowed_values(info),
+        )
 
 
 def _check_close(info: ModelInfo, asked: str, ratio_of_ratios: float) -> None:
