@@ -93,20 +93,20 @@ def openai_gen(fake: FakeProvider, *args: str, stdin: bytes | None = None) -> An
 
 
 def test_o_with_an_image_file_name_writes_that_file(fake: FakeProvider, tmp_path: Path) -> None:
-    result = openai_gen(fake, "otter", "-m", "gpt-image-1", "-o", "pics/out.png", "--json", "--metadata")
+    result = openai_gen(fake, "otter", "-m", "gpt-image-2", "-o", "pics/out.png", "--json", "--metadata")
     assert result.code == 0, result.stderr
     assert [line["path"] for line in result.json_lines()] == ["pics/out.png"]
     assert (tmp_path / "pics" / "out.png").read_bytes() == TINY_PNG
     assert visible(tmp_path / "pics") == ["out.json", "out.png"]
     assert (tmp_path / "pics" / ".imggen-manifest.jsonl").exists()  # the manifest lives beside the file
-    again = openai_gen(fake, "otter", "-m", "gpt-image-1", "-o", "pics/out.png")
+    again = openai_gen(fake, "otter", "-m", "gpt-image-2", "-o", "pics/out.png")
     assert again.lines == ["pics/out-v2.png"]  # never replaced without --overwrite
-    resumed = openai_gen(fake, "otter", "-m", "gpt-image-1", "-o", "pics/out.png", "--resume")
+    resumed = openai_gen(fake, "otter", "-m", "gpt-image-2", "-o", "pics/out.png", "--resume")
     assert resumed.code == 0 and resumed.lines == [] and "skipped" in resumed.stderr
 
 
 def test_o_with_a_file_name_and_several_images_numbers_them(fake: FakeProvider, tmp_path: Path) -> None:
-    result = openai_gen(fake, "otter", "-m", "gpt-image-1", "-n", "3", "-o", "out.png")
+    result = openai_gen(fake, "otter", "-m", "gpt-image-2", "-n", "3", "-o", "out.png")
     assert result.code == 0, result.stderr
     assert sorted(result.lines) == ["out-1.png", "out-2.png", "out-3.png"]
     assert visible(tmp_path) == ["home", "out-1.png", "out-2.png", "out-3.png"]
@@ -114,19 +114,19 @@ def test_o_with_a_file_name_and_several_images_numbers_them(fake: FakeProvider, 
 
 def test_o_with_a_file_name_follows_the_image_type(fake: FakeProvider, tmp_path: Path) -> None:
     fake.image_bytes = TINY_JPEG
-    result = openai_gen(fake, "otter", "-m", "gpt-image-1", "-o", "out.png")
+    result = openai_gen(fake, "otter", "-m", "gpt-image-2", "-o", "out.png")
     assert result.code == 0, result.stderr
     assert result.lines == ["out.jpg"] and (tmp_path / "out.jpg").read_bytes() == TINY_JPEG
     assert "note: the provider sent a JPEG image, not PNG: saved as out.jpg" in result.stderr
-    typed = openai_gen(fake, "otter", "-m", "gpt-image-1", "-o", "photo.JPEG")
+    typed = openai_gen(fake, "otter", "-m", "gpt-image-2", "-o", "photo.JPEG")
     assert typed.lines == ["photo.JPEG"] and "note" not in typed.stderr  # kept as typed when it is right
 
 
 def test_an_existing_directory_or_a_trailing_slash_stays_a_directory(fake: FakeProvider, tmp_path: Path) -> None:
     (tmp_path / "album.png").mkdir()
-    result = openai_gen(fake, "otter", "-m", "gpt-image-1", "-o", "album.png", "--name", "o.{ext}")
+    result = openai_gen(fake, "otter", "-m", "gpt-image-2", "-o", "album.png", "--name", "o.{ext}")
     assert result.code == 0 and result.lines == ["album.png/o.png"]
-    result = openai_gen(fake, "otter", "-m", "gpt-image-1", "-o", "new.webp/", "--name", "o.{ext}")
+    result = openai_gen(fake, "otter", "-m", "gpt-image-2", "-o", "new.webp/", "--name", "o.{ext}")
     assert result.code == 0 and result.lines == ["new.webp/o.png"]
 
 
@@ -143,18 +143,18 @@ def test_o_with_a_file_name_is_refused_where_it_cannot_hold(
     fake: FakeProvider, tmp_path: Path, args: list[str], stdin: bytes | None, message: str
 ) -> None:
     (tmp_path / "p.jsonl").write_text('{"prompt": "otter", "name": "x.{ext}"}\n')
-    result = openai_gen(fake, *args, "-m", "gpt-image-1", stdin=stdin)
+    result = openai_gen(fake, *args, "-m", "gpt-image-2", stdin=stdin)
     assert result.code == 2, result.stderr
     assert message in result.stderr and len(result.stderr.splitlines()) <= 2
     assert fake.requests == [] and visible(tmp_path) == ["home", "p.jsonl"]
 
 
 def test_a_name_without_ext_gets_the_images_extension(fake: FakeProvider, tmp_path: Path) -> None:
-    result = openai_gen(fake, "otter", "-m", "gpt-image-1", "-n", "2", "-o", "out", "--name", "otter-{index}")
+    result = openai_gen(fake, "otter", "-m", "gpt-image-2", "-n", "2", "-o", "out", "--name", "otter-{index}")
     assert result.code == 0, result.stderr
     assert sorted(result.lines) == ["out/otter-1.png", "out/otter-2.png"]
     fake.image_bytes = TINY_JPEG
-    result = openai_gen(fake, "otter", "-m", "gpt-image-1", "-o", "out", "--name", "fox.png")
+    result = openai_gen(fake, "otter", "-m", "gpt-image-2", "-o", "out", "--name", "fox.png")
     assert result.lines == ["out/fox.jpg"]
 
 
@@ -198,7 +198,7 @@ def test_the_readme_quick_start_for_azure_works_as_written(fake: FakeProvider) -
     [
         (["api_base", "https://images.example.com/v1"], None),
         (["api_base", "os.environ/MY_BASE"], None),
-        (["model", "gpt-image-1"], None),
+        (["model", "gpt-image-2"], None),
         (["api_key"], b"sk-never-asked-for-0000\n"),
     ],
 )
@@ -246,7 +246,7 @@ def test_a_key_in_the_keyring_is_stored_read_and_shown_as_such(fake: FakeProvide
     shown = run_cli("config", "show", "openai", env=env)
     assert "api_key = ****6789 (keyring)" in shown.stdout
     assert run_cli("config", "get", "openai", "api_key", "--reveal", env=env).stdout.strip() == KEY
-    made = run_cli("generate", "otter", "-m", "gpt-image-1", "-o", "out",
+    made = run_cli("generate", "otter", "-m", "gpt-image-2", "-o", "out",
                    env={**env, "OPENAI_BASE_URL": fake.openai_base})  # fmt: skip
     assert made.code == 0, made.stderr
     assert fake.requests[-1].headers["authorization"] == f"Bearer {KEY}"
@@ -302,7 +302,7 @@ def test_keyring_is_for_secrets_and_a_missing_one_is_a_config_error(fake: FakePr
     assert refused.code == 2 and "--keyring keeps secrets; timeout is not one" in refused.stderr
     assert run_cli("config", "set", "openai", "api_key", KEY, "--keyring", env=env).code == 0
     (tmp_path / "keyring.json").write_text("{}")  # removed from the keyring behind imggen's back
-    made = run_cli("generate", "otter", "-m", "gpt-image-1", env={**env, "OPENAI_BASE_URL": fake.openai_base})
+    made = run_cli("generate", "otter", "-m", "gpt-image-2", env={**env, "OPENAI_BASE_URL": fake.openai_base})
     assert made.code == 3 and fake.requests == []
     assert "api_key (from profile:openai) refers to keyring:imggen/openai/api_key" in made.stderr
     assert "which the keyring does not hold" in made.stderr

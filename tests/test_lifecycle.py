@@ -58,14 +58,17 @@ def test_a_retirement_date_makes_a_model_deprecated_the_day_before_and_retired_o
     assert announced.status(dt.date(2027, 1, 1)) == "deprecated"
 
 
-def test_dates_win_over_a_stored_status_which_counts_only_without_dates() -> None:
+def test_status_comes_from_the_dates_alone() -> None:
     from imggen.catalog import ModelInfo
 
     def status(**lifecycle: str) -> str:
         return ModelInfo(id="a/b", provider="openai", family="f", lifecycle=lifecycle).status(dt.date(2026, 7, 1))
 
-    assert status(status="active", retired="2026-06-30") == "retired"  # the catalog's older shape
-    assert status(status="deprecated") == "deprecated"
+    assert status(status="active", retired="2026-06-30") == "retired"  # a stored status never counts
+    assert status(status="retired") == "active"
+    assert status(retired="2026-07-02") == "deprecated"  # a shutdown announced for a later day
+    assert status(deprecated="2026-07-02") == "active"
+    assert status(deprecated="2026-07-01") == "deprecated"
     assert status() == "active"
 
 
@@ -331,6 +334,29 @@ def test_max_cost_refuses_a_model_whose_cost_is_unknown(fake: FakeProvider) -> N
     assert "error: the cost of openai/gpt-image-3 is unknown; --max-cost cannot bound it." in result.stderr
     assert not sent(fake)
     assert run_cli("generate", "otter", "-m", "gpt-image-3", "-o", "out", env=openai_env(fake)).code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-m", "gpt-image-3", "--max-cost", "5"], "the cost of openai/gpt-image-3 is unknown"),
+        (["-m", "gpt-image-2", "-q", "high", "-n", "10", "--max-cost", "0.5"], "is above --max-cost $0.5"),
+    ],
+)
+def test_a_dry_run_prints_the_requests_then_the_max_cost_refusal(args: list[str], message: str) -> None:
+    result = run_cli("generate", "otter", "--dry-run", *args)
+    assert result.code == 2
+    assert "POST https://api.openai.com/v1/images/generations" in result.stdout
+    assert message in result.stderr
+
+
+def test_models_show_says_where_each_fact_comes_from() -> None:
+    result = run_cli("models", "show", "vertex_ai/gemini-3-pro-image")
+    assert result.code == 0, result.stderr
+    assert "location:          global" in result.stdout
+    assert "\nsources:\n  rules:" in result.stdout and "\n  price:" in result.stdout
+    shown = json.loads(run_cli("models", "show", "vertex_ai/gemini-3-pro-image", "--json").stdout)
+    assert shown["location"] == "global" and set(shown["sources"]) == {"rules", "price"}
 
 
 def test_models_show_of_a_family_id_names_the_rules_it_gets() -> None:

@@ -241,4 +241,4 @@ def test_the_example_in_imggen_help_overlay_loads(config: Path) -> None:
     assert listed.code == 0, listed.stderr
     rows = {m["id"]: m for m in json.loads(listed.stdout)}
     assert rows["azure/my-deployment"]["overlay_like"] == "azure/gpt-image-2"
-    assert rows["bedrock/amazon.nova-canvas-v1:0"]["overlay"] == ["sizes", "max_n"]
+    assert rows["gemini/gemini-3.1-flash-image"]["overlay"] == ["image_sizes", "price"]

@@ -160,19 +160,6 @@ def test_skipped_blocks_name_files_that_exist() -> None:
                 assert (ROOT / path).exists(), f"README.md line {block.line} names {path}, which does not exist"
 
 
-# TODO(lead, issue 12): the README examples below name models the catalog now retires or deprecates; switch
-# them to current models (see the catalog helper's report) and delete this set.
-README_MODELS_TO_REPLACE = {
-    "stability.stable-diffusion-xl-v1",
-    "amazon.titan-image-generator-v2:0",
-    "us.amazon.nova-canvas-v1:0",
-    "vertex_ai/gemini-3-pro-image-preview",
-    "vertex_ai/gemini-2.5-flash-image",
-    "gemini/gemini-3-pro-image-preview",
-    "azure/gpt-image-1.5",
-}
-
-
 def test_examples_use_no_retired_or_deprecated_model() -> None:
     from imggen.catalog import parse_model
 
@@ -180,8 +167,6 @@ def test_examples_use_no_retired_or_deprecated_model() -> None:
         commands = [line for line in logical_lines(block.text) if "imggen " in line and not INSTALL.search(line)]
         keys = MODEL_KEY.findall(block.text) if LANGUAGES.get(block.lang) != "sh" else []  # not in sh comments
         for name in [m for line in commands for m in MODEL_FLAG.findall(line)] + keys:
-            if name in README_MODELS_TO_REPLACE:
-                continue
             ref = parse_model(name)
             # Ids the catalog cannot know: Azure deployment names, models of an OpenAI-compatible server.
             own_name = ref.provider == "azure" or (ref.provider == "openai" and "api-base" in block.text)

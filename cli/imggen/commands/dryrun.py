@@ -20,9 +20,12 @@ if TYPE_CHECKING:
 STAND_IN = "imggen-dry-run-prompt-7d3f"  # placed where each line's prompt goes, then replaced by it
 
 
-def print_batch(batch: Batch, *, json_lines: bool, quiet: bool) -> None:
+def print_batch(batch: Batch, *, json_lines: bool, quiet: bool, max_cost: float | None = None) -> None:
     """Every line is checked first (a bad one prints nothing), then each line's requests printed as
-    the file is read again."""
+    the file is read again; a run the real one would refuse (a retired model, --max-cost) is refused
+    after its requests are printed."""
+    from .jobs import budget_refusal
+
     totals = batch.check()
     writer = JsonLines() if json_lines else None
     for shape, prompt in batch.plans():
@@ -36,8 +39,9 @@ def print_batch(batch: Batch, *, json_lines: bool, quiet: bool) -> None:
         for text, (warning, _line) in totals.notes.items():
             if warning:
                 render.warn(text)
-    if totals.refusal is not None:  # the run would have been refused: so is its dry run, after the requests
-        raise totals.refusal
+    refusal = totals.refusal or budget_refusal(totals, max_cost)
+    if refusal is not None:  # the run would have been refused: so is its dry run, after the requests
+        raise refusal
 
 
 class JsonLines:

@@ -111,7 +111,7 @@ def generate(
         if dry_run:
             from .dryrun import print_batch
 
-            print_batch(batch, json_lines=json_lines, quiet=quiet)
+            print_batch(batch, json_lines=json_lines, quiet=quiet, max_cost=max_cost)
             return
         from .run import Run
 

@@ -153,7 +153,7 @@ config.toml (IMGGEN_CONFIG_DIR moves it). It has the catalog's shape and is read
  {"id": "openai/gpt-image-2-2026-12-01", "like": "openai/gpt-image-2", "price": {"per_image": 0.05}},
  {"id": "azure/my-deployment", "like": "azure/gpt-image-2"},
  {"id": "openai/gpt-image-2", "lifecycle": {"retired": "2027-06-30", "replacement": "openai/gpt-image-2-2026-12-01"}},
- {"id": "bedrock/amazon.nova-canvas-v1:0", "sizes": ["1024x1024", "2048x2048"], "max_n": 2}
+ {"id": "gemini/gemini-3.1-flash-image", "image_sizes": ["512", "1K", "2K"], "price": {"per_image": 0.045}}
 ]}
 
 A catalog id: the keys given replace the catalog's, except "lifecycle" and "sources", which are

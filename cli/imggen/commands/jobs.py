@@ -47,6 +47,23 @@ class Totals:
     names: dict[str, tuple[int, int]] = field(default_factory=dict)  # --name: (prompts, most images of one)
 
 
+def budget_refusal(totals: Totals, max_cost: float | None) -> UsageError | None:
+    """What --max-cost says of a run's estimate: nothing, or the refusal (raised by the run, and by its
+    dry run after the requests are printed)."""
+    if max_cost is None:
+        return None
+    if totals.unpriced is not None:
+        return UsageError(
+            f"the cost of {totals.unpriced} is unknown; --max-cost cannot bound it",
+            hint="Nothing was sent. Leave out --max-cost, or pick a model with a known price.",
+        )
+    if totals.cost > max_cost:
+        return UsageError(
+            f"the estimated cost ${totals.cost:.4f} is above --max-cost ${max_cost:g}", hint="Nothing was sent."
+        )
+    return None
+
+
 class Batch:
     """The prompts of one `generate` run with the options every line starts from."""
 

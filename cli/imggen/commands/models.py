@@ -61,7 +61,8 @@ def model_json(info: ModelInfo, configured: bool) -> dict[str, Any]:
         "max_n": info.max_n, "qualities": list(info.qualities), "styles": list(info.styles),
         "response_formats": list(info.response_formats), "fields": list(info.fields),
         "prompt_max": info.prompt_max, "price": info.price, "lifecycle": info.lifecycle,
-        "regions": list(info.regions), "notes": info.notes, **_overlay_json(info),
+        "regions": list(info.regions), "location": info.location, "notes": info.notes, "sources": info.sources,
+        **_overlay_json(info),
     }  # fmt: skip
 
 
@@ -327,10 +328,18 @@ def show(
         render.print_json(data)
         return
     for key, value in data.items():
-        if value not in (None, [], {}, "") and not key.startswith("overlay"):
+        if value in (None, [], {}, "") or key.startswith("overlay"):
+            continue
+        if key in NESTED:  # one fact a line: the dates and where each fact comes from are read, not parsed
+            sys.stdout.write(f"{key}:\n")
+            sys.stdout.writelines(f"  {inner + ':':<16} {_plain(v)}\n" for inner, v in value.items())
+        else:
             sys.stdout.write(f"{key + ':':<18} {_plain(value)}\n")
     if data["overlay"]:
         sys.stdout.write(f"{'overlay:':<18} {_overlay_line(data)}\n")
+
+
+NESTED = ("lifecycle", "sources")
 
 
 def _say_if_stale() -> None:

@@ -209,18 +209,11 @@ class Run:
 
     def check_budget(self, max_cost: float | None) -> None:
         """--max-cost: refuse before sending when the estimate of what is left to make is above it."""
-        if max_cost is None:
-            return
-        if self.totals.unpriced is not None:
-            raise UsageError(
-                f"the cost of {self.totals.unpriced} is unknown; --max-cost cannot bound it",
-                hint="Nothing was sent. Leave out --max-cost, or pick a model with a known price.",
-            )
-        if self.totals.cost > max_cost:
-            raise UsageError(
-                f"the estimated cost ${self.totals.cost:.4f} is above --max-cost ${max_cost:g}",
-                hint="Nothing was sent.",
-            )
+        from .jobs import budget_refusal
+
+        refusal = budget_refusal(self.totals, max_cost)
+        if refusal is not None:
+            raise refusal
 
     def _warn_bad_lines(self, numbers: list[int]) -> None:
         if numbers:
