@@ -268,8 +268,11 @@ def test_a_key_in_the_keyring_from_stdin_with_a_dash(tmp_path: Path) -> None:
     ("backend", "extra", "message"),
     [
         ("keyring.backends.fail.Keyring", {}, "error: no usable keyring on this system"),
-        ("filekeyring.FileKeyring", {"IMGGEN_TEST_KEYRING_LOCKED": "1"}, "the keyring did not store the key: "
-         "RuntimeError: the collection is locked"),
+        (
+            "filekeyring.FileKeyring",
+            {"IMGGEN_TEST_KEYRING_LOCKED": "1"},
+            "the keyring did not store the key: RuntimeError: the collection is locked",
+        ),
     ],
 )
 def test_without_a_usable_keyring_nothing_is_written(

@@ -199,9 +199,7 @@ def test_an_image_over_the_limit_is_refused_as_a_download(fake: FakeProvider, tm
     assert gen(fake, *args, env={"IMGGEN_MAX_IMAGE_MB": "3"}).code == 0  # within the limit it is saved
 
 
-def test_an_image_over_the_limit_is_refused_in_memory(
-    fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_image_over_the_limit_is_refused_in_memory(fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
     fake.image_bytes = big_png(2 * MIB)
     monkeypatch.setenv("IMGGEN_MAX_IMAGE_MB", "1")
     with pytest.raises(BadResponseError, match=r"the image is larger than 1 MiB \(IMGGEN_MAX_IMAGE_MB\)"):
@@ -309,8 +307,15 @@ def guarded(fake: FakeProvider) -> dict[str, str]:
     return {"HTTP_PROXY": fake.base_url, "NO_PROXY": "127.0.0.1,localhost"}
 
 
-@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/iam", "http://[fd00:ec2::254]/latest",
-                                 "http://[::ffff:169.254.169.254]/x", "http://100.100.100.200/latest"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/iam",
+        "http://[fd00:ec2::254]/latest",
+        "http://[::ffff:169.254.169.254]/x",
+        "http://100.100.100.200/latest",
+    ],
+)
 def test_an_image_url_on_a_metadata_address_is_refused(fake: FakeProvider, tmp_path: Path, url: str) -> None:
     fake.script(IMAGES, url_answer(url))
     result = gen(fake, "-m", "dall-e-2", "--response-format", "url", env=guarded(fake))
@@ -320,8 +325,9 @@ def test_an_image_url_on_a_metadata_address_is_refused(fake: FakeProvider, tmp_p
     assert left_behind(tmp_path / "out") == []
 
 
-@pytest.mark.parametrize(("url", "said"), [("file:///etc/passwd", "not an http(s) URL"),
-                                           ("http://[::1/x", "not a valid URL")])
+@pytest.mark.parametrize(
+    ("url", "said"), [("file:///etc/passwd", "not an http(s) URL"), ("http://[::1/x", "not a valid URL")]
+)
 def test_an_image_url_that_is_not_http_is_refused(fake: FakeProvider, url: str, said: str) -> None:
     fake.script(IMAGES, url_answer(url))
     result = gen(fake, "-m", "dall-e-2", "--response-format", "url", env=guarded(fake))
