@@ -61,6 +61,8 @@ def test_rejected_key_exits_3_without_showing_it(fake: FakeProvider) -> None:
     assert result.code == 3
     assert "azure-wrong-key-99999999" not in result.everything()
     assert_no_secret(result.everything())
+    # Azure's error code is the status again: said once
+    assert "401: Access denied due to invalid subscription key." in result.stderr and "401 401" not in result.stderr
 
 
 def test_v1_surface_puts_the_deployment_in_the_body(fake: FakeProvider) -> None:

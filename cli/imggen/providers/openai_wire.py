@@ -80,7 +80,8 @@ def map_error(response: httpx.Response) -> GenerationError:
     """One GenerationError for an error response, with the provider's message, code and request id."""
     message, code = _error_fields(response)
     status = response.status_code
-    detail = f"{status} {code}: {message}" if code else f"{status}: {message}"
+    # Azure's code is often the status again ("401"): said once
+    detail = f"{status} {code}: {message}" if code and code != str(status) else f"{status}: {message}"
     kwargs: dict[str, Any] = {"status": status, "request_id": request_id(response), "code": code}
     if status in (401, 403):
         return AuthError(detail, hint=_auth_hint(status), **kwargs)
