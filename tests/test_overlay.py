@@ -126,6 +126,8 @@ BAD = [
     ('{"models": [{"id": "openai/x", "like": "gpt-image-2"}, {"id": "openai/x", "max_n": 2}]}',
      "models[1] (openai/x): the same id as models[0]"),
     ('{"models": [{"id": "openai/x"}]}', 'models[0] (openai/x): a new model needs "like"'),
+    ('{"models": [{"id": "openai/x", "like": "gpt-image-2", "from_family": {}}]}',
+     'models[0] (openai/x): unknown key "from_family"'),
     ('{"models": [{"id": "openai/x", "like": "gpt-image-7"}]}',
      'models[0] (openai/x): "like" "gpt-image-7" is not in the built-in catalog; did you mean openai/gpt-image-2?'),
 ]  # fmt: skip

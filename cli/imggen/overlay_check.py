@@ -132,10 +132,11 @@ def _unknown_keys(raw: dict[str, Any]) -> None:
 
 
 def _allowed() -> dict[str, str]:
-    """Key -> its type as ModelInfo declares it, and `like`."""
+    """Key -> its type as ModelInfo declares it, and `like` (not `from_family`: imggen sets it for ids
+    a family matches, and a file giving it would claim rules it does not carry)."""
     from .catalog import ModelInfo
 
-    fields = {name: str(f.type) for name, f in ModelInfo.__dataclass_fields__.items()}
+    fields = {name: str(f.type) for name, f in ModelInfo.__dataclass_fields__.items() if name != "from_family"}
     return {**fields, "like": "str"}
 
 
