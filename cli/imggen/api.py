@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from . import engine
 from .batch import Session
 from .catalog import estimate_cost, usage_cost
 from .errors import GenerationError, ImggenError, NotSentError, UsageError
@@ -93,7 +94,7 @@ async def _one(
         session.check_sendable(request.n, settings)
         emit("start", {"index": request.first_index, "n": request.n})
         try:
-            result = await provider.generate(request, settings, transport)
+            result = await engine.run(provider, request, settings, transport)
         except GenerationError as exc:
             session.note_refusal(exc, settings)
             emit("failed", {"index": request.first_index, "n": request.n})
