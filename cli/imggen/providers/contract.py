@@ -10,7 +10,7 @@ retries, deadlines and the mapping of an error answer to imggen's errors (`map_e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import AuthError, ContentFilterError, GenerationError, ProviderError
 
@@ -74,8 +74,15 @@ def map_error(response: httpx.Response, fields: ErrorFields) -> GenerationError:
 class Provider(Protocol):
     """A provider module's `PROVIDER`, as the engine, dry runs and the proxy use it."""
 
-    spill: bool  # long base64 strings of its JSON answers may be streamed to files (see spill.py)
-    image_bodies: bool  # a 2xx `image/*` answer is the image itself (else it goes to parse_response)
+    @property
+    def spill(self) -> bool:
+        """Long base64 strings of its JSON answers may be streamed to files (see spill.py)."""
+        ...
+
+    @property
+    def image_bodies(self) -> bool:
+        """A 2xx `image/*` answer is the image itself (else it goes to parse_response)."""
+        ...
 
     def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
         """The HTTP request for `request`; with dry_run, missing credentials are shown, not raised."""
@@ -114,8 +121,8 @@ class Provider(Protocol):
 class HttpProvider:
     """The defaults of the contract: credentials added at build time, JSON answers, no job to poll."""
 
-    spill: ClassVar[bool] = False
-    image_bodies: ClassVar[bool] = False
+    spill: bool = False
+    image_bodies: bool = False
 
     async def prepare(self, request: ImageRequest, settings: Resolved) -> Any:
         return None
