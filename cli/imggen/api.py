@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
-from . import engine
 from .batch import Session
 from .catalog import estimate_cost, usage_cost
 from .errors import GenerationError, ImggenError, NotSentError, UsageError
@@ -80,6 +79,8 @@ async def execute(
 async def _one(
     plan: Plan, request: ImageRequest, session: Session, emit: EventHook, on_images: ResultHook | None
 ) -> ProviderResult:
+    from . import engine
+
     settings = plan.settings
     provider = get_provider(settings.model.provider)
     transport = session.transport(PROVIDERS[settings.model.provider].ca_env, float(settings.get("timeout", 600)))
