@@ -79,6 +79,8 @@ async def execute(
 async def _one(
     plan: Plan, request: ImageRequest, session: Session, emit: EventHook, on_images: ResultHook | None
 ) -> ProviderResult:
+    from . import engine
+
     settings = plan.settings
     provider = get_provider(settings.model.provider)
     transport = session.transport(PROVIDERS[settings.model.provider].ca_env, float(settings.get("timeout", 600)))
@@ -93,7 +95,7 @@ async def _one(
         session.check_sendable(request.n, settings)
         emit("start", {"index": request.first_index, "n": request.n})
         try:
-            result = await provider.generate(request, settings, transport)
+            result = await engine.run(provider, request, settings, transport)
         except GenerationError as exc:
             session.note_refusal(exc, settings)
             emit("failed", {"index": request.first_index, "n": request.n})

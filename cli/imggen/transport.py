@@ -148,9 +148,10 @@ class Transport:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def send(self, request: HttpRequest, map_error: ErrorMapper) -> httpx.Response:
-        """Send with retries; returns a 2xx response (body read) or raises a GenerationError."""
-        response = await self.retrying(lambda: self._attempt(request, map_error))
+    async def send(self, request: HttpRequest, map_error: ErrorMapper, *, spill: bool = False) -> httpx.Response:
+        """Send with retries; returns a 2xx response (body read) or raises a GenerationError. With
+        `spill`, long base64 strings of a JSON answer go to files in `spill_dir` (see `_parsed`)."""
+        response = await self.retrying(lambda: self._attempt(request, map_error, spill))
         assert isinstance(response, httpx.Response)
         return response
 
@@ -177,32 +178,33 @@ class Transport:
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
-    async def _attempt(self, request: HttpRequest, map_error: ErrorMapper) -> Outcome:
+    async def _attempt(self, request: HttpRequest, map_error: ErrorMapper, spill: bool) -> Outcome:
         trace = current_trace.get()
         if trace is None:
-            return await self._attempt_once(request, map_error)
+            return await self._attempt_once(request, map_error, spill)
         for line in request_lines(request):
             trace(line)
         started = time.monotonic()
-        outcome = await self._attempt_once(request, map_error)
+        outcome = await self._attempt_once(request, map_error, spill)
         trace(answer_line(outcome, time.monotonic() - started))
         return outcome
 
-    async def _attempt_once(self, request: HttpRequest, map_error: ErrorMapper) -> Outcome:
+    async def _attempt_once(self, request: HttpRequest, map_error: ErrorMapper, spill: bool) -> Outcome:
         """One try under one deadline for all of it: connect, send and the whole body (httpx's own
         timeout is per read, so a server trickling a byte a second would never end)."""
         client = self.client_for(request.url)
         try:
             async with asyncio.timeout(self.timeout):
-                return await self._exchange(client, request, map_error)
+                return await self._exchange(client, request, map_error, spill)
         except (TimeoutError, httpx.TimeoutException):
             return deadline_error(request.url, self.timeout), None
         except httpx.TransportError as exc:
             return network_error(exc, request.url), None
 
-    async def _exchange(self, client: httpx.AsyncClient, request: HttpRequest, map_error: ErrorMapper) -> Outcome:
-        body = {"content": request.content} if request.content is not None else {"json": request.json}
-        built = client.build_request(request.method, request.url, headers=request.headers, **body)
+    async def _exchange(
+        self, client: httpx.AsyncClient, request: HttpRequest, map_error: ErrorMapper, spill: bool
+    ) -> Outcome:
+        built = client.build_request(request.method, request.url, headers=request.headers, **_body(request))
         if _is_loopback_name(built.url.host):
             _LOCAL_APIS.add(built.url.host)
         response = await client.send(built, stream=True)  # never follows a redirect: the key stays here
@@ -210,19 +212,22 @@ class Transport:
             if 300 <= response.status_code < 400:
                 return _redirected(response), False
             if response.status_code < 400:
-                return None, await self._parsed(response)
+                return None, await self._parsed(response, spill)
             answer = await _error_body(response)
         finally:
             await response.aclose()
         error = map_error(answer)
         return error, (retry_after(answer.headers) if _retryable(answer) else False)
 
-    async def _parsed(self, response: httpx.Response) -> httpx.Response:
-        """Read a 2xx body within the size limits; with a spill directory, long base64 strings are
-        decoded to files as they arrive (see spill.py)."""
+    async def _parsed(self, response: httpx.Response, spill: bool) -> httpx.Response:
+        """Read a 2xx body within the size limits. An image body is kept as it came; in any other,
+        long base64 strings are measured as images and, with `spill` and a spill directory, decoded
+        to files as they arrive (see spill.py)."""
+        if is_image(response):
+            return _rebuilt(response, await _image_body(response, self.max_image))
         from .spill import SpillingParser
 
-        parser = SpillingParser(self.spill_dir, self.max_image)
+        parser = SpillingParser(self.spill_dir if spill else None, self.max_image)
         try:
             async with aclosing(body_chunks(response)) as chunks:
                 async for chunk in chunks:
@@ -303,6 +308,31 @@ async def body_chunks(response: httpx.Response) -> AsyncGenerator[bytes, None]:
             break  # whatever follows the compressed stream is not part of the body
     if rest := inflater.flush():  # output zlib held back when a 64 KiB slice ended with the input
         yield rest
+
+
+def is_image(response: httpx.Response) -> bool:
+    """The body is an image itself (`image/png`, …), not a JSON document about one."""
+    return str(response.headers.get("content-type", "")).strip().lower().startswith("image/")
+
+
+async def _image_body(response: httpx.Response, limit: int) -> bytes:
+    body = bytearray()
+    async with aclosing(body_chunks(response)) as chunks:
+        async for chunk in chunks:
+            body += chunk
+            if len(body) > limit:
+                raise image_too_large(limit)
+    return bytes(body)
+
+
+def _body(request: HttpRequest) -> dict[str, Any]:
+    """httpx's keyword for the body: exact (signed) bytes, a multipart form, or JSON."""
+    if request.content is not None:
+        return {"content": request.content}
+    if request.files is not None:
+        files = [(name, (part.filename, part.content, part.content_type)) for name, part in request.files]
+        return {"data": request.form or {}, "files": files}
+    return {"json": request.json}
 
 
 async def _error_body(response: httpx.Response) -> httpx.Response:

@@ -51,9 +51,24 @@ class ImageRequest:
 SENT_LATER = "(added when sent)"  # a header dry-run shows in place of a signature or token it never fetches
 
 
+@dataclass(frozen=True)
+class FilePart:
+    """A file in a multipart body (an input image, a mask)."""
+
+    filename: str
+    content: bytes
+    content_type: str = "application/octet-stream"
+
+    def shown(self) -> str:
+        """How --dry-run and -v show it: never the bytes."""
+        return f"<{self.filename}, {self.content_type}, {len(self.content):,} bytes>"
+
+
 @dataclass
 class HttpRequest:
-    """An HTTP request as a provider builds it; `secret_headers` are masked wherever it is shown."""
+    """An HTTP request as a provider builds it; `secret_headers` are masked wherever it is shown.
+    The body is `json`, or `content` (exact bytes), or a multipart form (`form` and `files`); `json`
+    is what --dry-run and -v show of the latter two (see `multipart`)."""
 
     method: str
     url: str
@@ -61,6 +76,23 @@ class HttpRequest:
     json: Any = None
     content: bytes | None = None  # exact bytes to send, when they were signed (json is then for display)
     secret_headers: frozenset[str] = SECRET_HEADERS
+    form: dict[str, str] | None = None  # multipart text fields
+    files: list[tuple[str, FilePart]] | None = None  # multipart file fields, in order (a name may repeat)
+
+    @classmethod
+    def multipart(
+        cls, method: str, url: str, headers: dict[str, str], form: dict[str, str], files: list[tuple[str, FilePart]]
+    ) -> HttpRequest:
+        """A multipart/form-data request (the boundary's Content-Type is added when sent); shown as its
+        fields with each file described by name, type and size."""
+        shown: dict[str, Any] = dict(form)
+        for name, part in files:
+            previous = shown.get(name)
+            if previous is None:
+                shown[name] = part.shown()
+            else:
+                shown[name] = [*(previous if isinstance(previous, list) else [previous]), part.shown()]
+        return cls(method, url, headers, shown, form=form, files=files)
 
     def shown_headers(self) -> dict[str, str]:
         """The headers as --dry-run and -v show them: credentials masked, placeholders as they are."""

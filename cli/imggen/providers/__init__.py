@@ -6,16 +6,13 @@ import importlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from ..errors import BadResponseError, GenerationError, UsageError
+from ..errors import BadResponseError, UsageError
+from .contract import Provider, ProviderResult
 
 if TYPE_CHECKING:
     import httpx
-
-    from ..settings import Resolved
-    from ..transport import Transport
-    from ..types import HttpRequest, ImageData, ImageRequest, Usage
 
 
 @dataclass(frozen=True)
@@ -31,28 +28,6 @@ class ProviderSpec:
     credential_env: tuple[str, ...] = ()
     credential_files: tuple[str, ...] = ()
     ca_env: tuple[str, ...] = ()  # the provider's own CA-bundle variable, honoured as its SDK does
-
-
-@dataclass
-class ProviderResult:
-    images: list[ImageData]
-    usage: Usage | None = None
-    request_id: str | None = None
-    errors: list[GenerationError] = field(default_factory=list)  # images asked for but not returned
-
-
-class Provider(Protocol):
-    """A provider module: a pure request builder, a pure response parser and an async `generate`."""
-
-    def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
-        """The HTTP request for `request`; with dry_run, missing credentials are shown, not raised."""
-        ...
-
-    def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult:
-        """Images out of a 2xx response; raises GenerationError when there are none."""
-        ...
-
-    async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult: ...
 
 
 GOOGLE_CA_ENV = ("REQUESTS_CA_BUNDLE",)  # what google-auth and gcloud's Python tools read first
@@ -166,3 +141,6 @@ def get_provider(name: str) -> Provider:
     module: Any = importlib.import_module(spec.module)
     provider: Provider = module.PROVIDER
     return provider
+
+
+__all__ = ["Provider", "ProviderResult", "ProviderSpec", "get_provider", "hook", "response_json", "shape_guard"]

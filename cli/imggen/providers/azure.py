@@ -6,12 +6,10 @@ from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ..types import HttpRequest, ImageRequest
-from . import ProviderResult
-from .openai_wire import bearer, build_body, join, parse_images, send_and_parse
+from .openai_wire import OpenAIWire, bearer, build_body, join
 
 if TYPE_CHECKING:
     from ..settings import Resolved
-    from ..transport import Transport
 
 DRY_RUN_BASE = "https://{resource}.openai.azure.com"
 V1_VERSIONS = frozenset({"v1", "preview", "latest"})
@@ -48,7 +46,7 @@ def _check(request: ImageRequest) -> None:
         raise UsageError("Azure OpenAI does not return WebP images", hint="Use -p output_format=png or jpeg.")
 
 
-class AzureProvider:
+class AzureProvider(OpenAIWire):
     def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
         _check(request)
         version = str(settings.get("api_version"))
@@ -59,11 +57,6 @@ class AzureProvider:
             body["model"] = request.model.model_id
         headers = {"Content-Type": "application/json", **_auth(settings, dry_run)}
         return HttpRequest("POST", url, headers, body)
-
-    parse_response = staticmethod(parse_images)
-
-    async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult:
-        return await send_and_parse(self.build_request(request, settings), request, transport)
 
 
 PROVIDER = AzureProvider()

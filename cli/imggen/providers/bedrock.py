@@ -13,18 +13,18 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..errors import AuthError, ConfigError, ContentFilterError, GenerationError, ProviderError
+from ..errors import ConfigError, GenerationError
 from ..secrets import cut, remember
 from ..settings import Setting
 from ..types import SENT_LATER, HttpRequest, ImageRequest
-from . import ProviderResult, response_json
+from . import ProviderResult, contract, response_json
 from .bedrock_families import build_body, parse_body, shortfall
+from .contract import ErrorFields, HttpProvider
 
 if TYPE_CHECKING:
     import httpx
 
     from ..settings import Resolved
-    from ..transport import Transport
 
 FALLBACK_REGION = "us-east-1"
 _CREDENTIALS_LOCK = threading.Lock()  # signing runs in worker threads; the chain is resolved by one at a time
@@ -121,7 +121,9 @@ def _bearer(settings: Resolved, url: str, dry_run: bool) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-class BedrockProvider:
+class BedrockProvider(HttpProvider):
+    spill = True
+
     def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
         body = build_body(request)
         url = f"{endpoint(settings)}/model/{quote(request.model.model_id, safe='')}/invoke"
@@ -137,33 +139,32 @@ class BedrockProvider:
         images, why = parse_body(request, response_json(response, rid, "Bedrock"), rid)
         return ProviderResult(images, None, rid, shortfall(request, images, why, rid))
 
-    async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult:
-        http = self.build_request(request, settings)
-        if "Authorization" not in http.headers:
+    async def authorize(self, http: HttpRequest, settings: Resolved, credentials: Any) -> None:
+        if "Authorization" not in http.headers:  # no API key: SigV4 with boto3's credentials
             await asyncio.to_thread(sign, http, settings)
-        response = await transport.send(http, lambda r: map_error(r, settings))
-        return self.parse_response(request, response)
+
+    def error_fields(self, response: httpx.Response, settings: Resolved) -> ErrorFields:
+        """Bedrock's `{"message"}` and x-amzn-ErrorType, with what to do next."""
+        kind = (response.headers.get("x-amzn-errortype") or "").split(":")[0]
+        try:
+            body = response.json()
+            body = body if isinstance(body, dict) else {"message": response.text.strip()[:200]}
+            message = str(body.get("message") or body.get("Message") or response.text)
+            kind = kind or str(body.get("__type", "")).split("#")[-1]
+        except ValueError:
+            message = cut(response.text.strip(), 200) or response.reason_phrase
+        filtered = "content filter" in message.lower() or "blocked by our content" in message.lower()
+        return ErrorFields(
+            message, kind, response.headers.get("x-amzn-requestid"),
+            auth_hint=_auth_hint(kind, settings) if response.status_code in (401, 403) else None,
+            filter_hint="Bedrock's content filter refused it; rephrase the prompt." if filtered else None,
+            hint="Check the model id and region." if response.status_code == 404 else None,
+        )  # fmt: skip
 
 
 def map_error(response: httpx.Response, settings: Resolved) -> GenerationError:
     """Bedrock's `{"message"}` and x-amzn-ErrorType to imggen's errors, with what to do next."""
-    kind = (response.headers.get("x-amzn-errortype") or "").split(":")[0]
-    try:
-        body = response.json()
-        body = body if isinstance(body, dict) else {"message": response.text.strip()[:200]}
-        message = str(body.get("message") or body.get("Message") or response.text)
-        kind = kind or str(body.get("__type", "")).split("#")[-1]
-    except ValueError:
-        message = cut(response.text.strip(), 200) or response.reason_phrase
-    status = response.status_code
-    detail = f"{status} {kind}: {message}" if kind else f"{status}: {message}"
-    kwargs: dict[str, Any] = {"status": status, "request_id": response.headers.get("x-amzn-requestid"), "code": kind}
-    if status in (401, 403):
-        return AuthError(detail, hint=_auth_hint(kind, settings), **kwargs)
-    if "content filter" in message.lower() or "blocked by our content" in message.lower():
-        return ContentFilterError(detail, hint="Bedrock's content filter refused it; rephrase the prompt.", **kwargs)
-    hint = "Check the model id and region." if status == 404 else None
-    return ProviderError(detail, hint=hint, **kwargs)
+    return contract.map_error(response, PROVIDER.error_fields(response, settings))
 
 
 def _auth_hint(kind: str, settings: Resolved) -> str:

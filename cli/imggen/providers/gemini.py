@@ -6,19 +6,15 @@ import json
 from typing import TYPE_CHECKING
 
 from ..types import HttpRequest, ImageRequest
-from . import ProviderResult, google_wire
-from .vertex import PROVIDER as VERTEX
+from . import google_wire
 
 if TYPE_CHECKING:
-    import httpx
-
     from ..settings import Resolved
-    from ..transport import Transport
 
 KEY_HINT = "Set GEMINI_API_KEY, or run: imggen config set gemini api_key"
 
 
-class GeminiProvider:
+class GeminiProvider(google_wire.GoogleWire):
     def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
         key = settings.get("api_key") if dry_run else settings.require("api_key", "the Gemini API key", KEY_HINT)
         headers = {"Content-Type": "application/json"}
@@ -29,14 +25,8 @@ class GeminiProvider:
         body = google_wire.build_body(request)
         return HttpRequest("POST", url, headers, body, content=json.dumps(body).encode())
 
-    def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult:
-        return VERTEX.parse_response(request, response)
-
-    async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult:
-        http = self.build_request(request, settings)
-        hint = "Check the Gemini API key (imggen config explain shows which one was used)."
-        response = await transport.send(http, lambda r: google_wire.map_error(r, hint))
-        return self.parse_response(request, response)
+    def auth_hint(self, settings: Resolved) -> str:
+        return "Check the Gemini API key (imggen config explain shows which one was used)."
 
 
 def plan_notes(request: ImageRequest) -> list[str]:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AuthError, BadResponseError, ContentFilterError, GenerationError, ProviderError
+from ..errors import BadResponseError, ContentFilterError, GenerationError
 from ..secrets import cut
 from ..types import ImageData, ImageRequest, Usage
-from . import shape_guard
+from . import contract, response_json, shape_guard
+from .contract import ErrorFields, HttpProvider, ProviderResult
 
 if TYPE_CHECKING:
     import httpx
+
+    from ..settings import Resolved
 
 # Gemini's finishReason / promptFeedback.blockReason values that mean Google's filters withheld the
 # image, with what to do next (google-genai 3.6.1 types.FinishReason and types.BlockedReason).
@@ -203,22 +206,40 @@ def _usage(raw: Any) -> Usage | None:
     return Usage(input_tokens=counts[0], output_tokens=counts[1], total_tokens=counts[2])
 
 
-def map_error(response: httpx.Response, auth_hint: str) -> GenerationError:
-    """Google's `{"error": {"code", "message", "status"}}` to imggen's errors."""
+def error_fields(response: httpx.Response, auth_hint: str) -> ErrorFields:
+    """Google's `{"error": {"code", "message", "status"}}`: a refused key is refused whatever the status."""
     try:
         error = _dict(_dict(response.json()).get("error"))
     except ValueError:
         error = {}
     message = str(error.get("message") or cut(response.text.strip(), 200) or response.reason_phrase)
     status_name = str(error.get("status") or "")
-    code = response.status_code
-    detail = f"{code} {status_name}: {message}" if status_name else f"{code}: {message}"
+    refused = status_name in ("PERMISSION_DENIED", "UNAUTHENTICATED") or _refused_key(error)
+    hint = "Rate limited or out of quota: lower -j or try later." if response.status_code == 429 else None
     rid = response.headers.get("x-request-id")
-    kwargs: dict[str, Any] = {"status": code, "request_id": rid, "code": status_name or None}
-    if code in (401, 403) or status_name in ("PERMISSION_DENIED", "UNAUTHENTICATED") or _refused_key(error):
-        return AuthError(detail, hint=auth_hint, **kwargs)
-    hint = "Rate limited or out of quota: lower -j or try later." if code == 429 else None
-    return ProviderError(detail, hint=hint, **kwargs)
+    return ErrorFields(message, status_name or None, rid, refused=refused, auth_hint=auth_hint, hint=hint)
+
+
+def map_error(response: httpx.Response, auth_hint: str) -> GenerationError:
+    """Google's `{"error": {"code", "message", "status"}}` to imggen's errors."""
+    return contract.map_error(response, error_fields(response, auth_hint))
+
+
+class GoogleWire(HttpProvider):
+    """The send path both Google providers share: JSON answers with base64 images, spilled to disk."""
+
+    spill = True
+
+    def auth_hint(self, settings: Resolved) -> str:
+        raise NotImplementedError
+
+    def error_fields(self, response: httpx.Response, settings: Resolved) -> ErrorFields:
+        return error_fields(response, self.auth_hint(settings))
+
+    def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult:
+        rid = response.headers.get("x-request-id")
+        images, errors, usage = parse(request, response_json(response, rid, "Google"), rid)
+        return ProviderResult(images, usage, rid, errors)
 
 
 def _refused_key(error: dict[str, Any]) -> bool:

@@ -6,12 +6,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..types import HttpRequest, ImageRequest
-from . import ProviderResult
-from .openai_wire import bearer, build_body, is_gpt_image, join, parse_images, send_and_parse
+from .openai_wire import OpenAIWire, bearer, build_body, is_gpt_image, join
 
 if TYPE_CHECKING:
     from ..settings import Resolved
-    from ..transport import Transport
 
 KEY_HINT = "Set OPENAI_API_KEY, or run: imggen config set openai api_key"
 OPENAI_HOST = "api.openai.com"
@@ -32,16 +30,11 @@ def _user_field(request: ImageRequest, url: str) -> str:
     return "safety_identifier" if own_endpoint and is_gpt_image(request) else "user"
 
 
-class OpenAIProvider:
+class OpenAIProvider(OpenAIWire):
     def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
         headers = {"Content-Type": "application/json", **bearer(_key(settings, dry_run))}
         url = join(settings.get("api_base"), "images/generations")
         return HttpRequest("POST", url, headers, build_body(request, user_field=_user_field(request, url)))
-
-    parse_response = staticmethod(parse_images)
-
-    async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult:
-        return await send_and_parse(self.build_request(request, settings), request, transport)
 
 
 PROVIDER = OpenAIProvider()

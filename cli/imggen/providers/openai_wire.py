@@ -6,16 +6,16 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AuthError, BadResponseError, ContentFilterError, GenerationError, ProviderError
+from ..errors import BadResponseError, ContentFilterError, GenerationError
 from ..secrets import cut
 from ..types import ImageData, ImageRequest, Usage
-from . import ProviderResult, shape_guard
+from . import contract, shape_guard
+from .contract import ErrorFields, HttpProvider, ProviderResult
 
 if TYPE_CHECKING:
     import httpx
 
-    from ..transport import Transport
-    from ..types import HttpRequest
+    from ..settings import Resolved
 
 REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id", "x-ms-request-id")
 FILTER_CODES = frozenset({"content_policy_violation", "contentFilter", "moderation_blocked"})
@@ -76,20 +76,21 @@ def _error_fields(response: httpx.Response) -> tuple[str, str | None]:
     return cut(json.dumps(payload), 200), None
 
 
-def map_error(response: httpx.Response) -> GenerationError:
-    """One GenerationError for an error response, with the provider's message, code and request id."""
+def error_fields(response: httpx.Response) -> ErrorFields:
+    """OpenAI's `{"error": {"message", "code"}}`, with what to do next; a moderation code is a filter's refusal."""
     message, code = _error_fields(response)
     status = response.status_code
-    # Azure's code is often the status again ("401"): said once
-    detail = f"{status} {code}: {message}" if code and code != str(status) else f"{status}: {message}"
-    kwargs: dict[str, Any] = {"status": status, "request_id": request_id(response), "code": code}
-    if status in (401, 403):
-        return AuthError(detail, hint=_auth_hint(status), **kwargs)
-    if code in FILTER_CODES:
-        return ContentFilterError(
-            detail, hint="The provider's safety system refused it; rephrase the prompt.", **kwargs
-        )
-    return ProviderError(detail, hint=_status_hint(status), **kwargs)
+    filtered = code in FILTER_CODES
+    return ErrorFields(
+        message, code, request_id(response), auth_hint=_auth_hint(status),
+        filter_hint="The provider's safety system refused it; rephrase the prompt." if filtered else None,
+        hint=_status_hint(status),
+    )  # fmt: skip
+
+
+def map_error(response: httpx.Response) -> GenerationError:
+    """One GenerationError for an error response, with the provider's message, code and request id."""
+    return contract.map_error(response, error_fields(response))
 
 
 def _auth_hint(status: int) -> str:
@@ -207,9 +208,15 @@ def _usage(raw: Any) -> Usage | None:
         return None
 
 
-async def send_and_parse(build: HttpRequest, request: ImageRequest, transport: Transport) -> ProviderResult:
-    response = await transport.send(build, map_error)
-    return parse_images(request, response)
+class OpenAIWire(HttpProvider):
+    """The send path of the OpenAI Images format: JSON answers with base64 images, spilled to disk."""
+
+    spill = True
+
+    def error_fields(self, response: httpx.Response, settings: Resolved) -> ErrorFields:
+        return error_fields(response)
+
+    parse_response = staticmethod(parse_images)
 
 
 def bearer(key: str | None) -> dict[str, str]:

@@ -7,16 +7,14 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from ..types import HttpRequest, ImageData, ImageRequest
-from . import ProviderResult
+from .contract import LOCAL, HttpProvider, ProviderResult
 
 if TYPE_CHECKING:
     import httpx
 
     from ..settings import Resolved
-    from ..transport import Transport
 
 DEFAULT_SIZE = "1024x1024"
-LOCAL = "LOCAL"  # the method dry-run shows for work that sends nothing
 
 
 def base_seed(request: ImageRequest) -> int:
@@ -26,7 +24,7 @@ def base_seed(request: ImageRequest) -> int:
     return int.from_bytes(hashlib.sha256(request.prompt.encode()).digest()[:4], "big") >> 1
 
 
-class PlaceholderProvider:
+class PlaceholderProvider(HttpProvider):
     def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
         body = {"prompt": request.prompt, "n": request.n, "size": request.size or DEFAULT_SIZE,
                 "seed": base_seed(request)}  # fmt: skip
@@ -35,7 +33,7 @@ class PlaceholderProvider:
     def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult:
         raise NotImplementedError("the placeholder provider sends no HTTP request")
 
-    async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult:
+    async def answer_locally(self, request: ImageRequest) -> ProviderResult:
         from .placeholder_png import draw_png
 
         size = request.size or DEFAULT_SIZE

@@ -12,14 +12,11 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 from ..settings import Setting, remember_secret
 from ..types import SENT_LATER, HttpRequest, ImageRequest
-from . import ProviderResult, google_wire, response_json
+from . import google_wire
 from .google_auth import ADC_HINT, load, token_source
 
 if TYPE_CHECKING:
-    import httpx
-
     from ..settings import Resolved
-    from ..transport import Transport
 
 PROJECT_HINT = "Set VERTEXAI_PROJECT, or run: imggen config set vertex_ai vertex_project <project-id>"
 
@@ -94,7 +91,7 @@ def check_credentials(settings: Resolved) -> None:
     load(settings.get("vertex_credentials"))
 
 
-class VertexProvider:
+class VertexProvider(google_wire.GoogleWire):
     def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
         headers = {"Content-Type": "application/json"}
         if dry_run:
@@ -102,22 +99,20 @@ class VertexProvider:
         body = google_wire.build_body(request)
         return HttpRequest("POST", url(request, settings, dry_run), headers, body, content=json.dumps(body).encode())
 
-    def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult:
-        rid = response.headers.get("x-request-id")
-        images, errors, usage = google_wire.parse(request, response_json(response, rid, "Google"), rid)
-        return ProviderResult(images, usage, rid, errors)
-
-    async def generate(self, request: ImageRequest, settings: Resolved, transport: Transport) -> ProviderResult:
+    async def prepare(self, request: ImageRequest, settings: Resolved) -> str:
+        """An OAuth token, before building: the credentials may name the project the URL needs."""
         source = token_source(settings.get("vertex_credentials"))
-        token = await asyncio.to_thread(source.token)
+        token: str = await asyncio.to_thread(source.token)
         if not settings.get("vertex_project") and source.project:  # e.g. ADC from the metadata server
             settings.values["vertex_project"] = Setting(source.project, "credentials")
-        http = self.build_request(request, settings)
-        remember_secret(token)
-        http.headers["Authorization"] = f"Bearer {token}"
-        hint = auth_hint(settings)
-        response = await transport.send(http, lambda r: google_wire.map_error(r, hint))
-        return self.parse_response(request, response)
+        return token
+
+    async def authorize(self, http: HttpRequest, settings: Resolved, credentials: str) -> None:
+        remember_secret(credentials)
+        http.headers["Authorization"] = f"Bearer {credentials}"
+
+    def auth_hint(self, settings: Resolved) -> str:
+        return auth_hint(settings)
 
 
 def plan_notes(request: ImageRequest) -> list[str]:

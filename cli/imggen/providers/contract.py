@@ -1,0 +1,151 @@
+"""The send path of a provider, as the engine (engine.py) drives it: build → authorise → send → parse,
+then poll while the answer is a job still running.
+
+A provider supplies the pure halves (`build_request`, `parse_response`, `error_fields`, and `poll` for a
+job API) and whatever credentials building leaves out (`prepare`, `authorize`); the engine owns sending,
+retries, deadlines and the mapping of an error answer to imggen's errors (`map_error`: one shape for all).
+`HttpProvider` gives the defaults, so a provider writes only what it does differently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import AuthError, ContentFilterError, GenerationError, ProviderError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ..settings import Resolved
+    from ..types import HttpRequest, ImageData, ImageRequest, Usage
+
+LOCAL = "LOCAL"  # the method of a request that is answered on this machine (nothing is sent)
+
+
+@dataclass
+class ProviderResult:
+    images: list[ImageData]
+    usage: Usage | None = None
+    request_id: str | None = None
+    errors: list[GenerationError] = field(default_factory=list)  # images asked for but not returned
+
+
+@dataclass
+class Pending:
+    """A job the provider accepted and has not finished: the engine waits `wait` seconds, authorises and
+    sends `request` (a status or result URL), and hands the answer to `poll`, until it gives a result.
+    `state` is the provider's own (a job id, a stage), passed back to it untouched."""
+
+    request: HttpRequest
+    wait: float = 1.0
+    state: Any = None
+
+
+@dataclass
+class ErrorFields:
+    """What a provider reads out of an error answer; `map_error` makes the one error from it.
+    `code` is shown after the status (unless it is the status again); `refused` says the credentials
+    were refused whatever the status; `filter_hint`, when set, makes it a content-filter refusal."""
+
+    message: str
+    code: Any = None
+    request_id: str | None = None
+    refused: bool = False
+    auth_hint: str | None = None
+    filter_hint: str | None = None
+    hint: str | None = None
+
+
+def map_error(response: httpx.Response, fields: ErrorFields) -> GenerationError:
+    """The one mapping of an error answer: `401/403` (or refused credentials) an AuthError, a filter's
+    refusal a ContentFilterError, anything else a ProviderError; all with status, code and request id."""
+    status = response.status_code
+    code = fields.code
+    detail = f"{status} {code}: {fields.message}" if code and code != str(status) else f"{status}: {fields.message}"
+    kwargs: dict[str, Any] = {"status": status, "request_id": fields.request_id, "code": code}
+    if status in (401, 403) or fields.refused:
+        return AuthError(detail, hint=fields.auth_hint, **kwargs)
+    if fields.filter_hint is not None:
+        return ContentFilterError(detail, hint=fields.filter_hint, **kwargs)
+    return ProviderError(detail, hint=fields.hint, **kwargs)
+
+
+class Provider(Protocol):
+    """A provider module's `PROVIDER`, as the engine, dry runs and the proxy use it."""
+
+    @property
+    def spill(self) -> bool:
+        """Long base64 strings of its JSON answers may be streamed to files (see spill.py)."""
+        ...
+
+    @property
+    def image_bodies(self) -> bool:
+        """A 2xx `image/*` answer is the image itself (else it goes to parse_response)."""
+        ...
+
+    def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
+        """The HTTP request for `request`; with dry_run, missing credentials are shown, not raised."""
+        ...
+
+    async def prepare(self, request: ImageRequest, settings: Resolved) -> Any:
+        """Credentials fetched before building (a token, and what it says, e.g. the project); passed
+        to `authorize`."""
+        ...
+
+    async def authorize(self, http: HttpRequest, settings: Resolved, credentials: Any) -> None:
+        """Add what building leaves out (a signature, a fetched token) to `http`, in place."""
+        ...
+
+    def error_fields(self, response: httpx.Response, settings: Resolved) -> ErrorFields:
+        """The message, code, request id and hints of an error answer."""
+        ...
+
+    def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult | Pending:
+        """Images out of a 2xx answer (or the job to wait for); raises GenerationError when there are none."""
+        ...
+
+    def poll(self, request: ImageRequest, job: Pending, response: httpx.Response) -> ProviderResult | Pending:
+        """The answer to `job.request`: the result, or the job still running (what to ask next)."""
+        ...
+
+    def parse_image(self, request: ImageRequest, response: httpx.Response) -> ProviderResult:
+        """A 2xx answer whose body is the image itself (with `image_bodies`)."""
+        ...
+
+    async def answer_locally(self, request: ImageRequest) -> ProviderResult:
+        """The result of a request built with method LOCAL (made here, nothing sent)."""
+        ...
+
+
+class HttpProvider:
+    """The defaults of the contract: credentials added at build time, JSON answers, no job to poll."""
+
+    spill: bool = False
+    image_bodies: bool = False
+
+    async def prepare(self, request: ImageRequest, settings: Resolved) -> Any:
+        return None
+
+    async def authorize(self, http: HttpRequest, settings: Resolved, credentials: Any) -> None:
+        return None
+
+    def error_fields(self, response: httpx.Response, settings: Resolved) -> ErrorFields:
+        return ErrorFields(response.text.strip()[:200] or response.reason_phrase or "no message")
+
+    def poll(self, request: ImageRequest, job: Pending, response: httpx.Response) -> ProviderResult | Pending:
+        raise NotImplementedError(f"{type(self).__name__} answers no job to poll")
+
+    def parse_image(self, request: ImageRequest, response: httpx.Response) -> ProviderResult:
+        import base64
+
+        from ..types import ImageData
+
+        image = ImageData(
+            b64_json=base64.b64encode(response.content).decode("ascii"), seed=request.seed, size=request.size,
+            index=request.first_index, request_id=None,
+        )  # fmt: skip
+        return ProviderResult([image])
+
+    async def answer_locally(self, request: ImageRequest) -> ProviderResult:
+        raise NotImplementedError(f"{type(self).__name__} sends its requests")
