@@ -11,15 +11,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import UsageError
+from .plan import OPTIONS
 
-OVERRIDES = frozenset(
-    {"model", "n", "size", "aspect_ratio", "quality", "style", "response_format", "user", "seed",
-     "negative_prompt", "name", "params", "allow_retired"}
+# A line's own keys besides the prompt and the generation options (plan.Options' fields).
+LINE_KEYS: dict[str, type] = {"model": str, "name": str}
+KIND_ORDER = (int, dict, str, bool)  # the order a line's keys are type-checked in (the first wrong is said)
+TYPES: dict[str, type] = dict(
+    sorted({"model": str, **{k: o.kind for k, o in OPTIONS.items()}, **LINE_KEYS}.items(),
+           key=lambda item: KIND_ORDER.index(item[1]))
 )  # fmt: skip
-TYPES: dict[str, type] = {
-    "n": int, "seed": int, "params": dict, "model": str, "size": str, "aspect_ratio": str, "quality": str,
-    "style": str, "response_format": str, "user": str, "negative_prompt": str, "name": str, "allow_retired": bool,
-}  # fmt: skip
+OVERRIDES = frozenset(TYPES)
 KINDS: dict[type, str] = {dict: "an object", int: "a whole number", str: "a string", bool: "true or false"}
 BOM = b"\xef\xbb\xbf"
 

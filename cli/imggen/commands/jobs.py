@@ -18,14 +18,11 @@ from typing import Any
 
 from ..errors import ImggenError, UsageError
 from ..manifest import job_key
-from ..plan import Options, Plan, check_prompt, skip_done, with_prompt
+from ..plan import OPTIONS, Options, Plan, check_prompt, skip_done, with_prompt
 from ..prompts import PromptLine, Source
 from .run import Job
 
-OPTION_KEYS = (
-    "n", "size", "aspect_ratio", "quality", "style", "response_format", "user", "seed", "negative_prompt",
-    "allow_retired",
-)  # fmt: skip
+OPTION_KEYS = tuple(key for key in OPTIONS if key != "params")  # a JSONL line's options (its params merge)
 MAX_SHAPES = 256  # distinct (model, options) plans kept; JSONL lines that all differ just rebuild theirs
 MAX_NOTES = 100  # distinct notes shown; the same note for every line is shown once
 ROWS = 12  # prompts up to which the progress display has a row per prompt (see progress.MAX_ROWS)
