@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -42,6 +42,17 @@ def _jsonl_line(raw: str, number: int, source: str) -> PromptLine:
         raise UsageError(f"{where} is not valid JSON: {exc}", hint="Write numbers as numbers.") from exc
     except RecursionError as exc:
         raise UsageError(f"{where} is not valid JSON: nested too deeply") from exc
+    return _checked(data, number, where)
+
+
+def line_of(job: Any, number: int, where: str) -> PromptLine:
+    """A job given from Python (imggen.run): a prompt, or a dict with a JSONL line's keys."""
+    if isinstance(job, str):
+        return PromptLine(number, job)
+    return _checked(dict(job) if isinstance(job, Mapping) else job, number, where)
+
+
+def _checked(data: Any, number: int, where: str) -> PromptLine:
     if not isinstance(data, dict) or not isinstance(data.get("prompt"), str):
         raise UsageError(f'{where} has no "prompt" string', hint='e.g. {"prompt": "a sea otter", "n": 2}')
     unknown = sorted(set(data) - OVERRIDES - {"prompt"})
@@ -70,6 +81,10 @@ class Source:
         self.jsonl = path is not None and path.suffix.lower() == ".jsonl"
         self.spool: IO[bytes] | None = None
         self.count = 0  # prompts found by the first pass
+
+    def where(self, line: int) -> str:
+        """How a mistake names a line: `prompts.jsonl line 3`."""
+        return f"{self.name} line {line}"
 
     def first_pass(self) -> Iterator[PromptLine]:
         """Every prompt, checked; stdin is copied aside as it goes. Counts the prompts."""
