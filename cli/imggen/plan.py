@@ -89,6 +89,7 @@ TEXT_OPTIONS = tuple(key for key, facts in OPTIONS.items() if facts.kind is str)
 OPTION_FLAGS = {key: facts.flag for key, facts in OPTIONS.items() if facts.model_field}
 # The options an OpenAI images request carries, with the type OpenAI's format gives them.
 REQUEST_OPTIONS = {key: facts.kind for key, facts in OPTIONS.items() if facts.request}
+RANGED = {key: RANGES[facts.range] for key, facts in OPTIONS.items() if facts.range}  # numbers and their ranges
 
 
 @dataclass
@@ -155,11 +156,11 @@ def check_options(options: Options) -> None:
     """Types and ranges, whoever built the options (flags, a JSONL line, a Python call, the proxy).
     Runs once per prompt of a batch: the common case costs a few comparisons."""
     n, seed = options.n, options.seed
-    if type(n) is not int or not 1 <= n <= MAX_N:
-        raise param_error("{given} {problem}", param="n", value=n, problem=number_problem(n, RANGES["n"]))
-    problem = None if seed is None else number_problem(seed, RANGES["seed"])
-    if problem:
-        raise param_error("{given} {problem}", param="seed", value=seed, problem=problem)
+    for key, limits in RANGED.items():
+        value = getattr(options, key)
+        problem = None if value is None else number_problem(value, limits)
+        if problem:
+            raise param_error("{given} {problem}", param=key, value=value, problem=problem)
     if seed is not None and n > 1 and seed + n - 1 > MAX_SEED:  # image k gets seed + k - 1
         raise param_error(
             "{given} with {name:n} " + f"{n} gives image {n} the seed {seed + n - 1}, above the largest, {MAX_SEED}",

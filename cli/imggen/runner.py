@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import logging
 import queue
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from .api import execute, plan_parameters
 from .batch import Session
@@ -51,6 +53,7 @@ JOBS_PER_SLOT = 2  # prompts made ready per request slot: enough to start the ne
 log = logging.getLogger("imggen")
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class Tally(Generic[T]):
@@ -487,31 +490,23 @@ def arun(
     return _stream(runner, retries, concurrency, rpm)
 
 
-def run(
-    jobs: Iterable[str | Mapping[str, Any]],
-    *,
-    model: str | None = None,
-    output_dir: str | Path = ".",
-    name: str | None = None,
-    concurrency: int = 4,
-    rpm: float | None = None,
-    retries: int = 2,
-    resume: bool = False,
-    max_cost: float | None = None,
-    overwrite: bool = False,
-    metadata: bool = False,
-    profile: str | None = None,
-    api_key: str | None = None,
-    api_base: str | None = None,
-    api_version: str | None = None,
-    timeout: float | None = None,
-    **options: Any,
-) -> Iterator[Result]:
-    """`arun`, for synchronous code: the same parameters, each result yielded as it completes (the
-    run goes on in a worker thread while the caller handles a result). Leaving the loop early
-    stops the run: requests in flight are cancelled, images saved so far stay."""
-    runner = _prepare(jobs, locals(), options)
-    return _in_thread(_stream(runner, retries, concurrency, rpm))
+def _synchronous(function: Callable[P, AsyncIterator[Result]]) -> Callable[P, Iterator[Result]]:
+    """The same function for synchronous code: its parameters, each result yielded as it completes."""
+
+    @functools.wraps(function)
+    def synchronous(*args: P.args, **kwargs: P.kwargs) -> Iterator[Result]:
+        return _in_thread(function(*args, **kwargs))  # checked here, in the caller's thread; run in a worker
+
+    synchronous.__name__ = synchronous.__qualname__ = function.__name__[1:]
+    signature = inspect.signature(function).replace(return_annotation="Iterator[Result]")
+    synchronous.__signature__ = signature  # type: ignore[attr-defined]
+    return synchronous
+
+
+run = _synchronous(arun)
+run.__doc__ = """`arun`, for synchronous code: the same parameters, each result yielded as it completes (the
+run goes on in a worker thread while the caller handles a result). Leaving the loop early stops the
+run: requests in flight are cancelled, images saved so far stay."""
 
 
 RUN_KEYWORDS = (
