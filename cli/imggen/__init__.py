@@ -4,6 +4,9 @@
     response = imggen.generate("A cute baby sea otter", model="dall-e-3")
     paths = response.save("out/")
 
+    for result in imggen.run(["a sea otter", {"prompt": "a red fox", "n": 2}], output_dir="out/"):
+        print(result.path or result.error)  # each image or failure as it completes
+
 Heavy modules (httpx and the providers) load on first use, so `import imggen` stays cheap.
 """
 
@@ -41,11 +44,15 @@ _defer_httpx_cli()
 
 if TYPE_CHECKING:
     from .api import agenerate, generate
+    from .runner import Result, arun, run
     from .types import ImageData, ImageResponse, Usage
 
 _LAZY = {
     "generate": "api",
     "agenerate": "api",
+    "run": "runner",
+    "arun": "runner",
+    "Result": "runner",
     "ImageResponse": "types",
     "ImageData": "types",
     "Usage": "types",
@@ -61,5 +68,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ImageData", "ImageResponse", "ImggenError", "Usage", "__version__", "agenerate", "errors", "generate",
+    "ImageData", "ImageResponse", "ImggenError", "Result", "Usage", "__version__", "agenerate", "arun", "errors",
+    "generate", "run",
 ]  # fmt: skip

@@ -12,7 +12,7 @@ from typing import Any
 from .batch import Session
 from .catalog import estimate_cost, usage_cost
 from .errors import GenerationError, ImggenError, NotSentError, UsageError
-from .plan import Options, Plan, make_plan
+from .plan import OPTIONS, Options, Plan, make_plan
 from .providers import PROVIDERS, ProviderResult, get_provider
 from .settings import PROVIDER_SETTINGS, Config, Resolved, resolve
 from .sync import run_sync
@@ -240,9 +240,7 @@ def generate(
 # The keywords of generate() and agenerate() themselves: a provider parameter spelled close to one of
 # them is far more likely a typo (sizee=, qualty=) than a parameter the provider happens to have.
 KEYWORDS = (
-    "model", "n", "quality", "response_format", "size", "style", "user", "timeout", "api_key", "api_base",
-    "api_version", "profile", "aspect_ratio", "seed", "negative_prompt", "retries", "concurrency", "params",
-    "allow_retired",
+    "model", *OPTIONS, "timeout", "api_key", "api_base", "api_version", "profile", "retries", "concurrency",
 )  # fmt: skip
 NEAR_MISS_CUTOFF = 0.8  # difflib's ratio: one letter wrong, missing or doubled in a name of 5+ letters
 

@@ -123,3 +123,29 @@ class NotSentError(GenerationError):
     def __init__(self, refused: GenerationError, images: int) -> None:
         super().__init__(f"not sent: the credentials were refused ({refused.status})", status=None)
         self.images = images
+
+
+def error_line(exc: ImggenError, prompt: str | None = None, model: str | None = None) -> str:
+    """One line: what failed, for which prompt and model, the provider's words, the request id, what next."""
+    parts = []
+    if model and prompt is not None:
+        parts.append(f"{model} failed for prompt {_quote(prompt)}:")
+    message, hint = exc.worded("cli")  # a parameter as a flag: -n 11, not n=11
+    if isinstance(exc, GenerationError) and exc.request_id:
+        message += f" (request id {exc.request_id})"
+    parts.append(message if message.endswith((".", "!", "?")) else message + ".")
+    if hint:
+        parts.append(hint)
+    from .settings import redact
+
+    return redact(" ".join(parts).replace("\n", " "))
+
+
+def _quote(prompt: str) -> str:
+    import json
+
+    from .secrets import redact
+
+    prompt = redact(prompt)  # before the cut, which could leave part of a secret at its edge
+    short = prompt if len(prompt) <= 60 else prompt[:57] + "..."
+    return json.dumps(short, ensure_ascii=False)

@@ -6,7 +6,7 @@ Everything here runs before any request, so every mistake it finds is a usage er
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from . import sizes
@@ -18,7 +18,6 @@ from .settings import Resolved
 from .types import ImageRequest
 
 MAX_N = 10
-TEXT_OPTIONS = ("size", "aspect_ratio", "quality", "style", "response_format", "user", "negative_prompt")
 RESPONSE_FORMATS = ("url", "b64_json")
 # Fields a provider's wire format has, for ids the catalog does not know.
 PROVIDER_FIELDS = {
@@ -29,10 +28,6 @@ PROVIDER_FIELDS = {
     "vertex_ai": ("n", "size", "seed", "negative_prompt"),
     "gemini": ("n", "size", "seed"),
 }
-OPTION_FLAGS = {
-    "quality": "--quality", "style": "--style", "response_format": "--response-format", "user": "--user",
-    "seed": "--seed", "negative_prompt": "--negative-prompt",
-}  # fmt: skip
 # What imggen sets itself, under its own names and the names providers' bodies give them, with the
 # parameter to use instead (a flag on the command line): a param may not replace them, or the cost
 # estimate, --max-cost, the fan-out and --dry-run would describe something other than what is sent.
@@ -53,20 +48,48 @@ MAX_PARAM_DEPTH = 32
 
 
 @dataclass(frozen=True)
-class Options:
-    """The generic options of `generate`, as given (None: not given)."""
+class OptionFacts:
+    """What one generation option is, wherever it is given: a flag, a JSONL line's key (its name), a
+    keyword of the Python API (its name), a field of an OpenAI request body the proxy takes."""
 
-    n: int = 1
-    size: str | None = None
-    aspect_ratio: str | None = None
-    quality: str | None = None
-    style: str | None = None
-    response_format: str | None = None
-    user: str | None = None
-    seed: int | None = None
-    negative_prompt: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    allow_retired: bool = False  # send a retired model to its provider's own endpoint all the same
+    kind: type  # its type in a JSONL line, a Python call and a request body
+    flag: str  # the command line's flag
+    model_field: bool = False  # sent only to models with this field; for others, a note names the flag
+    request: bool = True  # a field of an OpenAI images request that the proxy takes from its clients
+    range: str | None = None  # its range in checks.RANGES
+
+
+def _facts(kind: type, flag: str, **facts: Any) -> dict[str, OptionFacts]:
+    return {"option": OptionFacts(kind, flag, **facts)}
+
+
+@dataclass(frozen=True)
+class Options:
+    """The generic options of `generate`, as given (None: not given). Each field is the one definition
+    of its option: the lists below, the JSONL keys, the Python API's checks and the proxy's accepted
+    fields derive from these fields and their facts."""
+
+    n: int = field(default=1, metadata=_facts(int, "-n", request=False, range="n"))
+    size: str | None = field(default=None, metadata=_facts(str, "--size"))
+    aspect_ratio: str | None = field(default=None, metadata=_facts(str, "--aspect-ratio"))
+    quality: str | None = field(default=None, metadata=_facts(str, "--quality", model_field=True))
+    style: str | None = field(default=None, metadata=_facts(str, "--style", model_field=True))
+    response_format: str | None = field(default=None, metadata=_facts(str, "--response-format", model_field=True))
+    user: str | None = field(default=None, metadata=_facts(str, "--user", model_field=True))
+    seed: int | None = field(default=None, metadata=_facts(int, "--seed", model_field=True, range="seed"))
+    negative_prompt: str | None = field(default=None, metadata=_facts(str, "--negative-prompt", model_field=True))
+    params: dict[str, Any] = field(default_factory=dict, metadata=_facts(dict, "-p", request=False))
+    # send a retired model to its provider's own endpoint all the same
+    allow_retired: bool = field(default=False, metadata=_facts(bool, "--allow-retired", request=False))
+
+
+OPTIONS: dict[str, OptionFacts] = {f.name: f.metadata["option"] for f in fields(Options)}
+TEXT_OPTIONS = tuple(key for key, facts in OPTIONS.items() if facts.kind is str)
+# The options sent as a model's own field, with the flag a note names when the model has no such field.
+OPTION_FLAGS = {key: facts.flag for key, facts in OPTIONS.items() if facts.model_field}
+# The options an OpenAI images request carries, with the type OpenAI's format gives them.
+REQUEST_OPTIONS = {key: facts.kind for key, facts in OPTIONS.items() if facts.request}
+RANGED = {key: RANGES[facts.range] for key, facts in OPTIONS.items() if facts.range}  # numbers and their ranges
 
 
 @dataclass
@@ -133,11 +156,11 @@ def check_options(options: Options) -> None:
     """Types and ranges, whoever built the options (flags, a JSONL line, a Python call, the proxy).
     Runs once per prompt of a batch: the common case costs a few comparisons."""
     n, seed = options.n, options.seed
-    if type(n) is not int or not 1 <= n <= MAX_N:
-        raise param_error("{given} {problem}", param="n", value=n, problem=number_problem(n, RANGES["n"]))
-    problem = None if seed is None else number_problem(seed, RANGES["seed"])
-    if problem:
-        raise param_error("{given} {problem}", param="seed", value=seed, problem=problem)
+    for key, limits in RANGED.items():
+        value = getattr(options, key)
+        problem = None if value is None else number_problem(value, limits)
+        if problem:
+            raise param_error("{given} {problem}", param=key, value=value, problem=problem)
     if seed is not None and n > 1 and seed + n - 1 > MAX_SEED:  # image k gets seed + k - 1
         raise param_error(
             "{given} with {name:n} " + f"{n} gives image {n} the seed {seed + n - 1}, above the largest, {MAX_SEED}",

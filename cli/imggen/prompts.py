@@ -5,21 +5,22 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from .errors import UsageError
+from .plan import OPTIONS
 
-OVERRIDES = frozenset(
-    {"model", "n", "size", "aspect_ratio", "quality", "style", "response_format", "user", "seed",
-     "negative_prompt", "name", "params", "allow_retired"}
+# A line's own keys besides the prompt and the generation options (plan.Options' fields).
+LINE_KEYS: dict[str, type] = {"model": str, "name": str}
+KIND_ORDER = (int, dict, str, bool)  # the order a line's keys are type-checked in (the first wrong is said)
+TYPES: dict[str, type] = dict(
+    sorted({"model": str, **{k: o.kind for k, o in OPTIONS.items()}, **LINE_KEYS}.items(),
+           key=lambda item: KIND_ORDER.index(item[1]))
 )  # fmt: skip
-TYPES: dict[str, type] = {
-    "n": int, "seed": int, "params": dict, "model": str, "size": str, "aspect_ratio": str, "quality": str,
-    "style": str, "response_format": str, "user": str, "negative_prompt": str, "name": str, "allow_retired": bool,
-}  # fmt: skip
+OVERRIDES = frozenset(TYPES)
 KINDS: dict[type, str] = {dict: "an object", int: "a whole number", str: "a string", bool: "true or false"}
 BOM = b"\xef\xbb\xbf"
 
@@ -41,6 +42,17 @@ def _jsonl_line(raw: str, number: int, source: str) -> PromptLine:
         raise UsageError(f"{where} is not valid JSON: {exc}", hint="Write numbers as numbers.") from exc
     except RecursionError as exc:
         raise UsageError(f"{where} is not valid JSON: nested too deeply") from exc
+    return _checked(data, number, where)
+
+
+def line_of(job: Any, number: int, where: str) -> PromptLine:
+    """A job given from Python (imggen.run): a prompt, or a dict with a JSONL line's keys."""
+    if isinstance(job, str):
+        return PromptLine(number, job)
+    return _checked(dict(job) if isinstance(job, Mapping) else job, number, where)
+
+
+def _checked(data: Any, number: int, where: str) -> PromptLine:
     if not isinstance(data, dict) or not isinstance(data.get("prompt"), str):
         raise UsageError(f'{where} has no "prompt" string', hint='e.g. {"prompt": "a sea otter", "n": 2}')
     unknown = sorted(set(data) - OVERRIDES - {"prompt"})
@@ -69,6 +81,10 @@ class Source:
         self.jsonl = path is not None and path.suffix.lower() == ".jsonl"
         self.spool: IO[bytes] | None = None
         self.count = 0  # prompts found by the first pass
+
+    def where(self, line: int) -> str:
+        """How a mistake names a line: `prompts.jsonl line 3`."""
+        return f"{self.name} line {line}"
 
     def first_pass(self) -> Iterator[PromptLine]:
         """Every prompt, checked; stdin is copied aside as it goes. Counts the prompts."""

@@ -15,7 +15,7 @@ from ..types import HttpRequest
 from . import render
 
 if TYPE_CHECKING:
-    from .jobs import Batch
+    from ..jobs import Batch
 
 STAND_IN = "imggen-dry-run-prompt-7d3f"  # placed where each line's prompt goes, then replaced by it
 
@@ -24,7 +24,7 @@ def print_batch(batch: Batch, *, json_lines: bool, quiet: bool, max_cost: float 
     """Every line is checked first (a bad one prints nothing), then each line's requests printed as
     the file is read again; a run the real one would refuse (a retired model, --max-cost) is refused
     after its requests are printed."""
-    from .jobs import budget_refusal
+    from ..jobs import budget_refusal
 
     totals = batch.check()
     writer = JsonLines() if json_lines else None

@@ -97,7 +97,7 @@ def generate(
 ) -> None:
     """Generate images from a prompt (or many: PROMPT -, or --prompts-file) and save them."""
     from ..plan import Options
-    from .jobs import Batch
+    from .jobs import batch_for
 
     options = Options(
         n=number, size=size, aspect_ratio=aspect_ratio, quality=quality, style=style,
@@ -106,7 +106,7 @@ def generate(
     )  # fmt: skip
     _check_numbers(concurrency, retries, timeout, rpm, max_cost)
     flags = {"api_base": api_base, "api_version": api_version, "timeout": timeout, "output_dir": output, "rpm": rpm}
-    batch = Batch(prompt, prompts_file, model=model, profile=profile, options=options, flags=flags, name=name)
+    batch = batch_for(prompt, prompts_file, model=model, profile=profile, options=options, flags=flags, name=name)
     try:
         if dry_run:
             from .dryrun import print_batch

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+from ..jobs import label
 from ..plan import Plan
 
 MAX_ROWS = 12  # beyond this many prompts, one overall bar reads better than a wall of rows
@@ -157,9 +158,3 @@ def clock(seconds: float) -> str:
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def label(plan: Plan) -> str:
-    """A row's label: the prompt first (what tells rows apart), then the model; cut to fit by the display."""
-    prompt = plan.prompt if len(plan.prompt) <= 60 else plan.prompt[:57] + "..."
-    return f"{prompt!r} · {plan.settings.model.name}"

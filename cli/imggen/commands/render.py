@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from ..errors import GenerationError, ImggenError
+from ..errors import ImggenError, error_line
 
 STDOUT_CLOSED = False  # imggen started with stdout closed (`>&-`): the null device stands in for it
 
@@ -25,30 +25,6 @@ def _say(prefix: str, style: str, text: str) -> None:
     else:
         sys.stderr.write(f"{prefix} {text}\n")
     sys.stderr.flush()
-
-
-def error_line(exc: ImggenError, prompt: str | None = None, model: str | None = None) -> str:
-    """One line: what failed, for which prompt and model, the provider's words, the request id, what next."""
-    parts = []
-    if model and prompt is not None:
-        parts.append(f"{model} failed for prompt {_quote(prompt)}:")
-    message, hint = exc.worded("cli")  # a parameter as a flag: -n 11, not n=11
-    if isinstance(exc, GenerationError) and exc.request_id:
-        message += f" (request id {exc.request_id})"
-    parts.append(message if message.endswith((".", "!", "?")) else message + ".")
-    if hint:
-        parts.append(hint)
-    from ..settings import redact
-
-    return redact(" ".join(parts).replace("\n", " "))
-
-
-def _quote(prompt: str) -> str:
-    from ..secrets import redact
-
-    prompt = redact(prompt)  # before the cut, which could leave part of a secret at its edge
-    short = prompt if len(prompt) <= 60 else prompt[:57] + "..."
-    return json.dumps(short, ensure_ascii=False)
 
 
 def print_error(exc: ImggenError, prompt: str | None = None, model: str | None = None) -> None:

@@ -1,5 +1,6 @@
-"""Running the jobs of `imggen generate` (one per prompt): one scheduler for all, images saved as they
-arrive, a manifest line per image or failure, a report, and the exit code."""
+"""Rendering a run of `imggen generate` (the library's runner.Runner: one scheduler for all, images
+saved as they arrive, a manifest line per image or failure): progress, a line per image on stdout
+(or --json), notes, errors, the summary, the exit code, and `-o -` (the image on stdout)."""
 
 from __future__ import annotations
 
@@ -8,106 +9,26 @@ import contextlib
 import json
 import os
 import shlex
-import shutil
 import signal
 import stat
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any
 
-from ..api import execute, plan_parameters
-from ..batch import Session
-from ..errors import GenerationError, ImggenError, NotSentError, OutputError, UsageError
-from ..manifest import Manifest, sha256_of
-from ..output import (
-    EXTENSIONS,
-    KINDS,
-    Namer,
-    before_publish,
-    check_template,
-    file_target,
-    file_template,
-    is_image,
-    metadata_for,
-    prepare_directory,
-    remove_leftovers,
-    run_folder,
-    save_image,
-    write_sidecar,
-)
-from ..plan import Plan
+from ..errors import ImggenError, NotSentError, OutputError, UsageError, error_line
+from ..jobs import Batch, Job
+from ..output import KINDS
+from ..runner import Runner
 from ..secrets import redact_upstream
-from ..types import ImageData, ImageResponse
+from ..types import ImageData
 from . import render
 from .progress import Progress
 
-if TYPE_CHECKING:
-    from .jobs import Batch
 
-JOBS_PER_SLOT = 2  # prompts made ready per request slot: enough to start the next request at once
-
-
-@dataclass
-class Job:
-    """One prompt of the run; `line` is its input line number in a batch, None for a lone prompt;
-    `number` its place among the run's prompts (0-based)."""
-
-    plan: Plan
-    line: int | None
-    name: str | None
-    namer: Namer
-    key: str
-    number: int = 0
-
-
-T = TypeVar("T")
-
-
-class Tally(Generic[T]):
-    """What a list of saved images or failures was used for, without growing per image: how many,
-    and the first (its exit code is the run's)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.first: T | None = None
-
-    def append(self, item: T) -> None:
-        if self.count == 0:
-            self.first = item
-        self.count += 1
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __getitem__(self, index: int) -> T:
-        if index != 0 or self.first is None:
-            raise IndexError(index)
-        return self.first
-
-
-class Costs:
-    """The sum of the images' costs; unknown as soon as one is."""
-
-    def __init__(self) -> None:
-        self.total = 0.0
-        self.unknown = False
-
-    def append(self, cost: float | None) -> None:
-        if cost is None:
-            self.unknown = True
-        else:
-            self.total += cost
-
-
-class Run:
+class Run(Runner):
     stdout_failed = False  # stdout was closed or full: the run goes on, saying so once
     said_file_type = False  # -o out.png got another type of image: said once
-    file: Path | None = None  # -o out.png
-    file_template = ""  # -o out.png: the --name template it stands for
-    manifest_failed = False  # a manifest line could not be written: said once
 
     def __init__(
         self,
@@ -120,77 +41,27 @@ class Run:
         resume: bool,
         verbose: bool = False,
     ) -> None:
-        self.batch = batch
         self.verbose = verbose
-        self.overwrite, self.metadata, self.json_lines, self.quiet = overwrite, metadata, json_lines, quiet
-        self.saved: Tally[Path] = Tally()
-        self.failures: Tally[ImggenError] = Tally()
-        self.costs = Costs()
-        self.not_sent = [0, 0]  # images, prompts
-        self.refused: ImggenError | None = None
+        self.json_lines, self.quiet = json_lines, quiet
         self.terminated = False
-        self.created = int(time.time())
-        self.manifest: Manifest | None = None
-        self.totals = batch.check(lambda first: self._locate(first, resume))  # every line, before anything
-        if self.totals.refusal is not None:  # a retired model: the whole run is refused, nothing sent
-            raise self.totals.refusal
-        self.skipped = self.totals.skipped
+        super().__init__(batch, overwrite=overwrite, metadata=metadata, resume=resume)
         self.progress = Progress(self.totals.prompts, self.totals.images, self.totals.rows, enabled=not quiet)
         self.progress.traced = verbose  # -v says each retry itself
-        self._check_names()
-        self._check_target()
+        self.check()
 
-    def _locate(self, first: Plan, resume: bool) -> dict[str, set[int]] | None:
-        """Where the images go (the first prompt's settings say), and what --resume finds there."""
-        self.given_dir = str(first.settings.get("output_dir", "."))
-        self.to_stdout = self.given_dir == "-"
-        self.file = file_target(self.given_dir)  # -o out.png: a file, in its directory
-        if self.file is not None:
-            self._name_file(self.file, first.n)
-            self.given_dir = str(self.file.parent)
-        self.directory = Path(self.given_dir)
-        self.manifest = None if self.to_stdout else Manifest(self.directory)
-        if not resume or self.manifest is None:
-            return None
-        done = self.manifest.done()
-        self._warn_bad_lines(self.manifest.bad_lines)
-        if self.manifest.bad_lines:  # lines cut short: their images may be on disk all the same
-            self.batch.recover = self._recover
-        return done
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            render.note(text)
 
-    def _name_file(self, file: Path, images: int) -> None:
-        """-o out.png names the images itself: out.png, or out-1.png, out-2.png, …"""
-        if self.batch.name is not None:
-            raise UsageError(f"-o {file} names the file itself, so --name cannot be used with it",
-                             hint="Leave out --name, or give -o a directory.")  # fmt: skip
-        template = file_template(file, images)
-        try:
-            check_template(template)
-        except UsageError as exc:
-            exc.message = exc.message.replace(f"--name '{template}'", f"-o {file}", 1)
-            raise
-        self.batch.name = self.file_template = template
-
-    def _check_file(self) -> None:
-        """-o out.png takes the images of one prompt; a batch needs a directory."""
-        assert self.file is not None
-        if self.totals.prompts > 1:
-            raise UsageError(f"-o {self.file} names one file, and there are {self.totals.prompts} prompts",
-                             hint="Give -o a directory for a batch.")  # fmt: skip
-        if set(self.totals.names) != {self.file_template}:
-            raise UsageError(f"-o {self.file} names the file itself, so the line's \"name\" cannot be used with it",
-                             hint="Leave out \"name\", or give -o a directory.")  # fmt: skip
+    def warn(self, text: str) -> None:
+        render.warn(text)
 
     def _check_target(self) -> None:
+        if not self.to_stdout:
+            super()._check_target()
+            return
         if self.file is not None:
             self._check_file()
-        if not self.to_stdout:
-            prepare_directory(self.directory)
-            Manifest(self.directory).check()
-            removed = remove_leftovers(self.directory)
-            if removed and not self.quiet:
-                render.note(f"removed {removed} temporary file(s) left by an interrupted run in {self.given_dir}")
-            return
         if self.totals.prompts != 1 or self.totals.first is None or self.totals.first.n != 1:
             raise UsageError("-o - writes exactly one image to stdout", hint="Use -o DIR for more.")
         if self.json_lines or self.metadata:
@@ -199,49 +70,6 @@ class Run:
             raise UsageError("-o - writes the image to stdout, and stdout is closed", hint="Redirect it to a file.")
         if sys.stdout.isatty():
             raise UsageError("-o - would write image bytes to the terminal", hint="Redirect stdout to a file.")
-
-    def _check_names(self) -> None:
-        """No two images of the run get one file; with --overwrite, none replaces one made earlier."""
-        from ..output import check_names
-
-        check_names(self.totals.names, overwrite=self.overwrite and not self.to_stdout, metadata=self.metadata)
-        self.batch.taken = set() if self.overwrite else None
-
-    def check_budget(self, max_cost: float | None) -> None:
-        """--max-cost: refuse before sending when the estimate of what is left to make is above it."""
-        from .jobs import budget_refusal
-
-        refusal = budget_refusal(self.totals, max_cost)
-        if refusal is not None:
-            raise refusal
-
-    def _warn_bad_lines(self, numbers: list[int]) -> None:
-        if numbers:
-            shown = ", ".join(map(str, numbers[:10])) + (f", … ({len(numbers)} in all)" if len(numbers) > 10 else "")
-            lines = "line" if len(numbers) == 1 else "lines"
-            verb = "is not a readable record" if len(numbers) == 1 else "are not readable records"
-            render.warn(f"{self.manifest.path if self.manifest else ''} {lines} {shown} {verb}; skipped")
-
-    def _recover(self, job: Job, done: set[int]) -> set[int]:
-        """Images on disk under the very name this run would give them, that no readable manifest line
-        names (theirs was cut short): kept as saved, and their line written again, with its hash."""
-        assert self.manifest is not None
-        seed = job.plan.template.seed if job.plan.template else None
-        found: set[int] = set()
-        for index in range(1, job.plan.n + 1):
-            own = None if seed is None else seed + index - 1  # each image has its own seed (plan._fan_out)
-            names = {job.namer.render(job.plan.prompt, index, own, ext) for ext in EXTENSIONS.values()}
-            for name in sorted(names - self.manifest.claimed) if index not in done else []:
-                path = self.directory / name
-                if not is_image(path):
-                    continue
-                fields = {"status": "saved", "index": index, "path": name, "sha256": sha256_of(path)}
-                self._record(job, {**fields, "bytes": path.stat().st_size, "recovered": True})
-                if not self.quiet:
-                    render.note(f"--resume: {name} was saved but its manifest line was cut short; kept, not made again")
-                found.add(index)
-                break
-        return found
 
     def start(self, *, retries: int, concurrency: int, rpm: float | None) -> int:
         """Run to completion; returns the exit code."""
@@ -285,63 +113,26 @@ class Run:
 
         with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_term)
-        # Images stream to a hidden folder in the output directory, so saving one is a rename, and
-        # memory stays flat whatever their size; the folder goes when the run ends, however it ends.
-        spill_dir = self._spill_dir()
         if self.verbose:
             from ..transport import current_trace
 
             current_trace.set(render.trace)  # this task's context, inherited by the tasks it starts
-        try:
-            with self.progress:
-                async with Session(retries=retries, concurrency=concurrency, rpm=rpm, spill_dir=spill_dir,
-                                   stop_on_auth=True) as session:  # fmt: skip
-                    self.session = session
-                    await self._schedule(session, concurrency)
-        finally:
-            shutil.rmtree(spill_dir, ignore_errors=True)
-            if self.manifest is not None:
-                self.manifest.close()
+        await self.main(retries, concurrency, rpm)
 
-    async def _schedule(self, session: Session, concurrency: int) -> None:
-        """Jobs are made from the batch as request slots come near: a few per slot are alive at once,
-        however many prompts there are, so the next requests are always queued when a slot frees."""
-        alive: set[asyncio.Task[None]] = set()
-        try:
-            for job in self.batch.jobs():
-                while len(alive) >= JOBS_PER_SLOT * concurrency + 2:
-                    finished, alive = await asyncio.wait(alive, return_when=asyncio.FIRST_COMPLETED)
-                    for done in finished:
-                        done.result()  # a configuration error or a bug stops the run
-                if session.refused_for(job.plan.settings) is not None:
-                    self._unsent(job, sum(r.n for r in job.plan.requests))
-                    continue
-                alive.add(asyncio.create_task(self._run_job(job, session)))
-            if alive:
-                await asyncio.gather(*alive)
-                alive = set()
-        finally:
-            for left in alive:
-                left.cancel()
-            await asyncio.gather(*alive, return_exceptions=True)
-            self.refused = session.refused
+    def displaying(self) -> Progress:
+        return self.progress
 
-    async def _run_job(self, job: Job, session: Session) -> None:
-        response = await self._execute(job, session)
-        unsent = 0
-        for exc in response.errors:
-            if isinstance(exc, NotSentError):
-                unsent += exc.images
-            else:
-                self._failed(job, exc)
-        if unsent:
-            self._unsent(job, unsent)
+    def event_hook(self, job: Job) -> Any:
+        return self.progress.hook(job.number, job.plan)
 
-    def _unsent(self, job: Job, images: int) -> None:
-        """Not sent because the credentials were refused: counted for one line at the end, and not
-        in the manifest, so --resume sends them once the key is fixed."""
-        self.not_sent[0] += images
-        self.not_sent[1] += 1
+    def on_image_done(self, job: Job) -> None:
+        self.progress.saved(job.number)
+
+    def on_failure_counted(self) -> None:
+        self.progress.failure()
+
+    def on_unsent(self, job: Job, images: int) -> None:
+        """Counted for one line at the end."""
         if self.json_lines:
             status = getattr(self.session.refused, "status", None)
             message = f"{images} image(s) not sent: the credentials were refused ({status}); fix them, then --resume"
@@ -356,47 +147,14 @@ class Run:
             hint="Fix them, then run the same command with --resume to finish.",
         ))  # fmt: skip
 
-    async def _execute(self, job: Job, session: Session) -> ImageResponse:
-        async def save_all(images: list[ImageData]) -> None:
-            for image in images:
-                await self._save_one(job, image)
-
-        hook = self.progress.hook(job.number, job.plan)
-        return await execute(job.plan, on_event=hook, on_images=save_all, session=session)
-
-    async def _save_one(self, job: Job, image: ImageData) -> None:
-        try:
-            await self._save(job, image)
-        except (GenerationError, OutputError) as exc:
-            self._failed(job, exc)
-        self.progress.saved(job.number)
-
-    def _spill_dir(self) -> Path:
-        """The run's folder for streamed images; in the output directory it stays locked while the run
-        lives, so the next run there removes it only if this one was killed (output.remove_leftovers)."""
-        if self.to_stdout:
-            return Path(tempfile.mkdtemp(prefix=".imggen-"))
-        path, self.spill_lock = run_folder(self.directory)
-        return path
-
     async def _save(self, job: Job, image: ImageData) -> None:
         if self.to_stdout:
             self._write_image_to_stdout(image.image_bytes())
             self.saved.append(Path("-"))
             return
-        downloads = self.session.transport((), float(job.plan.settings.get("timeout", 600)))
+        await super()._save(job, image)
 
-        def record(name: str, sha256: str, size: int) -> None:
-            fields = {"status": "saved", "index": image.index, "path": name, "cost_usd": image.cost_usd}
-            self._record(job, {**fields, "sha256": sha256, "bytes": size})
-
-        token = before_publish.set(record)  # the line goes in just before the file takes its name
-        try:
-            path = await save_image(image, job.plan.prompt, self.directory, job.namer, self.overwrite, downloads)
-        finally:
-            before_publish.reset(token)
-        self.saved.append(path)
-        self.costs.append(image.cost_usd)
+    def on_saved(self, job: Job, path: Path, image: ImageData) -> None:
         shown = path.name if self.given_dir in (".", "") else str(Path(self.given_dir) / path.name)
         if self.file is not None:
             self._say_file_type(path, shown)
@@ -404,8 +162,6 @@ class Run:
             self._print_json(job, redact_upstream(self._image_json(job, shown, image)))
         else:
             self._print(shown)
-        if self.metadata:
-            write_sidecar(path, redact_upstream(metadata_for(self._response_stub(job), image)))
 
     def _say_file_type(self, path: Path, shown: str) -> None:
         """-o out.png and the provider sent a JPEG: the file is out.jpg, named for what it holds."""
@@ -434,33 +190,10 @@ class Run:
         except OSError as exc:
             self.stdout_failed = True
             render.silence_stdout()
-            self._report(OutputError(
+            self.report(OutputError(
                 f"cannot write to stdout: {exc.strerror or exc}",
                 hint=f"The images are still saved in {self.given_dir} and listed in its manifest.",
             ))  # fmt: skip
-
-    def _report(self, exc: ImggenError) -> None:
-        """A failure of the run itself rather than of one image: counted once, said once."""
-        self.failures.append(exc)
-        render.print_error(exc)
-
-    def _record(self, job: Job, fields: dict[str, Any]) -> None:
-        if self.manifest is None:
-            return
-        base = {"key": job.key, "line": job.line, "prompt": job.plan.prompt, "model": job.plan.settings.model.name}
-        try:
-            self.manifest.append({**base, **fields, "created": int(time.time())})
-        except OutputError as exc:
-            if not self.manifest_failed:
-                self.manifest_failed = True
-                exc.hint = "Images are still saved; --resume may make again those the manifest misses."
-                self._report(exc)
-
-    def _response_stub(self, job: Job) -> ImageResponse:
-        return ImageResponse(
-            created=self.created, data=[], model=job.plan.settings.model.name, prompt=job.plan.prompt,
-            parameters=plan_parameters(job.plan),
-        )  # fmt: skip
 
     def _image_json(self, job: Job, shown: str, image: ImageData) -> dict[str, Any]:
         data = {
@@ -478,13 +211,14 @@ class Run:
         """One --json line; in a batch it also says the prompt's input line."""
         self._print(json.dumps(data if job.line is None else {**data, "line": job.line}, ensure_ascii=False))
 
-    def _failed(self, job: Job, exc: ImggenError) -> None:
+    def report(self, exc: ImggenError) -> None:
+        """A failure of the run itself rather than of one image: counted once, said once."""
         self.failures.append(exc)
-        self.progress.failure()
-        status = exc.status if isinstance(exc, GenerationError) else None
-        self._record(job, {"status": "failed", "error": render.error_line(exc), "error_status": status})
+        render.print_error(exc)
+
+    def on_failed(self, job: Job, exc: ImggenError, status: int | None) -> None:
         if self.json_lines:
-            self._print_error_json(job, {"type": exc.kind, "message": render.error_line(exc), "status": status})
+            self._print_error_json(job, {"type": exc.kind, "message": error_line(exc), "status": status})
         render.print_error(exc, job.plan.prompt, self._where(job) + job.plan.settings.model.name)
 
     def _summary(self, elapsed: float) -> None:

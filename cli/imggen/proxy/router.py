@@ -11,13 +11,13 @@ import asyncio
 import json
 import random
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..api import execute
 from ..batch import Session
 from ..errors import AuthError, ContentFilterError, GenerationError, ImggenError, NetworkError, UsageError
-from ..plan import MAX_N, OPTION_FLAGS, Options, Plan, make_plan, model_fields
+from ..plan import MAX_N, OPTION_FLAGS, REQUEST_OPTIONS, Options, Plan, make_plan, model_fields
 from ..secrets import redact
 from ..transport import backoff, retryable_status
 from ..types import ImageResponse
@@ -28,10 +28,7 @@ MAX_QUEUE_WAIT = 10.0  # a request over every deployment's rpm waits at most thi
 MAX_QUEUED = 256  # … and at most this many wait at once; beyond either, 429 with Retry-After
 RETRY_WAIT_CAP = 8.0  # a retry on the same deployment waits its backoff or Retry-After, up to this
 # The request fields imggen plans itself (the Options), with the type OpenAI's format gives them.
-OPTION_TYPES: dict[str, type] = {
-    "size": str, "aspect_ratio": str, "quality": str, "style": str, "response_format": str, "user": str,
-    "seed": int, "negative_prompt": str,
-}  # fmt: skip
+OPTION_TYPES: dict[str, type] = REQUEST_OPTIONS
 # The other fields of OpenAI's images.generate (openai SDK 2.x-3.x): OpenAI and Azure get them as they
 # are; no other provider has them.
 OPENAI_FIELDS: dict[str, type] = {
@@ -309,7 +306,7 @@ def upstream_error(exc: GenerationError, deployment: Deployment) -> ProxyError:
 def options_from(body: dict[str, Any]) -> Options:
     """The OpenAI request body as imggen options, each field of the type OpenAI gives it; the other
     fields are kept as params, for the deployments whose provider takes them (`_provider_params`)."""
-    named = {f.name for f in fields(Options)} - {"n", "params", "allow_retired"}  # the config's, not a client's
+    named = set(REQUEST_OPTIONS)  # n is checked here; params and allow_retired are the config's, not a client's
     n = body.get("n", 1) if body.get("n") is not None else 1
     if not _is(n, int) or not 1 <= n <= MAX_N:
         raise ProxyError(400, f"'n' must be an integer from 1 to {MAX_N}, not {_shown(n)}", param="n")
