@@ -2,8 +2,9 @@
 headers, and `redact()`, which finds a remembered secret in every form a message may carry it.
 
 Every place that shows a value (dry-run, `config show/get/explain`, errors, --json, sidecars, the
-manifest, `imggen serve`'s answers) asks here; nothing else keeps its own list. No imggen imports:
-errors.py and types.py depend on this module.
+manifest, `imggen serve`'s answers) asks here; nothing else keeps its own list. The providers' secret
+settings and headers come from their declarations (the registry imports nothing else of imggen);
+no other imggen imports: errors.py and types.py depend on this module.
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ import re
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
-# Settings whose value is a secret wherever it comes from (flags, profiles, environment, proxy config).
-SECRET_SETTINGS = frozenset({
-    "api_key", "azure_ad_token", "aws_secret_access_key", "aws_session_token", "master_key", "redis_password",
-})  # fmt: skip
+from .providers import SPECS as _SPECS
+
+_PROVIDER_SETTINGS = [s for spec in _SPECS for s in spec.settings]
+# Settings whose value is a secret wherever it comes from (flags, profiles, environment, proxy config):
+# the providers' and `imggen serve`'s own.
+SECRET_SETTINGS = frozenset({s.key for s in _PROVIDER_SETTINGS if s.secret} | {"master_key", "redis_password"})
 # A secret only when it is the JSON itself rather than a path to a file.
-INLINE_JSON_SETTINGS = frozenset({"vertex_credentials"})
+INLINE_JSON_SETTINGS = frozenset({s.key for s in _PROVIDER_SETTINGS if s.secret_if_json})
 # Settings that end up in an HTTP header or a signature: a line break in one is a config error.
-HEADER_SETTINGS = (SECRET_SETTINGS - {"redis_password"}) | {"aws_access_key_id"}
+HEADER_SETTINGS = frozenset({s.key for s in _PROVIDER_SETTINGS if s.in_header} | {"master_key"})
 # Request headers that carry a credential.
-SECRET_HEADERS = frozenset({"authorization", "api-key", "x-goog-api-key", "x-amz-security-token"})
+SECRET_HEADERS = frozenset(h for spec in _SPECS for h in spec.secret_headers)
 # Query parameters that carry a credential (Google's `key=`, pre-signed URLs' signatures).
 SECRET_QUERY = frozenset({"key", "api-key", "api_key", "sig", "signature", "x-amz-signature", "x-amz-security-token"})
 # Fields of a service-account or ADC JSON that are secret (the rest, like client_email, are not).

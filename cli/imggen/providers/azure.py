@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ..types import HttpRequest, ImageRequest
-from . import ProviderResult
+from . import Provider, ProviderResult
+from .azure_spec import SPEC
 from .openai_wire import bearer, build_body, join, parse_images, send_and_parse
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 DRY_RUN_BASE = "https://{resource}.openai.azure.com"
 V1_VERSIONS = frozenset({"v1", "preview", "latest"})
 BASE_HINT = "Set AZURE_API_BASE, or run: imggen config set azure api_base https://<resource>.openai.azure.com/"
-KEY_HINT = "Set AZURE_API_KEY (or AZURE_AD_TOKEN for Entra ID), or run: imggen config set azure api_key"
+KEY_HINT = SPEC.key_hint
 
 
 def _url(settings: Resolved, deployment: str, version: str, dry_run: bool) -> str:
@@ -48,7 +49,7 @@ def _check(request: ImageRequest) -> None:
         raise UsageError("Azure OpenAI does not return WebP images", hint="Use -p output_format=png or jpeg.")
 
 
-class AzureProvider:
+class AzureProvider(Provider):
     def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
         _check(request)
         version = str(settings.get("api_version"))
@@ -66,4 +67,4 @@ class AzureProvider:
         return await send_and_parse(self.build_request(request, settings), request, transport)
 
 
-PROVIDER = AzureProvider()
+PROVIDER: Provider = AzureProvider()

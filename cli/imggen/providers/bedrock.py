@@ -17,7 +17,7 @@ from ..errors import AuthError, ConfigError, ContentFilterError, GenerationError
 from ..secrets import cut, remember
 from ..settings import Setting
 from ..types import SENT_LATER, HttpRequest, ImageRequest
-from . import ProviderResult, response_json
+from . import Provider, ProviderResult, response_json
 from .bedrock_families import build_body, parse_body, shortfall
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def _bearer(settings: Resolved, url: str, dry_run: bool) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-class BedrockProvider:
+class BedrockProvider(Provider):
     def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
         body = build_body(request)
         url = f"{endpoint(settings)}/model/{quote(request.model.model_id, safe='')}/invoke"
@@ -143,6 +143,9 @@ class BedrockProvider:
             await asyncio.to_thread(sign, http, settings)
         response = await transport.send(http, lambda r: map_error(r, settings))
         return self.parse_response(request, response)
+
+    def complete_settings(self, settings: Resolved) -> None:
+        complete_settings(settings)
 
 
 def map_error(response: httpx.Response, settings: Resolved) -> GenerationError:
@@ -179,4 +182,4 @@ def _auth_hint(kind: str, settings: Resolved) -> str:
     return f"The credentials from {used} were rejected or have expired. " + SSO_HINT.format(profile=where)
 
 
-PROVIDER = BedrockProvider()
+PROVIDER: Provider = BedrockProvider()

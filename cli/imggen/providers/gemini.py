@@ -6,7 +6,8 @@ import json
 from typing import TYPE_CHECKING
 
 from ..types import HttpRequest, ImageRequest
-from . import ProviderResult, google_wire
+from . import Provider, ProviderResult, google_wire
+from .gemini_spec import SPEC
 from .vertex import PROVIDER as VERTEX
 
 if TYPE_CHECKING:
@@ -15,10 +16,10 @@ if TYPE_CHECKING:
     from ..settings import Resolved
     from ..transport import Transport
 
-KEY_HINT = "Set GEMINI_API_KEY, or run: imggen config set gemini api_key"
+KEY_HINT = SPEC.key_hint
 
 
-class GeminiProvider:
+class GeminiProvider(Provider):
     def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
         key = settings.get("api_key") if dry_run else settings.require("api_key", "the Gemini API key", KEY_HINT)
         headers = {"Content-Type": "application/json"}
@@ -38,9 +39,8 @@ class GeminiProvider:
         response = await transport.send(http, lambda r: google_wire.map_error(r, hint))
         return self.parse_response(request, response)
 
+    def plan_notes(self, request: ImageRequest) -> list[str]:
+        return google_wire.plan_notes(request)
 
-def plan_notes(request: ImageRequest) -> list[str]:
-    return google_wire.plan_notes(request)
 
-
-PROVIDER = GeminiProvider()
+PROVIDER: Provider = GeminiProvider()

@@ -6,14 +6,15 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from ..types import HttpRequest, ImageRequest
-from . import ProviderResult
+from . import Provider, ProviderResult
+from .openai_spec import SPEC
 from .openai_wire import bearer, build_body, is_gpt_image, join, parse_images, send_and_parse
 
 if TYPE_CHECKING:
     from ..settings import Resolved
     from ..transport import Transport
 
-KEY_HINT = "Set OPENAI_API_KEY, or run: imggen config set openai api_key"
+KEY_HINT = SPEC.key_hint
 OPENAI_HOST = "api.openai.com"
 
 
@@ -32,7 +33,7 @@ def _user_field(request: ImageRequest, url: str) -> str:
     return "safety_identifier" if own_endpoint and is_gpt_image(request) else "user"
 
 
-class OpenAIProvider:
+class OpenAIProvider(Provider):
     def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
         headers = {"Content-Type": "application/json", **bearer(_key(settings, dry_run))}
         url = join(settings.get("api_base"), "images/generations")
@@ -44,4 +45,4 @@ class OpenAIProvider:
         return await send_and_parse(self.build_request(request, settings), request, transport)
 
 
-PROVIDER = OpenAIProvider()
+PROVIDER: Provider = OpenAIProvider()

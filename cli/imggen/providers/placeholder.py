@@ -7,7 +7,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from ..types import HttpRequest, ImageData, ImageRequest
-from . import ProviderResult
+from . import Provider, ProviderResult
 
 if TYPE_CHECKING:
     import httpx
@@ -26,7 +26,7 @@ def base_seed(request: ImageRequest) -> int:
     return int.from_bytes(hashlib.sha256(request.prompt.encode()).digest()[:4], "big") >> 1
 
 
-class PlaceholderProvider:
+class PlaceholderProvider(Provider):
     def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
         body = {"prompt": request.prompt, "n": request.n, "size": request.size or DEFAULT_SIZE,
                 "seed": base_seed(request)}  # fmt: skip
@@ -50,4 +50,4 @@ class PlaceholderProvider:
         return ProviderResult(images)
 
 
-PROVIDER = PlaceholderProvider()
+PROVIDER: Provider = PlaceholderProvider()

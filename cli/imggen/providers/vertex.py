@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 from ..settings import Setting, remember_secret
 from ..types import SENT_LATER, HttpRequest, ImageRequest
-from . import ProviderResult, google_wire, response_json
+from . import Provider, ProviderResult, google_wire, response_json
 from .google_auth import ADC_HINT, load, token_source
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def check_credentials(settings: Resolved) -> None:
     load(settings.get("vertex_credentials"))
 
 
-class VertexProvider:
+class VertexProvider(Provider):
     def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
         headers = {"Content-Type": "application/json"}
         if dry_run:
@@ -119,9 +119,14 @@ class VertexProvider:
         response = await transport.send(http, lambda r: google_wire.map_error(r, hint))
         return self.parse_response(request, response)
 
+    def complete_settings(self, settings: Resolved) -> None:
+        complete_settings(settings)
 
-def plan_notes(request: ImageRequest) -> list[str]:
-    return google_wire.plan_notes(request)
+    def plan_notes(self, request: ImageRequest) -> list[str]:
+        return google_wire.plan_notes(request)
+
+    def check_credentials(self, settings: Resolved) -> None:
+        check_credentials(settings)
 
 
-PROVIDER = VertexProvider()
+PROVIDER: Provider = VertexProvider()
