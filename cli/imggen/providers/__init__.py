@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import httpx
 
     from ..errors import GenerationError
+    from ..modelcheck import Listed
     from ..settings import Resolved
     from ..transport import Transport
     from ..types import HttpRequest, ImageData, ImageRequest, Usage
@@ -60,6 +61,15 @@ class Provider(Protocol):
     def check_credentials(self, settings: Resolved) -> None:
         """Load what building a request does not (`imggen serve`'s /health): raise when it cannot."""
         return None
+
+    # `imggen models check` (asked only of a provider whose declaration has `check`; others list nothing):
+    def model_list_requests(self, settings: Resolved) -> list[HttpRequest]:
+        """The requests that list its models (the first ones, for a listing in pages), as --dry-run shows them."""
+        return []
+
+    async def list_models(self, settings: Resolved, transport: Transport) -> dict[str, Listed]:
+        """The image models the account can use, by id; raises the provider's error."""
+        return {}
 
 
 # The registry: every provider's declaration, in the order imggen lists them.

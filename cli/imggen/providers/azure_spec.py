@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from .spec import ModelCheckSpec, ProviderSpec, SettingSpec
 
+# What `imggen models check` says of it (the listing: list_models in azure.py).
+CHECK = ModelCheckSpec("Azure", "Set AZURE_API_KEY and AZURE_API_BASE, or run: imggen config set azure api_key")
+
 SPEC = ProviderSpec(
     "azure",
     "Azure OpenAI",
@@ -24,5 +27,5 @@ SPEC = ProviderSpec(
     # Azure's endpoints are always set by the user, and are Microsoft's own on these hosts (a resource's).
     own_hosts=(".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com"),
     extra_fields="openai-format",
-    check=ModelCheckSpec("Azure", "Set AZURE_API_KEY and AZURE_API_BASE, or run: imggen config set azure api_key"),
+    check=CHECK,
 )

@@ -38,6 +38,9 @@ def aws_source(found: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
     return f"aws:{getattr(credentials, 'method', 'found')}" if credentials is not None else None
 
 
+# What `imggen models check` says of it (the listing: list_models in bedrock.py).
+CHECK = ModelCheckSpec("Bedrock", "Set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run aws configure.")
+
 SPEC = ProviderSpec(
     "bedrock",
     "AWS Bedrock",
@@ -66,7 +69,5 @@ SPEC = ProviderSpec(
     bare_ids=r"^((us|eu|apac|global)\.)?(amazon|stability)\.",
     api_hosts=r"^bedrock-runtime(-fips)?\.[a-z0-9-]+\.amazonaws\.com$",
     extra_fields="provider-params",
-    check=ModelCheckSpec(
-        "Bedrock", "Set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run aws configure."
-    ),
+    check=CHECK,
 )

@@ -5,6 +5,9 @@ from __future__ import annotations
 from .spec import ModelCheckSpec, ProviderSpec, SettingSpec
 from .vertex_spec import GOOGLE_CA_ENV
 
+# What `imggen models check` says of it (the listing: list_models in gemini.py).
+CHECK = ModelCheckSpec("Gemini API", "Set GEMINI_API_KEY, or run: imggen config set gemini api_key")
+
 SPEC = ProviderSpec(
     "gemini",
     "Gemini API",
@@ -20,5 +23,5 @@ SPEC = ProviderSpec(
     fields=("n", "size", "seed"),
     api_hosts=r"^generativelanguage\.googleapis\.com$",
     extra_fields="provider-params",
-    check=ModelCheckSpec("Gemini API", "Set GEMINI_API_KEY, or run: imggen config set gemini api_key"),
+    check=CHECK,
 )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from .spec import ModelCheckSpec, ProviderSpec, SettingSpec
 
+# What `imggen models check` says of it (the listing: list_models in openai.py).
+CHECK = ModelCheckSpec("OpenAI", "Set OPENAI_API_KEY, or run: imggen config set openai api_key", keyless_base=True)
+
 SPEC = ProviderSpec(
     "openai",
     "OpenAI",
@@ -19,5 +22,5 @@ SPEC = ProviderSpec(
     bare_ids=r"^(dall-e-\d|gpt-image-|chatgpt-image-)",
     api_hosts=r"^api\.openai\.com$",
     extra_fields="openai-format",
-    check=ModelCheckSpec("OpenAI", "Set OPENAI_API_KEY, or run: imggen config set openai api_key"),
+    check=CHECK,
 )

@@ -49,6 +49,7 @@ class ModelCheckSpec:
     label: str
     hint: str
     what: str = "the model list"  # what --dry-run says the requests are
+    keyless_base: bool = False  # with an api_base of the user's (an OpenAI-compatible server), no key is needed
 
 
 @dataclass(frozen=True)

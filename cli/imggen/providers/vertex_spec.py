@@ -36,6 +36,13 @@ def google_source(found: Mapping[str, Any], env: Mapping[str, str]) -> str | Non
     return None
 
 
+# What `imggen models check` says of it (the listing: list_models in vertex.py).
+CHECK = ModelCheckSpec(
+    "Vertex AI",
+    "Run: gcloud auth application-default login, or set GOOGLE_APPLICATION_CREDENTIALS.",
+    what="one lookup per catalog model",
+)
+
 SPEC = ProviderSpec(
     "vertex_ai",
     "Google Vertex AI",
@@ -55,9 +62,5 @@ SPEC = ProviderSpec(
     bare_ids=r"^(imagen-|imagegeneration@)",
     api_hosts=r"^([a-z0-9-]+-)?aiplatform(\.[a-z0-9-]+\.rep)?\.googleapis\.com$",
     extra_fields="provider-params",
-    check=ModelCheckSpec(
-        "Vertex AI",
-        "Run: gcloud auth application-default login, or set GOOGLE_APPLICATION_CREDENTIALS.",
-        what="one lookup per catalog model",
-    ),
+    check=CHECK,
 )
