@@ -13,7 +13,7 @@ SPEC = ProviderSpec(
     "imggen.providers.azure",
     settings=(
         SettingSpec("api_key", ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"), secret=True),
-        SettingSpec("azure_ad_token", ("AZURE_AD_TOKEN",), secret=True, profile=False),
+        SettingSpec("azure_ad_token", ("AZURE_AD_TOKEN",), secret=True, profile=False, identity=True),
         SettingSpec("api_base", ("AZURE_API_BASE",)),
         # The first GA-era version that serves gpt-image models on the deployment route.
         SettingSpec("api_version", ("AZURE_API_VERSION",), default="2025-04-01-preview"),

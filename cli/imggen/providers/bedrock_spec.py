@@ -53,9 +53,9 @@ SPEC = ProviderSpec(
             proxy_aliases=("aws_bedrock_runtime_endpoint",),
         ),
         SettingSpec("aws_region_name", ("AWS_REGION", "AWS_DEFAULT_REGION"), param=True),
-        SettingSpec("aws_profile_name", ("AWS_PROFILE",), param=True),
+        SettingSpec("aws_profile_name", ("AWS_PROFILE",), param=True, identity=True),
         # Explicit keys (a profile's or the proxy config's); the environment's go through boto3's chain.
-        SettingSpec("aws_access_key_id", header=True, profile=False, param=True),
+        SettingSpec("aws_access_key_id", header=True, profile=False, param=True, identity=True),
         SettingSpec("aws_secret_access_key", secret=True, profile=False, param=True),
         SettingSpec("aws_session_token", secret=True, profile=False, param=True),
     ),

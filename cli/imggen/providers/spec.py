@@ -36,6 +36,7 @@ class SettingSpec:
     profile: bool = True  # a key of `imggen config set` (and of config.toml's profiles)
     param: bool = False  # `-p KEY=…` / a Python keyword sets it; --dry-run shows it
     proxy_aliases: tuple[str, ...] = ()  # other litellm_params keys that set it
+    identity: bool = False  # picks the credentials a request is sent with (batches group requests by it)
 
     @property
     def in_header(self) -> bool:

@@ -50,7 +50,9 @@ SPEC = ProviderSpec(
     settings=(
         SettingSpec("vertex_project", ("VERTEXAI_PROJECT",), param=True),
         SettingSpec("vertex_location", ("VERTEXAI_LOCATION",), default="us-central1", param=True),
-        SettingSpec("vertex_credentials", ("GOOGLE_APPLICATION_CREDENTIALS",), secret_if_json=True, param=True),
+        SettingSpec(
+            "vertex_credentials", ("GOOGLE_APPLICATION_CREDENTIALS",), secret_if_json=True, param=True, identity=True
+        ),
     ),
     credential_env=("GOOGLE_APPLICATION_CREDENTIALS",),
     credential_files=(".config/gcloud/application_default_credentials.json",),
