@@ -29,7 +29,6 @@ CHECKS = {spec.name: spec.check for spec in SPECS if spec.check is not None}
 LABELS = {name: check.label for name, check in CHECKS.items()}
 CHECKABLE = tuple(LABELS)
 KEY_HINTS = {name: check.hint for name, check in CHECKS.items()}
-GEO_PREFIXES = ("us.", "eu.", "apac.", "global.")  # Bedrock inference profiles: checked as their model
 
 
 @dataclass(frozen=True)
@@ -105,9 +104,10 @@ def known_ids(provider: str) -> set[str]:
     return {m.model_id for m in catalog_models(provider)}
 
 
-def base_id(model_id: str) -> str:
-    """A Bedrock inference profile (`us.amazon.nova-canvas-v1:0`) is listed as its model."""
-    for prefix in GEO_PREFIXES:
+def base_id(model_id: str, provider: str) -> str:
+    """An inference profile (Bedrock's `us.amazon.nova-canvas-v1:0`) is listed as its model."""
+    check = CHECKS.get(provider)
+    for prefix in check.profile_prefixes if check else ():
         if model_id.startswith(prefix):
             return model_id[len(prefix) :]
     return model_id
@@ -123,7 +123,7 @@ def compare(catalog: Iterable[ModelInfo], listings: Iterable[Listing], today: dt
     for listing in listings:
         known = [m for m in catalog if m.provider == listing.provider]
         rows += [_catalog_row(m, listing, today) for m in known]
-        covered = {base_id(m.model_id) for m in known} | {m.model_id for m in known}
+        covered = {base_id(m.model_id, m.provider) for m in known} | {m.model_id for m in known}
         label = LABELS[listing.provider]
         for model_id, listed in sorted(listing.models.items()):
             if model_id not in covered:
@@ -133,7 +133,7 @@ def compare(catalog: Iterable[ModelInfo], listings: Iterable[Listing], today: dt
 
 
 def _catalog_row(info: ModelInfo, listing: Listing, today: dt.date) -> CheckRow:
-    listed = listing.models.get(info.model_id) or listing.models.get(base_id(info.model_id))
+    listed = listing.models.get(info.model_id) or listing.models.get(base_id(info.model_id, info.provider))
     disagreements = disagreements_of(info, listed, LABELS[info.provider], today)
     lifecycle = listed.lifecycle if listed else None
     said = catalog_words(info, today)

@@ -39,7 +39,11 @@ def aws_source(found: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
 
 
 # What `imggen models check` says of it (the listing: list_models in bedrock.py).
-CHECK = ModelCheckSpec("Bedrock", "Set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run aws configure.")
+CHECK = ModelCheckSpec(
+    "Bedrock",
+    "Set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run aws configure.",
+    profile_prefixes=("us.", "eu.", "apac.", "global."),  # geographic inference profiles
+)
 
 SPEC = ProviderSpec(
     "bedrock",

@@ -50,6 +50,7 @@ class ModelCheckSpec:
     label: str
     hint: str
     what: str = "the model list"  # what --dry-run says the requests are
+    profile_prefixes: tuple[str, ...] = ()  # ids with these prefixes (inference profiles) are listed as their model
     keyless_base: bool = False  # with an api_base of the user's (an OpenAI-compatible server), no key is needed
 
 
