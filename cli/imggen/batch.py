@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import AuthError, GenerationError, NotSentError
+from .providers import SPECS
 from .transport import Transport
 
 if TYPE_CHECKING:
     from .settings import Resolved
 
-# Settings that pick the credentials a request is sent with.
-CREDENTIAL_KEYS = frozenset({
-    "api_key", "api_base", "azure_ad_token", "aws_access_key_id", "aws_profile_name", "vertex_credentials",
-    "profile",
-})  # fmt: skip
+# Settings that pick the credentials a request is sent with: the common ones and each provider's.
+_IDENTITY_SETTINGS = (s.key for spec in SPECS for s in spec.settings if s.identity)
+CREDENTIAL_KEYS = frozenset({"api_key", "api_base", "profile", *_IDENTITY_SETTINGS})
 
 
 class Scheduler:

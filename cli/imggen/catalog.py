@@ -14,17 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, UsageError
+from .providers import PROVIDERS as _SPECS
 from .types import ModelRef, Usage
 
-PROVIDERS = ("openai", "azure", "bedrock", "vertex_ai", "gemini", "placeholder")
+PROVIDERS = tuple(_SPECS)
 STALE_AFTER_DAYS = 120  # past this many days since the catalog's `checked` date, `imggen models` says so
 
 # Bare ids that can only mean one provider, for ids the catalog does not list.
-_BARE_RULES = (
-    (re.compile(r"^(dall-e-\d|gpt-image-|chatgpt-image-)"), "openai"),
-    (re.compile(r"^((us|eu|apac|global)\.)?(amazon|stability)\."), "bedrock"),
-    (re.compile(r"^(imagen-|imagegeneration@)"), "vertex_ai"),
-)
+_BARE_RULES = tuple((re.compile(spec.bare_ids), spec.name) for spec in _SPECS.values() if spec.bare_ids)
+# Provider names that are model names alone (`placeholder`), with the full id each stands for.
+_ALONE = {spec.name: f"{spec.prefix}{spec.alone}" for spec in _SPECS.values() if spec.alone}
 
 
 @dataclass(frozen=True)
@@ -163,8 +162,8 @@ def parse_model(name: str) -> ModelRef:
         raise UsageError("the model name is empty", hint="Pass -m provider/model, e.g. -m openai/gpt-image-2.")
     if "/" in name:
         return _prefixed(name)
-    if name == "placeholder":
-        return _prefixed("placeholder/default")
+    if name in _ALONE:
+        return _prefixed(_ALONE[name])
     return _prefixed(f"{_bare_provider(name)}/{name}")
 
 
@@ -208,7 +207,7 @@ def _close(name: str, choices: Iterable[str], count: int = 1) -> list[str]:
 
 def _bare_names() -> list[str]:
     """What a user may type without a prefix: bare catalog ids, `placeholder`, and every full id."""
-    names = [m.model_id for m in all_models() if m.bare] + ["placeholder"]
+    names = [m.model_id for m in all_models() if m.bare] + list(_ALONE)
     return names + [m.id for m in all_models()]
 
 
@@ -245,7 +244,7 @@ def family_note(info: ModelInfo | None) -> str | None:
 def unknown_id_warning(ref: ModelRef) -> str | None:
     """For an id the catalog does not know, sent to the provider's own endpoint: the nearest known ids.
     Azure ids are deployment names a user chose and placeholder takes any id, so neither is checked."""
-    if ref.info is not None or ref.provider in ("azure", "placeholder"):
+    if ref.info is not None or not _SPECS[ref.provider].catalog_ids:
         return None
     near = nearest_ids(ref)
     nearest = "; nearest known: " + ", ".join(near) if near else ""

@@ -13,21 +13,14 @@ from . import sizes
 from .catalog import ModelInfo, estimate_cost, family_note, unknown_id_warning
 from .checks import MAX_SEED, RANGES, number_problem, param_error, quoted, text_problem
 from .errors import UsageError
-from .providers import hook
+from .providers import PROVIDERS, get_provider
 from .settings import Resolved
 from .types import ImageRequest
 
 MAX_N = 10
 RESPONSE_FORMATS = ("url", "b64_json")
 # Fields a provider's wire format has, for ids the catalog does not know.
-PROVIDER_FIELDS = {
-    "openai": ("n", "size", "quality", "style", "response_format", "user"),
-    "azure": ("n", "size", "quality", "style", "response_format", "user"),
-    "placeholder": ("n", "size", "seed"),
-    "bedrock": ("n", "size", "quality", "style", "seed", "negative_prompt"),
-    "vertex_ai": ("n", "size", "seed", "negative_prompt"),
-    "gemini": ("n", "size", "seed"),
-}
+PROVIDER_FIELDS = {name: spec.fields for name, spec in PROVIDERS.items()}
 # What imggen sets itself, under its own names and the names providers' bodies give them, with the
 # parameter to use instead (a flag on the command line): a param may not replace them, or the cost
 # estimate, --max-cost, the fan-out and --dry-run would describe something other than what is sent.
@@ -124,9 +117,7 @@ def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
         image_size=choice.image_size, params=dict(options.params), **values,
     )  # fmt: skip
     requests = _fan_out(template, list(range(1, options.n + 1)), info)
-    provider_notes = hook(settings.model.provider, "plan_notes")
-    if provider_notes is not None:
-        notes += provider_notes(template)
+    notes += get_provider(settings.model.provider).plan_notes(template)
     size = choice.size or (info.default_size if info else None)
     quality = values.get("quality") or (info.default_quality if info else None)
     cost = estimate_cost(info, options.n, size, quality)
@@ -293,8 +284,8 @@ def skip_done(plan: Plan, done: set[int]) -> int:
     return plan.n - len(wanted)
 
 
-# Azure's endpoints are always set by the user, and are Microsoft's own on these hosts (a resource's).
-OWN_HOSTS = {"azure": (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")}
+# Hosts of an api_base that are still a provider's own endpoint (Azure's resources).
+OWN_HOSTS = {name: spec.own_hosts for name, spec in PROVIDERS.items() if spec.own_hosts}
 
 
 def on_own_endpoint(settings: Resolved) -> bool:

@@ -2,27 +2,22 @@
 headers, and `redact()`, which finds a remembered secret in every form a message may carry it.
 
 Every place that shows a value (dry-run, `config show/get/explain`, errors, --json, sidecars, the
-manifest, `imggen serve`'s answers) asks here; nothing else keeps its own list. No imggen imports:
-errors.py and types.py depend on this module.
+manifest, `imggen serve`'s answers) asks here; nothing else keeps its own list. The providers' secret
+settings and headers come from their declarations, read on first use (the registry imports nothing
+else of imggen); no other imggen imports: errors.py and types.py depend on this module.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
-# Settings whose value is a secret wherever it comes from (flags, profiles, environment, proxy config).
-SECRET_SETTINGS = frozenset({
-    "api_key", "azure_ad_token", "aws_secret_access_key", "aws_session_token", "master_key", "redis_password",
-})  # fmt: skip
-# A secret only when it is the JSON itself rather than a path to a file.
-INLINE_JSON_SETTINGS = frozenset({"vertex_credentials"})
-# Settings that end up in an HTTP header or a signature: a line break in one is a config error.
-HEADER_SETTINGS = (SECRET_SETTINGS - {"redis_password"}) | {"aws_access_key_id"}
-# Request headers that carry a credential.
-SECRET_HEADERS = frozenset({"authorization", "api-key", "x-goog-api-key", "x-amz-security-token"})
+# `imggen serve`'s own secrets (its config's); the providers' come from their declarations.
+SERVE_SECRETS = frozenset({"master_key", "redis_password"})
+SERVE_HEADER_SETTINGS = frozenset({"master_key"})
 # Query parameters that carry a credential (Google's `key=`, pre-signed URLs' signatures).
 SECRET_QUERY = frozenset({"key", "api-key", "api_key", "sig", "signature", "x-amz-signature", "x-amz-security-token"})
 # Fields of a service-account or ADC JSON that are secret (the rest, like client_email, are not).
@@ -34,9 +29,43 @@ _seen: set[str] = set()
 _compiled: _Matcher | None = None
 
 
+@cache
+def _derived() -> dict[str, frozenset[str]]:
+    """The lists read from the providers' declarations, on first use (`import imggen` reads none)."""
+    from .providers import SPECS
+
+    settings = [s for spec in SPECS for s in spec.settings]
+    return {
+        # Settings whose value is a secret wherever it comes from (flags, profiles, environment, proxy config).
+        "SECRET_SETTINGS": frozenset({s.key for s in settings if s.secret}) | SERVE_SECRETS,
+        # A secret only when it is the JSON itself rather than a path to a file.
+        "INLINE_JSON_SETTINGS": frozenset({s.key for s in settings if s.secret_if_json}),
+        # Settings that end up in an HTTP header or a signature: a line break in one is a config error.
+        "HEADER_SETTINGS": frozenset({s.key for s in settings if s.in_header}) | SERVE_HEADER_SETTINGS,
+        # Request headers that carry a credential.
+        "SECRET_HEADERS": frozenset(h for spec in SPECS for h in spec.secret_headers),
+    }
+
+
+DERIVED = ("SECRET_SETTINGS", "INLINE_JSON_SETTINGS", "HEADER_SETTINGS", "SECRET_HEADERS")
+if TYPE_CHECKING:
+    SECRET_SETTINGS: frozenset[str]
+    INLINE_JSON_SETTINGS: frozenset[str]
+    HEADER_SETTINGS: frozenset[str]
+    SECRET_HEADERS: frozenset[str]
+
+
+def __getattr__(name: str) -> frozenset[str]:
+    """The DERIVED lists, as module attributes (see `_derived`)."""
+    if name not in DERIVED:  # the import system asks for `__path__` and the like
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _derived()[name]
+
+
 def is_secret(key: str, value: Any) -> bool:
     """Keys, tokens, passwords, and credentials given as JSON rather than as a path to a file."""
-    return key in SECRET_SETTINGS or (key in INLINE_JSON_SETTINGS and is_inline_json(value))
+    lists = _derived()
+    return key in lists["SECRET_SETTINGS"] or (key in lists["INLINE_JSON_SETTINGS"] and is_inline_json(value))
 
 
 def is_inline_json(value: Any) -> bool:

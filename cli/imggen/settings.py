@@ -15,25 +15,25 @@ from typing import Any
 from .catalog import PROVIDERS, parse_model
 from .errors import ConfigError, UsageError
 from .providers import PROVIDERS as PROVIDER_SPECS
-from .providers import hook
+from .providers import SPECS, get_provider
+from .providers.spec import COMMON_SETTINGS
 from .secrets import HEADER_SETTINGS, SECRET_SETTINGS, remember, remember_setting
 from .secrets import is_secret as is_secret  # re-exported: older imports take these from settings
 from .secrets import mask as mask
 from .secrets import redact as redact
 from .types import ModelRef
 
-PROFILE_KEYS = (
-    "provider", "model", "api_key", "api_base", "api_version", "rpm", "timeout", "aws_region_name",
-    "aws_profile_name", "vertex_project", "vertex_location", "vertex_credentials", "output_dir",
-)  # fmt: skip
-PROVIDER_SETTINGS = (
-    "aws_region_name", "aws_profile_name", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
-    "vertex_project", "vertex_location", "vertex_credentials",
-)  # fmt: skip
+# Each provider's own keys (its declaration's), after the common ones.
+_OWN_PROFILE_KEYS = (s.key for spec in SPECS for s in spec.settings if s.profile and s.key not in COMMON_SETTINGS)
+PROFILE_KEYS = tuple(dict.fromkeys(("provider", "model", *COMMON_SETTINGS, "rpm", "timeout", *_OWN_PROFILE_KEYS,
+                                    "output_dir")))  # fmt: skip
+# Settings a param (`-p KEY=…`, a Python keyword) gives, which --dry-run shows.
+PROVIDER_SETTINGS = tuple(dict.fromkeys(s.key for spec in SPECS for s in spec.settings if s.param))
 SECRET_KEYS = SECRET_SETTINGS  # the registry lives in secrets.py; kept here for older imports
 NUMBER_KEYS = ("rpm", "timeout")
 GENERIC_DEFAULTS: dict[str, Any] = {"timeout": 600.0, "output_dir": "."}
 DEFAULT_MODEL = "openai/gpt-image-2"
+DEFAULT_PROVIDER = DEFAULT_MODEL.split("/", 1)[0]
 ENV_REF = "os.environ/"
 KEYRING_REF = "keyring:"  # keyrings.KEYRING_REF, here without importing it on every start
 
@@ -295,9 +295,7 @@ def resolve(
 
 def _complete(resolved: Resolved) -> None:
     """Let the provider fill settings only it can derive (Bedrock's region from the AWS config)."""
-    complete = hook(resolved.model.provider, "complete_settings")
-    if complete is not None:
-        complete(resolved)
+    get_provider(resolved.model.provider).complete_settings(resolved)
 
 
 def _explicit_profile(profile: str | None, env: Mapping[str, str], config: Config) -> tuple[str | None, str]:
@@ -330,7 +328,7 @@ def _model(model: str | None, explicit: str | None, env: Mapping[str, str], conf
     name = None if explicit else config.default_profile
     if name and config.profiles.get(name, {}).get("model"):
         return parse_model(str(config.profiles[name]["model"])), f"profile:{name}"
-    if explicit and config.profile_provider(explicit) not in (None, "openai"):
+    if explicit and config.profile_provider(explicit) not in (None, DEFAULT_PROVIDER):
         raise UsageError(
             f"profile '{explicit}' sets no model",
             hint=f"Pass -m, or: imggen config set {explicit} model <provider/model>",
@@ -480,28 +478,20 @@ def credentials_configured(provider: str, config: Config, env: Mapping[str, str]
     return any(credential_source(provider, profile, env) for profile in candidates)
 
 
-# Variables that only point at credentials: AWS's or Google's chain decides whether those resolve.
-CHAIN_ENV = ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_WEB_IDENTITY_TOKEN_FILE", "GOOGLE_APPLICATION_CREDENTIALS")
-
-
 def credential_source(provider: str, values: Mapping[str, Any], env: Mapping[str, str] | None = None) -> str | None:
     """Where the provider's credential comes from, given a profile's (or resolved) values, or None.
     `values` hold profile keys; an os.environ/ reference counts only when the variable is set."""
     env = os.environ if env is None else env
-    if provider == "placeholder":
-        return "none needed"
     spec = PROVIDER_SPECS[provider]
+    if not spec.needs_credentials:
+        return "none needed"
     found = {k: _present(v, env) for k, v in values.items()}
     if found.get("api_key"):
         return "api_key"
     for name in spec.credential_env:
-        if env.get(name, "").strip() and name not in CHAIN_ENV:
+        if env.get(name, "").strip() and name not in spec.chain_env:
             return f"env:{name}"
-    if provider == "bedrock":
-        return _aws_source(found.get("aws_profile_name") or env.get("AWS_PROFILE") or None, found, env)
-    if provider == "vertex_ai":
-        return _google_source(found.get("vertex_credentials"), env)
-    return None
+    return spec.credential_chain(found, env) if spec.credential_chain else None
 
 
 def _present(value: Any, env: Mapping[str, str]) -> Any:
@@ -509,56 +499,3 @@ def _present(value: Any, env: Mapping[str, str]) -> Any:
     if isinstance(value, str) and value.startswith(ENV_REF):
         value = env.get(value[len(ENV_REF) :])
     return None if value is None or (isinstance(value, str) and not value.strip()) else value
-
-
-def _aws_source(aws_profile: str | None, found: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
-    """botocore's chain without its network providers (the container endpoint, the instance metadata
-    service): env keys, the shared credentials and config files, SSO and role profiles, credential_process."""
-    if found.get("aws_access_key_id") and found.get("aws_secret_access_key"):
-        return "aws_access_key_id"
-    files = [
-        env.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials",
-        env.get("AWS_CONFIG_FILE") or "~/.aws/config",
-    ]
-    if not (env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_WEB_IDENTITY_TOKEN_FILE")) and not any(
-        Path(f).expanduser().is_file() for f in files
-    ):
-        return None  # nothing for boto3 to find: spare importing it
-    import botocore.credentials
-    import botocore.exceptions
-    import botocore.session
-
-    try:
-        session = botocore.session.Session(profile=aws_profile)
-        resolver = botocore.credentials.create_credential_resolver(session)
-        for network in ("container-role", "iam-role"):
-            resolver.remove(network)
-        credentials = resolver.load_credentials()
-    except (botocore.exceptions.BotoCoreError, OSError, ValueError):
-        return None
-    return f"aws:{getattr(credentials, 'method', 'found')}" if credentials is not None else None
-
-
-def _google_source(credentials: Any, env: Mapping[str, str]) -> str | None:
-    """Application Default Credentials as google-auth finds them, never asking the GCE metadata server:
-    the profile's credentials (a file or inline JSON), GOOGLE_APPLICATION_CREDENTIALS, gcloud's ADC file."""
-    import json
-
-    gcloud = Path(env.get("CLOUDSDK_CONFIG") or Path.home() / ".config" / "gcloud")
-    choices = [
-        ("vertex_credentials", credentials),
-        ("env:GOOGLE_APPLICATION_CREDENTIALS", env.get("GOOGLE_APPLICATION_CREDENTIALS")),
-        ("gcloud ADC", gcloud / "application_default_credentials.json"),
-    ]
-    for source, where in choices:
-        if not where:
-            continue
-        text = str(where)
-        try:
-            if not text.lstrip().startswith("{"):
-                text = Path(text).expanduser().read_text(encoding="utf-8")
-            if isinstance(json.loads(text), dict):
-                return source
-        except (OSError, ValueError):
-            continue
-    return None

@@ -70,9 +70,11 @@ def print_requests(requests: dict[str, list[HttpRequest]], *, json_out: bool) ->
         ]
         sys.stdout.write(json.dumps(shown, ensure_ascii=False) + "\n")
         return
+    from ..modelcheck import CHECKS
+
     out = sys.stdout
     for provider, batch in requests.items():
-        what = "one lookup per catalog model" if provider == "vertex_ai" else "the model list"
+        what = CHECKS[provider].what
         count = f"{len(batch)} request" + ("s" if len(batch) != 1 else "")
         out.write(f"# {provider}: {what}, {count}\n")
         for request in batch:

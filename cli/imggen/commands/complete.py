@@ -8,12 +8,13 @@ def complete_model(incomplete: str) -> list[str]:
     """Catalog ids, full (`openai/gpt-image-2`) and bare (`gpt-image-2`), retired ones left out."""
     from ..catalog import all_models
     from ..errors import ImggenError
+    from ..providers import SPECS
 
     try:
         models = [m for m in all_models() if m.status() != "retired"]
     except ImggenError:  # a broken overlay (models.json in the config directory)
         return []
-    names = [m.id for m in models] + [m.model_id for m in models if m.bare] + ["placeholder"]
+    names = [m.id for m in models] + [m.model_id for m in models if m.bare] + [s.name for s in SPECS if s.alone]
     return [name for name in dict.fromkeys(names) if name.startswith(incomplete)]
 
 

@@ -10,6 +10,7 @@ import typer
 
 from ..catalog import PROVIDERS, parse_model
 from ..errors import ConfigError, UsageError
+from ..providers import SPECS
 from ..secrets import SECRET_SETTINGS
 from ..settings import (
     ENV_REF,
@@ -115,13 +116,7 @@ def set_cmd(
 # Keys that work with any provider: a profile of only these needs none (e.g. `--profile slow`).
 PROVIDER_FREE_KEYS = ("provider", "timeout", "rpm", "output_dir")
 # api_base hosts that can only be one provider's.
-PROVIDER_HOSTS = (
-    (re.compile(r"(^|\.)(openai|cognitiveservices)\.azure\.com$"), "azure"),
-    (re.compile(r"^bedrock-runtime(-fips)?\.[a-z0-9-]+\.amazonaws\.com$"), "bedrock"),
-    (re.compile(r"^generativelanguage\.googleapis\.com$"), "gemini"),
-    (re.compile(r"^([a-z0-9-]+-)?aiplatform(\.[a-z0-9-]+\.rep)?\.googleapis\.com$"), "vertex_ai"),
-    (re.compile(r"^api\.openai\.com$"), "openai"),
-)
+PROVIDER_HOSTS = tuple((re.compile(spec.api_hosts), spec.name) for spec in SPECS if spec.api_hosts)
 
 
 def _needs_provider(profile: str, entry: dict[str, Any], key: str) -> bool:
@@ -143,11 +138,8 @@ def _inferred_provider(key: str, value: Any) -> str | None:
         return next((provider for pattern, provider in PROVIDER_HOSTS if pattern.search(host)), None)
     if key == "model":
         return text.split("/", 1)[0] if "/" in text else None  # check_value took the prefix already
-    if key.startswith("aws_"):
-        return "bedrock"
-    if key.startswith("vertex_"):
-        return "vertex_ai"
-    return None
+    owners = [spec.name for spec in SPECS if key in spec.env]
+    return owners[0] if len(owners) == 1 else None  # a key only one provider has
 
 
 def _no_provider(profile: str, key: str) -> UsageError:

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
+from ..errors import ConfigError, UsageError
 from ..types import HttpRequest, ImageRequest
-from .openai_wire import OpenAIWire, bearer, build_body, join
+from .azure_spec import CHECK, SPEC
+from .contract import Provider
+from .openai_wire import OpenAIWire, bearer, build_body, join, parse_model_list
 
 if TYPE_CHECKING:
+    from ..modelcheck import Listed
     from ..settings import Resolved
+    from ..transport import Transport
 
 DRY_RUN_BASE = "https://{resource}.openai.azure.com"
 V1_VERSIONS = frozenset({"v1", "preview", "latest"})
+MODELS_VERSION = "2024-10-21"  # the GA version that documents Models - List
 BASE_HINT = "Set AZURE_API_BASE, or run: imggen config set azure api_base https://<resource>.openai.azure.com/"
-KEY_HINT = "Set AZURE_API_KEY (or AZURE_AD_TOKEN for Entra ID), or run: imggen config set azure api_key"
+KEY_HINT = SPEC.key_hint
 
 
 def _url(settings: Resolved, deployment: str, version: str, dry_run: bool) -> str:
@@ -58,5 +63,41 @@ class AzureProvider(OpenAIWire):
         headers = {"Content-Type": "application/json", **_auth(settings, dry_run)}
         return HttpRequest("POST", url, headers, body)
 
+    def model_list_requests(self, settings: Resolved) -> list[HttpRequest]:
+        return [models_request(settings, True)]
 
-PROVIDER = AzureProvider()
+    async def list_models(self, settings: Resolved, transport: Transport) -> dict[str, Listed]:
+        """`GET {endpoint}/openai/models?api-version=2024-10-21` with `api-key` -> `{"data": [{"id",
+        "lifecycle_status", "deprecation": {"inference": unix seconds}}]}`:
+        https://learn.microsoft.com/rest/api/azureopenai/models/list"""
+        from ..modelcheck import known_ids
+        from . import response_json
+        from .openai_wire import map_error
+
+        response = await transport.send(models_request(settings, False), map_error)
+        return parse_model_list(response_json(response, None, CHECK.label), known_ids(SPEC.name), listed)
+
+
+def models_request(settings: Resolved, dry_run: bool) -> HttpRequest:
+    base, key, token = settings.get("api_base"), settings.get("api_key"), settings.get("azure_ad_token")
+    if not dry_run and not base:
+        raise ConfigError("no Azure endpoint (AZURE_API_BASE)", hint=CHECK.hint)
+    base = str(base).split("/openai/", 1)[0] if base else None  # a deployment URL given as the base
+    if not dry_run and not (key or token):
+        raise ConfigError("no Azure API key", hint=CHECK.hint)
+    url = join(str(base or DRY_RUN_BASE), "openai/models") + f"?api-version={MODELS_VERSION}"
+    return HttpRequest("GET", url, {"api-key": str(key)} if key else bearer(token))
+
+
+def listed(model_id: str, item: dict[str, Any]) -> Listed:
+    from ..modelcheck import Listed, date_of
+
+    deprecation = item.get("deprecation")
+    ends = date_of(deprecation.get("inference")) if isinstance(deprecation, dict) else None
+    status = str(item.get("lifecycle_status") or "listed")
+    words = status + (f", inference retires {ends}" if ends else "")
+    legacy = status.lower().startswith("deprecat") or status.lower() == "legacy"
+    return Listed(model_id, words, "legacy" if legacy else None, ends)
+
+
+PROVIDER: Provider = AzureProvider()

@@ -13,18 +13,21 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..errors import ConfigError, GenerationError
+from ..errors import AuthError, ConfigError, GenerationError
 from ..secrets import cut, remember
 from ..settings import Setting
 from ..types import SENT_LATER, HttpRequest, ImageRequest
 from . import ProviderResult, contract, response_json
 from .bedrock_families import build_body, parse_body, shortfall
-from .contract import ErrorFields, HttpProvider
+from .bedrock_spec import SPEC
+from .contract import ErrorFields, HttpProvider, Provider
 
 if TYPE_CHECKING:
     import httpx
 
+    from ..modelcheck import Listed
     from ..settings import Resolved
+    from ..transport import Transport
 
 FALLBACK_REGION = "us-east-1"
 _CREDENTIALS_LOCK = threading.Lock()  # signing runs in worker threads; the chain is resolved by one at a time
@@ -161,6 +164,86 @@ class BedrockProvider(HttpProvider):
             hint="Check the model id and region." if response.status_code == 404 else None,
         )  # fmt: skip
 
+    def complete_settings(self, settings: Resolved) -> None:
+        complete_settings(settings)
+
+    def model_list_requests(self, settings: Resolved) -> list[HttpRequest]:
+        return [models_request(region, s, True) for region, s in list_regions().items()]
+
+    async def list_models(self, settings: Resolved, transport: Transport) -> dict[str, Listed]:
+        """`GET /foundation-models?byOutputModality=IMAGE` (ListFoundationModels), SigV4 for service
+        `bedrock` -> `{"modelSummaries": [{"modelId", "modelLifecycle": {"status": ACTIVE|LEGACY, "legacyTime",
+        "endOfLifeTime", ...}}]}` (ISO 8601 times): botocore 1.44.8 `data/bedrock/2023-04-20/service-2.json`.
+        Asked in every region the catalog's models would be sent to."""
+        found: dict[str, Listed] = {}
+        for region, region_settings in list_regions().items():
+            http = models_request(region, region_settings, False)
+            if "Authorization" not in http.headers:
+                await asyncio.to_thread(sign, http, region_settings)
+
+            def mapped(response: httpx.Response, settings: Resolved = region_settings) -> GenerationError:
+                error = map_error(response, settings)
+                if isinstance(error, AuthError) and error.code == "AccessDeniedException":
+                    error.hint = "Check that the IAM policy allows bedrock:ListFoundationModels."
+                return error
+
+            response = await transport.send(http, mapped)
+            payload = response_json(response, response.headers.get("x-amzn-requestid"), "Bedrock")
+            found.update(parse_model_list(payload))
+        return found
+
+
+def control_endpoint(region: str) -> str:
+    """The control plane (not bedrock-runtime): boto3's AWS_ENDPOINT_URL_BEDROCK, then AWS_ENDPOINT_URL."""
+    import os
+
+    override = os.environ.get("AWS_ENDPOINT_URL_BEDROCK") or os.environ.get("AWS_ENDPOINT_URL")
+    return override.rstrip("/") if override else f"https://bedrock.{region}.amazonaws.com"
+
+
+def list_regions() -> dict[str, Resolved]:
+    """One settings per region the catalog's Bedrock models would be sent to (region rules as for
+    generation: a region the user set wins, else each model's catalog region)."""
+    from ..modelcheck import catalog_models, settings_for
+
+    regions: dict[str, Resolved] = {}
+    ids: list[str | None] = [m.model_id for m in catalog_models(SPEC.name)]
+    for model_id in ids or [None]:
+        settings = settings_for(SPEC.name, model_id)
+        regions.setdefault(str(settings.get("aws_region_name")), settings)
+    return regions
+
+
+def models_request(region: str, settings: Resolved, dry_run: bool) -> HttpRequest:
+    url = f"{control_endpoint(region)}/foundation-models?byOutputModality=IMAGE"
+    headers = {"Accept": "application/json", **_bearer(settings, url, dry_run)}
+    if dry_run and "Authorization" not in headers:
+        headers["Authorization"] = f"AWS4-HMAC-SHA256 {SENT_LATER}"
+    return HttpRequest("GET", url, headers)
+
+
+def parse_model_list(payload: Any) -> dict[str, Listed]:
+    from ..modelcheck import items
+
+    return {
+        item["modelId"]: _listed(item["modelId"], item.get("modelLifecycle"))
+        for item in items(payload, "modelSummaries")
+        if isinstance(item.get("modelId"), str)
+    }
+
+
+def _listed(model_id: str, lifecycle: Any) -> Listed:
+    from ..modelcheck import Listed, date_of
+
+    lifecycle = lifecycle if isinstance(lifecycle, dict) else {}
+    status = str(lifecycle.get("status") or "listed")
+    ends = date_of(lifecycle.get("endOfLifeTime"))
+    legacy = date_of(lifecycle.get("legacyTime"))
+    words = status + (f", legacy since {legacy}" if legacy and status == "LEGACY" else "")
+    words += f", end of life {ends}" if ends else ""
+    state = {"ACTIVE": "active", "LEGACY": "legacy"}.get(status)
+    return Listed(model_id, words, state, ends)
+
 
 def map_error(response: httpx.Response, settings: Resolved) -> GenerationError:
     """Bedrock's `{"message"}` and x-amzn-ErrorType to imggen's errors, with what to do next."""
@@ -180,4 +263,4 @@ def _auth_hint(kind: str, settings: Resolved) -> str:
     return f"The credentials from {used} were rejected or have expired. " + SSO_HINT.format(profile=where)
 
 
-PROVIDER = BedrockProvider()
+PROVIDER: Provider = BedrockProvider()

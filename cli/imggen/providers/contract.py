@@ -17,7 +17,9 @@ from ..errors import AuthError, ContentFilterError, GenerationError, ProviderErr
 if TYPE_CHECKING:
     import httpx
 
+    from ..modelcheck import Listed
     from ..settings import Resolved
+    from ..transport import Transport
     from ..types import HttpRequest, ImageData, ImageRequest, Usage
 
 LOCAL = "LOCAL"  # the method of a request that is answered on this machine (nothing is sent)
@@ -117,9 +119,33 @@ class Provider(Protocol):
         """The result of a request built with method LOCAL (made here, nothing sent)."""
         ...
 
+    # Around the send path: what planning, `imggen serve` and `imggen models check` ask of a provider.
+    def complete_settings(self, settings: Resolved) -> None:
+        """Fill settings only the provider can derive (Bedrock's region from the AWS config)."""
+        ...
 
-class HttpProvider:
-    """The defaults of the contract: credentials added at build time, JSON answers, no job to poll."""
+    def plan_notes(self, request: ImageRequest) -> list[str]:
+        """Notes a plan shows before sending (what the provider will do with the options)."""
+        ...
+
+    def check_credentials(self, settings: Resolved) -> None:
+        """Load what building a request does not (`imggen serve`'s /health): raise when it cannot."""
+        ...
+
+    # `imggen models check` (asked only of a provider whose declaration has `check`; others list nothing):
+    def model_list_requests(self, settings: Resolved) -> list[HttpRequest]:
+        """The requests that list its models (the first ones, for a listing in pages), as --dry-run shows them."""
+        ...
+
+    async def list_models(self, settings: Resolved, transport: Transport) -> dict[str, Listed]:
+        """The image models the account can use, by id; raises the provider's error."""
+        ...
+
+
+class HttpProvider(Provider):
+    """The defaults of the contract: credentials added at build time, JSON answers, no job to poll, and
+    nothing to add around the send path. A provider subclasses it, so mypy checks it against Provider
+    (and refuses to build one that leaves out build_request or parse_response)."""
 
     spill: bool = False
     image_bodies: bool = False
@@ -149,3 +175,18 @@ class HttpProvider:
 
     async def answer_locally(self, request: ImageRequest) -> ProviderResult:
         raise NotImplementedError(f"{type(self).__name__} sends its requests")
+
+    def complete_settings(self, settings: Resolved) -> None:
+        return None
+
+    def plan_notes(self, request: ImageRequest) -> list[str]:
+        return []
+
+    def check_credentials(self, settings: Resolved) -> None:
+        return None
+
+    def model_list_requests(self, settings: Resolved) -> list[HttpRequest]:
+        return []
+
+    async def list_models(self, settings: Resolved, transport: Transport) -> dict[str, Listed]:
+        return {}

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..types import HttpRequest, ImageRequest
 from . import google_wire
+from .contract import Provider
+from .gemini_spec import CHECK, SPEC
 
 if TYPE_CHECKING:
-    from ..settings import Resolved
+    import httpx
 
-KEY_HINT = "Set GEMINI_API_KEY, or run: imggen config set gemini api_key"
+    from ..errors import GenerationError
+    from ..modelcheck import Listed
+    from ..settings import Resolved
+    from ..transport import Transport
+
+KEY_HINT = SPEC.key_hint
+PAGE_SIZE = 1000  # models a page of the model list holds
+MAX_PAGES = 50
 
 
 class GeminiProvider(google_wire.GoogleWire):
@@ -28,9 +37,66 @@ class GeminiProvider(google_wire.GoogleWire):
     def auth_hint(self, settings: Resolved) -> str:
         return "Check the Gemini API key (imggen config explain shows which one was used)."
 
+    def plan_notes(self, request: ImageRequest) -> list[str]:
+        return google_wire.plan_notes(request)
 
-def plan_notes(request: ImageRequest) -> list[str]:
-    return google_wire.plan_notes(request)
+    def model_list_requests(self, settings: Resolved) -> list[HttpRequest]:
+        return [models_request(settings, True)]
+
+    async def list_models(self, settings: Resolved, transport: Transport) -> dict[str, Listed]:
+        """`GET {api_base}/models?pageSize=&pageToken=` with `x-goog-api-key` -> `{"models": [{"name":
+        "models/ID"}], "nextPageToken"}`: google-genai 3.6.1 `models.py` (_ListModelsParameters,
+        _ListModelsResponse)."""
+        from . import response_json
+
+        found: dict[str, Listed] = {}
+        token: str | None = None
+        for _ in range(MAX_PAGES):
+            response = await transport.send(models_request(settings, False, token), _list_error)
+            page, token = parse_model_page(response_json(response, None, "the Gemini API"))
+            found.update(page)
+            if token is None:
+                break
+        return found
 
 
-PROVIDER = GeminiProvider()
+def models_request(settings: Resolved, dry_run: bool, page_token: str | None = None) -> HttpRequest:
+    from urllib.parse import urlencode
+
+    from ..errors import ConfigError
+
+    key = settings.get("api_key")
+    if not key and not dry_run:
+        raise ConfigError("no Gemini API key", hint=CHECK.hint)
+    query = {"pageSize": PAGE_SIZE, **({"pageToken": page_token} if page_token else {})}
+    url = f"{str(settings.get('api_base')).rstrip('/')}/models?{urlencode(query)}"
+    return HttpRequest("GET", url, {"x-goog-api-key": str(key)} if key else {})
+
+
+def parse_model_page(payload: Any) -> tuple[dict[str, Listed], str | None]:
+    """One page of the model list (image models only: gemini-*-image*, imagen-*) and the next page's token."""
+    from ..modelcheck import Listed, items, known_ids
+
+    known = known_ids(SPEC.name)
+    found: dict[str, Listed] = {}
+    for item in items(payload, "models"):
+        name = item.get("name")
+        model_id = name.removeprefix("models/") if isinstance(name, str) else None
+        if model_id and (model_id in known or "image" in model_id):
+            found[model_id] = Listed(model_id)
+    token = payload.get("nextPageToken") if isinstance(payload, dict) else None
+    return found, token if isinstance(token, str) and token else None
+
+
+def _list_error(response: httpx.Response) -> GenerationError:
+    """Google's error mapping, with a rejected key (400 API_KEY_INVALID) as a credentials error."""
+    from ..errors import AuthError
+
+    hint = "Check the Gemini API key (imggen config explain -m gemini/… shows which one was used)."
+    error = google_wire.map_error(response, hint)
+    if response.status_code == 400 and ("API_KEY_INVALID" in response.text or "API key not valid" in response.text):
+        return AuthError(error.message, hint=hint, status=error.status, request_id=error.request_id, code=error.code)
+    return error
+
+
+PROVIDER: Provider = GeminiProvider()

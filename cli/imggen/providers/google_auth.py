@@ -17,7 +17,7 @@ import httpx
 
 from ..errors import ConfigError
 from ..transport import ca_verify
-from . import GOOGLE_CA_ENV
+from .vertex_spec import GOOGLE_CA_ENV
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 ADC_HINT = "Run: gcloud auth application-default login, or set GOOGLE_APPLICATION_CREDENTIALS or vertex_credentials."

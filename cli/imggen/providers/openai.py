@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..types import HttpRequest, ImageRequest
-from .openai_wire import OpenAIWire, bearer, build_body, is_gpt_image, join
+from .contract import Provider
+from .openai_spec import CHECK, SPEC
+from .openai_wire import OpenAIWire, bearer, build_body, is_gpt_image, join, parse_model_list
 
 if TYPE_CHECKING:
+    from ..modelcheck import Listed
     from ..settings import Resolved
+    from ..transport import Transport
 
-KEY_HINT = "Set OPENAI_API_KEY, or run: imggen config set openai api_key"
+KEY_HINT = SPEC.key_hint
 OPENAI_HOST = "api.openai.com"
 
 
@@ -36,5 +40,35 @@ class OpenAIProvider(OpenAIWire):
         url = join(settings.get("api_base"), "images/generations")
         return HttpRequest("POST", url, headers, build_body(request, user_field=_user_field(request, url)))
 
+    def model_list_requests(self, settings: Resolved) -> list[HttpRequest]:
+        return [models_request(settings, True)]
 
-PROVIDER = OpenAIProvider()
+    async def list_models(self, settings: Resolved, transport: Transport) -> dict[str, Listed]:
+        """`GET {api_base}/models` -> `{"data": [{"id", "created", "owned_by", "shutdown_date"?}]}`:
+        openai 3.57.0 `resources/models.py`, `types/model.py`."""
+        from ..modelcheck import known_ids
+        from . import response_json
+        from .openai_wire import map_error
+
+        response = await transport.send(models_request(settings, False), map_error)
+        return parse_model_list(response_json(response, None, CHECK.label), known_ids(SPEC.name), listed)
+
+
+def models_request(settings: Resolved, dry_run: bool) -> HttpRequest:
+    from ..errors import ConfigError
+    from ..modelcheck import custom_base
+
+    key = settings.get("api_key")
+    if not key and not dry_run and not custom_base(settings):
+        raise ConfigError("no OpenAI API key", hint=CHECK.hint)
+    return HttpRequest("GET", join(str(settings.get("api_base")), "models"), bearer(key))
+
+
+def listed(model_id: str, item: dict[str, Any]) -> Listed:
+    from ..modelcheck import Listed, date_of
+
+    ends = date_of(item.get("shutdown_date"))
+    return Listed(model_id, f"shuts down {ends}" if ends else "listed", "legacy" if ends else None, ends)
+
+
+PROVIDER: Provider = OpenAIProvider()

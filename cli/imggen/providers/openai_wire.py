@@ -13,8 +13,11 @@ from . import contract, shape_guard
 from .contract import ErrorFields, HttpProvider, ProviderResult
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import httpx
 
+    from ..modelcheck import Listed
     from ..settings import Resolved
 
 REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id", "x-ms-request-id")
@@ -225,3 +228,25 @@ def bearer(key: str | None) -> dict[str, str]:
 
 def join(base: str, path: str) -> str:
     return base.rstrip("/") + "/" + path.lstrip("/")
+
+
+# Model lists (`imggen models check`) hold chat, audio and embedding models too: only these count as image models.
+IMAGE_FAMILIES = ("gpt-image-*", "dall-e-*", "chatgpt-image-*")
+
+
+def parse_model_list(
+    payload: Any, known: set[str], entry: Callable[[str, dict[str, Any]], Listed]
+) -> dict[str, Listed]:
+    """OpenAI's (and Azure's) `data[]`: image models only, each read by `entry`."""
+    from fnmatch import fnmatchcase
+
+    from ..modelcheck import items
+
+    found: dict[str, Listed] = {}
+    for item in items(payload, "data"):
+        model_id = item.get("id")
+        if not isinstance(model_id, str):
+            continue
+        if model_id in known or any(fnmatchcase(model_id, pattern) for pattern in IMAGE_FAMILIES):
+            found[model_id] = entry(model_id, item)
+    return found

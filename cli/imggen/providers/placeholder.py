@@ -7,7 +7,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from ..types import HttpRequest, ImageData, ImageRequest
-from .contract import LOCAL, HttpProvider, ProviderResult
+from .contract import LOCAL, HttpProvider, Provider, ProviderResult
 
 if TYPE_CHECKING:
     import httpx
@@ -48,4 +48,4 @@ class PlaceholderProvider(HttpProvider):
         return ProviderResult(images)
 
 
-PROVIDER = PlaceholderProvider()
+PROVIDER: Provider = PlaceholderProvider()

@@ -7,16 +7,20 @@ import json
 import os
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..settings import Setting, remember_secret
 from ..types import SENT_LATER, HttpRequest, ImageRequest
-from . import google_wire
+from . import google_wire, response_json
+from .contract import Provider
 from .google_auth import ADC_HINT, load, token_source
+from .vertex_spec import SPEC
 
 if TYPE_CHECKING:
+    from ..modelcheck import Listed
     from ..settings import Resolved
+    from ..transport import Transport
 
 PROJECT_HINT = "Set VERTEXAI_PROJECT, or run: imggen config set vertex_ai vertex_project <project-id>"
 
@@ -114,9 +118,69 @@ class VertexProvider(google_wire.GoogleWire):
     def auth_hint(self, settings: Resolved) -> str:
         return auth_hint(settings)
 
+    def complete_settings(self, settings: Resolved) -> None:
+        complete_settings(settings)
 
-def plan_notes(request: ImageRequest) -> list[str]:
-    return google_wire.plan_notes(request)
+    def plan_notes(self, request: ImageRequest) -> list[str]:
+        return google_wire.plan_notes(request)
+
+    def check_credentials(self, settings: Resolved) -> None:
+        check_credentials(settings)
+
+    def model_list_requests(self, settings: Resolved) -> list[HttpRequest]:
+        return list(model_lookups(settings).values())
+
+    async def list_models(self, settings: Resolved, transport: Transport) -> dict[str, Listed]:
+        """One lookup per catalog id: `GET {host}/v1beta1/publishers/google/models/{id}` -> PublisherModel
+        `{"name", "versionId", "launchStage", "versionState", ...}`; 404 when the model does not exist:
+        Vertex AI REST reference (PublisherModel, publishers.models.get). It carries no deprecation or
+        shutdown date."""
+        token = await asyncio.to_thread(token_source(settings.get("vertex_credentials")).token)
+        remember_secret(token)
+        lookups = model_lookups(settings)
+        for http in lookups.values():
+            http.headers["Authorization"] = f"Bearer {token}"
+        answers = await asyncio.gather(*(_lookup(i, h, settings, transport) for i, h in lookups.items()))
+        return {listed.model_id: listed for listed in answers if listed is not None}
 
 
-PROVIDER = VertexProvider()
+def model_lookups(settings: Resolved) -> dict[str, HttpRequest]:
+    """One publisher-model lookup per catalog id, at the location its requests would go to."""
+    from urllib.parse import quote
+
+    from ..modelcheck import catalog_models
+
+    located = settings.values.get("vertex_location")
+    user_location = located.value if located is not None and located.source != "default" else None
+    requests = {}
+    for info in catalog_models(SPEC.name):
+        location = user_location or getattr(info, "location", None) or settings.get("vertex_location")
+        root = location_host(settings.get("api_base"), str(location))
+        url = f"{root}/v1beta1/publishers/google/models/{quote(info.model_id, safe='@')}"
+        requests[info.model_id] = HttpRequest("GET", url, {"Authorization": f"Bearer {SENT_LATER}"})
+    return requests
+
+
+async def _lookup(model_id: str, http: HttpRequest, settings: Resolved, transport: Transport) -> Listed | None:
+    from ..errors import GenerationError
+
+    hint = auth_hint(settings)
+    try:
+        response = await transport.send(http, lambda r: google_wire.map_error(r, hint))
+    except GenerationError as exc:
+        if exc.status == 404:
+            return None  # no such publisher model (any more)
+        raise
+    return parse_model(model_id, response_json(response, response.headers.get("x-request-id"), "Vertex AI"))
+
+
+def parse_model(model_id: str, payload: Any) -> Listed:
+    from ..modelcheck import Listed
+
+    payload = payload if isinstance(payload, dict) else {}
+    stage = str(payload.get("launchStage") or "listed")
+    version = str(payload.get("versionState") or "").removeprefix("VERSION_STATE_").lower()
+    return Listed(model_id, stage + (f", {version}" if version and version != "unspecified" else ""))
+
+
+PROVIDER: Provider = VertexProvider()

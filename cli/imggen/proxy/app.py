@@ -26,7 +26,7 @@ from .. import __version__
 from ..batch import Session
 from ..errors import ImggenError
 from ..plan import Options
-from ..providers import get_provider, hook
+from ..providers import get_provider
 from ..settings import redact
 from ..types import ImageRequest, ImageResponse
 from .config import Deployment, ProxyConfig
@@ -271,10 +271,9 @@ async def _check(deployment: Deployment) -> str | None:
     settings = deployment.settings
     request = ImageRequest(prompt="health check", model=settings.model)
     try:
-        get_provider(settings.model.provider).build_request(request, settings)
-        check = hook(settings.model.provider, "check_credentials")  # what building does not load
-        if check is not None:
-            check(settings)
+        provider = get_provider(settings.model.provider)
+        provider.build_request(request, settings)
+        provider.check_credentials(settings)  # what building does not load
     except ImggenError as exc:
         return redact(str(exc))
     return None

@@ -18,19 +18,17 @@ from typing import Any
 from ..catalog import lookup
 from ..checks import RANGES, Range, number_problem, quoted
 from ..errors import ConfigError, ImggenError
+from ..providers import SPECS
 from ..secrets import is_secret, remember
 from ..settings import ENV_REF, Config, Resolved, Setting, clean_secret, resolve
 from ..types import ModelRef
 
-# litellm_params keys that become imggen settings of the same meaning.
+# litellm_params keys that become imggen settings of the same meaning: every provider's settings
+# (under their own names and their declared aliases), the common ones and the timeout.
 SETTING_KEYS = {
-    "api_key": "api_key", "api_base": "api_base", "api_version": "api_version", "timeout": "timeout",
-    "azure_ad_token": "azure_ad_token", "aws_access_key_id": "aws_access_key_id",
-    "aws_secret_access_key": "aws_secret_access_key", "aws_session_token": "aws_session_token",
-    "aws_region_name": "aws_region_name", "aws_profile_name": "aws_profile_name",
-    "aws_bedrock_runtime_endpoint": "api_base", "vertex_project": "vertex_project",
-    "vertex_location": "vertex_location", "vertex_credentials": "vertex_credentials",
-}  # fmt: skip
+    **{key: key for key in ("api_key", "api_base", "api_version", "timeout")},
+    **{key: s.key for spec in SPECS for s in spec.settings for key in (s.key, *s.proxy_aliases)},
+}
 ROUTING_KEYS = {"model", "rpm", "weight", "drop_params", "base_model", "allow_retired"}
 ROUTER_KEYS = {
     "routing_strategy", "num_retries", "timeout", "cooldown_time", "allowed_fails", "fallbacks",

@@ -18,6 +18,7 @@ from ..api import execute
 from ..batch import Session
 from ..errors import AuthError, ContentFilterError, GenerationError, ImggenError, NetworkError, UsageError
 from ..plan import MAX_N, OPTION_FLAGS, REQUEST_OPTIONS, Options, Plan, make_plan, model_fields
+from ..providers import SPECS
 from ..secrets import redact
 from ..transport import backoff, retryable_status
 from ..types import ImageResponse
@@ -36,10 +37,10 @@ OPENAI_FIELDS: dict[str, type] = {
     "partial_images": int, "input_fidelity": str, "safety_identifier": str, "complexity": str,
     "frame_count": int, "frame_duration_ms": int, "svg": dict,
 }  # fmt: skip
-OPENAI_PROVIDERS = ("openai", "azure")
+OPENAI_PROVIDERS = tuple(spec.name for spec in SPECS if spec.extra_fields == "openai-format")
 # As LiteLLM does, a field OpenAI's format does not have reaches these providers as a provider parameter
 # (Bedrock's body, Vertex AI's parameters, Gemini's generationConfig: cfgScale, addWatermark, …).
-PROVIDER_PARAM_PROVIDERS = ("bedrock", "vertex_ai", "gemini")
+PROVIDER_PARAM_PROVIDERS = tuple(spec.name for spec in SPECS if spec.extra_fields == "provider-params")
 
 
 class ProxyError(Exception):
