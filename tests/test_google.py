@@ -343,9 +343,12 @@ def test_imggen_serve_answers_an_upstream_key_refusal_as_its_own_failure_not_the
     which would blame the client's request: it is the gateway's failure (502), as an upstream 401 is."""
     import httpx
 
-    from imggen.errors import AuthError
-    from imggen.providers.google_wire import map_error
+    from imggen.errors import AuthError, GenerationError
+    from imggen.providers import contract, google_wire
     from imggen.proxy.router import upstream_error
+
+    def map_error(response: httpx.Response, hint: str) -> GenerationError:
+        return contract.map_error(response, google_wire.error_fields(response, hint))
 
     body = {
         "error": {

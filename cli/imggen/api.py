@@ -271,7 +271,8 @@ def _merged(params: dict[str, Any] | None, keywords: dict[str, Any]) -> dict[str
 
 
 def check_run_numbers(**values: Any) -> None:
-    """`retries=` and `concurrency=` of a Python call: the same ranges as the flags."""
+    """`retries=`, `concurrency=` (and `run()`'s `rpm=`, `max_cost=`, `timeout=`) of a Python call: the
+    same ranges as the flags."""
     from .checks import RANGES, number_problem, param_error
 
     for key, value in values.items():

@@ -71,6 +71,13 @@ class ModelInfo:
             return "deprecated"
         return "active"
 
+    def status_words(self, on: dt.date | None = None) -> str:
+        """The status with its date said for what it is: "retires 2026-12-01", "retired 2026-05-12"."""
+        status, retired = self.status(on), self.lifecycle.get("retired")
+        if status == "retired":
+            return f"retired {retired}" if retired else "retired"
+        return f"retires {retired}" if retired else status
+
     def has_field(self, name: str) -> bool:
         return name in self.fields
 

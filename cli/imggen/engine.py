@@ -8,13 +8,12 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from .providers.contract import LOCAL, Pending, ProviderResult, map_error
+from .providers.contract import LOCAL, Pending, ProviderResult, error_mapper
 from .transport import deadline_error, is_image
 
 if TYPE_CHECKING:
     import httpx
 
-    from .errors import GenerationError
     from .providers.contract import Provider
     from .settings import Resolved
     from .transport import Transport
@@ -44,11 +43,7 @@ async def _send(
     provider: Provider, http: HttpRequest, settings: Resolved, credentials: Any, transport: Transport
 ) -> httpx.Response:
     await provider.authorize(http, settings, credentials)
-
-    def mapped(response: httpx.Response) -> GenerationError:
-        return map_error(response, provider.error_fields(response, settings))
-
-    return await transport.send(http, mapped, spill=provider.spill)
+    return await transport.send(http, error_mapper(provider, settings), spill=provider.spill)
 
 
 def _answer(

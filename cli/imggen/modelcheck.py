@@ -86,14 +86,9 @@ class Report:
 
 def catalog_words(info: ModelInfo, today: dt.date) -> str:
     """The catalog's status with its date: "active", "deprecated 2026-10-23", "retires 2026-12-01",
-    "retired 2026-05-12"."""
-    status = info.status(today)
-    retired, deprecated = info.lifecycle.get("retired"), info.lifecycle.get("deprecated")
-    if status == "retired":
-        return f"retired {retired}" if retired else "retired"
-    if status == "deprecated":
-        return f"retires {retired}" if retired else f"deprecated {deprecated}" if deprecated else "deprecated"
-    return status
+    "retired 2026-05-12" (the table of `imggen models` leaves a deprecation's own date out)."""
+    words, deprecated = info.status_words(today), info.lifecycle.get("deprecated")
+    return f"deprecated {deprecated}" if words == "deprecated" and deprecated else words
 
 
 def catalog_models(provider: str) -> list[ModelInfo]:
@@ -197,12 +192,7 @@ def configured_for_check(provider: str, config: Config) -> bool:
 
     if credentials_configured(provider, config):
         return True
-    return CHECKS[provider].keyless_base and custom_base(settings_for(provider))
-
-
-def custom_base(settings: Resolved) -> bool:
-    setting = settings.values.get("api_base")
-    return setting is not None and setting.value is not None and setting.source != "default"
+    return CHECKS[provider].keyless_base and settings_for(provider).given("api_base")
 
 
 def dry_run_requests(provider: str) -> list[HttpRequest]:

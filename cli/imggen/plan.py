@@ -291,8 +291,7 @@ OWN_HOSTS = {name: spec.own_hosts for name, spec in PROVIDERS.items() if spec.ow
 def on_own_endpoint(settings: Resolved) -> bool:
     """The request goes to the provider's own endpoint: no api_base was set (flag, profile, environment),
     or, for Azure, the api_base is an Azure resource's."""
-    setting = settings.values.get("api_base")
-    if setting is None or setting.value is None or setting.source in ("default", "unset"):
+    if not settings.given("api_base"):
         return True
     hosts = OWN_HOSTS.get(settings.model.provider)
     if hosts is None:
@@ -300,7 +299,7 @@ def on_own_endpoint(settings: Resolved) -> bool:
     from urllib.parse import urlsplit
 
     try:
-        host = (urlsplit(str(setting.value)).hostname or "").lower()
+        host = (urlsplit(str(settings.get("api_base"))).hostname or "").lower()
     except ValueError:
         return False
     return host.endswith(hosts)

@@ -521,8 +521,8 @@ def _prepare(jobs: Iterable[str | Mapping[str, Any]], given: dict[str, Any], opt
 
     _check_options(options)
     values = {key: given[key] for key in RUN_KEYWORDS}
-    check_run_numbers(retries=values["retries"], concurrency=values["concurrency"])
-    _check_numbers(rpm=values["rpm"], max_cost=values["max_cost"], timeout=values["timeout"])
+    optional = {key: values[key] for key in ("rpm", "max_cost", "timeout") if values[key] is not None}
+    check_run_numbers(retries=values["retries"], concurrency=values["concurrency"], **optional)
     _check_text(model=values["model"], profile=values["profile"], api_key=values["api_key"],
                 api_base=values["api_base"], api_version=values["api_version"], name=values["name"])  # fmt: skip
     given_options = Options(**{k: v for k, v in options.items() if k in OPTIONS})
@@ -551,15 +551,6 @@ def _check_options(options: dict[str, Any]) -> None:
             close = difflib.get_close_matches(key, [*OPTIONS, *RUN_KEYWORDS], n=1, cutoff=0.8)
             hint = f"; did you mean {close[0]!r}?" if close else " (provider parameters go in params={...})"
             raise TypeError(f"run() got an unexpected keyword argument {key!r}{hint}")
-
-
-def _check_numbers(**values: Any) -> None:
-    from .checks import RANGES, number_problem, param_error
-
-    for key, value in values.items():
-        problem = None if value is None else number_problem(value, RANGES[key])
-        if problem:
-            raise param_error("{given} {problem}", param=key, value=value, problem=problem)
 
 
 async def _stream(runner: Runner, retries: int, concurrency: int, rpm: float | None) -> AsyncIterator[Result]:

@@ -254,6 +254,11 @@ class Resolved:
         setting = self.values.get(key)
         return default if setting is None or setting.value is None else setting.value
 
+    def given(self, key: str) -> bool:
+        """The user set `key` (a flag, a profile, the environment): it is not imggen's default."""
+        setting = self.values.get(key)
+        return setting is not None and setting.value is not None and setting.source not in ("default", "unset")
+
     def require(self, key: str, what: str, hint: str) -> Any:
         """The value of `key`, or a ConfigError naming exactly what is missing."""
         setting = self.values.get(key)

@@ -3,7 +3,6 @@ JSON with --json, and the requests it would send with --dry-run."""
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING
 
@@ -34,16 +33,10 @@ def print_report(report: Report, *, json_out: bool) -> None:
     if json_out:
         render.print_json([row.as_json() for row in report.rows])
     elif sys.stdout.isatty():
-        _table([list(HEADERS)] + [cells(row) for row in report.rows])
+        render.print_table([list(HEADERS)] + [cells(row) for row in report.rows])
     else:
         sys.stdout.writelines("\t".join([row.model, row.provider, *cells(row)[1:]]) + "\n" for row in report.rows)
     _summary(report)
-
-
-def _table(lines: list[list[str]]) -> None:
-    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
-    for line in lines:
-        sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n")
 
 
 def _summary(report: Report) -> None:
@@ -68,7 +61,7 @@ def print_requests(requests: dict[str, list[HttpRequest]], *, json_out: bool) ->
             for p, batch in requests.items()
             for r in batch
         ]
-        sys.stdout.write(json.dumps(shown, ensure_ascii=False) + "\n")
+        render.print_json(shown)
         return
     from ..modelcheck import CHECKS
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import sys
@@ -36,14 +35,6 @@ def _price(info: ModelInfo) -> str:
     if high == 0:
         return "free"
     return f"${low:.3f}" if low == high else f"${low:.3f}-{high:.3f}"
-
-
-def _status(info: ModelInfo, today: dt.date | None = None) -> str:
-    """The status with its date said for what it is: "retires 2026-12-01", "retired 2026-05-12"."""
-    status, retired = info.status(today), info.lifecycle.get("retired")
-    if status == "retired":
-        return f"retired {retired}" if retired else "retired"
-    return f"retires {retired}" if retired else status
 
 
 def _sizes(info: ModelInfo) -> str:
@@ -148,7 +139,7 @@ GAP = "  "
 
 def _row(m: ModelInfo, configured: bool) -> dict[str, str]:
     yes = "yes" if configured else "no"
-    return {"model": m.id, "provider": m.provider, "status": _status(m), "price": _price(m), "configured": yes,
+    return {"model": m.id, "provider": m.provider, "status": m.status_words(), "price": _price(m), "configured": yes,
             "sizes": _sizes(m), "max_n": str(m.max_n), "qualities": ", ".join(m.qualities) or "-"}  # fmt: skip
 
 
@@ -164,10 +155,8 @@ def _fitting(rows: list[dict[str, str]], width: int) -> list[str]:
 
 
 def _print_table(rows: list[dict[str, str]], columns: list[str]) -> None:
-    widths = _widths(rows, columns)
-    for cells in [[HEADERS[c] for c in columns]] + [[r.get(c, r["configured"]) for c in columns] for r in rows]:
-        line = GAP.join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True))
-        sys.stdout.write(line.rstrip() + "\n")
+    lines = [[HEADERS[c] for c in columns]] + [[r.get(c, r["configured"]) for c in columns] for r in rows]
+    render.print_table(lines, GAP)
 
 
 @models_app.command("default", epilog=epilog("models default"))

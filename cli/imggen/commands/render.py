@@ -52,6 +52,13 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
 
 
+def print_table(lines: list[list[str]], gap: str = "  ") -> None:
+    """Columns as wide as their widest cell (the first line is the header), no trailing spaces."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    for line in lines:
+        sys.stdout.write(gap.join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() + "\n")
+
+
 def silence_stdout() -> None:
     """Point stdout at the null device once writing to it failed (a closed pipe, a full disk): what
     is still buffered, and Python's own flush at exit, then go nowhere instead of ending in exit 120."""

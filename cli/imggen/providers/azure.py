@@ -72,9 +72,9 @@ class AzureProvider(OpenAIWire):
         https://learn.microsoft.com/rest/api/azureopenai/models/list"""
         from ..modelcheck import known_ids
         from . import response_json
-        from .openai_wire import map_error
+        from .contract import error_mapper
 
-        response = await transport.send(models_request(settings, False), map_error)
+        response = await transport.send(models_request(settings, False), error_mapper(self, settings))
         return parse_model_list(response_json(response, None, CHECK.label), known_ids(SPEC.name), listed)
 
 

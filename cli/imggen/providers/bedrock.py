@@ -182,7 +182,7 @@ class BedrockProvider(HttpProvider):
                 await asyncio.to_thread(sign, http, region_settings)
 
             def mapped(response: httpx.Response, settings: Resolved = region_settings) -> GenerationError:
-                error = map_error(response, settings)
+                error = contract.error_mapper(self, settings)(response)
                 if isinstance(error, AuthError) and error.code == "AccessDeniedException":
                     error.hint = "Check that the IAM policy allows bedrock:ListFoundationModels."
                 return error
@@ -243,11 +243,6 @@ def _listed(model_id: str, lifecycle: Any) -> Listed:
     words += f", end of life {ends}" if ends else ""
     state = {"ACTIVE": "active", "LEGACY": "legacy"}.get(status)
     return Listed(model_id, words, state, ends)
-
-
-def map_error(response: httpx.Response, settings: Resolved) -> GenerationError:
-    """Bedrock's `{"message"}` and x-amzn-ErrorType to imggen's errors, with what to do next."""
-    return contract.map_error(response, PROVIDER.error_fields(response, settings))
 
 
 def _auth_hint(kind: str, settings: Resolved) -> str:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import AuthError, ContentFilterError, GenerationError, ProviderError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import httpx
 
     from ..modelcheck import Listed
@@ -71,6 +73,12 @@ def map_error(response: httpx.Response, fields: ErrorFields) -> GenerationError:
     if fields.filter_hint is not None:
         return ContentFilterError(detail, hint=fields.filter_hint, **kwargs)
     return ProviderError(detail, hint=fields.hint, **kwargs)
+
+
+def error_mapper(provider: Provider, settings: Resolved) -> Callable[[httpx.Response], GenerationError]:
+    """What the transport calls on an error answer to one of `provider`'s requests: `map_error` over the
+    provider's own `error_fields`. The engine and `imggen models check` both use it."""
+    return lambda response: map_error(response, provider.error_fields(response, settings))
 
 
 class Provider(Protocol):

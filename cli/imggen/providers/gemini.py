@@ -91,9 +91,10 @@ def parse_model_page(payload: Any) -> tuple[dict[str, Listed], str | None]:
 def _list_error(response: httpx.Response) -> GenerationError:
     """Google's error mapping, with a rejected key (400 API_KEY_INVALID) as a credentials error."""
     from ..errors import AuthError
+    from .contract import map_error
 
     hint = "Check the Gemini API key (imggen config explain -m gemini/… shows which one was used)."
-    error = google_wire.map_error(response, hint)
+    error = map_error(response, google_wire.error_fields(response, hint))
     if response.status_code == 400 and ("API_KEY_INVALID" in response.text or "API key not valid" in response.text):
         return AuthError(error.message, hint=hint, status=error.status, request_id=error.request_id, code=error.code)
     return error

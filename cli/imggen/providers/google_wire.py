@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BadResponseError, ContentFilterError, GenerationError
 from ..secrets import cut
 from ..types import ImageData, ImageRequest, Usage
-from . import contract, response_json, shape_guard
+from . import response_json, shape_guard
 from .contract import ErrorFields, HttpProvider, ProviderResult
 
 if TYPE_CHECKING:
@@ -218,11 +218,6 @@ def error_fields(response: httpx.Response, auth_hint: str) -> ErrorFields:
     hint = "Rate limited or out of quota: lower -j or try later." if response.status_code == 429 else None
     rid = response.headers.get("x-request-id")
     return ErrorFields(message, status_name or None, rid, refused=refused, auth_hint=auth_hint, hint=hint)
-
-
-def map_error(response: httpx.Response, auth_hint: str) -> GenerationError:
-    """Google's `{"error": {"code", "message", "status"}}` to imggen's errors."""
-    return contract.map_error(response, error_fields(response, auth_hint))
 
 
 class GoogleWire(HttpProvider):

@@ -20,8 +20,7 @@ OPENAI_HOST = "api.openai.com"
 
 
 def _key(settings: Resolved, dry_run: bool) -> str | None:
-    custom_base = settings.values["api_base"].source != "default"
-    if dry_run or custom_base:  # an OpenAI-compatible server may need no key
+    if dry_run or settings.given("api_base"):  # an OpenAI-compatible server may need no key
         key = settings.get("api_key")
         return str(key) if key else None
     return str(settings.require("api_key", "the OpenAI API key", KEY_HINT))
@@ -48,18 +47,17 @@ class OpenAIProvider(OpenAIWire):
         openai 3.57.0 `resources/models.py`, `types/model.py`."""
         from ..modelcheck import known_ids
         from . import response_json
-        from .openai_wire import map_error
+        from .contract import error_mapper
 
-        response = await transport.send(models_request(settings, False), map_error)
+        response = await transport.send(models_request(settings, False), error_mapper(self, settings))
         return parse_model_list(response_json(response, None, CHECK.label), known_ids(SPEC.name), listed)
 
 
 def models_request(settings: Resolved, dry_run: bool) -> HttpRequest:
     from ..errors import ConfigError
-    from ..modelcheck import custom_base
 
     key = settings.get("api_key")
-    if not key and not dry_run and not custom_base(settings):
+    if not key and not dry_run and not settings.given("api_base"):
         raise ConfigError("no OpenAI API key", hint=CHECK.hint)
     return HttpRequest("GET", join(str(settings.get("api_base")), "models"), bearer(key))
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BadResponseError, ContentFilterError, GenerationError
 from ..secrets import cut
 from ..types import ImageData, ImageRequest, Usage
-from . import contract, shape_guard
+from . import shape_guard
 from .contract import ErrorFields, HttpProvider, ProviderResult
 
 if TYPE_CHECKING:
@@ -89,11 +89,6 @@ def error_fields(response: httpx.Response) -> ErrorFields:
         filter_hint="The provider's safety system refused it; rephrase the prompt." if filtered else None,
         hint=_status_hint(status),
     )  # fmt: skip
-
-
-def map_error(response: httpx.Response) -> GenerationError:
-    """One GenerationError for an error response, with the provider's message, code and request id."""
-    return contract.map_error(response, error_fields(response))
 
 
 def _auth_hint(status: int) -> str:

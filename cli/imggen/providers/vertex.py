@@ -18,6 +18,7 @@ from .google_auth import ADC_HINT, load, token_source
 from .vertex_spec import SPEC
 
 if TYPE_CHECKING:
+    from ..catalog import ModelInfo
     from ..modelcheck import Listed
     from ..settings import Resolved
     from ..transport import Transport
@@ -38,9 +39,16 @@ def complete_settings(settings: Resolved) -> None:
 
 def _catalog_location(settings: Resolved) -> None:
     info = settings.model.info
-    current = settings.values.get("vertex_location")
-    if info is not None and info.location and (current is None or current.source == "default"):
+    if info is not None and info.location and not settings.given("vertex_location"):
         settings.values["vertex_location"] = Setting(info.location, "catalog")
+
+
+def location_for(info: ModelInfo, settings: Resolved) -> str:
+    """Where a model's requests go: the user's location (flag, profile, VERTEXAI_LOCATION), else the
+    catalog's for the model, else the default."""
+    if info.location and not settings.given("vertex_location"):
+        return info.location
+    return str(settings.get("vertex_location"))
 
 
 @cache
@@ -150,12 +158,9 @@ def model_lookups(settings: Resolved) -> dict[str, HttpRequest]:
 
     from ..modelcheck import catalog_models
 
-    located = settings.values.get("vertex_location")
-    user_location = located.value if located is not None and located.source != "default" else None
     requests = {}
     for info in catalog_models(SPEC.name):
-        location = user_location or getattr(info, "location", None) or settings.get("vertex_location")
-        root = location_host(settings.get("api_base"), str(location))
+        root = location_host(settings.get("api_base"), location_for(info, settings))
         url = f"{root}/v1beta1/publishers/google/models/{quote(info.model_id, safe='@')}"
         requests[info.model_id] = HttpRequest("GET", url, {"Authorization": f"Bearer {SENT_LATER}"})
     return requests
@@ -163,10 +168,10 @@ def model_lookups(settings: Resolved) -> dict[str, HttpRequest]:
 
 async def _lookup(model_id: str, http: HttpRequest, settings: Resolved, transport: Transport) -> Listed | None:
     from ..errors import GenerationError
+    from .contract import error_mapper
 
-    hint = auth_hint(settings)
     try:
-        response = await transport.send(http, lambda r: google_wire.map_error(r, hint))
+        response = await transport.send(http, error_mapper(PROVIDER, settings))
     except GenerationError as exc:
         if exc.status == 404:
             return None  # no such publisher model (any more)
