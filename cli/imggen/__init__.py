@@ -43,13 +43,15 @@ def _defer_httpx_cli() -> None:
 _defer_httpx_cli()
 
 if TYPE_CHECKING:
-    from .api import agenerate, generate
+    from .api import aedit, agenerate, edit, generate
     from .runner import Result, arun, run
     from .types import ImageData, ImageResponse, Usage
 
 _LAZY = {
     "generate": "api",
     "agenerate": "api",
+    "edit": "api",
+    "aedit": "api",
     "run": "runner",
     "arun": "runner",
     "Result": "runner",
@@ -68,6 +70,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ImageData", "ImageResponse", "ImggenError", "Result", "Usage", "__version__", "agenerate", "arun", "errors",
-    "generate", "run",
+    "ImageData", "ImageResponse", "ImggenError", "Result", "Usage", "__version__", "aedit", "agenerate", "arun",
+    "edit", "errors", "generate", "run",
 ]  # fmt: skip

@@ -12,7 +12,7 @@ from typing import Any
 from .batch import Session
 from .catalog import estimate_cost, usage_cost
 from .errors import GenerationError, ImggenError, NotSentError, UsageError
-from .plan import OPTIONS, Options, Plan, make_plan
+from .plan import EDIT_OPTIONS, OPTIONS, Options, Plan, make_plan
 from .providers import PROVIDERS, ProviderResult, get_provider
 from .settings import PROVIDER_SETTINGS, Config, Resolved, resolve
 from .sync import run_sync
@@ -149,6 +149,9 @@ def plan_parameters(plan: Plan) -> dict[str, Any]:
         "quality": first.quality, "style": first.style, "response_format": first.response_format,
         "user": first.user, "seed": first.seed, "negative_prompt": first.negative_prompt, **first.params,
     }  # fmt: skip
+    if first.images:  # an edit: its inputs by hash, so --resume and --metadata tell edits apart
+        values.update(images=[image.described() for image in first.images], mask_prompt=first.mask_prompt,
+                      mask=first.mask.described() if first.mask else None, input_fidelity=first.input_fidelity)
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -201,6 +204,108 @@ async def agenerate(
     return response
 
 
+async def aedit(
+    prompt: str,
+    images: Any,
+    mask: Any = None,
+    model: str | None = None,
+    n: int | None = None,
+    size: str | None = None,
+    quality: str | None = None,
+    *,
+    mask_prompt: str | None = None,
+    input_fidelity: str | None = None,
+    response_format: str | None = None,
+    user: str | None = None,
+    aspect_ratio: str | None = None,
+    seed: int | None = None,
+    negative_prompt: str | None = None,
+    timeout: float | None = None,
+    api_key: str | None = None,
+    api_base: str | None = None,
+    api_version: str | None = None,
+    profile: str | None = None,
+    retries: int = 2,
+    concurrency: int = 4,
+    params: dict[str, Any] | None = None,
+    allow_retired: bool = False,
+    **provider_params: Any,
+) -> ImageResponse:
+    """Edit images with a prompt: `images` is one image or a list of them, each a path, bytes or a
+    binary file object (the first is the one a `mask` applies to); `mask` a PNG with an alpha channel
+    the size of the first image (transparent where to change), or `mask_prompt` a text naming what to
+    change, for models that take one. Returns an ImageResponse as `agenerate` does; everything is
+    checked (formats, count, sizes, the mask) before anything is sent."""
+    check_keywords("aedit", provider_params, EDIT_KEYWORDS)
+    check_run_numbers(retries=retries, concurrency=concurrency)
+    _check_text(model=model, profile=profile, api_key=api_key, api_base=api_base, api_version=api_version)
+    options = Options(
+        n=1 if n is None else n, size=size, aspect_ratio=aspect_ratio, quality=quality,
+        response_format=response_format, user=user, seed=seed, negative_prompt=negative_prompt,
+        params=_merged(params, provider_params), allow_retired=allow_retired, mask_prompt=mask_prompt,
+        input_fidelity=input_fidelity, **edit_inputs(images, mask),
+    )  # fmt: skip
+    flags = _flags(api_key, api_base, api_version, timeout)
+    plan = plan_generation(prompt, model, profile=profile, options=options, flags=flags)
+    response = await execute(plan, retries=retries, concurrency=concurrency)
+    if not response.data and response.errors:
+        raise next((e for e in response.errors if not isinstance(e, NotSentError)), response.errors[0])
+    return response
+
+
+def edit(
+    prompt: str,
+    images: Any,
+    mask: Any = None,
+    model: str | None = None,
+    n: int | None = None,
+    size: str | None = None,
+    quality: str | None = None,
+    *,
+    mask_prompt: str | None = None,
+    input_fidelity: str | None = None,
+    response_format: str | None = None,
+    user: str | None = None,
+    aspect_ratio: str | None = None,
+    seed: int | None = None,
+    negative_prompt: str | None = None,
+    timeout: float | None = None,
+    api_key: str | None = None,
+    api_base: str | None = None,
+    api_version: str | None = None,
+    profile: str | None = None,
+    retries: int = 2,
+    concurrency: int = 4,
+    params: dict[str, Any] | None = None,
+    allow_retired: bool = False,
+    **provider_params: Any,
+) -> ImageResponse:
+    """`aedit`, waited for: the same parameters and result. Works inside a running event loop too
+    (Jupyter, IPython, an asyncio program), where it runs on a private loop in a worker thread."""
+    check_keywords("edit", provider_params, EDIT_KEYWORDS)
+    return run_sync(
+        aedit(
+            prompt, images, mask, model, n, size, quality, mask_prompt=mask_prompt, input_fidelity=input_fidelity,
+            response_format=response_format, user=user, aspect_ratio=aspect_ratio, seed=seed,
+            negative_prompt=negative_prompt, timeout=timeout, api_key=api_key, api_base=api_base,
+            api_version=api_version, profile=profile, retries=retries, concurrency=concurrency, params=params,
+            allow_retired=allow_retired, **provider_params,
+        )
+    )  # fmt: skip
+
+
+def edit_inputs(images: Any, mask: Any) -> dict[str, Any]:
+    """`images=` (one or a list) and `mask=` of a Python call, loaded and recognised (inputs.load)."""
+    from .inputs import load
+
+    if images is None:
+        raise UsageError("images= is required: a path, bytes or a file object, or a list of them")
+    many = isinstance(images, list | tuple)
+    given = list(images) if many else [images]
+    loaded = tuple(load(item, f"images[{i}]" if many else "images") for i, item in enumerate(given))
+    return {"images": loaded, "mask": None if mask is None else load(mask, "mask")}
+
+
 def generate(
     prompt: str,
     model: str | None = None,
@@ -240,12 +345,14 @@ def generate(
 # The keywords of generate() and agenerate() themselves: a provider parameter spelled close to one of
 # them is far more likely a typo (sizee=, qualty=) than a parameter the provider happens to have.
 KEYWORDS = (
-    "model", *OPTIONS, "timeout", "api_key", "api_base", "api_version", "profile", "retries", "concurrency",
+    "model", *(k for k in OPTIONS if k not in EDIT_OPTIONS), "timeout", "api_key", "api_base", "api_version",
+    "profile", "retries", "concurrency",
 )  # fmt: skip
+EDIT_KEYWORDS = (*KEYWORDS, *EDIT_OPTIONS)  # edit() and aedit()
 NEAR_MISS_CUTOFF = 0.8  # difflib's ratio: one letter wrong, missing or doubled in a name of 5+ letters
 
 
-def check_keywords(function: str, provider_params: dict[str, Any]) -> None:
+def check_keywords(function: str, provider_params: dict[str, Any], keywords: tuple[str, ...] = KEYWORDS) -> None:
     """A keyword within NEAR_MISS_CUTOFF of one of ours, and not a provider setting, is a TypeError
     naming the right one, as Python's own would be for a function without **kwargs."""
     if not provider_params:
@@ -255,7 +362,7 @@ def check_keywords(function: str, provider_params: dict[str, Any]) -> None:
     for key in provider_params:
         if key in PROVIDER_SETTINGS:
             continue
-        close = difflib.get_close_matches(key, KEYWORDS, n=1, cutoff=NEAR_MISS_CUTOFF)
+        close = difflib.get_close_matches(key, keywords, n=1, cutoff=NEAR_MISS_CUTOFF)
         if close:
             raise TypeError(f"{function}() got an unexpected keyword argument {key!r}; did you mean {close[0]!r}?")
 
@@ -287,4 +394,7 @@ def _check_text(**values: Any) -> None:
             raise UsageError(f"{key}= must be text, not {type(value).__name__}")
 
 
-__all__ = ["ImageData", "ImageResponse", "ImggenError", "Resolved", "Usage", "agenerate", "execute", "generate"]
+__all__ = [
+    "ImageData", "ImageResponse", "ImggenError", "Resolved", "Usage", "aedit", "agenerate", "edit", "execute",
+    "generate",
+]  # fmt: skip

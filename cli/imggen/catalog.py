@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ConfigError, UsageError
 from .providers import PROVIDERS as _SPECS
-from .types import ModelRef, Usage
+from .types import ImageRequest, ModelRef, Usage
 
 PROVIDERS = tuple(_SPECS)
 STALE_AFTER_DAYS = 120  # past this many days since the catalog's `checked` date, `imggen models` says so
@@ -55,6 +55,11 @@ class ModelInfo:
     # For an id the catalog does not list but a family matches: that family's entry in models.json
     # ({"provider", "pattern", "like"}); the rules are those of `like`, without its price or lifecycle.
     from_family: dict[str, str] | None = None
+    tasks: tuple[str, ...] = ("generate",)  # what it does: "generate" (from text), "edit" (input images)
+    # How it edits, for a model whose tasks have "edit": max_images, formats, max_bytes (each image),
+    # mask (takes a mask file), mask_bytes, mask_prompt (takes a text mask), input_fidelity (values),
+    # fields (the edit request's, when not the model's), price (what input images add to the cost).
+    edit: dict[str, Any] | None = None
 
     @property
     def model_id(self) -> str:
@@ -284,6 +289,25 @@ def estimate_cost(info: ModelInfo | None, n: int, size: str | None, quality: str
     if each is None and "tokens" in price:
         each = _token_image_cost(price, size, quality)
     return None if each is None else n * each
+
+
+def input_cost(info: ModelInfo | None, request: ImageRequest, requests: int) -> float | None:
+    """What an edit's input images add to the estimate, over `requests` requests (each sends them
+    all): the catalog's `edit.price`, `per_input_image` USD each; nothing when the model's price has
+    no such entry (the provider bills the edit as a generation). None: unknown."""
+    price = (info.edit or {}).get("price") if info else None
+    if not price:
+        return 0.0
+    each = price.get("per_input_image")
+    if each is None:
+        return None
+    return float(each) * len(request.images) * requests
+
+
+def task_models(task: str, provider: str | None = None) -> list[str]:
+    """The ids of the models that do `task` (of one provider), current ones only."""
+    return [m.id for m in all_models() if task in m.tasks and m.status() != "retired"
+            and (provider is None or m.provider == provider)]  # fmt: skip
 
 
 def _table_price(table: Any, size: str | None, quality: str | None) -> float | None:

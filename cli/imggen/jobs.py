@@ -23,7 +23,8 @@ from .prompts import PromptLine
 if TYPE_CHECKING:
     from .output import Namer
 
-OPTION_KEYS = tuple(key for key in OPTIONS if key != "params")  # a JSONL line's options (its params merge)
+# A JSONL line's options as they are (its params merge; its image paths are loaded: _inputs).
+OPTION_KEYS = tuple(key for key, facts in OPTIONS.items() if key != "params" and facts.line)
 MAX_SHAPES = 256  # distinct (model, options) plans kept; JSONL lines that all differ just rebuild theirs
 MAX_NOTES = 100  # distinct notes shown; the same note for every line is shown once
 ROWS = 12  # prompts up to which the progress display has a row per prompt (see progress.MAX_ROWS)
@@ -239,6 +240,7 @@ class Batch:
             self.options,
             **{k: over[k] for k in OPTION_KEYS if k in over},
             params={**self.options.params, **over.get("params", {})},
+            **self._inputs(over),
         )
         shape = plan_generation(
             entry.prompt, over.get("model", self.model), profile=self.profile, options=line_options,
@@ -251,6 +253,20 @@ class Batch:
         if totals is not None:
             _add_notes(totals, shape, entry.line if self.source is not None else None)
         return self.shapes[key]
+
+
+    def _inputs(self, over: dict[str, Any]) -> dict[str, Any]:
+        """A line's own input images and mask, paths relative to the prompts file's folder."""
+        from .inputs import load
+
+        base = self.source.path.parent if self.source is not None and self.source.path is not None else None
+        found: dict[str, Any] = {}
+        paths = over.get("images", [over["image"]] if "image" in over else None)
+        if paths is not None:
+            found["images"] = tuple(load(p, f"image {i}", base=base) for i, p in enumerate(paths, 1))
+        if "mask" in over:
+            found["mask"] = load(over["mask"], "mask", base=base)
+        return found
 
 
 def _add_notes(totals: Totals, plan: Plan, line: int | None) -> None:

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from . import sizes
-from .catalog import ModelInfo, estimate_cost, family_note, unknown_id_warning
+from .catalog import ModelInfo, estimate_cost, family_note, input_cost, unknown_id_warning
 from .checks import MAX_SEED, RANGES, number_problem, param_error, quoted, text_problem
 from .errors import UsageError
 from .providers import PROVIDERS, get_provider
 from .settings import Resolved
-from .types import ImageRequest
+from .types import ImageRequest, InputImage
 
 MAX_N = 10
 RESPONSE_FORMATS = ("url", "b64_json")
@@ -50,6 +50,7 @@ class OptionFacts:
     model_field: bool = False  # sent only to models with this field; for others, a note names the flag
     request: bool = True  # a field of an OpenAI images request that the proxy takes from its clients
     range: str | None = None  # its range in checks.RANGES
+    line: bool = True  # a JSONL line's key and a Python keyword as it is (input images: see prompts.IMAGE_KEYS)
 
 
 def _facts(kind: type, flag: str, **facts: Any) -> dict[str, OptionFacts]:
@@ -74,9 +75,19 @@ class Options:
     params: dict[str, Any] = field(default_factory=dict, metadata=_facts(dict, "-p", request=False))
     # send a retired model to its provider's own endpoint all the same
     allow_retired: bool = field(default=False, metadata=_facts(bool, "--allow-retired", request=False))
+    # An edit: its input images (checked: inputs.load), a mask file or a text mask, and the fidelity.
+    images: tuple[InputImage, ...] = field(default=(), metadata=_facts(tuple, "IMAGE", request=False, line=False))
+    mask: InputImage | None = field(default=None, metadata=_facts(InputImage, "--mask", request=False, line=False))
+    mask_prompt: str | None = field(default=None, metadata=_facts(str, "--mask-prompt", request=False))
+    input_fidelity: str | None = field(default=None, metadata=_facts(str, "--input-fidelity", request=False))
+
+    @property
+    def task(self) -> str:
+        return "edit" if self.images or self.mask is not None or self.mask_prompt is not None else "generate"
 
 
 OPTIONS: dict[str, OptionFacts] = {f.name: f.metadata["option"] for f in fields(Options)}
+EDIT_OPTIONS = ("images", "mask", "mask_prompt", "input_fidelity")  # what only an edit takes
 TEXT_OPTIONS = tuple(key for key, facts in OPTIONS.items() if facts.kind is str)
 # The options sent as a model's own field, with the flag a note names when the model has no such field.
 OPTION_FLAGS = {key: facts.flag for key, facts in OPTIONS.items() if facts.model_field}
@@ -112,6 +123,7 @@ def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
     if choice.note:
         notes.append(choice.note)
     values = _option_values(options, settings, notes)
+    values.update(_edit_values(options, settings, notes))
     template = ImageRequest(
         prompt=prompt, model=settings.model, size=choice.size, aspect_ratio=choice.aspect_ratio,
         image_size=choice.image_size, params=dict(options.params), **values,
@@ -121,6 +133,9 @@ def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
     size = choice.size or (info.default_size if info else None)
     quality = values.get("quality") or (info.default_quality if info else None)
     cost = estimate_cost(info, options.n, size, quality)
+    if cost is not None and template.images:
+        added = input_cost(info, template, len(requests))
+        cost = None if added is None else cost + added
     plan = Plan(settings, prompt, requests, options.n, size, quality, cost, notes, template=template)
     _lifecycle(plan, options.allow_retired)
     plan.warnings += settings.warnings
@@ -214,13 +229,65 @@ def _own_style(settings: Resolved) -> bool:
     return any(name in settings.model.model_id for name in ("titan-image", "nova-canvas"))
 
 
-def model_fields(settings: Resolved) -> tuple[str, ...]:
+def model_fields(settings: Resolved, task: str = "generate") -> tuple[str, ...]:
+    """The options the model's request has: its edit request's own list for an edit, when it has one."""
     info = settings.model.info
-    return info.fields if info else PROVIDER_FIELDS.get(settings.model.provider, ())
+    if info is None:
+        return PROVIDER_FIELDS.get(settings.model.provider, ())
+    if task == "edit" and info.edit and "fields" in info.edit:
+        return tuple(info.edit["fields"])
+    return info.fields
+
+
+def model_tasks(settings: Resolved) -> tuple[str, ...]:
+    """What the model does: the catalog's tasks, else its provider's (an id the catalog lacks)."""
+    info = settings.model.info
+    return info.tasks if info is not None else PROVIDERS[settings.model.provider].tasks
+
+
+def _check_task(options: Options, settings: Resolved) -> None:
+    """An edit to a model that cannot edit, or a prompt alone to a model that only edits: exit 2,
+    naming what can."""
+    task, name = options.task, settings.model.name
+    if task in model_tasks(settings):
+        return
+    if task == "edit":
+        from .catalog import task_models
+
+        can = task_models("edit", settings.model.provider) or task_models("edit")
+        shown = ", ".join(can[:6]) + (", …" if len(can) > 6 else "")
+        raise UsageError(f"{name} cannot edit images", param="model",
+                         hint=f"Models that can: {shown} (imggen models --task edit).")  # fmt: skip
+    raise UsageError(f"{name} only edits images: give it an input image",
+                     hint=f'e.g. imggen edit "a prompt" photo.png -m {name}', param="model")  # fmt: skip
+
+
+def _edit_values(options: Options, settings: Resolved, notes: list[str]) -> dict[str, Any]:
+    """An edit's inputs, checked against what the model takes (inputs.check_edit)."""
+    _check_task(options, settings)
+    if options.task != "edit":
+        return {}
+    from .inputs import check_edit
+
+    info, name = settings.model.info, settings.model.name
+    rules = info.edit if info is not None else None
+    check_edit(name, rules, options.images, options.mask, options.mask_prompt)
+    values: dict[str, Any] = {"images": options.images, "mask": options.mask, "mask_prompt": options.mask_prompt}
+    fidelity = options.input_fidelity
+    if fidelity is not None:
+        allowed = tuple((rules or {}).get("input_fidelity", ("low", "high") if rules is None else ()))
+        if not allowed:
+            notes.append(f"{name} has no input fidelity field: --input-fidelity not sent")
+        elif fidelity not in allowed:
+            raise param_error("{model} does not take {given}", param="input_fidelity", value=fidelity, model=name,
+                              hint="Allowed: {allowed}.", allowed=", ".join(allowed))  # fmt: skip
+        else:
+            values["input_fidelity"] = fidelity
+    return values
 
 
 def _option_values(options: Options, settings: Resolved, notes: list[str]) -> dict[str, Any]:
-    info, fields, name = settings.model.info, model_fields(settings), settings.model.name
+    info, fields, name = settings.model.info, model_fields(settings, options.task), settings.model.name
     if options.response_format is not None and options.response_format not in RESPONSE_FORMATS:
         raise param_error("{given} is not one of: url, b64_json", param="response_format",
                           value=options.response_format)  # fmt: skip

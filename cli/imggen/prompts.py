@@ -15,13 +15,16 @@ from .plan import OPTIONS
 
 # A line's own keys besides the prompt and the generation options (plan.Options' fields).
 LINE_KEYS: dict[str, type] = {"model": str, "name": str}
-KIND_ORDER = (int, dict, str, bool)  # the order a line's keys are type-checked in (the first wrong is said)
+# An edit's inputs: paths, relative to the prompts file's folder (jobs.Batch loads them).
+IMAGE_KEYS: dict[str, type] = {"image": str, "images": list, "mask": str}
+KIND_ORDER = (int, dict, list, str, bool)  # the order a line's keys are type-checked in (the first wrong is said)
 TYPES: dict[str, type] = dict(
-    sorted({"model": str, **{k: o.kind for k, o in OPTIONS.items()}, **LINE_KEYS}.items(),
+    sorted({"model": str, **{k: o.kind for k, o in OPTIONS.items() if o.line}, **LINE_KEYS, **IMAGE_KEYS}.items(),
            key=lambda item: KIND_ORDER.index(item[1]))
 )  # fmt: skip
 OVERRIDES = frozenset(TYPES)
-KINDS: dict[type, str] = {dict: "an object", int: "a whole number", str: "a string", bool: "true or false"}
+KINDS: dict[type, str] = {dict: "an object", int: "a whole number", str: "a string", bool: "true or false",
+                          list: "a list of strings"}  # fmt: skip
 BOM = b"\xef\xbb\xbf"
 
 
@@ -62,6 +65,11 @@ def _checked(data: Any, number: int, where: str) -> PromptLine:
     for key, kind in TYPES.items():
         if key in data and (not isinstance(data[key], kind) or (kind is not bool and isinstance(data[key], bool))):
             raise UsageError(f"{where}: '{key}' must be {KINDS[kind]}")
+    images = data.get("images", [])
+    if not all(isinstance(item, str) for item in images):
+        raise UsageError(f"{where}: 'images' must be {KINDS[list]}")
+    if "image" in data and "images" in data:
+        raise UsageError(f"{where} has both 'image' and 'images'", hint="Give one: 'images' takes a list.")
     return PromptLine(number, data.pop("prompt"), data)
 
 

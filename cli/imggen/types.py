@@ -46,6 +46,77 @@ class ImageRequest:
     negative_prompt: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     first_index: int = 1  # 1-based index of this request's first image within its prompt
+    # An edit: the input images (the first is the one a mask applies to), a mask file or a text
+    # naming what to change, and how closely to keep the inputs' details.
+    images: tuple[InputImage, ...] = ()
+    mask: InputImage | None = None
+    mask_prompt: str | None = None
+    input_fidelity: str | None = None
+
+    @property
+    def task(self) -> str:
+        """"edit" when there are input images, else "generate"."""
+        return "edit" if self.images else "generate"
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """An input image of an edit (or a mask), as checked before anything is sent: what its header says
+    and its hash. The bytes are read when a request is built (`read`), so a batch of edits holds only
+    the images of the requests in flight; bytes given directly (stdin, a Python call) are kept."""
+
+    name: str  # how messages and --dry-run name it: the file's name, "stdin", "image 1"
+    format: str  # png, jpeg, webp, gif
+    width: int
+    height: int
+    alpha: bool  # has an alpha channel (PNG colour types 4 and 6, or a tRNS chunk; WebP with alpha)
+    size: int  # bytes
+    sha256: str
+    path: Path | None = None
+    data: bytes | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def mime(self) -> str:
+        return f"image/{self.format}"
+
+    @property
+    def filename(self) -> str:
+        """A file name with the extension its format has (what a multipart part is called)."""
+        stem = Path(self.name).stem if self.path is not None else self.name.replace(" ", "-")
+        return f"{stem or 'image'}.{'jpg' if self.format == 'jpeg' else self.format}"
+
+    def read(self) -> bytes:
+        """The bytes; a file changed since it was checked is an error, not a different image sent."""
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        from .inputs import read_checked
+
+        return read_checked(self)
+
+    def b64(self) -> str:
+        return base64.b64encode(self.read()).decode("ascii")
+
+    def part(self) -> FilePart:
+        """The image as a multipart file."""
+        return FilePart(self.filename, self.read(), self.mime)
+
+    def shown(self) -> str:
+        """How --dry-run, -v and messages show it: never the bytes."""
+        return f"<{self.name}, {self.mime}, {self.width}x{self.height}, {self.size:,} bytes>"
+
+    def described(self) -> dict[str, Any]:
+        """What --metadata and the manifest record of it."""
+        return {"name": self.name, "sha256": self.sha256, "format": self.format, "size": f"{self.width}x{self.height}",
+                "bytes": self.size}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Inline:
+    """An input image inside a JSON body, as base64 text: sent as the text, shown as `InputImage.shown`
+    (see HttpRequest.inline)."""
+
+    image: InputImage
 
 
 SENT_LATER = "(added when sent)"  # a header dry-run shows in place of a signature or token it never fetches
@@ -93,6 +164,25 @@ class HttpRequest:
             else:
                 shown[name] = [*(previous if isinstance(previous, list) else [previous]), part.shown()]
         return cls(method, url, headers, shown, form=form, files=files)
+
+    @classmethod
+    def inline(cls, method: str, url: str, headers: dict[str, str], body: Any) -> HttpRequest:
+        """A JSON request whose body holds input images (`Inline`): sent as exact bytes with each image's
+        base64 text, shown (--dry-run, -v) with each image described instead."""
+        import json
+
+        def sent(value: Any) -> Any:
+            if isinstance(value, Inline):
+                return value.image.b64()
+            raise TypeError(f"{type(value).__name__} is not JSON")
+
+        def shown(value: Any) -> Any:
+            if isinstance(value, Inline):
+                return value.image.shown()
+            raise TypeError(f"{type(value).__name__} is not JSON")
+
+        content = json.dumps(body, separators=(",", ":"), default=sent).encode()
+        return cls(method, url, headers, json.loads(json.dumps(body, default=shown)), content=content)
 
     def shown_headers(self) -> dict[str, str]:
         """The headers as --dry-run and -v show them: credentials masked, placeholders as they are."""

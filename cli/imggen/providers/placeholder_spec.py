@@ -10,6 +10,7 @@ SPEC = ProviderSpec(
     "imggen.providers.placeholder",
     needs_credentials=False,
     fields=("n", "size", "seed"),
+    tasks=("generate", "edit"),
     alone="default",
     catalog_ids=False,  # it takes any id
 )

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 # The settings every provider may have, in the order `imggen config` lists them.
 COMMON_SETTINGS = ("api_key", "api_base", "api_version")
-TASKS = ("generate",)  # what a provider can be asked to do; "edit" comes next
+TASKS = ("generate", "edit")  # what a provider can be asked to do
 
 # Where a provider's credentials come from, when a variable or file only points at a chain that the
 # provider's SDK resolves (boto3's, google-auth's): (profile values as they resolve, environment) ->
@@ -74,7 +74,7 @@ class ProviderSpec:
     key_hint: str = ""  # what to do when its key is missing
     # Fields its wire format has, for ids the catalog does not know (the catalog's `fields` otherwise).
     fields: tuple[str, ...] = ()
-    tasks: tuple[str, ...] = TASKS
+    tasks: tuple[str, ...] = ("generate",)  # with "edit": its module builds edit requests (ImageRequest.images)
     bare_ids: str | None = None  # a regex: bare ids (no prefix) that can only mean this provider
     alone: str | None = None  # the model id its name alone stands for (`-m placeholder`)
     catalog_ids: bool = True  # an id the catalog lacks gets "nearest known" (not Azure's deployment names)
