@@ -1,7 +1,9 @@
 """AWS Bedrock InvokeModel: boto3's credential chain and SigV4 signer, imggen's transport and retries.
 
 boto3 is imported only here, and only when a Bedrock model is used. Each model family has its own
-request body and response parser (bedrock_families.py).
+request body and response parser (bedrock_families.py). Edits (SD3.5 Large image-to-image, the Stability
+AI Image Services) are JSON bodies with base64 images: built with HttpRequest.inline, so the signed
+`content` holds the bytes and --dry-run and -v describe the images.
 """
 
 from __future__ import annotations
@@ -134,6 +136,8 @@ class BedrockProvider(HttpProvider):
         headers.update(_bearer(settings, url, dry_run))
         if dry_run and "Authorization" not in headers:
             headers["Authorization"] = f"AWS4-HMAC-SHA256 {SENT_LATER}"
+        if request.images:  # input images as base64 in the signed bytes, described when shown
+            return HttpRequest.inline("POST", url, headers, body)
         content = json.dumps(body, separators=(",", ":")).encode()
         return HttpRequest("POST", url, headers, body, content=content)
 

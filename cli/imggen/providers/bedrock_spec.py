@@ -74,4 +74,5 @@ SPEC = ProviderSpec(
     api_hosts=r"^bedrock-runtime(-fips)?\.[a-z0-9-]+\.amazonaws\.com$",
     extra_fields="provider-params",
     check=CHECK,
+    tasks=("generate", "edit"),
 )

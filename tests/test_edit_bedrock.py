@@ -1,0 +1,190 @@
+"""Bedrock edits (the Stability AI Image Services and SD3.5 Large image-to-image) with boto3's SigV4
+signing running for real against the local fake, which takes each service's body only as Bedrock would."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+import imggen
+from conftest import run_cli
+from fakebedrock import AWS_KEY_ID, AWS_SECRET
+from fakeserver import TINY_PNG, FakeProvider, Reply
+from imggen.errors import ContentFilterError, UsageError
+from imggen.providers.placeholder_png import decode_png
+
+INPAINT = "bedrock/us.stability.stable-image-inpaint-v1:0"
+REPLACE = "bedrock/us.stability.stable-image-search-replace-v1:0"
+RECOLOR = "bedrock/us.stability.stable-image-search-recolor-v1:0"
+REMOVE_BG = "bedrock/us.stability.stable-image-remove-background-v1:0"
+OUTPAINT = "bedrock/us.stability.stable-outpaint-v1:0"
+STYLE_TRANSFER = "bedrock/us.stability.stable-style-transfer-v1:0"
+SD35 = "bedrock/stability.sd3-5-large-v1:0"
+
+
+def png(width: int, height: int, alpha: bool, pixel: bytes) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 6 if alpha else 2, 0, 0, 0)
+    rows = b"".join(b"\x00" + pixel * width for _ in range(height))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def half_mask(width: int, height: int) -> bytes:
+    """Transparent (change) on the left half, opaque (keep) on the right."""
+    row = b"\x00" + b"\x00\x00\x00\x00" * (width // 2) + b"\x00\x00\x00\xff" * (width - width // 2)
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    idat = zlib.compress(row * height)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+PHOTO = png(64, 64, False, b"\x10\x80\xf0")
+
+
+@pytest.fixture
+def aws(fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> FakeProvider:
+    for key, value in aws_env(fake).items():
+        monkeypatch.setenv(key, value)
+    fake.expect_region = "us-west-2"
+    return fake
+
+
+def aws_env(fake: FakeProvider) -> dict[str, str]:
+    return {"AWS_ACCESS_KEY_ID": AWS_KEY_ID, "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": fake.base_url, "AWS_REGION": "us-west-2"}  # fmt: skip
+
+
+def sent(fake: FakeProvider) -> list[dict]:
+    return [r.json for r in fake.requests if r.path.endswith("/invoke")]
+
+
+def test_inpaint_with_a_mask_is_signed_and_sends_a_white_on_black_mask(aws: FakeProvider) -> None:
+    result = imggen.edit("a red hat", PHOTO, mask=half_mask(64, 64), model=INPAINT, seed=7, negative_prompt="fog",
+                         grow_mask=10)  # fmt: skip
+    assert result.data[0].image_bytes() == TINY_PNG
+    request = next(r for r in aws.requests if r.path.endswith("/invoke"))
+    assert request.path == "/model/us.stability.stable-image-inpaint-v1:0/invoke"
+    assert aws.signed_regions == ["us-west-2"]
+    body = request.json
+    assert set(body) == {"image", "mask", "prompt", "seed", "negative_prompt", "grow_mask"}
+    assert base64.b64decode(body["image"]) == PHOTO
+    assert (body["prompt"], body["seed"], body["negative_prompt"], body["grow_mask"]) == ("a red hat", 7, "fog", 10)
+    width, height, channels, rows = decode_png(base64.b64decode(body["mask"]))  # type: ignore[misc]
+    assert (width, height, channels) == (64, 64, 1)
+    assert rows[5][0] == 255 and rows[5][63] == 0  # transparent -> white (change), opaque -> black (keep)
+
+
+def test_search_and_replace_takes_the_mask_prompt_as_search_prompt(aws: FakeProvider) -> None:
+    imggen.edit("a leather jacket", PHOTO, model=REPLACE, mask_prompt="the sweater")
+    body = sent(aws)[0]
+    assert set(body) == {"image", "prompt", "search_prompt"}
+    assert (body["prompt"], body["search_prompt"]) == ("a leather jacket", "the sweater")
+
+
+def test_search_and_recolor_takes_it_as_select_prompt(aws: FakeProvider) -> None:
+    imggen.edit("pink", PHOTO, model=RECOLOR, mask_prompt="the jacket", grow_mask=3)
+    assert sent(aws)[0]["select_prompt"] == "the jacket"
+
+
+def test_a_text_mask_service_without_mask_prompt_is_refused_before_sending(aws: FakeProvider) -> None:
+    with pytest.raises(UsageError, match="needs --mask-prompt"):
+        imggen.edit("a leather jacket", PHOTO, model=REPLACE)
+    assert sent(aws) == []
+
+
+def test_a_mask_where_the_service_takes_none_is_refused(aws: FakeProvider) -> None:
+    with pytest.raises(UsageError, match="takes no mask"):
+        imggen.edit("x", PHOTO, mask=half_mask(64, 64), model=REPLACE)
+
+
+def test_remove_background_sends_only_the_image(aws: FakeProvider) -> None:
+    result = imggen.edit("remove the background", PHOTO, model=REMOVE_BG, output_format="png")
+    assert result.data[0].image_bytes() == TINY_PNG
+    assert set(sent(aws)[0]) == {"image", "output_format"}
+
+
+def test_an_unknown_service_parameter_is_refused_with_the_known_ones(aws: FakeProvider) -> None:
+    with pytest.raises(UsageError, match="-p strength is not a") as info:
+        imggen.edit("x", PHOTO, model=REMOVE_BG, strength=0.5)
+    assert "output_format" in (info.value.hint or "")
+
+
+def test_outpaint_needs_a_direction(aws: FakeProvider) -> None:
+    with pytest.raises(UsageError, match="how far to extend"):
+        imggen.edit("more sky", PHOTO, model=OUTPAINT)
+    imggen.edit("more sky", PHOTO, model=OUTPAINT, up=200, left=64)
+    assert {k: sent(aws)[0][k] for k in ("up", "left", "prompt")} == {"up": 200, "left": 64, "prompt": "more sky"}
+
+
+def test_style_transfer_sends_two_images(aws: FakeProvider) -> None:
+    style = png(32, 32, False, b"\xff\x00\x00")
+    imggen.edit("statue", [PHOTO, style], model=STYLE_TRANSFER)
+    body = sent(aws)[0]
+    assert base64.b64decode(body["init_image"]) == PHOTO and base64.b64decode(body["style_image"]) == style
+    with pytest.raises(UsageError, match="takes 2 input images"):
+        imggen.edit("statue", PHOTO, model=STYLE_TRANSFER)
+
+
+def test_sd35_image_to_image(aws: FakeProvider) -> None:
+    imggen.edit("as a watercolour", PHOTO, model=SD35, seed=3, strength=0.4)
+    body = sent(aws)[0]
+    assert body["mode"] == "image-to-image" and body["strength"] == 0.4 and body["seed"] == 3
+    assert "aspect_ratio" not in body and base64.b64decode(body["image"]) == PHOTO
+    imggen.edit("as a watercolour", PHOTO, model=SD35)
+    assert sent(aws)[1]["strength"] == 0.7
+
+
+def test_sd35_still_generates_from_text(aws: FakeProvider) -> None:
+    imggen.generate("a lighthouse", model=SD35)
+    assert sent(aws)[0] == {"prompt": "a lighthouse", "mode": "text-to-image"}
+
+
+def test_a_filtered_edit_is_a_content_filter_error(aws: FakeProvider) -> None:
+    aws.script("/invoke", Reply(json={"finish_reasons": ["Filter reason: input image"]},
+                                headers={"x-amzn-RequestId": "aws-f"}))  # fmt: skip
+    with pytest.raises(ContentFilterError, match="Filter reason: input image"):
+        imggen.edit("a red hat", PHOTO, model=INPAINT)
+
+
+def test_n_fans_out_one_image_per_call(aws: FakeProvider) -> None:
+    result = imggen.edit("a red hat", PHOTO, model=INPAINT, n=3)
+    assert len(result.data) == 3 and len(sent(aws)) == 3
+
+
+def test_an_edit_only_model_cannot_generate(aws: FakeProvider) -> None:
+    with pytest.raises(UsageError, match="only edits images"):
+        imggen.generate("a lighthouse", model=INPAINT)
+    assert sent(aws) == []
+
+
+def test_dry_run_describes_the_images_and_never_shows_base64(fake: FakeProvider, tmp_path: Path) -> None:
+    (tmp_path / "photo.png").write_bytes(PHOTO)
+    (tmp_path / "mask.png").write_bytes(half_mask(64, 64))
+    args = ["a red hat", "-m", INPAINT, "--dry-run", "--json"]
+    result = run_cli("generate", *args, env=aws_env(fake))  # an edit-only model: generate is refused
+    assert result.code == 2 and "only edits images" in result.stderr
+    encoded = base64.b64encode(PHOTO).decode()[:40]
+    from imggen.catalog import parse_model
+    from imggen.inputs import load
+    from imggen.providers import get_provider
+    from imggen.settings import resolve
+    from imggen.types import ImageRequest
+
+    request = ImageRequest("a red hat", parse_model(INPAINT), images=(load(tmp_path / "photo.png", "image"),),
+                           mask=load(tmp_path / "mask.png", "mask"))  # fmt: skip
+    settings = resolve(model=INPAINT, flags={"aws_region_name": "us-west-2"}, env={})
+    built = get_provider("bedrock").build_request(request, settings, dry_run=True)
+    shown = json.dumps(built.json)
+    assert "photo.png, image/png, 64x64" in shown and "white-on-black" in shown
+    assert encoded not in shown and encoded.encode() in (built.content or b"")
+    assert fake.requests == []
