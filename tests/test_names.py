@@ -241,7 +241,7 @@ def test_a_bad_default_model_in_the_file_is_a_config_error(isolated: Path) -> No
     assert result.code == 3 and "default_model" in result.stderr and "Traceback" not in result.stderr
 
 
-COMMANDS = ["generate", "models", "models show", "models default", "models check", "config set", "config get",
+COMMANDS = ["generate", "edit", "models", "models show", "models default", "models check", "config set", "config get",
             "config unset", "config remove", "config list", "config show", "config default", "config explain",
             "config path", "serve", "help"]  # fmt: skip
 
@@ -274,7 +274,7 @@ def test_every_help_example_runs(isolated: Path) -> None:
 
     from imggen.commands.helptext import EXAMPLES
 
-    order = ["imggen", "generate", "models", "models show", "models check", "models add", "models remove",
+    order = ["imggen", "generate", "edit", "models", "models show", "models check", "models add", "models remove",
              "models default", "config set", "config get", "config show", "config list", "config default",
              "config explain", "config path", "config unset", "config remove", "help"]  # fmt: skip
     assert set(order) | {"serve"} == set(EXAMPLES)
@@ -290,6 +290,7 @@ def test_every_help_example_runs(isolated: Path) -> None:
                 assert done.returncode == 0, (example, done.stderr)
             assert "Traceback" not in done.stderr
     assert len(list((isolated / "otters").glob("*.png"))) == 1 and len(list((isolated / "birds").glob("*.png"))) == 2
+    assert len(list((isolated / "edited").glob("*.png"))) == 2
 
 
 def _env_names_in_the_code() -> set[str]:
