@@ -122,7 +122,7 @@ def test_models_wide_shows_every_column() -> None:
     code, screen = _at_terminal("models", "--wide")
     assert code == 0
     header = screen.splitlines()[0].split()
-    assert header == ["MODEL", "PROVIDER", "STATUS", "PRICE/IMAGE", "CONFIGURED", "SIZES", "MAX", "N", "QUALITIES"]
+    assert header == ["MODEL", "PROVIDER", "STATUS", "PRICE/IMAGE", "CONFIGURED", "SIZES", "MAX", "N", "QUALITIES", "TASKS"]
 
 
 def test_models_in_a_pipe_are_tab_separated_without_a_header() -> None:
@@ -130,7 +130,7 @@ def test_models_in_a_pipe_are_tab_separated_without_a_header() -> None:
     assert result.code == 0
     rows = [line.split("\t") for line in result.lines]
     assert [row[0] for row in rows] == _catalog_ids()
-    assert all(len(row) == 8 for row in rows)
+    assert all(len(row) == 9 for row in rows) and {row[8] for row in rows} >= {"generate", "generate, edit"}
     gpt = next(row for row in rows if row[0] == "openai/gpt-image-2")
     assert gpt[1:3] == ["openai", "active"] and gpt[4] == "yes"
     assert_no_secret(result.everything())
