@@ -172,3 +172,11 @@ def test_aedit_in_an_event_loop() -> None:
 
     response = asyncio.run(imggen.aedit("hat", png(16, 16), model="placeholder", n=2))
     assert [image.index for image in response.data] == [1, 2] and response.data[0].size == "16x16"
+
+
+def test_run_takes_edit_jobs_with_their_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.png").write_bytes(png(12, 12))
+    jobs = [{"prompt": "hat", "image": "a.png"}, {"prompt": "two", "images": ["a.png", "a.png"], "n": 2}]
+    results = list(imggen.run(jobs, model="placeholder", output_dir="out"))
+    assert sorted((r.prompt, r.index) for r in results if r.ok) == [("hat", 1), ("two", 1), ("two", 2)]

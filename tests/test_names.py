@@ -122,7 +122,8 @@ def test_models_wide_shows_every_column() -> None:
     code, screen = _at_terminal("models", "--wide")
     assert code == 0
     header = screen.splitlines()[0].split()
-    assert header == ["MODEL", "PROVIDER", "STATUS", "PRICE/IMAGE", "CONFIGURED", "SIZES", "MAX", "N", "QUALITIES", "TASKS"]
+    assert header == ["MODEL", "PROVIDER", "STATUS", "PRICE/IMAGE", "CONFIGURED", "SIZES", "MAX", "N", "QUALITIES",
+                      "TASKS"]  # fmt: skip
 
 
 def test_models_in_a_pipe_are_tab_separated_without_a_header() -> None:
