@@ -167,24 +167,73 @@ def test_an_edit_only_model_cannot_generate(aws: FakeProvider) -> None:
     assert sent(aws) == []
 
 
-def test_dry_run_describes_the_images_and_never_shows_base64(fake: FakeProvider, tmp_path: Path) -> None:
+def edit_cli(fake: FakeProvider, *args: str):
+    return run_cli("edit", *args, env=aws_env(fake))
+
+
+def test_cli_inpaint_with_a_mask(fake: FakeProvider, tmp_path: Path) -> None:
     (tmp_path / "photo.png").write_bytes(PHOTO)
     (tmp_path / "mask.png").write_bytes(half_mask(64, 64))
-    args = ["a red hat", "-m", INPAINT, "--dry-run", "--json"]
-    result = run_cli("generate", *args, env=aws_env(fake))  # an edit-only model: generate is refused
+    result = edit_cli(fake, "a red hat", "photo.png", "--mask", "mask.png", "-m", INPAINT, "-o", "out", "--json")
+    assert result.code == 0, result.stderr
+    assert (tmp_path / result.json_lines()[0]["path"]).read_bytes() == TINY_PNG
+    body = sent(fake)[0]
+    assert set(body) == {"image", "mask", "prompt"} and base64.b64decode(body["image"]) == PHOTO
+    assert fake.signed_regions == ["us-west-2"]
+
+
+def test_cli_search_and_replace_and_remove_background(fake: FakeProvider, tmp_path: Path) -> None:
+    (tmp_path / "photo.png").write_bytes(PHOTO)
+    result = edit_cli(fake, "a leather jacket", "photo.png", "--mask-prompt", "the sweater", "-m", REPLACE,
+                      "-p", "grow_mask=5", "-o", "out")  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert sent(fake)[0]["search_prompt"] == "the sweater" and sent(fake)[0]["grow_mask"] == 5
+    result = edit_cli(fake, "cut out", "photo.png", "-m", REMOVE_BG, "-o", "out2")
+    assert result.code == 0, result.stderr
+    assert set(sent(fake)[1]) == {"image"}
+
+
+def test_cli_sd35_image_to_image(fake: FakeProvider, tmp_path: Path) -> None:
+    (tmp_path / "photo.png").write_bytes(PHOTO)
+    result = edit_cli(fake, "as a watercolour", "photo.png", "-m", SD35, "-p", "strength=0.5", "-o", "out")
+    assert result.code == 0, result.stderr
+    assert sent(fake)[0]["mode"] == "image-to-image" and sent(fake)[0]["strength"] == 0.5
+
+
+def test_cli_content_filter(fake: FakeProvider, tmp_path: Path) -> None:
+    (tmp_path / "photo.png").write_bytes(PHOTO)
+    fake.script("/invoke", Reply(json={"finish_reasons": ["Filter reason: prompt"]}))
+    result = edit_cli(fake, "a red hat", "photo.png", "-m", INPAINT, "-o", "out", "--json")
+    assert result.code != 0
+    assert result.json_lines()[0]["error"]["type"] == "content_filter"
+
+
+def test_cli_edit_only_model_with_generate_is_exit_2(fake: FakeProvider) -> None:
+    result = run_cli("generate", "a lighthouse", "-m", INPAINT, env=aws_env(fake))
     assert result.code == 2 and "only edits images" in result.stderr
-    encoded = base64.b64encode(PHOTO).decode()[:40]
+    assert fake.requests == []
+
+
+def test_cli_dry_run_describes_the_images_and_never_shows_base64(fake: FakeProvider, tmp_path: Path) -> None:
+    (tmp_path / "photo.png").write_bytes(PHOTO)
+    (tmp_path / "mask.png").write_bytes(half_mask(64, 64))
+    result = edit_cli(fake, "a red hat", "photo.png", "--mask", "mask.png", "-m", INPAINT, "--dry-run")
+    assert result.code == 0, result.stderr
+    assert "photo.png, image/png, 64x64" in result.stdout and "white-on-black" in result.stdout
+    assert base64.b64encode(PHOTO).decode()[:40] not in result.everything()
+    assert fake.requests == []
+
+
+def test_built_request_holds_the_bytes_it_does_not_show(tmp_path: Path) -> None:
     from imggen.catalog import parse_model
     from imggen.inputs import load
     from imggen.providers import get_provider
     from imggen.settings import resolve
     from imggen.types import ImageRequest
 
-    request = ImageRequest("a red hat", parse_model(INPAINT), images=(load(tmp_path / "photo.png", "image"),),
-                           mask=load(tmp_path / "mask.png", "mask"))  # fmt: skip
+    (tmp_path / "photo.png").write_bytes(PHOTO)
+    request = ImageRequest("a red hat", parse_model(INPAINT), images=(load(tmp_path / "photo.png", "image"),))
     settings = resolve(model=INPAINT, flags={"aws_region_name": "us-west-2"}, env={})
     built = get_provider("bedrock").build_request(request, settings, dry_run=True)
-    shown = json.dumps(built.json)
-    assert "photo.png, image/png, 64x64" in shown and "white-on-black" in shown
-    assert encoded not in shown and encoded.encode() in (built.content or b"")
-    assert fake.requests == []
+    encoded = base64.b64encode(PHOTO).decode()
+    assert encoded not in json.dumps(built.json) and encoded.encode() in (built.content or b"")
