@@ -105,7 +105,7 @@ def test_inputs_are_checked_against_the_model() -> None:
 
 def test_a_model_that_cannot_edit_names_those_that_can(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(png(16, 16))
-    result = run_cli("edit", "x", str(tmp_path / "a.png"), "-m", "bedrock/stability.sd3-5-large-v1:0x", "--dry-run")
+    result = run_cli("edit", "x", str(tmp_path / "a.png"), "-m", "stability.stable-image-core-v1:1", "--dry-run")
     assert result.code == 2 and "cannot edit images" in result.stderr and "imggen models --task edit" in result.stderr
     listed = run_cli("models", "--task", "edit").stdout
     assert "placeholder/default" in listed and all("edit" in line.split("\t")[-1] for line in listed.splitlines())
