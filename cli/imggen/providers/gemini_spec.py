@@ -24,4 +24,8 @@ SPEC = ProviderSpec(
     api_hosts=r"^generativelanguage\.googleapis\.com$",
     extra_fields="provider-params",
     check=CHECK,
+    environment=(
+        ("GEMINI_API_KEY", "Gemini API key."),
+        ("GEMINI_API_BASE", "Gemini endpoint root (default https://generativelanguage.googleapis.com/v1beta)."),
+    ),
 )

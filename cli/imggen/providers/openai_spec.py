@@ -23,4 +23,9 @@ SPEC = ProviderSpec(
     api_hosts=r"^api\.openai\.com$",
     extra_fields="openai-format",
     check=CHECK,
+    environment=(
+        ("OPENAI_API_KEY", "API key."),
+        ("OPENAI_BASE_URL", "Endpoint root (default https://api.openai.com/v1)."),
+        ("OPENAI_API_BASE", "The same, the older name."),
+    ),
 )

@@ -84,6 +84,9 @@ class ProviderSpec:
     # parameter ("provider-params"), or none.
     extra_fields: Literal["openai-format", "provider-params", "none"] = "none"
     check: ModelCheckSpec | None = None  # None: `imggen models check` does not ask this provider
+    # Every variable it reads (its settings', its SDK's), with what it is: `imggen help environment`.
+    environment: tuple[tuple[str, str], ...] = ()
+    environment_note: str = ""  # said after its name there
 
     @property
     def prefix(self) -> str:
