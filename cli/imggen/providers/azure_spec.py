@@ -11,6 +11,7 @@ SPEC = ProviderSpec(
     "azure",
     "Azure OpenAI",
     "imggen.providers.azure",
+    order=20,
     settings=(
         SettingSpec("api_key", ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"), secret=True),
         SettingSpec("azure_ad_token", ("AZURE_AD_TOKEN",), secret=True, profile=False, identity=True),

@@ -49,6 +49,7 @@ SPEC = ProviderSpec(
     "bedrock",
     "AWS Bedrock",
     "imggen.providers.bedrock",
+    order=30,
     settings=(
         SettingSpec("api_key", ("AWS_BEARER_TOKEN_BEDROCK",), secret=True),
         SettingSpec(

@@ -12,6 +12,7 @@ SPEC = ProviderSpec(
     "gemini",
     "Gemini API",
     "imggen.providers.gemini",
+    order=50,
     settings=(
         SettingSpec("api_key", ("GEMINI_API_KEY",), secret=True),
         SettingSpec("api_base", ("GEMINI_API_BASE",), default="https://generativelanguage.googleapis.com/v1beta"),

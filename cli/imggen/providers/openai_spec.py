@@ -11,6 +11,7 @@ SPEC = ProviderSpec(
     "openai",
     "OpenAI",
     "imggen.providers.openai",
+    order=10,
     settings=(
         SettingSpec("api_key", ("OPENAI_API_KEY",), secret=True),
         SettingSpec("api_base", ("OPENAI_BASE_URL", "OPENAI_API_BASE"), default="https://api.openai.com/v1"),

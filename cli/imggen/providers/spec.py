@@ -61,6 +61,7 @@ class ProviderSpec:
     name: str  # also its model prefix: `name/model-id`
     label: str
     module: str | None  # the implementation (`PROVIDER: Provider`); None: not available in this version yet
+    order: int = 100  # where imggen lists it among the providers (messages, `imggen models`): lowest first
     settings: tuple[SettingSpec, ...] = ()
     # Any of these variables or files (under ~) means credentials are configured, for `imggen models`.
     credential_env: tuple[str, ...] = ()

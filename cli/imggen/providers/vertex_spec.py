@@ -47,6 +47,7 @@ SPEC = ProviderSpec(
     "vertex_ai",
     "Google Vertex AI",
     "imggen.providers.vertex",
+    order=40,
     settings=(
         SettingSpec("vertex_project", ("VERTEXAI_PROJECT",), param=True),
         SettingSpec("vertex_location", ("VERTEXAI_LOCATION",), default="us-central1", param=True),
