@@ -28,4 +28,5 @@ SPEC = ProviderSpec(
     own_hosts=(".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com"),
     extra_fields="openai-format",
     check=CHECK,
+    tasks=("generate", "edit"),
 )

@@ -23,4 +23,5 @@ SPEC = ProviderSpec(
     api_hosts=r"^api\.openai\.com$",
     extra_fields="openai-format",
     check=CHECK,
+    tasks=("generate", "edit"),
 )
