@@ -318,9 +318,9 @@ def input_cost(info: ModelInfo | None, request: ImageRequest, requests: int) -> 
 
 def _input_image_tokens(price: dict[str, Any], width: int, height: int, fidelity: str | None) -> int:
     """One input image's tokens, by OpenAI's "GPT Image 1" rule (images-vision guide, Calculating
-    costs; a 2026-01-16 copy in tchr-dev/IOPaint-mod docs/images-vision.md): fit within `fit` px, scale the shortest side down to `short_side` px, then `base` tokens
-    plus `tile` tokens per `tile_px` square; at high input fidelity add `high_fidelity.square` or
-    `.other` (by the image's shape). `fidelity` is what the request sends, else the model's default
+    costs; a 2026-01-16 copy in tchr-dev/IOPaint-mod docs/images-vision.md): fit within `fit` px,
+    scale the shortest side down to `short_side` px, then `base` tokens plus `tile` tokens per
+    `tile_px` square; at high input fidelity add `high_fidelity.square` or `.other` (by its shape). `fidelity` is what the request sends, else the model's default
     (`price.fidelity`)."""
     rule = price["image_tokens"]
     w, h = float(width), float(height)
