@@ -320,8 +320,8 @@ def _input_image_tokens(price: dict[str, Any], width: int, height: int, fidelity
     """One input image's tokens, by OpenAI's "GPT Image 1" rule (images-vision guide, Calculating
     costs; a 2026-01-16 copy in tchr-dev/IOPaint-mod docs/images-vision.md): fit within `fit` px,
     scale the shortest side down to `short_side` px, then `base` tokens plus `tile` tokens per
-    `tile_px` square; at high input fidelity add `high_fidelity.square` or `.other` (by its shape). `fidelity` is what the request sends, else the model's default
-    (`price.fidelity`)."""
+    `tile_px` square; at high input fidelity add `high_fidelity.square` or `.other` (by its shape).
+    `fidelity` is what the request sends, else the model's default (`price.fidelity`)."""
     rule = price["image_tokens"]
     w, h = float(width), float(height)
     fit = float(rule.get("fit", 2048))
