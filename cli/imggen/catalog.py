@@ -296,9 +296,9 @@ def input_cost(info: ModelInfo | None, request: ImageRequest, requests: int) -> 
     """What an edit's input images add to the estimate, over `requests` requests (each sends them
     all), from the catalog's `edit.price`: `per_input_image` USD each per request; or `image_tokens`
     (how the provider tokenises an input image, see `_input_image_tokens`) at the model's
-    `price.tokens.image_in` rate, counted for every image asked for (OpenAI bills n images of one
-    request as n runs, so an upper bound). Nothing when the edit price is absent (the provider bills
-    the edit as a generation). None: unknown."""
+    `price.tokens.image_in` rate, once per request (whether OpenAI bills the inputs again for each of
+    n images of one request is undocumented). Nothing when the edit price is absent (the provider
+    bills the edit as a generation). None: unknown."""
     price = (info.edit or {}).get("price") if info else None
     if not price:
         return 0.0
@@ -309,7 +309,7 @@ def input_cost(info: ModelInfo | None, request: ImageRequest, requests: int) -> 
             return None
         tokens = sum(_input_image_tokens(price, image.width, image.height, request.input_fidelity)
                      for image in request.images)  # fmt: skip
-        return float(tokens * rate * max(request.n, requests))
+        return float(tokens * rate * requests)
     each = price.get("per_input_image")
     if each is None:
         return None
