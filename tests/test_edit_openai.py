@@ -332,3 +332,11 @@ def test_the_fake_refuses_what_the_real_endpoint_refuses(fake: FakeProvider) -> 
     ok = post({"prompt": "x", "model": "gpt-image-2", "n": "2"}, [("image[]", image), ("image[]", image)])
     assert ok.status_code == 200 and len(ok.json()["data"]) == 2
     assert ok.json()["usage"]["input_tokens_details"]["image_tokens"] == 2 * (194 + 4160)
+
+
+def test_an_unlisted_gpt_image_id_edits_by_its_familys_rules() -> None:
+    from imggen.catalog import parse_model
+
+    info = parse_model("openai/gpt-image-9").info
+    assert info is not None and info.from_family is not None
+    assert "edit" in info.tasks and info.edit == lookup("openai/gpt-image-2").edit  # type: ignore[union-attr]
