@@ -24,4 +24,5 @@ SPEC = ProviderSpec(
     api_hosts=r"^generativelanguage\.googleapis\.com$",
     extra_fields="provider-params",
     check=CHECK,
+    tasks=("generate", "edit"),
 )

@@ -65,4 +65,5 @@ SPEC = ProviderSpec(
     api_hosts=r"^([a-z0-9-]+-)?aiplatform(\.[a-z0-9-]+\.rep)?\.googleapis\.com$",
     extra_fields="provider-params",
     check=CHECK,
+    tasks=("generate", "edit"),
 )
