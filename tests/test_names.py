@@ -122,7 +122,8 @@ def test_models_wide_shows_every_column() -> None:
     code, screen = _at_terminal("models", "--wide")
     assert code == 0
     header = screen.splitlines()[0].split()
-    assert header == ["MODEL", "PROVIDER", "STATUS", "PRICE/IMAGE", "CONFIGURED", "SIZES", "MAX", "N", "QUALITIES"]
+    assert header == ["MODEL", "PROVIDER", "STATUS", "PRICE/IMAGE", "CONFIGURED", "SIZES", "MAX", "N", "QUALITIES",
+                      "TASKS"]  # fmt: skip
 
 
 def test_models_in_a_pipe_are_tab_separated_without_a_header() -> None:
@@ -130,7 +131,7 @@ def test_models_in_a_pipe_are_tab_separated_without_a_header() -> None:
     assert result.code == 0
     rows = [line.split("\t") for line in result.lines]
     assert [row[0] for row in rows] == _catalog_ids()
-    assert all(len(row) == 8 for row in rows)
+    assert all(len(row) == 9 for row in rows) and {row[8] for row in rows} >= {"generate", "generate, edit"}
     gpt = next(row for row in rows if row[0] == "openai/gpt-image-2")
     assert gpt[1:3] == ["openai", "active"] and gpt[4] == "yes"
     assert_no_secret(result.everything())
@@ -241,7 +242,7 @@ def test_a_bad_default_model_in_the_file_is_a_config_error(isolated: Path) -> No
     assert result.code == 3 and "default_model" in result.stderr and "Traceback" not in result.stderr
 
 
-COMMANDS = ["generate", "models", "models show", "models default", "models check", "config set", "config get",
+COMMANDS = ["generate", "edit", "models", "models show", "models default", "models check", "config set", "config get",
             "config unset", "config remove", "config list", "config show", "config default", "config explain",
             "config path", "serve", "help"]  # fmt: skip
 
@@ -274,7 +275,7 @@ def test_every_help_example_runs(isolated: Path) -> None:
 
     from imggen.commands.helptext import EXAMPLES
 
-    order = ["imggen", "generate", "models", "models show", "models check", "models add", "models remove",
+    order = ["imggen", "generate", "edit", "models", "models show", "models check", "models add", "models remove",
              "models default", "config set", "config get", "config show", "config list", "config default",
              "config explain", "config path", "config unset", "config remove", "help"]  # fmt: skip
     assert set(order) | {"serve"} == set(EXAMPLES)
@@ -290,6 +291,7 @@ def test_every_help_example_runs(isolated: Path) -> None:
                 assert done.returncode == 0, (example, done.stderr)
             assert "Traceback" not in done.stderr
     assert len(list((isolated / "otters").glob("*.png"))) == 1 and len(list((isolated / "birds").glob("*.png"))) == 2
+    assert len(list((isolated / "edited").glob("*.png"))) == 2
 
 
 def _env_names_in_the_code() -> set[str]:

@@ -110,6 +110,7 @@ class Batch:
         self.source = source  # None: the lone `prompt`
         self.lines: Iterable[PromptLine] = self.source if self.source is not None else [PromptLine(0, prompt or "")]
         self.model, self.profile, self.options, self.flags, self.name = model, profile, options, flags, name
+        self.task: str | None = None  # "edit": every line must be an edit (`imggen edit`)
         self.config = load_config()  # once for the whole batch, not once per prompt
         self.resolved: dict[str, Any] = {}  # settings per model and profile (api.plan_generation)
         self.shapes: dict[str, tuple[Plan, dict[str, Any]]] = {}  # per distinct line options, any prompt
@@ -203,6 +204,9 @@ class Batch:
         try:
             shape, parameters = self._shape(entry, totals)
             check_prompt(shape, entry.prompt)
+            if self.task == "edit" and shape.template is not None and not shape.template.images:
+                raise UsageError("no input image to edit",
+                                 hint='Give IMAGE arguments, or an "image" or "images" key on the line.')  # fmt: skip
             if totals is not None:
                 self._check_name(entry.overrides.get("name", self.name))
                 if shape.refusal is not None and totals.refusal is None:
@@ -253,7 +257,6 @@ class Batch:
         if totals is not None:
             _add_notes(totals, shape, entry.line if self.source is not None else None)
         return self.shapes[key]
-
 
     def _inputs(self, over: dict[str, Any]) -> dict[str, Any]:
         """A line's own input images and mask, paths relative to the prompts file's folder."""

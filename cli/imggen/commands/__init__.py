@@ -15,6 +15,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer b
 from ..errors import ImggenError, UsageError
 from .complete import complete_topic
 from .config import config_app
+from .edit import edit
 from .generate import generate
 from .helptext import epilog
 from .models import models_app
@@ -31,6 +32,7 @@ app = typer.Typer(
     epilog=epilog("imggen"),
 )
 app.command(no_args_is_help=False, epilog=epilog("generate"))(generate)
+app.command(epilog=epilog("edit"))(edit)
 app.add_typer(models_app, name="models")
 app.add_typer(config_app, name="config")
 app.command(epilog=epilog("serve"))(serve)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ..errors import UsageError
 from .complete import complete_model, complete_profile
+
+if TYPE_CHECKING:
+    from ..jobs import Batch
 
 HELP_OUTPUT = "Directory for the images (created if missing; default .), a file such as out.png, or - for stdout."
 
@@ -32,6 +35,51 @@ def _no_constant(name: str) -> Any:
     raise ValueError(name)
 
 
+MODEL = typer.Option(
+    None,
+    "-m",
+    "--model",
+    metavar="MODEL",
+    autocompletion=complete_model,
+    help="provider/model (default: imggen models default, else openai/gpt-image-2).",
+)
+NUMBER = typer.Option(1, "-n", "--number", metavar="N", help="Images per prompt, 1-10.")
+SIZE = typer.Option(None, "-s", "--size", metavar="WxH", help="WxH, e.g. 1024x1024.")
+ASPECT_RATIO = typer.Option(None, "--aspect-ratio", metavar="W:H", help="W:H, e.g. 16:9.")
+QUALITY = typer.Option(None, "-q", "--quality", metavar="QUALITY", help="Quality, as the model names it.")
+STYLE = typer.Option(None, "--style", metavar="STYLE", help="Style (dall-e-3: vivid, natural).")
+RESPONSE_FORMAT = typer.Option(None, "--response-format", metavar="FORMAT", help="url or b64_json.")
+USER = typer.Option(None, "--user", metavar="ID", help="End-user id passed to the provider.")
+SEED = typer.Option(None, "--seed", metavar="S", help="Seed, where the model takes one.")
+NEGATIVE_PROMPT = typer.Option(None, "--negative-prompt", metavar="TEXT", help="What to leave out.")
+PARAM = typer.Option([], "-p", "--param", metavar="KEY=VALUE", help="Provider parameter KEY=VALUE (repeatable).")
+OUTPUT = typer.Option(None, "-o", "--output", metavar="DIR", help=HELP_OUTPUT)
+NAME = typer.Option(
+    None, "--name", metavar="TEMPLATE", help="File name template (default: {date}-{prompt}-{index}.{ext})."
+)
+CONCURRENCY = typer.Option(4, "-j", "--concurrency", metavar="N", help="Requests in flight at once.")
+RETRIES = typer.Option(2, "--retries", metavar="N", help="Retries of a failed request.")
+TIMEOUT = typer.Option(None, "--timeout", metavar="SECONDS", help="Seconds per request (default: 600).")
+PROFILE = typer.Option(None, "--profile", metavar="NAME", help="Credentials profile.", autocompletion=complete_profile)
+API_BASE = typer.Option(None, "--api-base", metavar="URL", help="Endpoint root.")
+API_VERSION = typer.Option(None, "--api-version", metavar="VERSION", help="API version (Azure).")
+METADATA = typer.Option(False, "--metadata", help="Write <stem>.json beside each image.")
+DRY_RUN = typer.Option(False, "--dry-run", help="Print the requests instead of sending them.")
+JSON_LINES = typer.Option(False, "--json", help="JSON Lines on stdout instead of paths.")
+QUIET = typer.Option(False, "--quiet", help="No progress, summary or notes on stderr.")
+VERBOSE = typer.Option(
+    False, "-v", "--verbose", help="Show each request (secrets masked), its answer, timing and retries on stderr."
+)
+OVERWRITE = typer.Option(False, "--overwrite", help="Replace existing files.")
+PROMPTS_FILE = typer.Option(None, "--prompts-file", metavar="FILE", help="Prompts from a .txt or .jsonl file.")
+RPM = typer.Option(None, "--rpm", metavar="N", help="At most this many requests started per minute.")
+RESUME = typer.Option(False, "--resume", help="Skip images the output directory's manifest has.")
+MAX_COST = typer.Option(None, "--max-cost", metavar="USD", help="Refuse a run estimated above this many USD.")
+ALLOW_RETIRED = typer.Option(
+    False, "--allow-retired", help="Send a retired model to its provider all the same (if it still serves it)."
+)
+
+
 def generate(
     prompt: str | None = typer.Argument(
         None,
@@ -39,61 +87,36 @@ def generate(
         show_default=False,
         help="The prompt, or - to read prompts from stdin, one a line (so does a pipe when PROMPT is omitted).",
     ),
-    model: str | None = typer.Option(
-        None,
-        "-m",
-        "--model",
-        metavar="MODEL",
-        autocompletion=complete_model,
-        help="provider/model (default: imggen models default, else openai/gpt-image-2).",
-    ),
-    number: int = typer.Option(1, "-n", "--number", metavar="N", help="Images per prompt, 1-10."),
-    size: str | None = typer.Option(None, "-s", "--size", metavar="WxH", help="WxH, e.g. 1024x1024."),
-    aspect_ratio: str | None = typer.Option(None, "--aspect-ratio", metavar="W:H", help="W:H, e.g. 16:9."),
-    quality: str | None = typer.Option(
-        None, "-q", "--quality", metavar="QUALITY", help="Quality, as the model names it."
-    ),
-    style: str | None = typer.Option(None, "--style", metavar="STYLE", help="Style (dall-e-3: vivid, natural)."),
-    response_format: str | None = typer.Option(None, "--response-format", metavar="FORMAT", help="url or b64_json."),
-    user: str | None = typer.Option(None, "--user", metavar="ID", help="End-user id passed to the provider."),
-    seed: int | None = typer.Option(None, "--seed", metavar="S", help="Seed, where the model takes one."),
-    negative_prompt: str | None = typer.Option(None, "--negative-prompt", metavar="TEXT", help="What to leave out."),
-    param: list[str] = typer.Option(
-        [], "-p", "--param", metavar="KEY=VALUE", help="Provider parameter KEY=VALUE (repeatable)."
-    ),
-    output: str | None = typer.Option(None, "-o", "--output", metavar="DIR", help=HELP_OUTPUT),
-    name: str | None = typer.Option(
-        None, "--name", metavar="TEMPLATE", help="File name template (default: {date}-{prompt}-{index}.{ext})."
-    ),
-    concurrency: int = typer.Option(4, "-j", "--concurrency", metavar="N", help="Requests in flight at once."),
-    retries: int = typer.Option(2, "--retries", metavar="N", help="Retries of a failed request."),
-    timeout: float | None = typer.Option(
-        None, "--timeout", metavar="SECONDS", help="Seconds per request (default: 600)."
-    ),
-    profile: str | None = typer.Option(
-        None, "--profile", metavar="NAME", help="Credentials profile.", autocompletion=complete_profile
-    ),
-    api_base: str | None = typer.Option(None, "--api-base", metavar="URL", help="Endpoint root."),
-    api_version: str | None = typer.Option(None, "--api-version", metavar="VERSION", help="API version (Azure)."),
-    metadata: bool = typer.Option(False, "--metadata", help="Write <stem>.json beside each image."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the requests instead of sending them."),
-    json_lines: bool = typer.Option(False, "--json", help="JSON Lines on stdout instead of paths."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress, summary or notes on stderr."),
-    verbose: bool = typer.Option(
-        False, "-v", "--verbose", help="Show each request (secrets masked), its answer, timing and retries on stderr."
-    ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files."),
-    prompts_file: Path | None = typer.Option(
-        None, "--prompts-file", metavar="FILE", help="Prompts from a .txt or .jsonl file."
-    ),
-    rpm: float | None = typer.Option(None, "--rpm", metavar="N", help="At most this many requests started per minute."),
-    resume: bool = typer.Option(False, "--resume", help="Skip images the output directory's manifest has."),
-    max_cost: float | None = typer.Option(
-        None, "--max-cost", metavar="USD", help="Refuse a run estimated above this many USD."
-    ),
-    allow_retired: bool = typer.Option(
-        False, "--allow-retired", help="Send a retired model to its provider all the same (if it still serves it)."
-    ),
+    model: str | None = MODEL,
+    number: int = NUMBER,
+    size: str | None = SIZE,
+    aspect_ratio: str | None = ASPECT_RATIO,
+    quality: str | None = QUALITY,
+    style: str | None = STYLE,
+    response_format: str | None = RESPONSE_FORMAT,
+    user: str | None = USER,
+    seed: int | None = SEED,
+    negative_prompt: str | None = NEGATIVE_PROMPT,
+    param: list[str] = PARAM,
+    output: str | None = OUTPUT,
+    name: str | None = NAME,
+    concurrency: int = CONCURRENCY,
+    retries: int = RETRIES,
+    timeout: float | None = TIMEOUT,
+    profile: str | None = PROFILE,
+    api_base: str | None = API_BASE,
+    api_version: str | None = API_VERSION,
+    metadata: bool = METADATA,
+    dry_run: bool = DRY_RUN,
+    json_lines: bool = JSON_LINES,
+    quiet: bool = QUIET,
+    verbose: bool = VERBOSE,
+    overwrite: bool = OVERWRITE,
+    prompts_file: Path | None = PROMPTS_FILE,
+    rpm: float | None = RPM,
+    resume: bool = RESUME,
+    max_cost: float | None = MAX_COST,
+    allow_retired: bool = ALLOW_RETIRED,
 ) -> None:
     """Generate images from a prompt (or many: PROMPT -, or --prompts-file) and save them."""
     from ..plan import Options
@@ -104,15 +127,27 @@ def generate(
         response_format=response_format, user=user, seed=seed, negative_prompt=negative_prompt,
         params=parse_params(param), allow_retired=allow_retired,
     )  # fmt: skip
-    _check_numbers(concurrency, retries, timeout, rpm, max_cost)
+    check_numbers(concurrency, retries, timeout, rpm, max_cost)
     flags = {"api_base": api_base, "api_version": api_version, "timeout": timeout, "output_dir": output, "rpm": rpm}
     batch = batch_for(prompt, prompts_file, model=model, profile=profile, options=options, flags=flags, name=name)
+    code = run_batch(
+        batch, dry_run=dry_run, json_lines=json_lines, quiet=quiet, verbose=verbose, overwrite=overwrite,
+        metadata=metadata, resume=resume, max_cost=max_cost, retries=retries, concurrency=concurrency,
+    )  # fmt: skip
+    raise typer.Exit(code)
+
+
+def run_batch(
+    batch: Batch, *, dry_run: bool, json_lines: bool, quiet: bool, verbose: bool, overwrite: bool, metadata: bool,
+    resume: bool, max_cost: float | None, retries: int, concurrency: int,
+) -> int:  # fmt: skip
+    """Print the batch's requests (--dry-run), or run it with the progress display; the exit code."""
     try:
         if dry_run:
             from .dryrun import print_batch
 
             print_batch(batch, json_lines=json_lines, quiet=quiet, max_cost=max_cost)
-            return
+            return 0
         from .run import Run
 
         run = Run(
@@ -121,13 +156,12 @@ def generate(
         )  # fmt: skip
         run.check_budget(max_cost)
         rate = run.totals.first.settings.get("rpm") if run.totals.first else None
-        code = run.start(retries=retries, concurrency=concurrency, rpm=float(rate) if rate else None)
+        return run.start(retries=retries, concurrency=concurrency, rpm=float(rate) if rate else None)
     finally:
         batch.close()
-    raise typer.Exit(code)
 
 
-def _check_numbers(
+def check_numbers(
     concurrency: int, retries: int, timeout: float | None, rpm: float | None, max_cost: float | None
 ) -> None:
     from ..checks import RANGES, number_problem, quoted

@@ -18,11 +18,17 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         'printf "a fox\\na heron\\n" | imggen generate - -m placeholder --json -o birds',
         'imggen generate "a poster" -m gemini/gemini-2.5-flash-image --aspect-ratio 16:9 -p temperature=0.5 --dry-run',
     ),
+    "edit": (
+        'imggen generate "a sea otter" -m placeholder -s 512x512 -o otter.png && '
+        'imggen edit "add a red hat" otter.png -m placeholder -o edited',
+        'imggen edit "make it night" otter.png --mask-prompt "the sky" -m placeholder --json -o edited',
+        'imggen edit "one picture of both" otter.png otter.png -m gpt-image-2 --input-fidelity high --dry-run',
+    ),
     "models": (
         "imggen models",
         "imggen models --provider bedrock --wide",
         "imggen models --all | cut -f1,3",
-        "imggen models --json",
+        "imggen models --task edit --json",
     ),
     "models check": (
         "imggen models check --dry-run",

@@ -19,6 +19,7 @@ from ..catalog import (
     stale_warning,
 )
 from ..errors import UsageError
+from ..providers.spec import TASKS
 from ..settings import credentials_configured, load_config
 from . import render
 from .complete import complete_model, complete_provider
@@ -53,7 +54,7 @@ def model_json(info: ModelInfo, configured: bool) -> dict[str, Any]:
         "response_formats": list(info.response_formats), "fields": list(info.fields),
         "prompt_max": info.prompt_max, "price": info.price, "lifecycle": info.lifecycle,
         "regions": list(info.regions), "location": info.location, "notes": info.notes, "sources": info.sources,
-        **_overlay_json(info),
+        "tasks": list(info.tasks), "edit": info.edit, **_overlay_json(info),
     }  # fmt: skip
 
 
@@ -82,6 +83,9 @@ def list_models(
     provider: str | None = typer.Option(
         None, "--provider", metavar="NAME", help="Only this provider's models.", autocompletion=complete_provider
     ),
+    task: str | None = typer.Option(
+        None, "--task", metavar="TASK", help="Only models that do this: generate or edit (imggen edit)."
+    ),
     show_all: bool = typer.Option(False, "--all", help="Include retired models."),
     wide: bool = typer.Option(False, "--wide", help="Every column, however wide the lines get."),
     json_out: bool = typer.Option(False, "--json", help="A JSON array instead of a table."),
@@ -89,18 +93,21 @@ def list_models(
     """List the catalog: one model a line with its status, price per image and whether credentials
     are configured. At a terminal the lines fit its width (a narrow one shows CONFIGURED as KEY, then
     drops columns; the id is never cut); in a pipe, tab-separated columns without a header: id,
-    provider, status, price, configured, sizes, max n, qualities.
+    provider, status, price, configured, sizes, max n, qualities, tasks.
     """
     if ctx.invoked_subcommand is not None:
         return
     if provider is not None and provider not in PROVIDERS:
         raise UsageError(f"unknown provider '{provider}'", hint="Use one of: " + ", ".join(PROVIDERS) + ".")
+    if task is not None and task not in TASKS:
+        raise UsageError(f"unknown task '{task}'", hint="Use one of: " + ", ".join(TASKS) + ".")
     _say_if_stale()
     config = load_config()
     configured = {p: credentials_configured(p, config) for p in PROVIDERS}
     models = [
         m for m in all_models()
         if (provider is None or m.provider == provider) and (show_all or m.status() != "retired")
+        and (task is None or task in m.tasks)
     ]  # fmt: skip
     if json_out:
         render.print_json([model_json(m, configured[m.provider]) for m in models])
@@ -129,7 +136,8 @@ def _overlay_note(models: list[ModelInfo]) -> None:
 
 
 WIDE_COLUMNS = {"model": "MODEL", "provider": "PROVIDER", "status": "STATUS", "price": "PRICE/IMAGE",
-                "configured": "CONFIGURED", "sizes": "SIZES", "max_n": "MAX N", "qualities": "QUALITIES"}  # fmt: skip
+                "configured": "CONFIGURED", "sizes": "SIZES", "max_n": "MAX N", "qualities": "QUALITIES",
+                "tasks": "TASKS"}  # fmt: skip
 # The narrow layouts, tried in turn until one fits: the id is never cut, the other columns go first.
 LAYOUTS = (["model", "status", "price", "configured"], ["model", "status", "price", "key"],
            ["model", "status", "price"], ["model", "status"], ["model"])  # fmt: skip
@@ -140,7 +148,8 @@ GAP = "  "
 def _row(m: ModelInfo, configured: bool) -> dict[str, str]:
     yes = "yes" if configured else "no"
     return {"model": m.id, "provider": m.provider, "status": m.status_words(), "price": _price(m), "configured": yes,
-            "sizes": _sizes(m), "max_n": str(m.max_n), "qualities": ", ".join(m.qualities) or "-"}  # fmt: skip
+            "sizes": _sizes(m), "max_n": str(m.max_n), "qualities": ", ".join(m.qualities) or "-",
+            "tasks": ", ".join(m.tasks)}  # fmt: skip
 
 
 def _widths(rows: list[dict[str, str]], columns: list[str]) -> list[int]:
@@ -328,7 +337,7 @@ def show(
         sys.stdout.write(f"{'overlay:':<18} {_overlay_line(data)}\n")
 
 
-NESTED = ("lifecycle", "sources")
+NESTED = ("lifecycle", "sources", "edit")
 
 
 def _say_if_stale() -> None:
