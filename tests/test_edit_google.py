@@ -5,6 +5,7 @@ key in `x-goog-api-key` and google-auth's token exchange running for real for Ve
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import struct
 from pathlib import Path
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 import imggen
+from conftest import run_cli
 from fakegoogle import GEMINI_KEY, google_error
 from fakeserver import FakeProvider, Reply
 from imggen.api import plan_generation
@@ -271,3 +273,83 @@ def test_the_fake_counts_images_per_model(fake: FakeProvider) -> None:
     text = httpx.post(f"{fake.base_url}/v1beta/models/gemini-3-pro-image:generateContent", content=json.dumps(four),
                       headers={"x-goog-api-key": GEMINI_KEY, "Content-Type": "text/plain"})  # fmt: skip
     assert text.status_code == 400
+
+
+# `imggen edit` as a user runs it (a real process).
+
+
+def edit_cli(fake: FakeProvider, *args: str, env: dict[str, str] | None = None) -> Any:
+    return run_cli("edit", *args, env={"GEMINI_API_KEY": GEMINI_KEY, **(env or {})})
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_cli_edit_on_the_gemini_api(fake: FakeProvider, tmp_path: Path) -> None:
+    a, b = write(tmp_path, "otter.png", png(shade=5)), write(tmp_path, "hat.jpg", jpeg(40, 30))
+    result = edit_cli(fake, "put the hat on the otter", a, b, "-m", "gemini/gemini-3.1-flash-image", "--api-base",
+                      fake.base_url + "/v1beta", "-o", str(tmp_path / "out"), "--json", "--metadata", "-v")  # fmt: skip
+    assert result.code == 0, result.stderr
+    (line,) = result.json_lines()
+    assert Path(line["path"]).read_bytes() == fake.image_bytes
+    metadata = json.loads(Path(line["path"]).with_suffix(".json").read_text())
+    assert hashlib.sha256(png(shade=5)).hexdigest() in json.dumps(metadata)  # each input recorded by its hash
+    (request,) = sent(fake)
+    *inline, text = parts(request.json)
+    assert [decoded(p)[0] for p in inline] == ["image/png", "image/jpeg"] and text["text"] == "put the hat on the otter"
+    everything = result.everything()
+    assert base64.b64encode(png(shade=5)).decode() not in everything and GEMINI_KEY not in everything
+    assert "<otter.png, image/png, 16x16" in result.stderr  # -v shows the request, its images described
+
+
+def test_cli_edit_on_vertex_ai(fake: FakeProvider, service_account: Path, tmp_path: Path) -> None:  # noqa: F811
+    images = [write(tmp_path, f"{i}.webp", webp(24, 24)) for i in range(3)]
+    result = run_cli("edit", "merge these", *images, "-m", "vertex_ai/gemini-2.5-flash-image", "--api-base",
+                     fake.base_url, "-o", str(tmp_path / "out"), env=vertex_env(fake, service_account))  # fmt: skip
+    assert result.code == 0, result.stderr
+    project, location, model, method, token = fake.google_calls[0]
+    assert (project, location, model, method) == (
+        "sa-project",
+        "us-central1",
+        "gemini-2.5-flash-image",
+        "generateContent",
+    )
+    assert token in fake.google_tokens and token not in result.everything()
+    assert [decoded(p)[0] for p in parts(sent(fake)[0].json)[:-1]] == ["image/webp"] * 3
+
+
+def test_cli_refuses_a_mask_and_too_many_images_with_exit_2(fake: FakeProvider, tmp_path: Path) -> None:
+    a, mask = write(tmp_path, "a.png", png()), write(tmp_path, "m.png", png(alpha=True))
+    masked = edit_cli(fake, "add a hat", a, "--mask", mask, "-m", "gemini/gemini-3-pro-image")
+    assert masked.code == 2 and "gemini/gemini-3-pro-image takes no mask" in masked.stderr
+    assert "Say in the prompt what to change." in masked.stderr
+    worded = edit_cli(fake, "add a hat", a, "--mask-prompt", "the head", "-m", "gemini/gemini-3-pro-image")
+    assert worded.code == 2 and "takes no --mask-prompt" in worded.stderr
+    four = [write(tmp_path, f"{i}.png", png(shade=i)) for i in range(4)]
+    many = edit_cli(fake, "combine", *four, "-m", "gemini/gemini-2.5-flash-image")
+    assert many.code == 2 and "takes at most 3 input images; 4 given" in many.stderr
+    imagen = edit_cli(fake, "add a hat", a, "-m", "vertex_ai/imagen-4.0-generate-001", "--allow-retired")
+    assert imagen.code == 2 and "cannot edit images" in imagen.stderr and "imggen models --task edit" in imagen.stderr
+    assert not sent(fake)
+
+
+def test_cli_dry_run_describes_the_images_and_prices_them(tmp_path: Path) -> None:
+    a, b = write(tmp_path, "a.png", png(shade=1)), write(tmp_path, "b.png", png(shade=2))
+    result = run_cli("edit", "blend", a, b, "-m", "gemini/gemini-3-pro-image", "--dry-run")  # no key needed
+    assert result.code == 0, result.stderr
+    assert '"data": "<a.png, image/png, 16x16, ' in result.stdout and '"text": "blend"' in result.stdout
+    assert result.stdout.index("<a.png") < result.stdout.index("<b.png") < result.stdout.index('"text": "blend"')
+    for image in (png(shade=1), png(shade=2)):
+        assert base64.b64encode(image).decode() not in result.stdout
+    assert "# estimated cost: $0.1362 for 1 image" in result.stdout  # $0.134 out + 2 x $0.0011 in
+    over = run_cli("edit", "blend", a, b, "-m", "gemini/gemini-3-pro-image", "--dry-run", "--max-cost", "0.135")
+    assert over.code == 2 and "estimated cost $0.1362 is above --max-cost $0.135" in over.stderr
+    vertex = run_cli("edit", "blend", a, "-m", "vertex_ai/gemini-3.1-flash-image", "--dry-run", "--json",
+                     env={"VERTEXAI_PROJECT": "p"})  # fmt: skip
+    assert vertex.code == 0, vertex.stderr
+    (line,) = vertex.json_lines()
+    assert line["url"].startswith("https://aiplatform.googleapis.com/v1/projects/p/locations/global/")
+    assert line["cost_usd"] == pytest.approx(0.0672 + 0.00056)
