@@ -34,7 +34,7 @@ from .variations import VARIATION_FIELDS
 MAX_FILES = 32  # OpenAI takes 16 images and a mask; a form with more file parts is refused while read
 MAX_FIELDS = 128
 MAX_NESTING = 8  # `svg[reasoning][effort]` is 3
-INT_FIELDS = frozenset(key for key, kind in (OPTION_TYPES | OPENAI_FIELDS).items() if kind is int)
+INT_FIELDS = frozenset({"n"} | {key for key, kind in (OPTION_TYPES | OPENAI_FIELDS).items() if kind is int})
 BOOL_FIELDS = frozenset({"stream"})
 _NAME = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
 
@@ -49,14 +49,25 @@ class Upload:
 
 @dataclass
 class Form:
-    body: dict[str, Any]  # the text fields, numbers and booleans converted, `a[b]` nested
+    texts: list[tuple[str, str]] = field(default_factory=list)  # the text parts, in order
     files: list[Upload] = field(default_factory=list)
 
     def take(self, *names: str) -> list[Upload]:
         return [upload for upload in self.files if upload.field in names]
 
-    def text(self, key: str) -> Any:
-        return self.body.get(key)
+    def text(self, key: str) -> str | None:
+        """A plain text field as it was sent (the last one, when repeated: `body` refuses that)."""
+        found = [value for name, value in self.texts if name == key]
+        return found[-1] if found else None
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The text fields as a JSON body would give them: numbers and booleans converted by the
+        field's type, `a[]` lists and `a[b]` objects; a malformed field is a 400 naming it."""
+        body: dict[str, Any] = {}
+        for name, value in self.texts:
+            _put(body, name, value)
+        return body
 
 
 async def read_form(request: Request, limit: int) -> Form:
@@ -75,13 +86,13 @@ async def read_form(request: Request, limit: int) -> Form:
     except MultiPartException as exc:
         raise ProxyError(400, f"the multipart body cannot be read: {exc.message}") from exc
     try:
-        form = Form({})
+        form = Form()
         for name, value in parsed.multi_items():
             if isinstance(value, UploadFile):
                 content = await value.read()
                 form.files.append(Upload(name, value.filename or "", content, value.content_type))
             else:
-                _put(form.body, name, value)
+                form.texts.append((name, value))
     finally:
         await parsed.close()
     return form
@@ -146,8 +157,9 @@ def _converted(key: str, text: str) -> Any:
 def edit_options(form: Form) -> Options:
     """An edit's options: the text fields as a generation's (options_from), the files as input images
     named by their part's file name, `input_fidelity` as the edit option it is."""
-    if "mask" in form.body or "image" in form.body:
-        key = "mask" if "mask" in form.body else "image"
+    given = form.body
+    if "mask" in given or "image" in given:
+        key = "mask" if "mask" in given else "image"
         raise ProxyError(400, f"'{key}' must be a file part (with a filename), not a text field", param=key)
     files = form.take("image", "image[]")
     if not files:
@@ -161,7 +173,7 @@ def edit_options(form: Form) -> Options:
                          code="unsupported_parameter", param=others[0])  # fmt: skip
     images = tuple(_image(upload, f"image {i}", "image") for i, upload in enumerate(files, 1))
     mask = _image(masks[0], "mask", "mask") if masks else None
-    body = {k: v for k, v in form.body.items() if k not in ("prompt", "model")}
+    body = {k: v for k, v in given.items() if k not in ("prompt", "model")}
     options = options_from(body)
     params = dict(options.params)
     fidelity = params.pop("input_fidelity", None)
@@ -173,16 +185,17 @@ def variation_fields(form: Form) -> tuple[InputImage, str, dict[str, str]]:
     files = form.take("image")
     if len(files) != 1 or len(form.files) != 1:
         raise ProxyError(400, "a variation takes exactly one file part, 'image'", param="image")
-    unknown = sorted(set(form.body) - {"model", *VARIATION_FIELDS})
+    given = form.body
+    unknown = sorted(set(given) - {"model", *VARIATION_FIELDS})
     if unknown:
         raise ProxyError(400, f"'{unknown[0]}' is not a field of /images/variations",
                          code="unsupported_parameter", param=unknown[0])  # fmt: skip
-    n = form.body.get("n", 1)
+    n = given.get("n", 1)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_N:
         raise ProxyError(400, f"'n' must be an integer from 1 to {MAX_N}, not {n!r}", param="n")
-    fields: dict[str, str] = {"n": str(n)} if "n" in form.body else {}
+    fields: dict[str, str] = {"n": str(n)} if "n" in given else {}
     for key in ("size", "response_format", "user"):
-        value = form.body.get(key)
+        value = given.get(key)
         if value is not None and not isinstance(value, str):
             raise ProxyError(400, f"'{key}' must be a string", param=key)
         if value is not None:

@@ -303,6 +303,7 @@ def bad_request(exc: ImggenError, deployment: Deployment, code: str | None = Non
     """A request imggen refused before sending it, worded in the request's fields ('n', 'size'), not
     in the command line's flags or the Python API's keywords."""
     param = exc.param if exc.param != "params" else None  # a provider parameter is a field of its own
+    param = "image" if param == "images" else param  # the edit's input images are its `image` parts
     return ProxyError(400, exc.text("proxy"), code=code, param=param, deployment=deployment.id)
 
 
