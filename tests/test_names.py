@@ -122,7 +122,8 @@ def test_models_wide_shows_every_column() -> None:
     code, screen = _at_terminal("models", "--wide")
     assert code == 0
     header = screen.splitlines()[0].split()
-    assert header == ["MODEL", "PROVIDER", "STATUS", "PRICE/IMAGE", "CONFIGURED", "SIZES", "MAX", "N", "QUALITIES"]
+    assert header == ["MODEL", "PROVIDER", "STATUS", "PRICE/IMAGE", "CONFIGURED", "SIZES", "MAX", "N", "QUALITIES",
+                      "TASKS"]  # fmt: skip
 
 
 def test_models_in_a_pipe_are_tab_separated_without_a_header() -> None:
@@ -130,7 +131,7 @@ def test_models_in_a_pipe_are_tab_separated_without_a_header() -> None:
     assert result.code == 0
     rows = [line.split("\t") for line in result.lines]
     assert [row[0] for row in rows] == _catalog_ids()
-    assert all(len(row) == 8 for row in rows)
+    assert all(len(row) == 9 for row in rows) and {row[8] for row in rows} >= {"generate", "generate, edit"}
     gpt = next(row for row in rows if row[0] == "openai/gpt-image-2")
     assert gpt[1:3] == ["openai", "active"] and gpt[4] == "yes"
     assert_no_secret(result.everything())
@@ -295,11 +296,9 @@ def test_every_help_example_runs(isolated: Path) -> None:
 
 def _env_names_in_the_code() -> set[str]:
 
-    from imggen.commands.helptext import ENVIRONMENT
     from imggen.providers import PROVIDERS as SPECS
     from imggen.transport import _HTTP_PROXY_VARS
 
-    assert ENVIRONMENT
     names = {n for spec in SPECS.values() for group in spec.env.values() for n in group}
     names |= {n for spec in SPECS.values() for n in (*spec.credential_env, *spec.ca_env)}
     names |= {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", *(n.upper() for n in _HTTP_PROXY_VARS)}  # transport.py's
@@ -321,6 +320,19 @@ def test_help_environment_lists_every_variable_imggen_reads() -> None:
     assert names - listed == set()
     for name in ("HTTPS_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE", "GEMINI_API_KEY"):
         assert name in result.stdout
+
+
+def test_each_provider_declares_every_variable_it_reads() -> None:
+    """`help environment` is derived: a provider's section is its declaration's `environment`, which
+    names every variable its settings, credentials and CA bundle read."""
+    from imggen.providers import PROVIDERS as SPECS
+
+    for spec in SPECS.values():
+        declared = {name for name, _ in spec.environment}
+        read = {n for group in spec.env.values() for n in group} | {*spec.credential_env, *spec.ca_env}
+        assert read - {"REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"} <= declared, spec.name
+    text = run_cli("help", "environment").stdout
+    assert all(spec.label in text for spec in SPECS.values() if spec.environment)
 
 
 def test_help_of_an_unknown_topic_is_a_usage_error() -> None:
