@@ -36,4 +36,5 @@ SPEC = ProviderSpec(
         ("AZURE_API_BASE", "The resource's endpoint, https://NAME.openai.azure.com."),
         ("AZURE_API_VERSION", "The API version (default 2025-04-01-preview)."),
     ),
+    tasks=("generate", "edit"),
 )

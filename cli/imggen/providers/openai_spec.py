@@ -29,4 +29,5 @@ SPEC = ProviderSpec(
         ("OPENAI_BASE_URL", "Endpoint root (default https://api.openai.com/v1)."),
         ("OPENAI_API_BASE", "The same, the older name."),
     ),
+    tasks=("generate", "edit"),
 )
