@@ -16,7 +16,6 @@ import openai
 import pytest
 
 from fakeedits import KEY, FakeCompatible, png, png_size
-from imggen.providers import PROVIDERS
 from imggen.proxy.config import parse
 from servehelp import MASTER_KEY, Served, deployment, proxy_config
 
@@ -25,8 +24,6 @@ IMAGE = png(16, 16)
 MASK = png(16, 16, alpha=True, clear=8)
 # openai 3.57.0 marks create_variation deprecated (OpenAI's own endpoint is retired); servers of one's own remain.
 pytestmark = pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
-# The openai provider's edits land with its own helper's work; until then an edit to it is refused.
-OPENAI_EDITS = "edit" in PROVIDERS["openai"].tasks
 
 
 @pytest.fixture
@@ -287,7 +284,6 @@ def test_an_upload_over_the_limit_is_a_413(start: Any) -> None:
 # An OpenAI-compatible server as the upstream: the multipart the provider builds, checked by the fake.
 
 
-@pytest.mark.skipif(not OPENAI_EDITS, reason="the openai provider builds edits with its own part of issue 13")
 def test_edit_forwarded_to_a_compatible_server(start: Any, compatible: FakeCompatible) -> None:
     served = start(proxy_config(on_compatible("gpt", compatible, model_info={"id": "compat-1"})))
     raw = client(served).images.with_raw_response.edit(
@@ -306,7 +302,6 @@ def test_edit_forwarded_to_a_compatible_server(start: Any, compatible: FakeCompa
     assert got.field("input_fidelity") is None  # gpt-image-2 has none (openai 3.57.0: "omit this parameter")
 
 
-@pytest.mark.skipif(not OPENAI_EDITS, reason="the openai provider builds edits with its own part of issue 13")
 def test_a_failed_edit_falls_back(start: Any, compatible: FakeCompatible) -> None:
     compatible.fail = [(500, "server_error")]
     served = start(proxy_config(on_compatible("gpt", compatible), placeholder(),
