@@ -25,6 +25,7 @@ SPEC = ProviderSpec(
     api_hosts=r"^generativelanguage\.googleapis\.com$",
     extra_fields="provider-params",
     check=CHECK,
+    tasks=("generate", "edit"),
     environment=(
         ("GEMINI_API_KEY", "Gemini API key."),
         ("GEMINI_API_BASE", "Gemini endpoint root (default https://generativelanguage.googleapis.com/v1beta)."),

@@ -66,6 +66,7 @@ SPEC = ProviderSpec(
     api_hosts=r"^([a-z0-9-]+-)?aiplatform(\.[a-z0-9-]+\.rep)?\.googleapis\.com$",
     extra_fields="provider-params",
     check=CHECK,
+    tasks=("generate", "edit"),
     environment=(
         ("GOOGLE_APPLICATION_CREDENTIALS", "A service-account or ADC JSON file."),
         ("CLOUDSDK_CONFIG", "gcloud's directory, where its ADC file lives (default ~/.config/gcloud)."),
