@@ -14,7 +14,10 @@ from . import render
 if TYPE_CHECKING:
     import socket
 
-SERVE_MODULES = {"starlette": "starlette", "uvicorn": "uvicorn", "yaml": "PyYAML"}  # module: package
+# module: package (python-multipart: starlette's form parser, for uploads to /v1/images/edits)
+SERVE_MODULES = {
+    "starlette": "starlette", "uvicorn": "uvicorn", "yaml": "PyYAML", "python_multipart": "python-multipart"
+}  # fmt: skip
 
 
 def serve(
