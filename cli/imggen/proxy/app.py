@@ -427,7 +427,8 @@ def _images_payload(response: ImageResponse) -> dict[str, Any]:
         usage = response.usage
         payload["usage"] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
                             "total_tokens": usage.total_tokens,
-                            "input_tokens_details": {"text_tokens": usage.input_text_tokens}}  # fmt: skip
+                            "input_tokens_details": {"text_tokens": usage.input_text_tokens,
+                                                     "image_tokens": usage.input_image_tokens}}  # fmt: skip
     return payload
 
 
