@@ -73,6 +73,9 @@ class Recorded:
     body: bytes
     json: Any = None
     raw_path: str = ""
+    # A multipart body (an edit): its text fields, and its files as (field, filename, type, bytes) in order
+    form: dict[str, str] | None = None
+    files: list[tuple[str, str, str, bytes]] | None = None
 
 
 def openai_error(
@@ -324,9 +327,12 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             parsed = None
         headers = {k.lower(): v for k, v in self.headers.items()}
-        return Recorded(
+        recorded = Recorded(
             self.command, unquote(parts.path), dict(parse_qsl(parts.query)), headers, body, parsed, self.path
         )
+        if headers.get("content-type", "").startswith("multipart/form-data"):
+            recorded.form, recorded.files = parse_multipart(headers["content-type"], body)
+        return recorded
 
     def _default(self, req: Recorded) -> Reply:
         if req.method == "GET" and req.path.startswith("/files/"):
@@ -336,6 +342,13 @@ class _Handler(BaseHTTPRequestHandler):
             return Reply(body=data, headers={"Content-Type": "image/png"})
         if req.method == "POST" and req.path == "/v1/images/generations":
             return self._openai(req)
+        if req.method == "POST" and req.path == "/v1/images/edits":
+            return self._openai_edit(req)
+        if req.method == "POST" and (
+            req.path == "/openai/v1/images/edits"
+            or (req.path.startswith("/openai/deployments/") and req.path.endswith("/images/edits"))
+        ):
+            return self._azure_edit(req)
         if req.method == "GET" and req.path in ("/v1/models", "/openai/models"):
             return self._model_list(req)
         if req.method == "GET" and req.path == "/v1beta/models":
@@ -376,6 +389,25 @@ class _Handler(BaseHTTPRequestHandler):
             shown = req.headers.get("authorization", "")[-4:]
             return openai_error(401, f"Incorrect API key provided: sk-...{shown}.", code="invalid_api_key")
         return self._images(req, {"x-request-id": f"req_{self.fake.next_id()}"})
+
+    def _openai_edit(self, req: Recorded) -> Reply:
+        if self.fake.require_key and req.headers.get("authorization") != f"Bearer {self.fake.openai_key}":
+            return openai_error(401, "Incorrect API key provided.", code="invalid_api_key")
+        return edit_reply(self.fake, req, {"x-request-id": f"req_{self.fake.next_id()}"}, model_field=True)
+
+    def _azure_edit(self, req: Recorded) -> Reply:
+        """Azure's edits: the deployment route (api-version 2025-04-01-preview or later, no `model`
+        field) and the v1 surface (`model` names the deployment, no api-version needed)."""
+        key_ok = req.headers.get("api-key") == self.fake.azure_key
+        token_ok = req.headers.get("authorization") == f"Bearer {self.fake.azure_ad_token}"
+        if self.fake.require_key and not (key_ok or token_ok):
+            return Reply(401, {"error": {"code": "401", "message": "Access denied due to invalid subscription key."}})
+        headers = {"apim-request-id": f"apim-{self.fake.next_id()}"}
+        if req.path.startswith("/openai/v1/"):
+            return edit_reply(self.fake, req, headers, model_field=True)
+        if req.query.get("api-version", "")[:10] < "2025-04-01":
+            return Reply(404, {"error": {"code": "404", "message": "Resource not found"}})
+        return edit_reply(self.fake, req, headers, model_field=False)
 
     def _model_list(self, req: Recorded) -> Reply:
         """OpenAI's `GET /v1/models` (bearer key) and Azure's `GET /openai/models?api-version=` (api-key)."""
@@ -463,3 +495,122 @@ class _Handler(BaseHTTPRequestHandler):
 def leaked(secret: str) -> str:
     """A secret in every form a careless upstream may quote it: raw, repr, JSON-escaped, URL-encoded, cut."""
     return f"raw {secret} repr {secret!r} json {json.dumps(secret)} url {quote(secret, safe='')} cut {secret[:11]}"
+
+
+def parse_multipart(content_type: str, body: bytes) -> tuple[dict[str, str], list[tuple[str, str, str, bytes]]]:
+    """A multipart/form-data body: its text fields (a repeated text field keeps its last value and is
+    reported as `<repeated>`) and its file parts, in order."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    form: dict[str, str] = {}
+    files: list[tuple[str, str, str, bytes]] = []
+    for part in message.iter_parts():  # type: ignore[attr-defined]
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is not None:
+            files.append((str(name), filename, part.get_content_type(), data))
+        else:
+            form[str(name)] = "<repeated>" if name in form else data.decode("utf-8")
+    return form, files
+
+
+# What /images/edits takes (openai 3.57.0 types/image_edit_params.py): text fields and file fields.
+EDIT_TEXT_FIELDS = frozenset({
+    "prompt", "background", "complexity", "frame_count", "frame_duration_ms", "input_fidelity", "model", "n",
+    "output_compression", "output_format", "partial_images", "quality", "response_format", "safety_identifier",
+    "size", "stream", "user", "svg[model]", "svg[reasoning][effort]",
+})  # fmt: skip
+EDIT_FILE_FIELDS = frozenset({"image", "image[]", "mask", "markup"})
+EDIT_FORMATS = {"image/png": b"\x89PNG", "image/jpeg": b"\xff\xd8\xff", "image/webp": b"RIFF"}
+
+
+def _sniff(data: bytes) -> str | None:
+    for mime, magic in EDIT_FORMATS.items():
+        if data.startswith(magic) and (mime != "image/webp" or data[8:12] == b"WEBP"):
+            return mime
+    return None
+
+
+def edit_problem(req: Recorded, model_field: bool) -> Reply | None:
+    """What the real edits endpoint refuses: a body that is not multipart (JSON included), unknown
+    fields, text where a file goes (or a file where text goes), no image or prompt, more than 16
+    images, an image that is not PNG, JPEG or WebP, a mask that is not a PNG; `model` where the
+    route names the deployment (Azure's deployment route), or none where it must be given."""
+    if req.form is None or req.files is None:
+        kind = req.headers.get("content-type", "no content type")
+        return openai_error(400, f"Invalid Content-Type header ({kind}), expected multipart/form-data.",
+                            code="invalid_content_type")  # fmt: skip
+    form, files = req.form, req.files
+    for name in form:
+        if name in EDIT_FILE_FIELDS:
+            return openai_error(400, f"Invalid value for '{name}': expected a file.", param=name, code="invalid_value")
+        if name not in EDIT_TEXT_FIELDS:
+            return openai_error(400, f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+        if form[name] == "<repeated>":
+            return openai_error(400, f"Duplicate parameter: '{name}'.", param=name, code="invalid_value")
+    names = [name for name, *_ in files]
+    for name in names:
+        if name not in EDIT_FILE_FIELDS:
+            return openai_error(400, f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+    if "image" in names and ("image[]" in names or names.count("image") > 1):
+        return openai_error(400, "Give 'image' once, or several 'image[]'.", param="image", code="invalid_value")
+    images = [f for f in files if f[0] in ("image", "image[]")]
+    if not images:
+        return openai_error(
+            400, "Missing required parameter: 'image'.", param="image", code="missing_required_parameter"
+        )
+    if not form.get("prompt"):
+        return openai_error(
+            400, "Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter"
+        )
+    if len(images) > 16:
+        return openai_error(400, f"Too many images: {len(images)}; at most 16.", param="image", code="invalid_value")
+    for _, filename, _, data in images:
+        if _sniff(data) is None:
+            return openai_error(400, f"Invalid file '{filename}': unsupported mimetype. Supported file formats are "
+                                "'image/jpeg', 'image/png', and 'image/webp'.", param="image",
+                                code="unsupported_file_mimetype")  # fmt: skip
+    masks = [f for f in files if f[0] == "mask"]
+    if len(masks) > 1 or (masks and _sniff(masks[0][3]) != "image/png"):
+        return openai_error(400, "Invalid mask: it must be one PNG image.", param="mask", code="invalid_image_format")
+    if model_field != ("model" in form):
+        if model_field:
+            return openai_error(400, "Missing required parameter: 'model'.", param="model",
+                                code="missing_required_parameter")  # fmt: skip
+        return openai_error(400, "Unknown parameter: 'model'.", param="model", code="unknown_parameter")
+    model = form.get("model", "")
+    fidelity = form.get("input_fidelity")
+    if fidelity is not None and (fidelity not in ("low", "high") or model.startswith("gpt-image-2")
+                                 or (model == "gpt-image-1-mini" and fidelity != "low")):  # fmt: skip
+        return openai_error(400, f"Invalid value for 'input_fidelity': '{fidelity}' is not supported with {model}.",
+                            param="input_fidelity", code="invalid_value")  # fmt: skip
+    return None
+
+
+def edit_reply(fake: FakeProvider, req: Recorded, headers: dict[str, str], model_field: bool) -> Reply:
+    """An edit's answer as GPT image models give it: base64 images, the size and quality used, and
+    usage with the input images' tokens (194 each: one 512 px tile; 4,160 more each at high fidelity)."""
+    problem = edit_problem(req, model_field)
+    if problem is not None:
+        return problem
+    assert req.form is not None and req.files is not None
+    form = req.form
+    count = sum(1 for name, *_ in req.files if name in ("image", "image[]"))
+    high = form.get("input_fidelity") == "high" or form.get("model", "").startswith("gpt-image-2")
+    image_tokens = count * (194 + (4160 if high else 0))
+    text_tokens = len(form["prompt"].split()) + 6
+    n = int(form.get("n", "1"))
+    data = [{"b64_json": base64.b64encode(fake.image_bytes).decode()} for _ in range(n)]
+    size = form.get("size", "auto")
+    payload = {
+        "created": int(time.time()), "background": form.get("background", "opaque"), "data": data,
+        "output_format": form.get("output_format", "png"), "quality": form.get("quality", "medium"),
+        "size": "1024x1024" if size == "auto" else size,
+        "usage": {"input_tokens": image_tokens + text_tokens, "output_tokens": 1056 * n,
+                  "total_tokens": image_tokens + text_tokens + 1056 * n,
+                  "input_tokens_details": {"image_tokens": image_tokens, "text_tokens": text_tokens}},
+    }  # fmt: skip
+    return Reply(json=payload, headers=headers)

@@ -356,7 +356,7 @@ def test_models_show_says_where_each_fact_comes_from() -> None:
     assert "location:          global" in result.stdout
     assert "\nsources:\n  rules:" in result.stdout and "\n  price:" in result.stdout
     shown = json.loads(run_cli("models", "show", "vertex_ai/gemini-3-pro-image", "--json").stdout)
-    assert shown["location"] == "global" and set(shown["sources"]) == {"rules", "price"}
+    assert shown["location"] == "global" and set(shown["sources"]) == {"rules", "price", "edit"}
 
 
 def test_models_show_of_a_family_id_names_the_rules_it_gets() -> None:

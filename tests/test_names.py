@@ -297,11 +297,9 @@ def test_every_help_example_runs(isolated: Path) -> None:
 
 def _env_names_in_the_code() -> set[str]:
 
-    from imggen.commands.helptext import ENVIRONMENT
     from imggen.providers import PROVIDERS as SPECS
     from imggen.transport import _HTTP_PROXY_VARS
 
-    assert ENVIRONMENT
     names = {n for spec in SPECS.values() for group in spec.env.values() for n in group}
     names |= {n for spec in SPECS.values() for n in (*spec.credential_env, *spec.ca_env)}
     names |= {"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", *(n.upper() for n in _HTTP_PROXY_VARS)}  # transport.py's
@@ -323,6 +321,19 @@ def test_help_environment_lists_every_variable_imggen_reads() -> None:
     assert names - listed == set()
     for name in ("HTTPS_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "AWS_CA_BUNDLE", "GEMINI_API_KEY"):
         assert name in result.stdout
+
+
+def test_each_provider_declares_every_variable_it_reads() -> None:
+    """`help environment` is derived: a provider's section is its declaration's `environment`, which
+    names every variable its settings, credentials and CA bundle read."""
+    from imggen.providers import PROVIDERS as SPECS
+
+    for spec in SPECS.values():
+        declared = {name for name, _ in spec.environment}
+        read = {n for group in spec.env.values() for n in group} | {*spec.credential_env, *spec.ca_env}
+        assert read - {"REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"} <= declared, spec.name
+    text = run_cli("help", "environment").stdout
+    assert all(spec.label in text for spec in SPECS.values() if spec.environment)
 
 
 def test_help_of_an_unknown_topic_is_a_usage_error() -> None:

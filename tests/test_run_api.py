@@ -50,7 +50,7 @@ def test_resume_skips_saved_images(tmp_path: Path) -> None:
 def test_max_cost_refuses_before_anything_is_sent(openai: FakeProvider) -> None:
     with pytest.raises(imggen.ImggenError) as caught:
         imggen.run(["a", "b", "c"], model="dall-e-3", output_dir="out", max_cost=0.10, allow_retired=True)
-    assert "$0.1200" in str(caught.value) and caught.value.exit_code == 2
+    assert "$0.1200 is above max_cost= $0.1" in str(caught.value) and caught.value.exit_code == 2
     assert image_requests(openai) == []
     results = list(imggen.run(["a", "b", "c"], model="dall-e-3", output_dir="out", max_cost=0.12, allow_retired=True))
     assert len(results) == 3 and len(image_requests(openai)) == 3

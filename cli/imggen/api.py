@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from .batch import Session
-from .catalog import estimate_cost, usage_cost
+from .catalog import estimate_cost, input_cost, usage_cost
 from .errors import GenerationError, ImggenError, NotSentError, UsageError
 from .plan import EDIT_OPTIONS, OPTIONS, Options, Plan, make_plan
 from .providers import PROVIDERS, ProviderResult, get_provider
@@ -102,7 +102,7 @@ async def _one(
             raise
         for error in result.errors:
             session.note_refusal(error, settings)
-        _price(plan, result)
+        _price(plan, result, request)
         emit("done", {"index": request.first_index, "n": len(result.images)})
     if on_images:
         # Let the request that takes this slot go out first: saving is local work that can overlap
@@ -133,13 +133,22 @@ def _response(plan: Plan, outcomes: list[ProviderResult | BaseException]) -> Ima
     return response
 
 
-def _price(plan: Plan, result: ProviderResult) -> None:
-    """Each image's cost: from the tokens the provider reported, else the catalog estimate."""
+def _price(plan: Plan, result: ProviderResult, request: ImageRequest) -> None:
+    """Each image's cost: from the tokens the provider reported, else the catalog estimate (with an
+    edit's share of what its input images cost)."""
     info = plan.settings.model.info
     actual = usage_cost(info, result.usage) if result.usage else None
     each = actual / len(result.images) if actual is not None and result.images else None
+    inputs: float | None = 0.0
+    if each is None and request.images and result.images:
+        added = input_cost(info, request, 1)
+        inputs = None if added is None else added / len(result.images)
     for image in result.images:
-        image.cost_usd = each if each is not None else estimate_cost(info, 1, image.size or plan.size, plan.quality)
+        if each is not None:
+            image.cost_usd = each
+            continue
+        made = estimate_cost(info, 1, image.size or plan.size, plan.quality)
+        image.cost_usd = None if made is None or inputs is None else made + inputs
 
 
 def plan_parameters(plan: Plan) -> dict[str, Any]:

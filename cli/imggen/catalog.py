@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import json
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -293,15 +294,51 @@ def estimate_cost(info: ModelInfo | None, n: int, size: str | None, quality: str
 
 def input_cost(info: ModelInfo | None, request: ImageRequest, requests: int) -> float | None:
     """What an edit's input images add to the estimate, over `requests` requests (each sends them
-    all): the catalog's `edit.price`, `per_input_image` USD each; nothing when the model's price has
-    no such entry (the provider bills the edit as a generation). None: unknown."""
+    all), from the catalog's `edit.price`: `per_input_image` USD each per request; or `image_tokens`
+    (how the provider tokenises an input image, see `_input_image_tokens`) at the model's
+    `price.tokens.image_in` rate, once per request (whether OpenAI bills the inputs again for each of
+    n images of one request is undocumented). Nothing when the edit price is absent (the provider
+    bills the edit as a generation). None: unknown."""
     price = (info.edit or {}).get("price") if info else None
     if not price:
         return 0.0
+    assert info is not None
+    if "image_tokens" in price:
+        rate = ((info.price or {}).get("tokens") or {}).get("image_in")
+        if rate is None:
+            return None
+        tokens = sum(_input_image_tokens(price, image.width, image.height, request.input_fidelity)
+                     for image in request.images)  # fmt: skip
+        return float(tokens * rate * requests)
     each = price.get("per_input_image")
     if each is None:
         return None
     return float(each) * len(request.images) * requests
+
+
+def _input_image_tokens(price: dict[str, Any], width: int, height: int, fidelity: str | None) -> int:
+    """One input image's tokens, by OpenAI's "GPT Image 1" rule (images-vision guide, Calculating
+    costs; a 2026-01-16 copy in tchr-dev/IOPaint-mod docs/images-vision.md): fit within `fit` px,
+    scale the shortest side down to `short_side` px, then `base` tokens plus `tile` tokens per
+    `tile_px` square; at high input fidelity add `high_fidelity.square` or `.other` (by its shape).
+    `fidelity` is what the request sends, else the model's default (`price.fidelity`)."""
+    rule = price["image_tokens"]
+    w, h = float(width), float(height)
+    fit = float(rule.get("fit", 2048))
+    if max(w, h) > fit:
+        w, h = w * fit / max(w, h), h * fit / max(w, h)
+    short = float(rule.get("short_side", 512))
+    if min(w, h) > short:
+        w, h = w * short / min(w, h), h * short / min(w, h)
+    tile_px = float(rule.get("tile_px", 512))
+    # Scaled sides are rounded down: a 1024x1025 input is billed as one tile (OpenAI community
+    # measurements, "Vision pricing calculator inaccurate", 2025), 512x513 as two.
+    tiles = math.ceil(math.floor(w) / tile_px) * math.ceil(math.floor(h) / tile_px)
+    tokens = int(rule["base"]) + int(rule["tile"]) * tiles
+    extra = price.get("high_fidelity")
+    if extra and (fidelity or price.get("fidelity", "low")) == "high":
+        tokens += int(extra["square"] if width == height else extra["other"])
+    return tokens
 
 
 def task_models(task: str, provider: str | None = None) -> list[str]:
@@ -340,13 +377,19 @@ def _token_image_cost(price: dict[str, Any], size: str | None, quality: str | No
 
 
 def usage_cost(info: ModelInfo | None, usage: Usage) -> float | None:
-    """Cost from the token counts a GPT image response reports, when the model is token-priced."""
+    """Cost from the token counts a GPT image response reports, when the model is token-priced: text
+    in, input images (an edit's `input_tokens_details.image_tokens`, at `tokens.image_in`) and image
+    out. None when the answer counts input image tokens the catalog has no rate for."""
     price = info.price if info else None
     if not price or "tokens" not in price or not usage.output_tokens:
         return None
     rates = price["tokens"]
-    text_in = usage.input_text_tokens or usage.input_tokens
-    return float(text_in * rates.get("text_in", 0) + usage.output_tokens * rates["image_out"])
+    images_in = usage.input_image_tokens
+    if images_in and "image_in" not in rates:
+        return None
+    text_in = usage.input_text_tokens or max(usage.input_tokens - images_in, 0)
+    return float(text_in * rates.get("text_in", 0) + images_in * rates.get("image_in", 0)
+                 + usage.output_tokens * rates["image_out"])  # fmt: skip
 
 
 def price_range(info: ModelInfo) -> tuple[float, float] | None:

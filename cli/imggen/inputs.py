@@ -173,53 +173,59 @@ def check_edit(
     how many images, which formats, how large; a mask a PNG with alpha the size of the first image."""
     rules = rules or {}
     if not images:
-        raise UsageError("an edit needs at least one input image", hint="e.g. imggen edit \"add a hat\" otter.png")
+        raise UsageError("an edit needs at least one input image", hint="e.g. imggen edit \"add a hat\" otter.png",
+                         param="images")  # fmt: skip
     most = int(rules.get("max_images", 16))
     if len(images) > most:
-        raise UsageError(f"{model} takes at most {most} input image{'' if most == 1 else 's'}; {len(images)} given")
+        raise UsageError(f"{model} takes at most {most} input image{'' if most == 1 else 's'}; {len(images)} given",
+                         param="images")  # fmt: skip
     formats = tuple(rules.get("formats", FORMATS))
     limit = int(rules.get("max_bytes", DEFAULT_MAX_BYTES))
     for image in images:
         _check_one(model, image, formats, limit)
     if mask is not None and mask_prompt is not None:
-        raise UsageError("give --mask or --mask-prompt, not both")
+        raise UsageError("give --mask or --mask-prompt, not both", param="mask")
     if mask is not None:
         _check_mask(model, rules, mask, images[0])
     if mask_prompt is not None and rules and not rules.get("mask_prompt"):
-        raise UsageError(f"{model} takes no --mask-prompt", hint=_mask_hint(rules))
+        raise UsageError(f"{model} takes no --mask-prompt", hint=_mask_hint(rules), param="mask_prompt")
 
 
 def _check_one(model: str, image: InputImage, formats: tuple[str, ...], limit: int) -> None:
     if image.format not in formats:
         shown = ", ".join("JPEG" if f == "jpeg" else f.upper() if f != "webp" else "WebP" for f in formats)
-        raise UsageError(f"{image.name} is {image.format.upper()}; {model} takes {shown}", hint="Convert the image.")
+        raise UsageError(f"{image.name} is {image.format.upper()}; {model} takes {shown}", hint="Convert the image.",
+                         param="images")  # fmt: skip
     if image.size > limit:
         raise UsageError(
             f"{image.name} is {image.size / 2**20:.1f} MiB; {model} takes images up to {limit / 2**20:g} MiB",
             hint="Make the image smaller.",
+            param="images",
         )
     if not image.width or not image.height:
-        raise UsageError(f"{image.name} has no pixels ({image.width}x{image.height})")
+        raise UsageError(f"{image.name} has no pixels ({image.width}x{image.height})", param="images")
 
 
 def _check_mask(model: str, rules: Mapping[str, Any], mask: InputImage, first: InputImage) -> None:
     if rules and not rules.get("mask"):
-        raise UsageError(f"{model} takes no mask", hint=_mask_hint(rules))
+        raise UsageError(f"{model} takes no mask", hint=_mask_hint(rules), param="mask")
     if mask.format != "png" or not mask.alpha:
         raise UsageError(
             f"the mask {mask.name} must be a PNG with an alpha channel",
             hint="Transparent pixels mark what to change; save the mask as RGBA PNG.",
+            param="mask",
         )
     if (mask.width, mask.height) != (first.width, first.height):
         raise UsageError(
             f"the mask {mask.name} is {mask.width}x{mask.height}; "
             f"the image {first.name} is {first.width}x{first.height}",
             hint="The mask must be the size of the first image.",
+            param="mask",
         )
     limit = int(rules.get("mask_bytes", rules.get("max_bytes", DEFAULT_MAX_BYTES)))
     if mask.size > limit:
         raise UsageError(f"the mask {mask.name} is {mask.size / 2**20:.1f} MiB; {model} takes masks up to "
-                         f"{limit / 2**20:g} MiB")  # fmt: skip
+                         f"{limit / 2**20:g} MiB", param="mask")  # fmt: skip
 
 
 def _mask_hint(rules: Mapping[str, Any]) -> str:

@@ -75,20 +75,22 @@ class Totals:
 
 
 def budget_refusal(totals: Totals, max_cost: float | None) -> UsageError | None:
-    """What --max-cost says of a run's estimate: nothing, or the refusal (raised by the run, and by its
-    dry run after the requests are printed)."""
+    """What --max-cost (max_cost= in Python) says of a run's estimate: nothing, or the refusal (raised by
+    the run, and by its dry run after the requests are printed), worded for the caller."""
     if max_cost is None:
         return None
     if totals.unpriced is not None:
-        return UsageError(
-            f"the cost of {totals.unpriced} is unknown; --max-cost cannot bound it",
-            hint="Nothing was sent. Leave out --max-cost, or pick a model with a known price.",
-        )
-    if totals.cost > max_cost:
-        return UsageError(
-            f"the estimated cost ${totals.cost:.4f} is above --max-cost ${max_cost:g}", hint="Nothing was sent."
-        )
-    return None
+        template = "the cost of " + totals.unpriced + " is unknown; {flag} cannot bound it"
+        hint = "Nothing was sent. Leave out {flag}, or pick a model with a known price."
+    elif totals.cost > max_cost:
+        template = f"the estimated cost ${totals.cost:.4f} is above {{flag}} ${max_cost:g}"
+        hint = "Nothing was sent."
+    else:
+        return None
+    names = {"python": "max_cost=", "cli": "--max-cost"}
+    error = UsageError(template.format(flag=names["python"]), hint=hint.format(flag=names["python"]), param="max_cost")
+    error.wordings = {style: (template.format(flag=name), hint.format(flag=name)) for style, name in names.items()}
+    return error
 
 
 class Batch:

@@ -55,7 +55,7 @@ class ImageRequest:
 
     @property
     def task(self) -> str:
-        """"edit" when there are input images, else "generate"."""
+        """ "edit" when there are input images, else "generate"."""
         return "edit" if self.images else "generate"
 
 
@@ -198,12 +198,14 @@ class Usage:
     output_tokens: int = 0
     total_tokens: int = 0
     input_text_tokens: int = 0
+    input_image_tokens: int = 0  # the input images of an edit (`input_tokens_details.image_tokens`)
 
     def add(self, other: Usage) -> None:
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
         self.total_tokens += other.total_tokens
         self.input_text_tokens += other.input_text_tokens
+        self.input_image_tokens += other.input_image_tokens
 
 
 @dataclass

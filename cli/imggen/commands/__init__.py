@@ -55,7 +55,7 @@ def help_cmd(
         return
     if topic not in TOPICS:
         raise UsageError(f"no help topic '{topic}'", hint="Topics: " + ", ".join(TOPICS) + ".")
-    sys.stdout.write(TOPICS[topic])
+    sys.stdout.write(TOPICS[topic]())
 
 
 def _version(value: bool) -> None:

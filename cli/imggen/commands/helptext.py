@@ -1,6 +1,6 @@
 """Help that is more than a flag's line: each command's examples and `imggen help TOPIC`.
 
-Plain data, no imports: `--help` must stay within the start-up budget. The examples are real commands
+Plain data, no imports at the top: `--help` must stay within the start-up budget. The examples are real commands
 (placeholder model, --dry-run, files they create themselves): tests/test_names.py runs every one.
 """
 
@@ -86,69 +86,51 @@ def epilog(command: str) -> str:
     return f"Examples:\n\n\b\n{lines}"
 
 
-# Every variable imggen reads, by what it is for. `imggen help environment` prints this as it is.
-ENVIRONMENT = """\
-Environment variables imggen reads (a flag or --profile wins over them; see `imggen config explain`):
+# Every variable imggen reads, by what it is for: imggen's own and the network's here, each provider's
+# from its declaration (ProviderSpec.environment). `imggen help environment` prints environment().
+ENVIRONMENT_HEAD = (
+    "Environment variables imggen reads (a flag or --profile wins over them; see `imggen config explain`):"
+)
+IMGGEN_VARIABLES = (
+    ("IMGGEN_MODEL", "The model when -m is not given (beats default_model in config.toml)."),
+    ("IMGGEN_PROFILE", "The profile when --profile is not given."),
+    ("IMGGEN_OUTPUT_DIR", "The output directory when -o is not given."),
+    ("IMGGEN_CONFIG_DIR", "Where config.toml and models.json live (default: the platform's config dir)."),
+    ("IMGGEN_MAX_IMAGE_MB", "The largest image imggen accepts from a provider, in MiB."),
+    ("IMGGEN_TODAY", "The date (YYYY-MM-DD) models' lifecycles are judged on (default: today)."),
+    ("_IMGGEN_COMPLETE", "Set by the shell completion scripts; not for users."),
+)
+NETWORK_VARIABLES = (
+    ("HTTPS_PROXY, HTTP_PROXY", "Proxy for https:// and http:// requests (lower case is read too)."),
+    ("ALL_PROXY", "Proxy for both."),
+    ("NO_PROXY", "Hosts reached without the proxy, comma-separated."),
+    ("SSL_CERT_FILE", "CA bundle for TLS (a provider's own, e.g. AWS_CA_BUNDLE, comes first)."),
+    ("REQUESTS_CA_BUNDLE", "CA bundle, the requests library's name (read by google-auth too)."),
+)
+TERMINAL_VARIABLES = (
+    ("NO_COLOR", "Any value: no colour on stderr."),
+    ("TERM", "dumb: no colour and no progress display."),
+    ("COLUMNS", "The width `imggen models` and the progress display fit, when set."),
+)
 
-imggen
-  IMGGEN_MODEL                 The model when -m is not given (beats default_model in config.toml).
-  IMGGEN_PROFILE               The profile when --profile is not given.
-  IMGGEN_OUTPUT_DIR            The output directory when -o is not given.
-  IMGGEN_CONFIG_DIR            Where config.toml and models.json live (default: the platform's config dir).
-  IMGGEN_MAX_IMAGE_MB          The largest image imggen accepts from a provider, in MiB.
-  IMGGEN_TODAY                 The date (YYYY-MM-DD) models' lifecycles are judged on (default: today).
-  _IMGGEN_COMPLETE             Set by the shell completion scripts; not for users.
 
-OpenAI
-  OPENAI_API_KEY               API key.
-  OPENAI_BASE_URL              Endpoint root (default https://api.openai.com/v1).
-  OPENAI_API_BASE              The same, the older name.
+def _section(title: str, variables: tuple[tuple[str, str], ...]) -> str:
+    lines = [f"  {name:<28} {text}" if len(name) <= 28 else f"  {name}  {text}" for name, text in variables]
+    return title + "\n" + "\n".join(lines) + "\n"
 
-Azure OpenAI
-  AZURE_API_KEY                API key (AZURE_OPENAI_API_KEY is read too).
-  AZURE_OPENAI_API_KEY         API key, the Azure SDK's name.
-  AZURE_AD_TOKEN               A Microsoft Entra ID token, instead of a key.
-  AZURE_API_BASE               The resource's endpoint, https://NAME.openai.azure.com.
-  AZURE_API_VERSION            The API version (default 2025-04-01-preview).
 
-AWS Bedrock (boto3's own variables and files work as they do for the aws CLI)
-  AWS_BEARER_TOKEN_BEDROCK     A Bedrock API key, instead of signed requests.
-  AWS_ACCESS_KEY_ID            Access key (with AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
-  AWS_SECRET_ACCESS_KEY        Secret key.
-  AWS_SESSION_TOKEN            Session token of temporary credentials.
-  AWS_PROFILE                  The profile in ~/.aws/config and ~/.aws/credentials.
-  AWS_REGION                   Region (AWS_DEFAULT_REGION is read too).
-  AWS_DEFAULT_REGION           Region, the older name.
-  AWS_CONFIG_FILE              Another ~/.aws/config.
-  AWS_SHARED_CREDENTIALS_FILE  Another ~/.aws/credentials.
-  AWS_WEB_IDENTITY_TOKEN_FILE  A web identity token (with AWS_ROLE_ARN).
-  AWS_ENDPOINT_URL_BEDROCK_RUNTIME  Endpoint root for Bedrock Runtime (AWS_ENDPOINT_URL is read too).
-  AWS_ENDPOINT_URL_BEDROCK     Endpoint root for the Bedrock control plane (imggen models check).
-  AWS_ENDPOINT_URL             Endpoint root for every AWS service.
-  AWS_CA_BUNDLE                CA bundle for Bedrock's TLS connections.
-  AWS_EC2_METADATA_DISABLED    true: boto3 never asks the EC2 instance metadata service.
+def environment() -> str:
+    """`imggen help environment`: every variable imggen reads, by what it is for."""
+    from ..providers import SPECS
 
-Google Vertex AI and Gemini
-  GOOGLE_APPLICATION_CREDENTIALS  A service-account or ADC JSON file.
-  CLOUDSDK_CONFIG              gcloud's directory, where its ADC file lives (default ~/.config/gcloud).
-  VERTEXAI_PROJECT             The Google Cloud project.
-  VERTEXAI_LOCATION            The region (default us-central1).
-  GEMINI_API_KEY               Gemini API key.
-  GEMINI_API_BASE              Gemini endpoint root (default https://generativelanguage.googleapis.com/v1beta).
-  NO_GCE_CHECK                 true: google-auth never asks the GCE metadata server.
+    sections = [_section("imggen", IMGGEN_VARIABLES)]
+    for spec in SPECS:
+        if spec.environment:
+            note = f" ({spec.environment_note})" if spec.environment_note else ""
+            sections.append(_section(spec.label + note, spec.environment))
+    sections += [_section("Network", NETWORK_VARIABLES), _section("Terminal", TERMINAL_VARIABLES)]
+    return ENVIRONMENT_HEAD + "\n\n" + "\n".join(sections)
 
-Network
-  HTTPS_PROXY, HTTP_PROXY      Proxy for https:// and http:// requests (lower case is read too).
-  ALL_PROXY                    Proxy for both.
-  NO_PROXY                     Hosts reached without the proxy, comma-separated.
-  SSL_CERT_FILE                CA bundle for TLS (a provider's own, e.g. AWS_CA_BUNDLE, comes first).
-  REQUESTS_CA_BUNDLE           CA bundle, the requests library's name (read by google-auth too).
-
-Terminal
-  NO_COLOR                     Any value: no colour on stderr.
-  TERM                         dumb: no colour and no progress display.
-  COLUMNS                      The width `imggen models` and the progress display fit, when set.
-"""
 
 # `imggen help overlay`: the user's own models, models.json beside config.toml.
 OVERLAY = """\
@@ -180,4 +162,9 @@ imggen models show MODEL                                           says which fa
 A file that does not load stops every command (exit 3), naming the entry and what is wrong.
 """
 
-TOPICS = {"environment": ENVIRONMENT, "overlay": OVERLAY}
+
+def overlay() -> str:
+    return OVERLAY
+
+
+TOPICS = {"environment": environment, "overlay": overlay}

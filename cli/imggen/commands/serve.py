@@ -14,7 +14,10 @@ from . import render
 if TYPE_CHECKING:
     import socket
 
-SERVE_MODULES = {"starlette": "starlette", "uvicorn": "uvicorn", "yaml": "PyYAML"}  # module: package
+# module: package (python-multipart: starlette's form parser, for uploads to /v1/images/edits)
+SERVE_MODULES = {
+    "starlette": "starlette", "uvicorn": "uvicorn", "yaml": "PyYAML", "python_multipart": "python-multipart"
+}  # fmt: skip
 
 
 def serve(
@@ -28,7 +31,7 @@ def serve(
         help="A browser origin (e.g. http://localhost:3000) whose pages may call the proxy (repeatable).",
     ),
 ) -> None:  # fmt: skip
-    """Serve POST /v1/images/generations for the deployments in a LiteLLM proxy config."""
+    """Serve the OpenAI images API (generations, edits, variations) for the deployments in a LiteLLM proxy config."""
     import importlib.util  # here, not at the top: every other command starts without them
 
     if not 1 <= port <= 65535:

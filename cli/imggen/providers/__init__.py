@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from . import azure_spec, bedrock_spec, gemini_spec, openai_spec, placeholder_spec, vertex_spec
 from .spec import ProviderSpec
 from .vertex_spec import GOOGLE_CA_ENV as GOOGLE_CA_ENV
 
@@ -33,10 +32,18 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _declarations() -> tuple[ProviderSpec, ...]:
+    """Every `<name>_spec.py` in this directory, in the order they declare: a provider is registered by
+    declaring it (a directory listing, no import machinery beyond the declarations themselves)."""
+    import os
+
+    names = sorted(entry[: -len("_spec.py")] for entry in os.listdir(__path__[0]) if entry.endswith("_spec.py"))
+    specs = [importlib.import_module(f"{__name__}.{name}_spec").SPEC for name in names]
+    return tuple(sorted(specs, key=lambda spec: (spec.order, spec.name)))
+
+
 # The registry: every provider's declaration, in the order imggen lists them.
-SPECS: tuple[ProviderSpec, ...] = (
-    openai_spec.SPEC, azure_spec.SPEC, bedrock_spec.SPEC, vertex_spec.SPEC, gemini_spec.SPEC, placeholder_spec.SPEC,
-)  # fmt: skip
+SPECS: tuple[ProviderSpec, ...] = _declarations()
 PROVIDERS: dict[str, ProviderSpec] = {spec.name: spec for spec in SPECS}
 NAMES = tuple(PROVIDERS)
 

@@ -8,7 +8,7 @@ from ..errors import ConfigError, UsageError
 from ..types import HttpRequest, ImageRequest
 from .azure_spec import CHECK, SPEC
 from .contract import Provider
-from .openai_wire import OpenAIWire, bearer, build_body, join, parse_model_list
+from .openai_wire import OpenAIWire, bearer, build_body, build_form, join, parse_model_list
 
 if TYPE_CHECKING:
     from ..modelcheck import Listed
@@ -20,19 +20,38 @@ V1_VERSIONS = frozenset({"v1", "preview", "latest"})
 MODELS_VERSION = "2024-10-21"  # the GA version that documents Models - List
 BASE_HINT = "Set AZURE_API_BASE, or run: imggen config set azure api_base https://<resource>.openai.azure.com/"
 KEY_HINT = SPEC.key_hint
+# The first api-version whose deployment route serves `/images/edits` (older ones answer 404):
+# MicrosoftDocs/azure-ai-docs articles/ai-foundry/openai/how-to/dall-e.md (the edit example's
+# api-version); pollinations/pollinations#8239, Azure/azure-sdk-for-net#49697 (404 before it).
+FIRST_EDIT_VERSION = "2025-04-01-preview"
 
 
-def _url(settings: Resolved, deployment: str, version: str, dry_run: bool) -> str:
+def _url(settings: Resolved, deployment: str, version: str, dry_run: bool, operation: str) -> str:
+    """`operation` is `images/generations` or `images/edits`: on the v1 surface
+    (`{endpoint}/openai/v1/images/edits`, Microsoft Foundry REST reference "Images - Create an image
+    edit multipart") or the deployment route (`…/openai/deployments/{d}/images/edits?api-version=`)."""
     base = settings.get("api_base")
     if base is None:
         base = DRY_RUN_BASE if dry_run else settings.require("api_base", "the Azure endpoint", BASE_HINT)
     base = str(base)
     if version in V1_VERSIONS:
         suffix = "" if version == "v1" else f"?api-version={version}"
-        return join(base, "openai/v1/images/generations") + suffix
+        return join(base, f"openai/v1/{operation}") + suffix
     if "/openai/deployments/" in base:  # a full deployment URL was given as the base
-        return join(base, "images/generations") + f"?api-version={version}"
-    return join(base, f"openai/deployments/{deployment}/images/generations") + f"?api-version={version}"
+        return join(base, operation) + f"?api-version={version}"
+    return join(base, f"openai/deployments/{deployment}/{operation}") + f"?api-version={version}"
+
+
+def _check_edit_version(version: str) -> None:
+    """An edit on the deployment route needs api-version 2025-04-01-preview or later; an older one set
+    by the user is exit 2 before sending (Azure would answer a bare 404), not silently replaced: the
+    user chose that version for their resource, and a later one may not be deployed there."""
+    if version in V1_VERSIONS or version[:10] >= FIRST_EDIT_VERSION[:10]:
+        return
+    raise UsageError(
+        f"Azure image edits need api-version {FIRST_EDIT_VERSION} or later; {version} is set", param="api_version",
+        hint=f"Pass --api-version {FIRST_EDIT_VERSION} (or v1), or unset AZURE_API_VERSION.",
+    )  # fmt: skip
 
 
 def _auth(settings: Resolved, dry_run: bool) -> dict[str, str]:
@@ -55,13 +74,23 @@ class AzureProvider(OpenAIWire):
     def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
         _check(request)
         version = str(settings.get("api_version"))
-        url = _url(settings, request.model.model_id, version, dry_run)
+        if request.images:
+            return self._edit(request, settings, version, dry_run)
+        url = _url(settings, request.model.model_id, version, dry_run, "images/generations")
         # The deployment route names the model in the path; a `model` in the body breaks gpt-image-2.
         body = build_body(request, include_model=version in V1_VERSIONS)
         if version in V1_VERSIONS:
             body["model"] = request.model.model_id
         headers = {"Content-Type": "application/json", **_auth(settings, dry_run)}
         return HttpRequest("POST", url, headers, body)
+
+    def _edit(self, request: ImageRequest, settings: Resolved, version: str, dry_run: bool) -> HttpRequest:
+        """The OpenAI edit form (openai_wire.build_form): `model` (the deployment) only on the v1
+        surface, as for generations; `user`, as for generations."""
+        _check_edit_version(version)
+        url = _url(settings, request.model.model_id, version, dry_run, "images/edits")
+        form, files = build_form(request, include_model=version in V1_VERSIONS)
+        return HttpRequest.multipart("POST", url, _auth(settings, dry_run), form, files)
 
     def model_list_requests(self, settings: Resolved) -> list[HttpRequest]:
         return [models_request(settings, True)]

@@ -11,6 +11,7 @@ SPEC = ProviderSpec(
     "azure",
     "Azure OpenAI",
     "imggen.providers.azure",
+    order=20,
     settings=(
         SettingSpec("api_key", ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"), secret=True),
         SettingSpec("azure_ad_token", ("AZURE_AD_TOKEN",), secret=True, profile=False, identity=True),
@@ -28,4 +29,12 @@ SPEC = ProviderSpec(
     own_hosts=(".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com"),
     extra_fields="openai-format",
     check=CHECK,
+    environment=(
+        ("AZURE_API_KEY", "API key (AZURE_OPENAI_API_KEY is read too)."),
+        ("AZURE_OPENAI_API_KEY", "API key, the Azure SDK's name."),
+        ("AZURE_AD_TOKEN", "A Microsoft Entra ID token, instead of a key."),
+        ("AZURE_API_BASE", "The resource's endpoint, https://NAME.openai.azure.com."),
+        ("AZURE_API_VERSION", "The API version (default 2025-04-01-preview)."),
+    ),
+    tasks=("generate", "edit"),
 )

@@ -49,6 +49,7 @@ SPEC = ProviderSpec(
     "bedrock",
     "AWS Bedrock",
     "imggen.providers.bedrock",
+    order=30,
     settings=(
         SettingSpec("api_key", ("AWS_BEARER_TOKEN_BEDROCK",), secret=True),
         SettingSpec(
@@ -75,4 +76,22 @@ SPEC = ProviderSpec(
     extra_fields="provider-params",
     check=CHECK,
     tasks=("generate", "edit"),
+    environment_note="boto3's own variables and files work as they do for the aws CLI",
+    environment=(
+        ("AWS_BEARER_TOKEN_BEDROCK", "A Bedrock API key, instead of signed requests."),
+        ("AWS_ACCESS_KEY_ID", "Access key (with AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)."),
+        ("AWS_SECRET_ACCESS_KEY", "Secret key."),
+        ("AWS_SESSION_TOKEN", "Session token of temporary credentials."),
+        ("AWS_PROFILE", "The profile in ~/.aws/config and ~/.aws/credentials."),
+        ("AWS_REGION", "Region (AWS_DEFAULT_REGION is read too)."),
+        ("AWS_DEFAULT_REGION", "Region, the older name."),
+        ("AWS_CONFIG_FILE", "Another ~/.aws/config."),
+        ("AWS_SHARED_CREDENTIALS_FILE", "Another ~/.aws/credentials."),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", "A web identity token (with AWS_ROLE_ARN)."),
+        ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "Endpoint root for Bedrock Runtime (AWS_ENDPOINT_URL is read too)."),
+        ("AWS_ENDPOINT_URL_BEDROCK", "Endpoint root for the Bedrock control plane (imggen models check)."),
+        ("AWS_ENDPOINT_URL", "Endpoint root for every AWS service."),
+        ("AWS_CA_BUNDLE", "CA bundle for Bedrock's TLS connections."),
+        ("AWS_EC2_METADATA_DISABLED", "true: boto3 never asks the EC2 instance metadata service."),
+    ),
 )

@@ -1,8 +1,8 @@
-"""The Gemini API (generativelanguage): image models with an API key sent in `x-goog-api-key`."""
+"""The Gemini API (generativelanguage): image models with an API key sent in `x-goog-api-key`; a
+prompt generates, a prompt with input images edits (google_wire.image_parts)."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from ..types import HttpRequest, ImageRequest
@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from ..transport import Transport
 
 KEY_HINT = SPEC.key_hint
+# The most inline data one request may carry: 100 MB, base64-encoded, since 2026-01-12 (20 MB before):
+# "Increased file size limits and expanded inputs support in Gemini API", blog.google (developers-tools/
+# gemini-api-new-file-limits). Each image is limited to 7 MiB by the catalog (the model cards' inline
+# limit), so 14 large images can pass each check and still not fit: plan_notes refuses that before sending.
+INLINE_LIMIT = 100_000_000
 PAGE_SIZE = 1000  # models a page of the model list holds
 MAX_PAGES = 50
 
@@ -31,14 +36,13 @@ class GeminiProvider(google_wire.GoogleWire):
             headers["x-goog-api-key"] = str(key)  # a header, never the URL: URLs end up in logs
         base = str(settings.get("api_base")).rstrip("/")
         url = f"{base}/models/{request.model.model_id}:{google_wire.method_of(request)}"
-        body = google_wire.build_body(request)
-        return HttpRequest("POST", url, headers, body, content=json.dumps(body).encode())
+        return google_wire.build_http(url, headers, request)
 
     def auth_hint(self, settings: Resolved) -> str:
         return "Check the Gemini API key (imggen config explain shows which one was used)."
 
     def plan_notes(self, request: ImageRequest) -> list[str]:
-        return google_wire.plan_notes(request)
+        return google_wire.plan_notes(request, INLINE_LIMIT)
 
     def model_list_requests(self, settings: Resolved) -> list[HttpRequest]:
         return [models_request(settings, True)]

@@ -12,6 +12,7 @@ SPEC = ProviderSpec(
     "gemini",
     "Gemini API",
     "imggen.providers.gemini",
+    order=50,
     settings=(
         SettingSpec("api_key", ("GEMINI_API_KEY",), secret=True),
         SettingSpec("api_base", ("GEMINI_API_BASE",), default="https://generativelanguage.googleapis.com/v1beta"),
@@ -24,4 +25,9 @@ SPEC = ProviderSpec(
     api_hosts=r"^generativelanguage\.googleapis\.com$",
     extra_fields="provider-params",
     check=CHECK,
+    tasks=("generate", "edit"),
+    environment=(
+        ("GEMINI_API_KEY", "Gemini API key."),
+        ("GEMINI_API_BASE", "Gemini endpoint root (default https://generativelanguage.googleapis.com/v1beta)."),
+    ),
 )

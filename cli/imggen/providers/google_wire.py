@@ -1,13 +1,15 @@
 """Google's image wire formats, shared by vertex_ai and gemini (pure functions): Imagen `:predict`
-and Gemini `:generateContent` bodies, their parsers, and Google's error envelope."""
+and Gemini `:generateContent` bodies (a prompt, or a prompt and input images: an edit), their parsers,
+and Google's error envelope."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BadResponseError, ContentFilterError, GenerationError
+from ..errors import BadResponseError, ContentFilterError, GenerationError, UsageError
 from ..secrets import cut
-from ..types import ImageData, ImageRequest, Usage
+from ..types import HttpRequest, ImageData, ImageRequest, Inline, Usage
 from . import response_json, shape_guard
 from .contract import ErrorFields, HttpProvider, ProviderResult
 
@@ -78,17 +80,83 @@ def gemini_body(request: ImageRequest) -> dict[str, Any]:
     if request.seed is not None:
         config["seed"] = request.seed
     config.update(request.params)
-    return {"contents": [{"role": "user", "parts": [{"text": request.prompt}]}], "generationConfig": config}
+    parts = [*image_parts(request), {"text": request.prompt}]
+    return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
+
+
+def image_parts(request: ImageRequest) -> list[dict[str, Any]]:
+    """An edit's input images, one `Part` each, in the order given, all before the prompt's text part.
+
+    Wire: `Part.inlineData` is a `Blob` `{"mimeType": "image/png", "data": "<base64>"}` (REST references:
+    ai.google.dev/api/caching#Blob and Vertex AI `Content`/`Part`; google-genai 3.6.1 `models.py`
+    `_Part_to_mldev` / `_Part_to_vertex` map `inline_data` to `inlineData`, and its `types.Blob` holds
+    `data` bytes and `mime_type`, sent as base64 text). Proto3 JSON takes the camelCase names the REST
+    reference shows as well as the field names the SDK sends (`mime_type`); we send the REST spelling.
+    `data` is standard base64 (proto3 JSON accepts standard and URL-safe). MIME types the image models
+    take: image/png, image/jpeg, image/webp (and heic/heif, which imggen does not probe): the Vertex AI
+    image-understanding table (docs.cloud.google.com/vertex-ai/generative-ai/docs/multimodal/
+    image-understanding).
+
+    Order: images first, then the text. Google's image-understanding advice is to place the text prompt
+    after the image part (ai.google.dev/gemini-api/docs/image-understanding, "Tips and best practices"),
+    and Vertex AI's "Edit images with Gemini" sample sends `contents=[image, "Edit this image ..."]`
+    (docs.cloud.google.com/vertex-ai/generative-ai/docs/multimodal/gemini-edit-images). With several
+    images, the prompt can name them by position ("the first image", "the second")."""
+    return [{"inlineData": {"mimeType": image.mime, "data": Inline(image)}} for image in request.images]
 
 
 def build_body(request: ImageRequest) -> dict[str, Any]:
     return gemini_body(request) if family_of(request) == "gemini" else imagen_body(request)
 
 
-def plan_notes(request: ImageRequest) -> list[str]:
+def build_http(url: str, headers: dict[str, str], request: ImageRequest) -> HttpRequest:
+    """The POST of a request: an edit's body holds its images as `Inline` values (sent as base64,
+    shown described in --dry-run and -v: HttpRequest.inline)."""
+    body = build_body(request)
+    if request.images:
+        return HttpRequest.inline("POST", url, headers, body)
+    return HttpRequest("POST", url, headers, body, content=json.dumps(body).encode())
+
+
+def plan_notes(request: ImageRequest, inline_limit: int | None = None) -> list[str]:
+    """What the plan says before sending, and the edits Google would refuse, refused here first (the
+    plan runs before anything is sent: exit 2). `inline_limit`: the most bytes of inline data one
+    request may carry (None: no limit below what the per-image limits allow)."""
+    if request.images or request.mask is not None or request.mask_prompt is not None:
+        return check_edit(request, inline_limit)
     if family_of(request) == "imagen" and request.seed is not None and "addWatermark" not in request.params:
         return [f"{request.model.name}: --seed sets addWatermark to false (Imagen refuses a seed with its watermark)"]
     return []
+
+
+def check_edit(request: ImageRequest, inline_limit: int | None) -> list[str]:
+    """What the catalog's edit rules cannot say (they cover the models it knows; these checks cover
+    any id): Imagen does not edit, Gemini takes no mask, and the inline data must fit one request."""
+    name = request.model.name
+    if family_of(request) == "imagen":
+        raise UsageError(
+            f"{name} cannot edit images: Imagen's editing API was shut down with Imagen (2026-08-17)",
+            hint="Gemini image models edit: imggen models --task edit.", param="model",
+        )  # fmt: skip
+    if request.mask is not None or request.mask_prompt is not None:
+        raise UsageError(f"{name} takes no mask", hint="Say in the prompt what to change.")
+    sent = inline_bytes(request)
+    if inline_limit is not None and sent > inline_limit:
+        raise UsageError(
+            f"the {len(request.images)} input images come to {sent / 1e6:.1f} MB as base64; {name} takes "
+            f"at most {inline_limit / 1e6:g} MB of inline data in one request",
+            hint="Send fewer or smaller images (e.g. JPEG instead of PNG).",
+        )
+    notes = []
+    if request.input_fidelity is not None:
+        notes.append(f"{name} has no input fidelity field: --input-fidelity not sent")
+    return notes
+
+
+def inline_bytes(request: ImageRequest) -> int:
+    """About how large an edit's body is: each image as base64 (4 bytes per 3), the prompt, and the
+    JSON around them (a generous kilobyte), without reading or encoding any image."""
+    return sum(4 * ((image.size + 2) // 3) for image in request.images) + len(request.prompt.encode()) + 1024
 
 
 def _image(request: ImageRequest, offset: int, b64: str, rid: str | None, text: str | None = None) -> ImageData:

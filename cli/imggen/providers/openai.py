@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from ..types import HttpRequest, ImageRequest
 from .contract import Provider
 from .openai_spec import CHECK, SPEC
-from .openai_wire import OpenAIWire, bearer, build_body, is_gpt_image, join, parse_model_list
+from .openai_wire import OpenAIWire, bearer, build_body, build_form, is_gpt_image, join, parse_model_list
 
 if TYPE_CHECKING:
     from ..modelcheck import Listed
@@ -35,8 +35,16 @@ def _user_field(request: ImageRequest, url: str) -> str:
 
 class OpenAIProvider(OpenAIWire):
     def build_request(self, request: ImageRequest, settings: Resolved, *, dry_run: bool = False) -> HttpRequest:
-        headers = {"Content-Type": "application/json", **bearer(_key(settings, dry_run))}
+        """`POST {api_base}/images/generations` (JSON), or for an edit `POST {api_base}/images/edits`
+        (multipart/form-data, openai_wire.build_form): OpenAI's own endpoint and OpenAI-compatible
+        servers alike (openai 3.57.0 `resources/images.py`)."""
+        key = bearer(_key(settings, dry_run))
+        if request.images:
+            url = join(settings.get("api_base"), "images/edits")
+            form, files = build_form(request, user_field=_user_field(request, url))
+            return HttpRequest.multipart("POST", url, key, form, files)
         url = join(settings.get("api_base"), "images/generations")
+        headers = {"Content-Type": "application/json", **key}
         return HttpRequest("POST", url, headers, build_body(request, user_field=_user_field(request, url)))
 
     def model_list_requests(self, settings: Resolved) -> list[HttpRequest]:

@@ -11,6 +11,7 @@ SPEC = ProviderSpec(
     "openai",
     "OpenAI",
     "imggen.providers.openai",
+    order=10,
     settings=(
         SettingSpec("api_key", ("OPENAI_API_KEY",), secret=True),
         SettingSpec("api_base", ("OPENAI_BASE_URL", "OPENAI_API_BASE"), default="https://api.openai.com/v1"),
@@ -23,4 +24,10 @@ SPEC = ProviderSpec(
     api_hosts=r"^api\.openai\.com$",
     extra_fields="openai-format",
     check=CHECK,
+    environment=(
+        ("OPENAI_API_KEY", "API key."),
+        ("OPENAI_BASE_URL", "Endpoint root (default https://api.openai.com/v1)."),
+        ("OPENAI_API_BASE", "The same, the older name."),
+    ),
+    tasks=("generate", "edit"),
 )

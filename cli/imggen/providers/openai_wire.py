@@ -6,9 +6,9 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BadResponseError, ContentFilterError, GenerationError
+from ..errors import BadResponseError, ContentFilterError, GenerationError, UsageError
 from ..secrets import cut
-from ..types import ImageData, ImageRequest, Usage
+from ..types import FilePart, ImageData, ImageRequest, Usage
 from . import shape_guard
 from .contract import ErrorFields, HttpProvider, ProviderResult
 
@@ -47,6 +47,66 @@ def build_body(request: ImageRequest, *, include_model: bool = True, user_field:
         body["negative_prompt"] = request.negative_prompt
     body.update(request.params)
     return body
+
+
+# The edit's file fields (openai 3.57.0 resources/images.py `edit`: extract_files paths image,
+# image.<array>, markup, mask): never text from -p.
+FILE_FIELDS = frozenset({"image", "image[]", "mask", "markup"})
+
+
+def build_form(
+    request: ImageRequest, *, include_model: bool = True, user_field: str = "user"
+) -> tuple[dict[str, str], list[tuple[str, FilePart]]]:
+    """An edit (`POST /images/edits`) as the openai 3.57.0 SDK sends it (`resources/images.py` `edit`,
+    `types/image_edit_params.py`, `_base_client._serialize_multipartform`, `_qs.stringify_items` with
+    array_format "brackets"): multipart/form-data with `prompt`, `model`, `n`, `size`, `quality`,
+    `input_fidelity`, `user`/`safety_identifier` and the -p params as text fields (numbers as `str()`,
+    booleans `true`/`false`, an object flattened to `key[sub]` as the SDK does for `svg[model]`), one
+    input image as the file `image`, several as repeated `image[]` (the SDK's list form), the mask as
+    `mask`. A list value has no text-field form (the body would need a repeated text field): exit 2."""
+    form: dict[str, str] = {"prompt": request.prompt}
+    if include_model:
+        form["model"] = request.model.model_id
+    optional = {
+        "n": request.n,
+        "size": request.size,
+        "quality": request.quality,
+        "response_format": request.response_format,
+        "input_fidelity": request.input_fidelity,
+        user_field: request.user,
+    }
+    form.update({k: _form_text(k, v) for k, v in optional.items() if v is not None})
+    for key, value in request.params.items():
+        if key in FILE_FIELDS:
+            raise UsageError(f"-p {key}: {key} is a file field of an edit", param="params",
+                             hint="Give input images as IMAGE arguments and a mask with --mask.")  # fmt: skip
+        form.update(_form_fields(key, value))
+    name = "image" if len(request.images) == 1 else "image[]"
+    files = [(name, image.part()) for image in request.images]
+    if request.mask is not None:
+        files.append(("mask", request.mask.part()))
+    return form, files
+
+
+def _form_fields(key: str, value: Any) -> dict[str, str]:
+    """One -p param as multipart text fields: nothing for null, `key[sub]` for each key of an object."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        fields: dict[str, str] = {}
+        for sub, item in value.items():
+            fields.update(_form_fields(f"{key}[{sub}]", item))
+        return fields
+    return {key: _form_text(key, value)}
+
+
+def _form_text(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        raise UsageError(f"-p {key}: a list cannot be sent as a multipart form field of an edit", param="params",
+                         hint="Give it one value.")  # fmt: skip
+    return str(value)
 
 
 def is_gpt_image(request: ImageRequest) -> bool:
@@ -201,6 +261,7 @@ def _usage(raw: Any) -> Usage | None:
         return Usage(
             input_tokens=_count(raw.get("input_tokens")), output_tokens=_count(raw.get("output_tokens")),
             total_tokens=_count(raw.get("total_tokens")), input_text_tokens=_count(details.get("text_tokens")),
+            input_image_tokens=_count(details.get("image_tokens")),
         )  # fmt: skip
     except ValueError:
         return None

@@ -54,7 +54,6 @@ class PlaceholderProvider(HttpProvider):
             images.append(ImageData(b64_json=base64.b64encode(png).decode(), seed=seed, size=size, index=index))
         return ProviderResult(images)
 
-
     def _edit(self, request: ImageRequest) -> ProviderResult:
         """The first image, visibly changed (placeholder_png.edit_png); a PNG it cannot read is redrawn."""
         from .placeholder_png import draw_png, edit_png

@@ -8,6 +8,7 @@ SPEC = ProviderSpec(
     "placeholder",
     "Placeholder (offline)",
     "imggen.providers.placeholder",
+    order=90,
     needs_credentials=False,
     fields=("n", "size", "seed"),
     tasks=("generate", "edit"),

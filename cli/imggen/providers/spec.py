@@ -61,6 +61,7 @@ class ProviderSpec:
     name: str  # also its model prefix: `name/model-id`
     label: str
     module: str | None  # the implementation (`PROVIDER: Provider`); None: not available in this version yet
+    order: int = 100  # where imggen lists it among the providers (messages, `imggen models`): lowest first
     settings: tuple[SettingSpec, ...] = ()
     # Any of these variables or files (under ~) means credentials are configured, for `imggen models`.
     credential_env: tuple[str, ...] = ()
@@ -84,6 +85,9 @@ class ProviderSpec:
     # parameter ("provider-params"), or none.
     extra_fields: Literal["openai-format", "provider-params", "none"] = "none"
     check: ModelCheckSpec | None = None  # None: `imggen models check` does not ask this provider
+    # Every variable it reads (its settings', its SDK's), with what it is: `imggen help environment`.
+    environment: tuple[tuple[str, str], ...] = ()
+    environment_note: str = ""  # said after its name there
 
     @property
     def prefix(self) -> str:

@@ -1,9 +1,9 @@
-"""Google Vertex AI: Imagen `:predict` and Gemini image models `:generateContent`, OAuth via google-auth."""
+"""Google Vertex AI: Imagen `:predict` and Gemini image models `:generateContent` (a prompt, or a prompt
+and input images: an edit, google_wire.image_parts), OAuth via google-auth."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from functools import cache
 from pathlib import Path
@@ -108,8 +108,7 @@ class VertexProvider(google_wire.GoogleWire):
         headers = {"Content-Type": "application/json"}
         if dry_run:
             headers["Authorization"] = f"Bearer {SENT_LATER}"
-        body = google_wire.build_body(request)
-        return HttpRequest("POST", url(request, settings, dry_run), headers, body, content=json.dumps(body).encode())
+        return google_wire.build_http(url(request, settings, dry_run), headers, request)
 
     async def prepare(self, request: ImageRequest, settings: Resolved) -> str:
         """An OAuth token, before building: the credentials may name the project the URL needs."""
@@ -130,6 +129,8 @@ class VertexProvider(google_wire.GoogleWire):
         complete_settings(settings)
 
     def plan_notes(self, request: ImageRequest) -> list[str]:
+        """Vertex AI limits each inline image (7 MB, the catalog's edit rules) and no total an edit's
+        14 images could reach (e.g. 500 MB per request on the Gemini model cards): no total check."""
         return google_wire.plan_notes(request)
 
     def check_credentials(self, settings: Resolved) -> None:

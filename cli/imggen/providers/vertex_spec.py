@@ -47,6 +47,7 @@ SPEC = ProviderSpec(
     "vertex_ai",
     "Google Vertex AI",
     "imggen.providers.vertex",
+    order=40,
     settings=(
         SettingSpec("vertex_project", ("VERTEXAI_PROJECT",), param=True),
         SettingSpec("vertex_location", ("VERTEXAI_LOCATION",), default="us-central1", param=True),
@@ -65,4 +66,15 @@ SPEC = ProviderSpec(
     api_hosts=r"^([a-z0-9-]+-)?aiplatform(\.[a-z0-9-]+\.rep)?\.googleapis\.com$",
     extra_fields="provider-params",
     check=CHECK,
+    tasks=("generate", "edit"),
+    environment=(
+        ("GOOGLE_APPLICATION_CREDENTIALS", "A service-account or ADC JSON file."),
+        ("CLOUDSDK_CONFIG", "gcloud's directory, where its ADC file lives (default ~/.config/gcloud)."),
+        ("VERTEXAI_PROJECT", "The Google Cloud project."),
+        (
+            "VERTEXAI_LOCATION",
+            "The region (default us-central1, or the catalog's location for a model served from one, e.g. global).",
+        ),
+        ("NO_GCE_CHECK", "true: google-auth never asks the GCE metadata server."),
+    ),
 )

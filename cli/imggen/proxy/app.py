@@ -8,8 +8,9 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,13 +31,21 @@ from ..providers import get_provider
 from ..settings import redact
 from ..types import ImageRequest, ImageResponse
 from .config import Deployment, ProxyConfig
-from .router import ProxyError, Router, options_from
+from .forms import edit_options, read_form, variation_fields
+from .router import Outcome, ProxyError, Router, options_from
 from .state import MemoryState, RedisState, State
 
 KEY_HEADERS = ("authorization", "x-litellm-api-key", "api-key")
 MAX_DEPTH = 64  # JSON nesting a request may have; OpenAI's image requests need 3
 DEFAULT_PORTS = {"http": 80, "https": 443}
 EXPOSED_HEADERS = "x-litellm-call-id, x-litellm-model-id, x-litellm-response-cost, retry-after"
+
+
+@dataclass
+class Seen:
+    """What a request named, for its log line whatever happens after."""
+
+    model: str = "-"
 
 
 class Proxy:
@@ -71,22 +80,55 @@ class Proxy:
         )  # fmt: skip
 
     async def images(self, request: Request) -> Response:
-        started = time.perf_counter()
-        call_id = str(uuid.uuid4())
-        model, deployment, cost = "-", "-", None
-        try:
-            self.check_key(request)
+        async def work(seen: Seen) -> Outcome:
             body = await _body(request, self.config.max_request_bytes)
-            model = request.path_params.get("model") or body.get("model") or ""
-            if not isinstance(model, str):
-                raise ProxyError(400, "'model' must be a string", param="model")
-            if not model:
-                raise ProxyError(400, "'model' is required", param="model")
+            seen.model = model = _model(request, body.get("model"))
             prompt = body.get("prompt")
             if not isinstance(prompt, str) or not prompt.strip():
                 raise ProxyError(400, "'prompt' is required and must be a non-empty string", param="prompt")
             assert self.router is not None
-            outcome = await self.router.generate(model, prompt, options_from(body))
+            return await self.router.generate(model, prompt, options_from(body))
+
+        return await self._answer(request, work)
+
+    async def edits(self, request: Request) -> Response:
+        """OpenAI's images.edit: multipart with `image` or `image[]`, `mask` and text fields (forms.py),
+        routed as generations are; the model's edit rules are checked before anything is sent."""
+
+        async def work(seen: Seen) -> Outcome:
+            form = await read_form(request, self.config.max_upload_bytes)
+            seen.model = model = _model(request, form.text("model"))
+            prompt = form.text("prompt")
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise ProxyError(400, "'prompt' is required and must be a non-empty string", param="prompt")
+            options = edit_options(form)
+            assert self.router is not None
+            return await self.router.generate(model, prompt, options)
+
+        return await self._answer(request, work)
+
+    async def variations(self, request: Request) -> Response:
+        """OpenAI's images.create_variation, forwarded to a deployment on an OpenAI-compatible server."""
+
+        async def work(seen: Seen) -> Outcome:
+            form = await read_form(request, self.config.max_upload_bytes)
+            seen.model = model = _model(request, form.text("model"))
+            image, filename, fields = variation_fields(form)
+            assert self.router is not None
+            return await self.router.variation(model, image, filename, fields)
+
+        return await self._answer(request, work)
+
+    async def _answer(self, request: Request, work: Callable[[Seen], Awaitable[Outcome]]) -> Response:
+        """The answer to an images request in OpenAI's shape, or its error in OpenAI's envelope, with
+        LiteLLM's headers and one log line."""
+        started = time.perf_counter()
+        call_id = str(uuid.uuid4())
+        seen = Seen()
+        deployment, cost = "-", None
+        try:
+            self.check_key(request)  # before reading the body: no one without the key makes it buffer one
+            outcome = await work(seen)
             deployment, cost = outcome.deployment.id, outcome.response.cost_usd
             response = _json(200, _images_payload(outcome.response), _litellm_headers(call_id, deployment, cost))
         except ProxyError as exc:
@@ -94,7 +136,7 @@ class Proxy:
             response = error_response(exc, _litellm_headers(call_id, deployment, None))
         except Exception as exc:  # a bug must still answer in the envelope, and never echo a key
             response = error_response(ProxyError(500, redact(f"internal error: {exc}"), type="api_error"), {})
-        _log(request, model, deployment, response.status_code, started, cost)
+        _log(request, seen.model, deployment, response.status_code, started, cost)
         return response
 
     async def models(self, request: Request) -> Response:
@@ -149,6 +191,12 @@ def create_app(config: ProxyConfig, allow_origins: Iterable[str] = ()) -> Starle
         Route("/v1/images/generations", proxy.images, methods=["POST"]),
         Route("/images/generations", proxy.images, methods=["POST"]),
         Route("/openai/deployments/{model:path}/images/generations", proxy.images, methods=["POST"]),
+        Route("/v1/images/edits", proxy.edits, methods=["POST"]),
+        Route("/images/edits", proxy.edits, methods=["POST"]),
+        Route("/openai/deployments/{model:path}/images/edits", proxy.edits, methods=["POST"]),
+        Route("/v1/images/variations", proxy.variations, methods=["POST"]),
+        Route("/images/variations", proxy.variations, methods=["POST"]),
+        Route("/openai/deployments/{model:path}/images/variations", proxy.variations, methods=["POST"]),
         Route("/v1/models", proxy.models, methods=["GET"]),
         Route("/models", proxy.models, methods=["GET"]),
         Route("/health/liveliness", liveliness, methods=["GET"]),
@@ -266,6 +314,16 @@ async def _state(config: ProxyConfig) -> State:
     return state
 
 
+def _model(request: Request, given: Any) -> str:
+    """The model a request names: the Azure-style route's deployment, else the body's `model`."""
+    model = request.path_params.get("model") or given or ""
+    if not isinstance(model, str):
+        raise ProxyError(400, "'model' must be a string", param="model")
+    if not model:
+        raise ProxyError(400, "'model' is required", param="model")
+    return model
+
+
 async def _check(deployment: Deployment) -> str | None:
     """Build (not send) a request and load credentials: keys resolved, Bedrock signed, Google files read."""
     settings = deployment.settings
@@ -369,7 +427,8 @@ def _images_payload(response: ImageResponse) -> dict[str, Any]:
         usage = response.usage
         payload["usage"] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
                             "total_tokens": usage.total_tokens,
-                            "input_tokens_details": {"text_tokens": usage.input_text_tokens}}  # fmt: skip
+                            "input_tokens_details": {"text_tokens": usage.input_text_tokens,
+                                                     "image_tokens": usage.input_image_tokens}}  # fmt: skip
     return payload
 
 

@@ -36,8 +36,12 @@ ROUTER_KEYS = {
 }  # fmt: skip
 SECTIONS = {"model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables"}
 STRATEGIES = ("simple-shuffle", "usage-based-routing", "usage-based-routing-v2", "usage-based")
-GENERAL_KEYS = {"master_key", "max_request_size_mb"}
+GENERAL_KEYS = {"master_key", "max_request_size_mb", "max_upload_size_mb"}
 MAX_REQUEST_MB = 1.0  # JSON bodies beyond this are refused unread (413); LiteLLM's max_request_size_mb
+# Multipart uploads (/images/edits, /images/variations) beyond this are refused (413), imggen's own key:
+# 16 images of up to 50 MB each are OpenAI's limits, but a body that large is held while it is routed,
+# so the default keeps a few concurrent uploads within a small server's memory.
+MAX_UPLOAD_MB = 64.0
 
 
 @dataclass
@@ -72,6 +76,7 @@ class ProxyConfig:
     master_key: str | None = None
     drop_params: bool = False
     max_request_bytes: int = int(MAX_REQUEST_MB * 1024 * 1024)
+    max_upload_bytes: int = int(MAX_UPLOAD_MB * 1024 * 1024)
     warnings: list[str] = field(default_factory=list)
 
     def groups(self) -> dict[str, list[Deployment]]:
@@ -109,9 +114,8 @@ def parse(raw: dict[str, Any], where: str = "config") -> ProxyConfig:
     master_key = _env(general.get("master_key"), "general_settings.master_key")
     if master_key:
         master_key = _clean_master_key(str(master_key), warnings)
-    where_size = "general_settings.max_request_size_mb"
-    size_mb = _env(general.get("max_request_size_mb"), where_size)
-    size_mb = MAX_REQUEST_MB if size_mb is None else number(size_mb, where_size, Range(0, above=True))
+    size_mb = _megabytes(general, "max_request_size_mb", MAX_REQUEST_MB)
+    upload_mb = _megabytes(general, "max_upload_size_mb", MAX_UPLOAD_MB)
     router = _router(_mapping(raw, "router_settings", where), warnings)
     entries = raw.get("model_list") or []
     if not isinstance(entries, list) or not entries:
@@ -121,9 +125,15 @@ def parse(raw: dict[str, Any], where: str = "config") -> ProxyConfig:
     drop = _env(litellm_settings.get("drop_params", False), "litellm_settings.drop_params")
     config = ProxyConfig(deployments, router, str(master_key) if master_key else None,
                          flag(drop, "litellm_settings.drop_params"), max(1, int(size_mb * 1024 * 1024)),
-                         warnings)  # fmt: skip
+                         max(1, int(upload_mb * 1024 * 1024)), warnings)  # fmt: skip
     _check_names(config)
     return config
+
+
+def _megabytes(general: dict[str, Any], key: str, default: float) -> float:
+    where = f"general_settings.{key}"
+    value = _env(general.get(key), where)
+    return default if value is None else float(number(value, where, Range(0, above=True)))
 
 
 def _router(settings: dict[str, Any], warnings: list[str]) -> Router:

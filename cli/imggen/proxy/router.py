@@ -11,19 +11,23 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..api import execute
 from ..batch import Session
 from ..errors import AuthError, ContentFilterError, GenerationError, ImggenError, NetworkError, UsageError
-from ..plan import MAX_N, OPTION_FLAGS, REQUEST_OPTIONS, Options, Plan, make_plan, model_fields
+from ..plan import MAX_N, OPTION_FLAGS, REQUEST_OPTIONS, Options, Plan, make_plan, model_fields, model_tasks
 from ..providers import SPECS
 from ..secrets import redact
 from ..transport import backoff, retryable_status
-from ..types import ImageResponse
+from ..types import ImageResponse, InputImage
+from . import variations
 from .config import Deployment, ProxyConfig
 from .state import State
+
+Call = Callable[[Deployment], Awaitable[ImageResponse]]  # one upstream call on the deployment the router picked
 
 MAX_QUEUE_WAIT = 10.0  # a request over every deployment's rpm waits at most this long for a place …
 MAX_QUEUED = 256  # … and at most this many wait at once; beyond either, 429 with Retry-After
@@ -96,19 +100,33 @@ class Router:
         )  # fmt: skip
 
     async def generate(self, name: str, prompt: str, options: Options) -> Outcome:
+        """A generation, or an edit when the options hold input images."""
+        return await self.route(name, lambda deployment: self.call_once(deployment, prompt, options))
+
+    async def variation(self, name: str, image: InputImage, filename: str, fields: dict[str, str]) -> Outcome:
+        """Variations of an image, from a deployment on an OpenAI-compatible server (variations.py)."""
+
+        async def call(deployment: Deployment) -> ImageResponse:
+            try:
+                return await variations.send(deployment, image, filename, fields, self.session)
+            except variations.CannotVary as exc:
+                raise ProxyError(400, exc.message, code=exc.code, param="model", deployment=deployment.id) from exc
+
+        return await self.route(name, call)
+
+    async def route(self, name: str, call: Call) -> Outcome:
+        """`call` on a deployment of the named group: the retries, cooldowns and fallbacks of every request."""
         group = self.group_for(name)
         pinned = self.by_id.get(name)  # a model_info.id names one deployment, not its group
         attempt = Attempt()
         for target in [group, *self.config.router.fallbacks.get(group, [])]:
-            outcome = await self._group(target, prompt, options, attempt, pinned if target == group else None)
+            outcome = await self._group(target, call, attempt, pinned if target == group else None)
             if outcome is not None:
                 return outcome
         assert attempt.error is not None
         raise attempt.error
 
-    async def _group(
-        self, group: str, prompt: str, options: Options, attempt: Attempt, pinned: Deployment | None
-    ) -> Outcome | None:
+    async def _group(self, group: str, call: Call, attempt: Attempt, pinned: Deployment | None) -> Outcome | None:
         """1 + num_retries calls in this group; None when they all failed in a way a fallback may fix."""
         for retry in range(1 + self.config.router.num_retries):
             deployment = await self._pick(group, attempt, retry > 0, pinned)
@@ -118,7 +136,7 @@ class Router:
                 await asyncio.sleep(self._retry_wait(retry, attempt.error))
             attempt.tried.add(deployment.id)
             try:
-                response = await self.call_once(deployment, prompt, options)
+                response = await call(deployment)
                 return Outcome(response, deployment)
             except GenerationError as exc:
                 attempt.error = await self._failed(deployment, exc)
@@ -194,6 +212,8 @@ class Router:
         return response
 
     def _plan(self, deployment: Deployment, prompt: str, options: Options) -> Plan:
+        if options.task == "edit" and "edit" not in model_tasks(deployment.settings):
+            raise self._cannot_edit(deployment)
         drop = self.config.drop_params if deployment.drop_params is None else bool(deployment.drop_params)
         if not drop:
             _refuse_unsupported(deployment, options)
@@ -207,6 +227,15 @@ class Router:
         if plan.refusal is not None:  # a retired model on its provider's own endpoint: nothing is sent
             raise bad_request(plan.refusal, deployment, code="model_retired")
         return plan
+
+    def _cannot_edit(self, deployment: Deployment) -> ProxyError:
+        """The model groups of this server that can edit, rather than the catalog's models."""
+        can = [g for g, members in self.groups.items() if any("edit" in model_tasks(d.settings) for d in members)]
+        shown = f"model groups here that can: {', '.join(can[:8])}" if can else "no model group here can"
+        return ProxyError(
+            400, f"'{deployment.group}' ({deployment.settings.model.name}) cannot edit images; {shown}.",
+            code="model_cannot_edit", param="model", deployment=deployment.id,
+        )  # fmt: skip
 
     async def _failed(self, deployment: Deployment, exc: GenerationError) -> ProxyError:
         """Cool the deployment down when it is rate limited or misconfigured, or after too many failures."""
@@ -242,7 +271,7 @@ def _weighted_shuffle(deployments: list[Deployment]) -> list[Deployment]:
 
 
 def _refuse_unsupported(deployment: Deployment, options: Options) -> None:
-    fields = model_fields(deployment.settings)
+    fields = model_fields(deployment.settings, options.task)
     for key in OPTION_FLAGS:
         if getattr(options, key) is not None and key not in fields:
             raise _unsupported(deployment, key)
@@ -274,6 +303,7 @@ def bad_request(exc: ImggenError, deployment: Deployment, code: str | None = Non
     """A request imggen refused before sending it, worded in the request's fields ('n', 'size'), not
     in the command line's flags or the Python API's keywords."""
     param = exc.param if exc.param != "params" else None  # a provider parameter is a field of its own
+    param = "image" if param == "images" else param  # the edit's input images are its `image` parts
     return ProxyError(400, exc.text("proxy"), code=code, param=param, deployment=deployment.id)
 
 
