@@ -116,7 +116,7 @@ def list_models(
     if not sys.stdout.isatty():
         sys.stdout.writelines("\t".join(row.values()) + "\n" for row in rows)
     elif wide:
-        _print_table(rows, list(WIDE_COLUMNS))
+        _print_table(rows, list(WIDE_COLUMNS), cap=False)
     else:
         _print_table(rows, _fitting(rows, shutil.get_terminal_size().columns))
     _overlay_note(models)
@@ -143,6 +143,7 @@ LAYOUTS = (["model", "status", "price", "configured"], ["model", "status", "pric
            ["model", "status", "price"], ["model", "status"], ["model"])  # fmt: skip
 HEADERS = {**WIDE_COLUMNS, "key": "KEY"}
 GAP = "  "
+ID_WIDTH = 40  # the model column at a terminal (Bedrock's image-service ids are up to 56 characters)
 
 
 def _row(m: ModelInfo, configured: bool) -> dict[str, str]:
@@ -152,8 +153,11 @@ def _row(m: ModelInfo, configured: bool) -> dict[str, str]:
             "tasks": ", ".join(m.tasks)}  # fmt: skip
 
 
-def _widths(rows: list[dict[str, str]], columns: list[str]) -> list[int]:
-    return [max([len(HEADERS[c])] + [len(r.get(c, r["configured"])) for r in rows]) for c in columns]
+def _widths(rows: list[dict[str, str]], columns: list[str], cap: bool = True) -> list[int]:
+    widths = [max([len(HEADERS[c])] + [len(r.get(c, r["configured"])) for r in rows]) for c in columns]
+    if cap and len(columns) > 1:  # a longer id gets a line of its own (_print_table), never cut
+        widths[0] = min(widths[0], ID_WIDTH)
+    return widths
 
 
 def _fitting(rows: list[dict[str, str]], width: int) -> list[str]:
@@ -163,9 +167,16 @@ def _fitting(rows: list[dict[str, str]], width: int) -> list[str]:
     return LAYOUTS[-1]
 
 
-def _print_table(rows: list[dict[str, str]], columns: list[str]) -> None:
+def _print_table(rows: list[dict[str, str]], columns: list[str], cap: bool = True) -> None:
+    """The table; at a terminal an id longer than ID_WIDTH is printed whole on a line of its own, its
+    other columns on the next, so the usual ids keep their price and key columns at 80 columns."""
     lines = [[HEADERS[c] for c in columns]] + [[r.get(c, r["configured"]) for c in columns] for r in rows]
-    render.print_table(lines, GAP)
+    widths = _widths(rows, columns, cap)
+    for line in lines:
+        if len(line[0]) > widths[0]:
+            sys.stdout.write(line[0] + "\n")
+            line = ["", *line[1:]]
+        sys.stdout.write(GAP.join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() + "\n")
 
 
 @models_app.command("default", epilog=epilog("models default"))
