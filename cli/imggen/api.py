@@ -159,8 +159,12 @@ def plan_parameters(plan: Plan) -> dict[str, Any]:
         "user": first.user, "seed": first.seed, "negative_prompt": first.negative_prompt, **first.params,
     }  # fmt: skip
     if first.images:  # an edit: its inputs by hash, so --resume and --metadata tell edits apart
-        values.update(images=[image.described() for image in first.images], mask_prompt=first.mask_prompt,
-                      mask=first.mask.described() if first.mask else None, input_fidelity=first.input_fidelity)
+        values.update(
+            images=[image.described() for image in first.images],
+            mask_prompt=first.mask_prompt,
+            mask=first.mask.described() if first.mask else None,
+            input_fidelity=first.input_fidelity,
+        )
     return {k: v for k, v in values.items() if v is not None}
 
 
