@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
-from typing import Any
+from typing import Any, ParamSpec
 
 from .batch import Session
 from .catalog import estimate_cost, input_cost, usage_cost
@@ -19,6 +19,7 @@ from .sync import run_sync
 from .transport import current_retry_hook
 from .types import ImageData, ImageRequest, ImageResponse, Usage
 
+P = ParamSpec("P")
 EventHook = Callable[[str, dict[str, Any]], None]
 ResultHook = Callable[[list[ImageData]], Awaitable[None]]
 
@@ -266,45 +267,28 @@ async def aedit(
     return response
 
 
-def edit(
-    prompt: str,
-    images: Any,
-    mask: Any = None,
-    model: str | None = None,
-    n: int | None = None,
-    size: str | None = None,
-    quality: str | None = None,
-    *,
-    mask_prompt: str | None = None,
-    input_fidelity: str | None = None,
-    response_format: str | None = None,
-    user: str | None = None,
-    aspect_ratio: str | None = None,
-    seed: int | None = None,
-    negative_prompt: str | None = None,
-    timeout: float | None = None,
-    api_key: str | None = None,
-    api_base: str | None = None,
-    api_version: str | None = None,
-    profile: str | None = None,
-    retries: int = 2,
-    concurrency: int = 4,
-    params: dict[str, Any] | None = None,
-    allow_retired: bool = False,
-    **provider_params: Any,
-) -> ImageResponse:
-    """`aedit`, waited for: the same parameters and result. Works inside a running event loop too
-    (Jupyter, IPython, an asyncio program), where it runs on a private loop in a worker thread."""
-    check_keywords("edit", provider_params, EDIT_KEYWORDS)
-    return run_sync(
-        aedit(
-            prompt, images, mask, model, n, size, quality, mask_prompt=mask_prompt, input_fidelity=input_fidelity,
-            response_format=response_format, user=user, aspect_ratio=aspect_ratio, seed=seed,
-            negative_prompt=negative_prompt, timeout=timeout, api_key=api_key, api_base=api_base,
-            api_version=api_version, profile=profile, retries=retries, concurrency=concurrency, params=params,
-            allow_retired=allow_retired, **provider_params,
-        )
-    )  # fmt: skip
+def _waited(function: Callable[P, Coroutine[Any, Any, ImageResponse]]) -> Callable[P, ImageResponse]:
+    """A coroutine function for synchronous code: its parameters and their types, its result waited
+    for (run_sync: also inside a running event loop). A keyword close to one of its own is a TypeError
+    naming the function as called."""
+    import functools
+    import inspect
+
+    name = function.__name__[1:]
+    own = tuple(inspect.signature(function).parameters)
+
+    @functools.wraps(function)
+    def waited(*args: P.args, **kwargs: P.kwargs) -> ImageResponse:
+        check_keywords(name, {k: v for k, v in kwargs.items() if k not in own}, own)
+        return run_sync(function(*args, **kwargs))
+
+    waited.__name__ = waited.__qualname__ = name
+    return waited
+
+
+edit = _waited(aedit)
+edit.__doc__ = """`aedit`, waited for: the same parameters and result. Works inside a running event loop too
+(Jupyter, IPython, an asyncio program), where it runs on a private loop in a worker thread."""
 
 
 def edit_inputs(images: Any, mask: Any) -> dict[str, Any]:

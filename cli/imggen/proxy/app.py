@@ -83,9 +83,7 @@ class Proxy:
         async def work(seen: Seen) -> Outcome:
             body = await _body(request, self.config.max_request_bytes)
             seen.model = model = _model(request, body.get("model"))
-            prompt = body.get("prompt")
-            if not isinstance(prompt, str) or not prompt.strip():
-                raise ProxyError(400, "'prompt' is required and must be a non-empty string", param="prompt")
+            prompt = _prompt(body.get("prompt"))
             assert self.router is not None
             return await self.router.generate(model, prompt, options_from(body))
 
@@ -98,9 +96,7 @@ class Proxy:
         async def work(seen: Seen) -> Outcome:
             form = await read_form(request, self.config.max_upload_bytes)
             seen.model = model = _model(request, form.text("model"))
-            prompt = form.text("prompt")
-            if not isinstance(prompt, str) or not prompt.strip():
-                raise ProxyError(400, "'prompt' is required and must be a non-empty string", param="prompt")
+            prompt = _prompt(form.text("prompt"))
             options = edit_options(form)
             assert self.router is not None
             return await self.router.generate(model, prompt, options)
@@ -312,6 +308,12 @@ async def _state(config: ProxyConfig) -> State:
         sys.stderr.write(f"imggen serve: cannot reach Redis at {redis['host']}:{redis['port']}: {redact(str(exc))}\n")
         raise
     return state
+
+
+def _prompt(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ProxyError(400, "'prompt' is required and must be a non-empty string", param="prompt")
+    return value
 
 
 def _model(request: Request, given: Any) -> str:
