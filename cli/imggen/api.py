@@ -211,6 +211,14 @@ async def agenerate(
         params=_merged(params, provider_params), allow_retired=allow_retired,
     )  # fmt: skip
     flags = _flags(api_key, api_base, api_version, timeout)
+    return await _one_prompt(prompt, model, profile, options, flags, retries, concurrency)
+
+
+async def _one_prompt(
+    prompt: str, model: str | None, profile: str | None, options: Options, flags: dict[str, Any], retries: int,
+    concurrency: int,
+) -> ImageResponse:  # fmt: skip
+    """Plan and send one prompt's requests; the first error when no image was made."""
     plan = plan_generation(prompt, model, profile=profile, options=options, flags=flags)
     response = await execute(plan, retries=retries, concurrency=concurrency)
     if not response.data and response.errors:
@@ -260,11 +268,7 @@ async def aedit(
         input_fidelity=input_fidelity, **edit_inputs(images, mask),
     )  # fmt: skip
     flags = _flags(api_key, api_base, api_version, timeout)
-    plan = plan_generation(prompt, model, profile=profile, options=options, flags=flags)
-    response = await execute(plan, retries=retries, concurrency=concurrency)
-    if not response.data and response.errors:
-        raise next((e for e in response.errors if not isinstance(e, NotSentError)), response.errors[0])
-    return response
+    return await _one_prompt(prompt, model, profile, options, flags, retries, concurrency)
 
 
 def _waited(function: Callable[P, Coroutine[Any, Any, ImageResponse]]) -> Callable[P, ImageResponse]:
