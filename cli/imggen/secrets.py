@@ -37,9 +37,10 @@ def _derived() -> dict[str, frozenset[str]]:
     settings = [s for spec in SPECS for s in spec.settings]
     return {
         # Settings whose value is a secret wherever it comes from (flags, profiles, environment, proxy config).
-        "SECRET_SETTINGS": frozenset({s.key for s in settings if s.secret}) | SERVE_SECRETS,
-        # A secret only when it is the JSON itself rather than a path to a file.
-        "INLINE_JSON_SETTINGS": frozenset({s.key for s in settings if s.secret_if_json}),
+        "SECRET_SETTINGS": frozenset({k for s in settings if s.secret for k in (s.key, *s.proxy_aliases)})
+        | SERVE_SECRETS,
+        # A secret only when it is the JSON itself rather than a path to a file (the proxy's spellings too).
+        "INLINE_JSON_SETTINGS": frozenset({k for s in settings if s.secret_if_json for k in (s.key, *s.proxy_aliases)}),
         # Settings that end up in an HTTP header or a signature: a line break in one is a config error.
         "HEADER_SETTINGS": frozenset({s.key for s in settings if s.in_header}) | SERVE_HEADER_SETTINGS,
         # Request headers that carry a credential.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -30,6 +30,11 @@ def serve(
         [], "--allow-origin", metavar="ORIGIN",
         help="A browser origin (e.g. http://localhost:3000) whose pages may call the proxy (repeatable).",
     ),
+    strict: bool = typer.Option(
+        False, "--strict",
+        help="Refuse to start (exit 3) when an os.environ/ reference is unset or Redis cannot be reached, "
+        "instead of disabling that deployment or counting limits in this instance's memory.",
+    ),
 ) -> None:  # fmt: skip
     """Serve the OpenAI images API (generations, edits, variations) for the deployments in a LiteLLM proxy config."""
     import importlib.util  # here, not at the top: every other command starts without them
@@ -51,9 +56,11 @@ def serve(
 
     origins = [_origin(text) for text in allow_origin]
     all_models()  # a bad overlay (models.json in the config directory) is said as every command says it
-    proxy_config = load(config)
+    proxy_config = load(config, strict=strict)
     for text in proxy_config.warnings:
         render.warn(text)
+    if strict and proxy_config.router.redis:
+        _reach_redis(proxy_config.router.redis)
     sock = _listen(host, port)
     groups = proxy_config.groups()
     shared = proxy_config.router.redis
@@ -68,6 +75,30 @@ def serve(
         loop="uvloop" if fast["uvloop"] else "asyncio", http="httptools" if fast["httptools"] else "h11",
     )  # fmt: skip
     uvicorn.Server(settings).run(sockets=[sock])
+
+
+def _reach_redis(redis: dict[str, Any]) -> None:
+    """--strict: Redis unreachable at start is exit 3, as it was before the fallback to memory."""
+    import asyncio
+
+    from ..errors import ConfigError
+    from ..proxy.state import RedisState
+    from ..secrets import redact
+
+    async def ping() -> None:
+        state = RedisState(str(redis["host"]), int(redis["port"]), redis["password"])
+        try:
+            await state.ping()
+        finally:
+            await state.aclose()
+
+    try:
+        asyncio.run(ping())
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot reach Redis at {redis['host']}:{redis['port']}: {redact(str(exc))}",
+            hint="Start Redis or fix router_settings.redis_host/redis_port, or start without --strict.",
+        ) from exc
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -49,10 +49,22 @@ SPEC = ProviderSpec(
     "imggen.providers.vertex",
     order=40,
     settings=(
-        SettingSpec("vertex_project", ("VERTEXAI_PROJECT",), param=True),
-        SettingSpec("vertex_location", ("VERTEXAI_LOCATION",), default="us-central1", param=True),
+        # LiteLLM's proxy config also spells them vertex_ai_project, vertex_ai_location, vertex_ai_credentials.
+        SettingSpec("vertex_project", ("VERTEXAI_PROJECT",), param=True, proxy_aliases=("vertex_ai_project",)),
         SettingSpec(
-            "vertex_credentials", ("GOOGLE_APPLICATION_CREDENTIALS",), secret_if_json=True, param=True, identity=True
+            "vertex_location",
+            ("VERTEXAI_LOCATION",),
+            default="us-central1",
+            param=True,
+            proxy_aliases=("vertex_ai_location",),
+        ),
+        SettingSpec(
+            "vertex_credentials",
+            ("GOOGLE_APPLICATION_CREDENTIALS",),
+            secret_if_json=True,
+            param=True,
+            identity=True,
+            proxy_aliases=("vertex_ai_credentials",),
         ),
     ),
     credential_env=("GOOGLE_APPLICATION_CREDENTIALS",),

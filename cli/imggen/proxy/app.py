@@ -33,7 +33,7 @@ from ..types import ImageRequest, ImageResponse
 from .config import Deployment, ProxyConfig
 from .forms import edit_options, read_form, variation_fields
 from .router import Outcome, ProxyError, Router, options_from
-from .state import MemoryState, RedisState, State
+from .state import MemoryState, RedisState, SharedState, State
 
 KEY_HEADERS = ("authorization", "x-litellm-api-key", "api-key")
 MAX_DEPTH = 64  # JSON nesting a request may have; OpenAI's image requests need 3
@@ -137,8 +137,9 @@ class Proxy:
 
     async def models(self, request: Request) -> Response:
         self.check_key(request)
-        router, groups = self.config.router, self.config.groups()
-        names = list(groups) + [a for a in router.aliases if a not in groups and a not in router.hidden]
+        router = self.config.router
+        groups = [*self.config.groups(), *self.config.disabled_groups()]  # a disabled one answers 503 saying why
+        names = groups + [a for a in router.aliases if a not in groups and a not in router.hidden]
         data = [{"id": n, "object": "model", "created": 0, "owned_by": "imggen"} for n in names]
         return _json(200, {"object": "list", "data": data})
 
@@ -152,6 +153,8 @@ class Proxy:
             entry = {"model": deployment.model, "model_name": deployment.group, "model_id": deployment.id}
             error = await (self._probe(deployment) if probe else _check(deployment))
             (unhealthy if error else healthy).append({**entry, "error": error} if error else entry)
+        for off in self.config.disabled:  # an unset os.environ/ reference: never probed
+            unhealthy.append({"model": off.model, "model_name": off.group, "model_id": off.id, "error": off.reason})
         payload = {"healthy_endpoints": healthy, "unhealthy_endpoints": unhealthy,
                    "healthy_count": len(healthy), "unhealthy_count": len(unhealthy)}  # fmt: skip
         return _json(200, payload)
@@ -165,15 +168,19 @@ class Proxy:
         return None
 
     async def readiness(self, request: Request) -> Response:
+        """healthy; `degraded` (200: it serves) while Redis cannot be reached and limits are this
+        instance's own; unhealthy (503) only when a store it depends on fails."""
         assert self.state is not None
-        status = "healthy"
+        status, cache = "healthy", "redis" if self.config.router.redis else None
+        body: dict[str, Any] = {}
         try:
             await self.state.ping()
-        except Exception:  # any failure to reach Redis means not ready
+        except Exception:  # any failure to reach the store means not ready
             status = "unhealthy"
-        cache = "redis" if self.config.router.redis else None
-        body = {"status": status, "cache": cache, "imggen_version": __version__}
-        return _json(200 if status == "healthy" else 503, body)
+        if isinstance(self.state, SharedState) and self.state.degraded is not None:
+            status, body["cache_error"] = "degraded", self.state.degraded
+        body = {"status": status, "cache": cache, **body, "imggen_version": __version__}
+        return _json(503 if status == "unhealthy" else 200, body)
 
 
 def create_app(config: ProxyConfig, allow_origins: Iterable[str] = ()) -> Starlette:
@@ -297,17 +304,14 @@ def _with_cors(origin: str, send: Send) -> Send:
 
 
 async def _state(config: ProxyConfig) -> State:
+    """Memory, or Redis with this instance's memory as its fallback (state.SharedState). (--strict checks
+    Redis before the server starts: commands/serve.py.)"""
     redis = config.router.redis
     if not redis:
         return MemoryState()
-    state = RedisState(redis["host"], redis["port"], redis["password"])
-    try:
-        await state.ping()
-    except Exception as exc:
-        await state.aclose()
-        sys.stderr.write(f"imggen serve: cannot reach Redis at {redis['host']}:{redis['port']}: {redact(str(exc))}\n")
-        raise
-    return state
+    shared = SharedState(RedisState(redis["host"], redis["port"], redis["password"]))
+    await shared.start()
+    return shared
 
 
 def _prompt(value: Any) -> str:

@@ -1,5 +1,7 @@
-"""Which deployment answers a request: lookup by name, id or alias; load balancing; per-deployment
-rpm; cooldowns; one retry layer (`num_retries`), then `fallbacks`.
+"""Which deployment answers a request: lookup by name, id, alias or model string; load balancing
+(shuffle, usage, measured latency); per-deployment rpm and max_parallel_requests; cooldowns; one retry
+layer (`num_retries`, or `retry_policy` by kind of failure), then `fallbacks` (or `default_fallbacks`),
+and `content_policy_fallbacks` for a refused prompt.
 
 imggen's own transport retries are off here: every upstream call is one the router chose, so a
 failing request costs exactly `1 + num_retries` calls per model group, never retries × retries.
@@ -72,6 +74,11 @@ class Attempt:
 
     tried: set[str] = field(default_factory=set)
     error: ProxyError | None = None
+    refused: bool = False  # a content policy refusal that content_policy_fallbacks may answer
+
+
+LATENCY_WEIGHT = 0.3  # latency-based-routing: each measured call's share of a deployment's average
+PARALLEL_POLL = 0.05  # seconds between looks for a free place under max_parallel_requests
 
 
 class Router:
@@ -81,8 +88,13 @@ class Router:
         self.session = session
         self.groups = config.groups()
         self.by_id = {d.id: d for d in config.deployments}
-        self.by_model = {d.model: d.group for d in config.deployments}
+        self.by_model: dict[str, list[Deployment]] = {}
+        for deployment in config.deployments:
+            self.by_model.setdefault(deployment.model, []).append(deployment)
+        self.disabled = config.disabled_groups()
         self.queued = 0
+        self.in_flight: dict[str, int] = {}  # calls in flight per deployment (max_parallel_requests)
+        self.latency: dict[str, float] = {}  # seconds per call, a moving average (latency-based-routing)
 
     def group_for(self, name: str) -> str:
         """model_name, then model_info.id, then an alias, then a deployment's model string."""
@@ -93,7 +105,10 @@ class Router:
         if name in self.config.router.aliases:
             return self.config.router.aliases[name]
         if name in self.by_model:
-            return self.by_model[name]
+            return self.by_model[name][0].group
+        for off in self.config.disabled:
+            if name in (off.group, off.id, off.model) or self.config.router.aliases.get(name) == off.group:
+                raise self._unavailable(off.group)
         raise ProxyError(
             400, f"Invalid model name passed in model={name}. Call `/v1/models` to view available models.",
             code="model_not_found", param="model",
@@ -114,44 +129,105 @@ class Router:
 
         return await self.route(name, call)
 
+    def _unavailable(self, group: str) -> ProxyError:
+        """503: every deployment of the model is disabled, with why (an unset os.environ/ reference)."""
+        reasons = "; ".join(sorted({off.reason for off in self.disabled.get(group, [])})) or "no deployment"
+        return ProxyError(
+            503, f"No deployment of '{group}' can serve: {reasons}. Set the variable and restart imggen serve.",
+            type="api_error", code="deployment_disabled", param="model",
+        )  # fmt: skip
+
+    def _pinned(self, name: str) -> list[Deployment] | None:
+        """A model_info.id names one deployment, and a litellm_params.model string the deployments with
+        that string, not their whole group."""
+        if name in self.groups or name in self.config.router.aliases:
+            return None
+        if name in self.by_id:
+            return [self.by_id[name]]
+        return self.by_model.get(name)
+
     async def route(self, name: str, call: Call) -> Outcome:
         """`call` on a deployment of the named group: the retries, cooldowns and fallbacks of every request."""
         group = self.group_for(name)
-        pinned = self.by_id.get(name)  # a model_info.id names one deployment, not its group
+        pinned = self._pinned(name)
+        router = self.config.router
         attempt = Attempt()
-        for target in [group, *self.config.router.fallbacks.get(group, [])]:
-            outcome = await self._group(target, call, attempt, pinned if target == group else None)
+        fallbacks = router.fallbacks.get(group)
+        if fallbacks is None:
+            fallbacks = [f for f in router.default_fallbacks if f != group]
+        for target in [group, *fallbacks]:
+            outcome = await self._group(target, call, attempt, pinned if target == group else None, group)
             if outcome is not None:
                 return outcome
+            if attempt.refused:  # a refused prompt: only the content policy fallbacks may answer it
+                break
+        if attempt.refused:
+            for target in router.content_policy_fallbacks.get(group, []):
+                attempt.refused = False
+                outcome = await self._group(target, call, attempt, None, group)
+                if outcome is not None:
+                    return outcome
         assert attempt.error is not None
         raise attempt.error
 
-    async def _group(self, group: str, call: Call, attempt: Attempt, pinned: Deployment | None) -> Outcome | None:
-        """1 + num_retries calls in this group; None when they all failed in a way a fallback may fix."""
-        for retry in range(1 + self.config.router.num_retries):
-            deployment = await self._pick(group, attempt, retry > 0, pinned)
+    async def _group(
+        self, group: str, call: Call, attempt: Attempt, pinned: list[Deployment] | None, asked: str
+    ) -> Outcome | None:
+        """1 + num_retries calls in this group (retry_policy: as many as the kind of failure allows);
+        None when they all failed in a way a fallback may fix."""
+        if group not in self.groups:  # a fallback whose deployments are all disabled
+            attempt.error = attempt.error or self._unavailable(group)
+            return None
+        router = self.config.router
+        tries = 0
+        while True:
+            deployment = await self._pick(group, attempt, tries > 0, pinned)
             if deployment is None:
                 return None
-            if retry and deployment.id in attempt.tried:
-                await asyncio.sleep(self._retry_wait(retry, attempt.error))
-            attempt.tried.add(deployment.id)
+            self.in_flight[deployment.id] = self.in_flight.get(deployment.id, 0) + 1
+            started = time.monotonic()
             try:
+                if tries and deployment.id in attempt.tried:
+                    await asyncio.sleep(self._retry_wait(tries, attempt.error))
+                    started = time.monotonic()
+                attempt.tried.add(deployment.id)
                 response = await call(deployment)
+                self._measured(deployment, time.monotonic() - started)
                 return Outcome(response, deployment)
             except GenerationError as exc:
+                if isinstance(exc, NetworkError):  # a timeout is as slow as it was
+                    self._measured(deployment, time.monotonic() - started)
                 attempt.error = await self._failed(deployment, exc)
-                if not _worth_retrying(exc):
+                kind = failure_kind(exc)
+                if kind == "content_policy" and router.content_policy_fallbacks.get(asked) and group == asked:
+                    attempt.refused = True
+                    return None
+                worth = _worth_retrying(exc)
+                tries += 1
+                if tries > router.retry_policy.get(kind, router.num_retries if worth else 0):
+                    if worth:
+                        return None
                     raise attempt.error from exc
-        return None
+            finally:
+                self.in_flight[deployment.id] -= 1
+
+    def _measured(self, deployment: Deployment, seconds: float) -> None:
+        before = self.latency.get(deployment.id)
+        self.latency[deployment.id] = seconds if before is None else before + LATENCY_WEIGHT * (seconds - before)
 
     async def _pick(
-        self, group: str, attempt: Attempt, retrying: bool, pinned: Deployment | None = None
+        self, group: str, attempt: Attempt, retrying: bool, pinned: list[Deployment] | None = None
     ) -> Deployment | None:
-        """A deployment with room under its rpm: untried and not cooling first. Waits in the bounded
-        queue while every one is at its limit."""
+        """A deployment with room under its rpm and max_parallel_requests: untried and not cooling
+        first. Waits in the bounded queue while every one is at its limit."""
         deadline = time.monotonic() + MAX_QUEUE_WAIT
         while True:
             candidates, cooling_left = await self._candidates(group, attempt, retrying, pinned)
+            free = [d for d in candidates if not d.max_parallel or self.in_flight.get(d.id, 0) < d.max_parallel]
+            if candidates and not free:
+                await self._queue(group, PARALLEL_POLL, deadline, "max_parallel_requests")
+                continue
+            candidates = free
             if not candidates:
                 if retrying or attempt.error is not None:
                     return None
@@ -169,9 +245,9 @@ class Router:
             await self._queue(group, min(waits), deadline)
 
     async def _candidates(
-        self, group: str, attempt: Attempt, retrying: bool, pinned: Deployment | None
+        self, group: str, attempt: Attempt, retrying: bool, pinned: list[Deployment] | None
     ) -> tuple[list[Deployment], list[float]]:
-        deployments = [pinned] if pinned else self.groups[group]  # an id names one deployment: only it
+        deployments = pinned or self.groups[group]  # an id or a model string names some deployments: only them
         cooling = await self.state.cooling([d.id for d in deployments])
         healthy = [d for d in deployments if d.id not in cooling]
         untried = [d for d in healthy if d.id not in attempt.tried]
@@ -186,12 +262,15 @@ class Router:
             usage = await self.state.usage([d.id for d in deployments])
             load = {d.id: u / d.rpm if d.rpm else float(u) for d, u in zip(deployments, usage, strict=True)}
             return sorted(deployments, key=lambda d: (load[d.id], random.random()))
+        if self.config.router.strategy == "latency-based-routing":  # unmeasured ones first, to measure them
+            return sorted(deployments, key=lambda d: (self.latency.get(d.id, 0.0), random.random()))
         return _weighted_shuffle(deployments)
 
-    async def _queue(self, group: str, wait: float, deadline: float) -> None:
+    async def _queue(self, group: str, wait: float, deadline: float, limit: str = "rpm") -> None:
         if self.queued >= MAX_QUEUED or time.monotonic() + wait > deadline:
             raise ProxyError(
-                429, f"Rate limit reached for every deployment of '{group}' (their rpm); retry after {wait:.0f} s.",
+                429, f"Rate limit reached for every deployment of '{group}' (their {limit}); retry after "
+                f"{max(wait, 1):.0f} s.",
                 type="rate_limit_error", code="rate_limit_exceeded", retry_after=wait,
             )  # fmt: skip
         self.queued += 1
@@ -305,6 +384,24 @@ def bad_request(exc: ImggenError, deployment: Deployment, code: str | None = Non
     param = exc.param if exc.param != "params" else None  # a provider parameter is a field of its own
     param = "image" if param == "images" else param  # the edit's input images are its `image` parts
     return ProxyError(400, exc.text("proxy"), code=code, param=param, deployment=deployment.id)
+
+
+def failure_kind(exc: GenerationError) -> str:
+    """The kind of failure, as LiteLLM's retry_policy counts them (config.RETRY_POLICY)."""
+    status = exc.status or 0
+    if isinstance(exc, ContentFilterError):
+        return "content_policy"
+    if isinstance(exc, AuthError) or status in (401, 403):
+        return "auth"
+    if status == 429:
+        return "rate_limit"
+    if isinstance(exc, NetworkError):
+        return "timeout" if "within" in str(exc) or "timed out" in str(exc) else "server"
+    if status == 408:
+        return "timeout"
+    if 400 <= status < 500 or isinstance(exc, UsageError):
+        return "bad_request"
+    return "server"
 
 
 def _worth_retrying(exc: GenerationError) -> bool:

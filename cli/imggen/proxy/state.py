@@ -2,10 +2,15 @@
 
 In memory for one instance; in Redis when several `imggen serve` share one load balancer, so their
 rpm limits and cooldowns add up across machines. Both give the same answers to the same calls.
+When Redis cannot be reached (at start or later), SharedState says so once, counts in this instance's
+memory meanwhile (`degraded`) and tries Redis again in the background until it answers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sys
 import time
 import uuid
 from collections import deque
@@ -113,8 +118,20 @@ return counts
 class RedisState:
     def __init__(self, host: str, port: int, password: str | None, prefix: str = "imggen:") -> None:
         from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
-        self.redis: Any = Redis(host=host, port=port, password=password or None, socket_timeout=5)
+        # No client-side retries: a failed call falls back to memory at once (SharedState) and is not
+        # held for seconds of reconnect attempts on the request path.
+        self.redis: Any = Redis(
+            host=host,
+            port=port,
+            password=password or None,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self.where = f"{host}:{port}"
         self.prefix = prefix
         self._take = self.redis.register_script(_TAKE)
         self._usage = self.redis.register_script(_USAGE)
@@ -153,3 +170,80 @@ class RedisState:
 
     async def aclose(self) -> None:
         await self.redis.aclose()
+
+
+RECONNECT_EVERY = 1.0  # seconds between tries to reach Redis again while degraded
+
+
+class SharedState:
+    """Redis while it answers; this instance's memory while it does not, never an error to a request.
+
+    The first failure is one warning on stderr; a background task then pings Redis every
+    RECONNECT_EVERY seconds and, when it answers, the counts are shared again (one more line says so).
+    What was counted in memory meanwhile stays with this instance."""
+
+    def __init__(self, shared: RedisState, say: Any = None) -> None:
+        self.shared = shared
+        self.memory = MemoryState()
+        self.degraded: str | None = None  # why, while Redis cannot be reached
+        self._task: asyncio.Task[None] | None = None
+        self._say = say or (lambda text: sys.stderr.write(f"imggen serve: {text}\n"))
+
+    async def start(self) -> None:
+        """Reach Redis once at start-up; unreachable, start degraded (one warning) and keep trying."""
+        try:
+            await self.shared.ping()
+        except Exception as exc:
+            self._lost(exc)
+
+    def _lost(self, exc: BaseException) -> None:
+        if self.degraded is None:
+            from ..secrets import redact
+
+            self.degraded = redact(f"{type(exc).__name__}: {exc}")[:300]
+            self._say(f"warning: cannot reach Redis at {self.shared.where} ({self.degraded}); rpm limits and "
+                      "cooldowns are counted in this instance's memory until it answers again")  # fmt: skip
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        while self.degraded is not None:
+            await asyncio.sleep(RECONNECT_EVERY)
+            try:
+                await self.shared.ping()
+            except Exception:
+                continue
+            self.degraded = None
+            self._say(f"Redis at {self.shared.where} answers again; rpm limits and cooldowns are shared again")
+
+    async def _call(self, name: str, *args: Any) -> Any:
+        if self.degraded is None:
+            try:
+                return await getattr(self.shared, name)(*args)
+            except Exception as exc:  # redis.exceptions.* and OSError alike: never a traceback to a client
+                self._lost(exc)
+        return await getattr(self.memory, name)(*args)
+
+    async def take(self, key: str, limit: int) -> float:
+        return float(await self._call("take", key, limit))
+
+    async def usage(self, keys: list[str]) -> list[int]:
+        return list(await self._call("usage", keys))
+
+    async def failed(self, key: str) -> int:
+        return int(await self._call("failed", key))
+
+    async def cool_down(self, key: str, seconds: float) -> None:
+        await self._call("cool_down", key, seconds)
+
+    async def cooling(self, keys: list[str]) -> dict[str, float]:
+        return dict(await self._call("cooling", keys))
+
+    async def ping(self) -> None:
+        """Readiness: Redis unreachable is `degraded` (the server still serves), not an error."""
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        with contextlib.suppress(Exception):  # closing a connection to a server that is gone
+            await self.shared.aclose()
