@@ -40,8 +40,11 @@ ROUTER_KEYS = {
     "model_group_alias", "redis_host", "redis_port", "redis_password", "retry_policy",
     "content_policy_fallbacks", "default_fallbacks",
 }  # fmt: skip
-LITELLM_KEYS = {"drop_params", "num_retries", "request_timeout", "fallbacks", "content_policy_fallbacks",
-                "default_fallbacks"}  # fmt: skip
+# litellm_settings keys imggen reads; all but drop_params and request_timeout are router_settings' too
+# (router_settings wins where both are set), as LiteLLM's proxy reads them from either section.
+SHARED_KEYS = ("num_retries", "fallbacks", "content_policy_fallbacks", "default_fallbacks", "allowed_fails",
+               "cooldown_time")  # fmt: skip
+LITELLM_KEYS = {"drop_params", "request_timeout", *SHARED_KEYS}
 INFO_KEYS = {"id", "base_model", "mode"}  # model_info keys imggen reads; the rest are LiteLLM's metadata
 SECTIONS = {"model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables"}
 STRATEGIES = ("simple-shuffle", "usage-based-routing", "usage-based-routing-v2", "usage-based",
@@ -56,7 +59,7 @@ RETRY_POLICY = {
 # Ids of models that do not make images (chat, embeddings, audio, rerank, video), whoever serves them:
 # a config entry naming one is skipped. An id with "image", "imagen" or "dall-e" in it is an image model.
 NOT_IMAGE_IDS = re.compile(
-    r"(^|[/.:])(gpt-?[345]|o[1-9]($|-)|chatgpt-4|text-|davinci|babbage|curie|ada-|claude|llama|mistral|mixtral|"
+    r"(^|[/.:])(gpt-?[345]|o[1-9]($|-)|chatgpt|text-|davinci|babbage|curie|ada-|claude|llama|mistral|mixtral|"
     r"codestral|pixtral|ministral|command|embed|rerank|whisper|tts|titan-(text|embed|tg1)|nova-(micro|lite|pro|"
     r"premier|sonic|reel)|jamba|j2-|qwen|deepseek|phi-?\d|gemma|gemini-(?!.*image)|grok|sonar|moderation|"
     r"computer-use|codex|realtime|audio|transcribe|veo|sora|zephyr|vicuna|llava|falcon|granite|kimi|glm-|yi-|"
@@ -108,6 +111,7 @@ class Skipped:
     group: str
     model: str
     reason: str
+    id: str | None = None  # model_info.id, which a fallback may name
 
 
 @dataclass
@@ -249,8 +253,7 @@ def _grouped(config: ProxyConfig, notes: _Notes) -> list[str]:
     said = []
     if config.skipped:
         shown = "; ".join(f"{s.group} ({s.model}: {s.reason})" for s in config.skipped)
-        said.append(f"{len(config.skipped)} model_list entr{'y is' if len(config.skipped) == 1 else 'ies are'} "
-                    f"not image models and are skipped: {shown}")  # fmt: skip
+        said.append(f"model_list entries that are not image models are skipped ({len(config.skipped)}): {shown}")
     if notes.unset:
         names = ", ".join(f"os.environ/{v}" for v in notes.unset)
         off = ", ".join(f"{d.group} ({d.model})" for d in config.disabled)
@@ -272,7 +275,7 @@ def _router(settings: dict[str, Any], litellm: dict[str, Any], notes: _Notes, wa
         if key not in ROUTER_KEYS:
             notes.ignore(f"router_settings.{key}")
     settings = {k: _resolved(v, f"router_settings.{k}", notes) for k, v in settings.items() if k in ROUTER_KEYS}
-    for key in ("num_retries", "fallbacks", "content_policy_fallbacks", "default_fallbacks"):
+    for key in SHARED_KEYS:
         if settings.get(key) is None and litellm.get(key) is not None:  # LiteLLM reads these in either section
             settings[key] = _resolved(litellm[key], f"litellm_settings.{key}", notes)
     if settings.get("timeout") is None and litellm.get("request_timeout") is not None:
@@ -381,7 +384,7 @@ def _deployment(
     base = _resolved(info.get("base_model") or used.get("base_model"), where, notes)
     reason = None if model_value is None else not_image(model, mode, base)
     if reason:
-        return Skipped(group, model, reason)
+        return Skipped(group, model, reason, None if info.get("id") is None else str(info["id"]))
     for key in raw:
         if key not in used:
             notes.ignore(f"litellm_params.{key}")
@@ -530,8 +533,8 @@ def _clean_master_key(value: str, warnings: list[str]) -> str:
 def _check_names(config: ProxyConfig, warnings: list[str]) -> None:
     """Fallbacks and aliases name model groups: one skipped (not an image model) or disabled is left
     out with a warning; a name no entry has at all is a start-up error (a typo)."""
-    known = set(config.groups()) | set(config.disabled_groups())
-    skipped = {s.group for s in config.skipped}
+    known = set(config.groups()) | set(config.disabled_groups()) | {d.id for d in config.deployments}
+    skipped = {s.group for s in config.skipped} | {s.id for s in config.skipped if s.id}
     router = config.router
     for table in (router.fallbacks, router.content_policy_fallbacks):
         for name, targets in list(table.items()):

@@ -156,7 +156,8 @@ class Router:
         if fallbacks is None:
             fallbacks = [f for f in router.default_fallbacks if f != group]
         for target in [group, *fallbacks]:
-            outcome = await self._group(target, call, attempt, pinned if target == group else None, group)
+            named, only = (group, pinned) if target == group else self._fallback(target)
+            outcome = await self._group(named, call, attempt, only, group)
             if outcome is not None:
                 return outcome
             if attempt.refused:  # a refused prompt: only the content policy fallbacks may answer it
@@ -164,11 +165,22 @@ class Router:
         if attempt.refused:
             for target in router.content_policy_fallbacks.get(group, []):
                 attempt.refused = False
-                outcome = await self._group(target, call, attempt, None, group)
+                named, only = self._fallback(target)
+                outcome = await self._group(named, call, attempt, only, group)
                 if outcome is not None:
                     return outcome
         assert attempt.error is not None
         raise attempt.error
+
+    def _fallback(self, target: str) -> tuple[str, list[Deployment] | None]:
+        """A fallback names a model group, an alias of one, or (as LiteLLM allows) one deployment's id."""
+        if target in self.groups:
+            return target, None
+        if target in self.config.router.aliases:
+            return self.config.router.aliases[target], None
+        if target in self.by_id:
+            return self.by_id[target].group, [self.by_id[target]]
+        return target, None
 
     async def _group(
         self, group: str, call: Call, attempt: Attempt, pinned: list[Deployment] | None, asked: str
