@@ -65,6 +65,8 @@ def start_examples(tmp: Path, paths: list[Path], env_for: Any, batch: int = 6) -
             copy = tmp / path.name
             copy.write_text(text, encoding="utf-8")
             port, log = free_port(), tmp / f"{path.name}.log"
+            while port in {r[2] for r in running}:  # two servers of a batch never get one port
+                port = free_port()
             env = {k: v for k, v in os.environ.items() if k not in set(REF.findall(text))} | env_for(text)
             proc = subprocess.Popen(
                 [sys.executable, "-m", "imggen", "serve", "--config", str(copy), "--port", str(port)],

@@ -211,11 +211,9 @@ def parse(raw: dict[str, Any], where: str = "config", strict: bool = False) -> P
     litellm = {k: _env(litellm_settings[k], f"litellm_settings.{k}", notes) for k in LITELLM_KEYS
                if k in litellm_settings}  # fmt: skip
     router = _router(_mapping(raw, "router_settings", where), litellm, notes, warnings)
-    entries = raw.get("model_list")
-    if entries is None:
-        entries = []
-    if not isinstance(entries, list):
-        raise ConfigError(f"{where}: model_list must be a list, not {quoted(entries)}")
+    entries = raw.get("model_list") or []
+    if not isinstance(entries, list) or not entries:  # entries that are all skipped start; none at all is a mistake
+        raise ConfigError(f"{where} has no model_list entries", hint="Add at least one model_name + litellm_params.")
     deployments: list[Deployment] = []
     disabled: list[Disabled] = []
     skipped: list[Skipped] = []
