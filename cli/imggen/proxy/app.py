@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import sys
 import time
 import uuid
@@ -15,11 +16,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,12 +34,13 @@ from ..settings import redact
 from ..types import ImageRequest, ImageResponse
 from .config import Deployment, ProxyConfig
 from .forms import edit_options, read_form, variation_fields
-from .router import Outcome, ProxyError, Router, options_from
+from .router import Outcome, ProxyError, Router, Streamed, default_model, options_from
 from .state import MemoryState, RedisState, State
 
 KEY_HEADERS = ("authorization", "x-litellm-api-key", "api-key")
 MAX_DEPTH = 64  # JSON nesting a request may have; OpenAI's image requests need 3
 DEFAULT_PORTS = {"http": 80, "https": 443}
+SIZE = re.compile(r"[1-9][0-9]{0,5}x[1-9][0-9]{0,5}")
 EXPOSED_HEADERS = "x-litellm-call-id, x-litellm-model-id, x-litellm-response-cost, retry-after"
 
 
@@ -82,10 +85,13 @@ class Proxy:
     async def images(self, request: Request) -> Response:
         async def work(seen: Seen) -> Outcome:
             body = await _body(request, self.config.max_request_bytes)
-            seen.model = model = _model(request, body.get("model"))
+            seen.model = model = self._model(request, body.get("model"), default_model(body))
             prompt = _prompt(body.get("prompt"))
+            options = options_from(body)
             assert self.router is not None
-            return await self.router.generate(model, prompt, options_from(body))
+            if body.get("stream") is True:
+                return await self.router.stream(model, prompt, options)
+            return await self.router.generate(model, prompt, options)
 
         return await self._answer(request, work)
 
@@ -95,10 +101,12 @@ class Proxy:
 
         async def work(seen: Seen) -> Outcome:
             form = await read_form(request, self.config.max_upload_bytes)
-            seen.model = model = _model(request, form.text("model"))
+            seen.model = model = self._model(request, form.text("model"), default_model(form.body, edit=True))
             prompt = _prompt(form.text("prompt"))
             options = edit_options(form)
             assert self.router is not None
+            if form.body.get("stream") is True:
+                return await self.router.stream(model, prompt, options)
             return await self.router.generate(model, prompt, options)
 
         return await self._answer(request, work)
@@ -108,7 +116,7 @@ class Proxy:
 
         async def work(seen: Seen) -> Outcome:
             form = await read_form(request, self.config.max_upload_bytes)
-            seen.model = model = _model(request, form.text("model"))
+            seen.model = model = self._model(request, form.text("model"), default_model({}))
             image, filename, fields = variation_fields(form)
             assert self.router is not None
             return await self.router.variation(model, image, filename, fields)
@@ -126,7 +134,11 @@ class Proxy:
             self.check_key(request)  # before reading the body: no one without the key makes it buffer one
             outcome = await work(seen)
             deployment, cost = outcome.deployment.id, outcome.response.cost_usd
-            response = _json(200, _images_payload(outcome.response), _litellm_headers(call_id, deployment, cost))
+            headers = _litellm_headers(call_id, deployment, cost)
+            if outcome.stream is not None:
+                response = _relay(outcome.stream, headers)
+            else:
+                response = _json(200, _images_payload(outcome.response), headers)
         except ProxyError as exc:
             deployment = exc.deployment or deployment
             response = error_response(exc, _litellm_headers(call_id, deployment, None))
@@ -134,6 +146,18 @@ class Proxy:
             response = error_response(ProxyError(500, redact(f"internal error: {exc}"), type="api_error"), {})
         _log(request, seen.model, deployment, response.status_code, started, cost)
         return response
+
+    def _model(self, request: Request, given: Any, default: str) -> str:
+        """The model a request names: the Azure-style route's deployment, else the body's `model`, else
+        the model OpenAI's API would use (router.default_model) when this config has that name."""
+        model = request.path_params.get("model") or given or ""
+        if not isinstance(model, str):
+            raise ProxyError(400, "'model' must be a string", param="model")
+        if not model:
+            if self.router is None or not self.router.knows(default):
+                raise ProxyError(400, "'model' is required", param="model")
+            return default
+        return model
 
     async def models(self, request: Request) -> Response:
         self.check_key(request)
@@ -316,16 +340,6 @@ def _prompt(value: Any) -> str:
     return value
 
 
-def _model(request: Request, given: Any) -> str:
-    """The model a request names: the Azure-style route's deployment, else the body's `model`."""
-    model = request.path_params.get("model") or given or ""
-    if not isinstance(model, str):
-        raise ProxyError(400, "'model' must be a string", param="model")
-    if not model:
-        raise ProxyError(400, "'model' is required", param="model")
-    return model
-
-
 async def _check(deployment: Deployment) -> str | None:
     """Build (not send) a request and load credentials: keys resolved, Bedrock signed, Google files read."""
     settings = deployment.settings
@@ -417,21 +431,97 @@ def _check_text(text: str) -> None:
                          "send valid Unicode") from exc  # fmt: skip
 
 
+def _relay(streamed: Streamed, headers: dict[str, str]) -> Response:
+    """The upstream's server-sent events as they arrive, byte for byte, with LiteLLM's headers."""
+    upstream = streamed.upstream
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        finally:
+            await upstream.aclose()
+
+    kind = upstream.headers.get("content-type", "text/event-stream")
+    headers = {**headers, "cache-control": "no-cache"}
+    return StreamingResponse(events(), media_type=kind, headers=headers, background=BackgroundTask(upstream.aclose))
+
+
+# OpenAI's ImagesResponse fields an answer synthesised for another provider may carry, and their values.
+OUTPUT_FORMATS = {"iVBOR": "png", "/9j/": "jpeg", "UklGR": "webp", "R0lGOD": "gif"}  # base64 of each magic
+
+
 def _images_payload(response: ImageResponse) -> dict[str, Any]:
+    """OpenAI's ImagesResponse: an OpenAI-shaped upstream's own fields unchanged (usage with every
+    detail, background, output_format, quality, size, created) around the images; for another provider,
+    the same fields synthesised from what is known (usage from its token counts, the images' format)."""
     data = []
     for image in response.data:
         # Text from upstream is redacted against every secret of the config before a client sees it.
         revised = redact_text(image.revised_prompt)
         item = {"b64_json": image.b64_json, "url": redact_text(image.url), "revised_prompt": revised}
         data.append({k: v for k, v in item.items() if v is not None})
-    payload: dict[str, Any] = {"created": response.created, "data": data}
+    if response.upstream:
+        payload = {k: _redacted(v) for k, v in response.upstream.items() if k != "data"}
+        if not _is_int(payload.get("created")):
+            payload["created"] = response.created
+        if "usage" in payload and not _usage_shaped(payload["usage"]):
+            payload.pop("usage")  # an OpenAI-compatible server's own counts: OpenAI's clients cannot read them
+        payload["data"] = data
+        if "usage" not in payload and response.usage.total_tokens:
+            payload["usage"] = _usage(response)
+        return payload
+    payload = {"created": response.created, "data": data}
     if response.usage.total_tokens:
-        usage = response.usage
-        payload["usage"] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-                            "total_tokens": usage.total_tokens,
-                            "input_tokens_details": {"text_tokens": usage.input_text_tokens,
-                                                     "image_tokens": usage.input_image_tokens}}  # fmt: skip
+        payload["usage"] = _usage(response)
+    formats = {_format(image.b64_json) for image in response.data}
+    if len(formats) == 1 and None not in formats:
+        payload["output_format"] = formats.pop()
+    sizes = {image.size for image in response.data}
+    if len(sizes) == 1 and isinstance(size := sizes.pop(), str) and SIZE.fullmatch(size):
+        payload["size"] = size
     return payload
+
+
+def _usage(response: ImageResponse) -> dict[str, Any]:
+    usage = response.usage
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens,
+            "input_tokens_details": {"text_tokens": usage.input_text_tokens,
+                                     "image_tokens": usage.input_image_tokens}}  # fmt: skip
+
+
+def _usage_shaped(usage: Any) -> bool:
+    """OpenAI's Usage: the three counts and input_tokens_details' two (openai 3.57.0 images_response.py)."""
+    if not isinstance(usage, dict) or not all(_is_int(usage.get(k)) for k in COUNTS):
+        return False
+    details = usage.get("input_tokens_details")
+    return isinstance(details, dict) and all(_is_int(details.get(k)) for k in DETAIL_COUNTS)
+
+
+COUNTS = ("input_tokens", "output_tokens", "total_tokens")
+DETAIL_COUNTS = ("image_tokens", "text_tokens")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _format(b64: str | None) -> str | None:
+    if not b64:
+        return None
+    return next((kind for magic, kind in OUTPUT_FORMATS.items() if b64.startswith(magic)), None)
+
+
+def _redacted(value: Any) -> Any:
+    """An upstream value with every string redacted against the config's secrets."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def redact_text(text: str | None) -> str | None:
