@@ -361,8 +361,9 @@ def _provider_params(deployment: Deployment, options: Options, drop: bool) -> Op
     (drop_params) or refused, never sent where they are unknown."""
     settings = deployment.settings
     provider = settings.model.provider
-    # An OpenAI-compatible server (the user's api_base) may take any field, as LiteLLM forwards them.
-    compatible = PROVIDERS[provider].compatible_servers and not on_own_endpoint(settings)
+    # An OpenAI-compatible server (the user's api_base) may take any field: forwarded unless the config
+    # asks to drop what the model does not document (drop_params).
+    compatible = not drop and PROVIDERS[provider].compatible_servers and not on_own_endpoint(settings)
     kept: dict[str, Any] = {}
     for key, value in options.params.items():
         takes = compatible or provider in (OPENAI_PROVIDERS if key in OPENAI_FIELDS else PROVIDER_PARAM_PROVIDERS)
