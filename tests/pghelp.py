@@ -49,14 +49,15 @@ class PostgresServer:
             os.chown(password_file, os.stat(tmp).st_uid, os.stat(tmp).st_gid)
         env = {**os.environ, "LC_ALL": "C"}
         subprocess.run(
-            [*self.run_as, str(binaries / "initdb"), "-D", str(self.data), "-U", "imggen", "--pwfile", str(password_file),
-             "-A", "scram-sha-256", "--no-sync", "-E", "UTF8"],
+            [*self.run_as, str(binaries / "initdb"), "-D", str(self.data), "-U", "imggen",
+             "--pwfile", str(password_file), "-A", "scram-sha-256", "--no-sync", "-E", "UTF8"],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
         )  # fmt: skip
         self.pg_ctl = str(binaries / "pg_ctl")
         options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
         subprocess.run(
-            [*self.run_as, self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(tmp / "pg.log"), "-w", "-t", "30", "start"],
+            [*self.run_as, self.pg_ctl, "-D", str(self.data), "-o", options, "-l", str(tmp / "pg.log"),
+             "-w", "-t", "30", "start"],
             check=True, stdout=subprocess.DEVNULL, env=env,
         )  # fmt: skip
         deadline = time.monotonic() + 10

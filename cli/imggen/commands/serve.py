@@ -59,6 +59,11 @@ def serve(
     proxy_config = load(config)
     for text in proxy_config.warnings:
         render.warn(text)
+    import asyncio
+
+    from ..proxy.teams import check_database
+
+    asyncio.run(check_database(proxy_config.database_url))  # before listening: a bad database is one line
     sock = _listen(host, port)
     groups = proxy_config.groups()
     shared = proxy_config.router.redis

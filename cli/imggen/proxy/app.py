@@ -74,7 +74,8 @@ class Proxy:
 
     def check_key(self, request: Request) -> None:
         """The master key, or 401."""
-        if self._given(request) is None:
+        given = self._given(request)
+        if given is None or given.startswith("\0"):
             raise _unauthorized()
 
     def _given(self, request: Request) -> str | None:
@@ -118,7 +119,7 @@ class Proxy:
             body = await _body(request, self.config.max_request_bytes)
             seen.model = model = _model(request, body.get("model"))
             prompt = _prompt(body.get("prompt"))
-            await self._admit(seen, body.get("n"))
+            await self._admit(seen, body.get("n"), body.get("size"), body.get("quality"))
             assert self.router is not None
             return await self.router.generate(model, prompt, options_from(body))
 
@@ -133,7 +134,7 @@ class Proxy:
             seen.model = model = _model(request, form.text("model"))
             prompt = _prompt(form.text("prompt"))
             options = edit_options(form)
-            await self._admit(seen, form.text("n"))
+            await self._admit(seen, form.text("n"), form.text("size"), form.text("quality"))
             assert self.router is not None
             return await self.router.generate(model, prompt, options)
 
@@ -146,7 +147,7 @@ class Proxy:
             form = await read_form(request, self.config.max_upload_bytes)
             seen.model = model = _model(request, form.text("model"))
             image, filename, fields = variation_fields(form)
-            await self._admit(seen, form.text("n"))
+            await self._admit(seen, form.text("n"), form.text("size"), None)
             assert self.router is not None
             return await self.router.variation(model, image, filename, fields)
 
@@ -175,10 +176,10 @@ class Proxy:
             self.teams.record(call_id, request, seen, deployment, images, cost, response.status_code, started)
         return response
 
-    async def _admit(self, seen: Seen, n: Any) -> None:
+    async def _admit(self, seen: Seen, n: Any, size: Any, quality: Any) -> None:
         """A virtual key's models, rpm_limit and budget, checked once the request's model is known."""
         if seen.key is not None and self.teams is not None:
-            seen.hold = await self.teams.admit(seen.key, seen.model, n)
+            seen.hold = await self.teams.admit(seen.key, seen.model, n, size, quality)
 
     async def models(self, request: Request) -> Response:
         await self.caller(request)

@@ -56,10 +56,15 @@ spend_table = sa.Table(
 async def _v1(conn: AsyncConnection) -> None:
     """The first schema: keys without `reserved`, the spend log without its time index."""
     v1 = sa.MetaData()
-    sa.Table(schema_table.name, v1, *(c.copy() for c in schema_table.columns))
-    sa.Table(keys_table.name, v1, *(c.copy() for c in keys_table.columns if c.name != "reserved"))
-    sa.Table(spend_table.name, v1, *(c.copy() for c in spend_table.columns))
+    for table in (schema_table, keys_table, spend_table):
+        sa.Table(table.name, v1, *(_fresh(c) for c in table.columns if c.name != "reserved"))
     await conn.run_sync(v1.create_all)
+
+
+def _fresh(column: sa.Column[Any]) -> sa.Column[Any]:
+    """A column as it is created in the database (Python-side defaults are not in the DDL)."""
+    return sa.Column(column.name, column.type, primary_key=column.primary_key, nullable=column.nullable,
+                     unique=column.unique, autoincrement=column.autoincrement)  # fmt: skip
 
 
 async def _v2(conn: AsyncConnection) -> None:

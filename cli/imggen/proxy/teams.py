@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 from ..catalog import estimate_cost
+from ..errors import ConfigError
 from ..settings import redact
 from . import spend
-from .db import Database, open_database, shown_url
+from .db import Database, engine_url, open_database, shown_url
 from .keys import Hold, Key, Keys, token_hash
 from .router import ProxyError, Router
 from .state import State
@@ -37,13 +37,7 @@ class Teams:
 
     @classmethod
     async def open(cls, config: ProxyConfig, state: State, router: Router) -> Teams:
-        try:
-            database = await open_database(config.database_url)
-        except Exception as exc:
-            where = shown_url(config.database_url) if config.database_url else "the default SQLite file"
-            sys.stderr.write(redact(f"imggen serve: cannot open the database at {where}: {exc}\n"))
-            raise
-        teams = cls(database, state, router)
+        teams = cls(await connect(config.database_url), state, router)
         teams.log.start()
         return teams
 
@@ -51,18 +45,21 @@ class Teams:
         await self.log.aclose()
         await self.db.aclose()
 
-    async def admit(self, key: Key, model: str, n: Any) -> Hold:
-        return await self.keys.admit(key, model, self.estimate(model, n))
+    async def admit(self, key: Key, model: str, n: Any, size: Any, quality: Any) -> Hold:
+        return await self.keys.admit(key, model, self.estimate(model, n, size, quality))
 
-    def estimate(self, model: str, n: Any) -> float:
-        """What a request will likely cost: the catalog's price for the model group's first deployment,
-        else the last answer's cost here, per image."""
+    def estimate(self, model: str, n: Any, size: Any = None, quality: Any = None) -> float:
+        """What a request will likely cost: the catalog's price for the model group's first deployment at
+        the size and quality asked (else the model's defaults), else the last answer's cost here."""
         count = int(n) if isinstance(n, int | str) and str(n).isdigit() and 0 < int(n) <= 10 else 1
         try:
             group = self.router.groups[self.router.group_for(model)]
         except ProxyError:
             return 0.0
-        price = estimate_cost(group[0].settings.model.info, count, None, None)
+        info = group[0].settings.model.info
+        size = size if isinstance(size, str) and size != "auto" else (info.default_size if info else None)
+        quality = quality if isinstance(quality, str) else (info.default_quality if info else None)
+        price = estimate_cost(info, count, size, quality)
         return price if price is not None else self.last_cost.get(group[0].group, 0.0) * count
 
     def record(
@@ -114,13 +111,31 @@ def _int(text: str | None, default: int) -> int:
     return int(text) if text and text.isdigit() else default
 
 
+async def connect(url: str | None) -> Database:
+    """The database, created or upgraded; a ConfigError naming it (without its password) when it cannot be."""
+    try:
+        return await open_database(url)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        where = shown_url(engine_url(url))
+        reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise ConfigError(f"cannot open the database at {where}: {reason}",
+                          hint="Check general_settings.database_url and that the server is up.") from exc  # fmt: skip
+
+
+async def check_database(url: str | None) -> None:
+    """`imggen serve` before it listens: the database opens (and is upgraded), or one line and exit 3."""
+    await (await connect(url)).aclose()
+
+
 async def spend_report(url: str | None, by: str, since: str | None, until: str | None) -> list[dict[str, Any]]:
     """`imggen serve spend`: the totals /global/spend/report gives, from the config's database."""
     try:
         start, end = spend.parse_day(since, "--since"), spend.parse_day(until, "--until", end=True)
     except ProxyError as exc:
         raise ValueError(exc.message) from exc
-    database = await open_database(url)
+    database = await connect(url)
     try:
         return await spend.report(database, by, start, end)
     finally:
