@@ -34,8 +34,10 @@ from ..settings import redact
 from ..types import ImageRequest, ImageResponse
 from .config import Deployment, ProxyConfig
 from .forms import edit_options, read_form, variation_fields
+from .keys import Hold, Key
 from .router import Outcome, ProxyError, Router, Streamed, default_model, options_from
 from .state import MemoryState, RedisState, State
+from .teams import MANAGEMENT_ROUTES, Teams
 
 KEY_HEADERS = ("authorization", "x-litellm-api-key", "api-key")
 MAX_DEPTH = 64  # JSON nesting a request may have; OpenAI's image requests need 3
@@ -49,6 +51,8 @@ class Seen:
     """What a request named, for its log line whatever happens after."""
 
     model: str = "-"
+    key: Key | None = None  # the virtual key that sent it; None for the master key
+    hold: Hold | None = None  # what it reserved of that key's budget
 
 
 class Proxy:
@@ -56,6 +60,7 @@ class Proxy:
         self.config = config
         self.router: Router | None = None
         self.state: State | None = None
+        self.teams: Teams | None = None  # virtual keys and the spend log (teams.py)
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -63,24 +68,54 @@ class Proxy:
         # No transport retries: the router's num_retries is the one retry layer.
         async with Session(retries=0, concurrency=4096) as session:
             self.router = Router(self.config, self.state, session)
+            self.teams = await Teams.open(self.config, self.state, self.router)
             try:
                 yield
             finally:
+                await self.teams.aclose()
                 await self.state.aclose()
 
     def check_key(self, request: Request) -> None:
+        """The master key, or 401."""
+        given = self._given(request)
+        if given is None or given.startswith("\0"):
+            raise _unauthorized()
+
+    def _given(self, request: Request) -> str | None:
+        """The master key's match: "" when none is configured, the key sent when it is the master key,
+        the first key sent otherwise with None when there is none."""
         expected = self.config.master_key
         if not expected:
-            return
+            return ""
+        first = None
         for name in KEY_HEADERS:
             given = request.headers.get(name, "")
             given = given[7:] if given[:7].lower() == "bearer " else given
             if given and hmac.compare_digest(given.encode(), expected.encode()):
-                return
-        raise ProxyError(
-            401, "Authentication Error: invalid or missing key. Send the master key as "
-            "'Authorization: Bearer <key>'.", type="auth_error", code="invalid_api_key",
-        )  # fmt: skip
+                return given
+            first = first or given or None
+        return None if first is None else f"\0{first}"
+
+    async def caller(self, request: Request) -> Key | None:
+        """The master key (None), or a valid virtual key within its expiry; else 401."""
+        given = self._given(request)
+        if given is not None and not given.startswith("\0"):
+            return None
+        if given is not None and self.teams is not None:
+            key = await self.teams.keys.lookup(given[1:])
+            if key is not None:
+                self.teams.keys.check(key, given[1:])
+                return key
+        raise _unauthorized()
+
+    async def manage(self, request: Request) -> Response:
+        """/key/* and /spend/* (teams.py): the master key only."""
+        if not self.config.master_key:
+            raise ProxyError(403, "virtual keys and spend need a master key: set general_settings.master_key",
+                             type="auth_error", code="no_master_key")  # fmt: skip
+        self.check_key(request)
+        assert self.teams is not None
+        return _json(200, await self.teams.manage(request))
 
     async def images(self, request: Request) -> Response:
         async def work(seen: Seen) -> Outcome:
@@ -88,6 +123,7 @@ class Proxy:
             seen.model = model = self._model(request, body.get("model"), default_model(body))
             prompt = _prompt(body.get("prompt"))
             options = options_from(body)
+            await self._admit(seen, body.get("n"), body.get("size"), body.get("quality"))
             assert self.router is not None
             if body.get("stream") is True:
                 return await self.router.stream(model, prompt, options)
@@ -104,6 +140,7 @@ class Proxy:
             seen.model = model = self._model(request, form.text("model"), default_model(form.body, edit=True))
             prompt = _prompt(form.text("prompt"))
             options = edit_options(form)
+            await self._admit(seen, form.text("n"), form.text("size"), form.text("quality"))
             assert self.router is not None
             if form.body.get("stream") is True:
                 return await self.router.stream(model, prompt, options)
@@ -118,6 +155,7 @@ class Proxy:
             form = await read_form(request, self.config.max_upload_bytes)
             seen.model = model = self._model(request, form.text("model"), default_model({}))
             image, filename, fields = variation_fields(form)
+            await self._admit(seen, form.text("n"), form.text("size"), None)
             assert self.router is not None
             return await self.router.variation(model, image, filename, fields)
 
@@ -129,12 +167,13 @@ class Proxy:
         started = time.perf_counter()
         call_id = str(uuid.uuid4())
         seen = Seen()
-        deployment, cost = "-", None
+        deployment, cost, images = "-", None, 0
         try:
-            self.check_key(request)  # before reading the body: no one without the key makes it buffer one
+            seen.key = await self.caller(request)  # before reading the body: no one without a key makes it buffer one
             outcome = await work(seen)
             deployment, cost = outcome.deployment.id, outcome.response.cost_usd
             headers = _litellm_headers(call_id, deployment, cost)
+            images = len(outcome.response.data)
             if outcome.stream is not None:
                 response = _relay(outcome.stream, headers)
             else:
@@ -145,6 +184,8 @@ class Proxy:
         except Exception as exc:  # a bug must still answer in the envelope, and never echo a key
             response = error_response(ProxyError(500, redact(f"internal error: {exc}"), type="api_error"), {})
         _log(request, seen.model, deployment, response.status_code, started, cost)
+        if self.teams is not None:
+            self.teams.record(call_id, request, seen, deployment, images, cost, response.status_code, started)
         return response
 
     def _model(self, request: Request, given: Any, default: str) -> str:
@@ -159,8 +200,13 @@ class Proxy:
             return default
         return model
 
+    async def _admit(self, seen: Seen, n: Any, size: Any, quality: Any) -> None:
+        """A virtual key's models, rpm_limit and budget, checked once the request's model is known."""
+        if seen.key is not None and self.teams is not None:
+            seen.hold = await self.teams.admit(seen.key, seen.model, n, size, quality)
+
     async def models(self, request: Request) -> Response:
-        self.check_key(request)
+        await self.caller(request)
         router, groups = self.config.router, self.config.groups()
         names = list(groups) + [a for a in router.aliases if a not in groups and a not in router.hidden]
         data = [{"id": n, "object": "model", "created": 0, "owned_by": "imggen"} for n in names]
@@ -223,6 +269,7 @@ def create_app(config: ProxyConfig, allow_origins: Iterable[str] = ()) -> Starle
         Route("/health/liveness", liveliness, methods=["GET"]),
         Route("/health/readiness", proxy.readiness, methods=["GET"]),
         Route("/health", proxy.health, methods=["GET"]),
+        *[Route(path, proxy.manage, methods=[method]) for path, method in MANAGEMENT_ROUTES],
     ]
     handlers: dict[Any, Any] = {HTTPException: _http_error, ProxyError: _proxy_error}
     guard = Middleware(OriginGuard, allowed={k for o in allow_origins if (k := origin_key(o))})
@@ -332,6 +379,13 @@ async def _state(config: ProxyConfig) -> State:
         sys.stderr.write(f"imggen serve: cannot reach Redis at {redis['host']}:{redis['port']}: {redact(str(exc))}\n")
         raise
     return state
+
+
+def _unauthorized() -> ProxyError:
+    return ProxyError(
+        401, "Authentication Error: invalid or missing key. Send the master key or a virtual key as "
+        "'Authorization: Bearer <key>'.", type="auth_error", code="invalid_api_key",
+    )  # fmt: skip
 
 
 def _prompt(value: Any) -> str:

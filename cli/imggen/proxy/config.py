@@ -19,7 +19,7 @@ from ..catalog import lookup
 from ..checks import RANGES, Range, number_problem, quoted
 from ..errors import ConfigError, ImggenError
 from ..providers import SPECS
-from ..secrets import is_secret, remember
+from ..secrets import is_secret, remember, remember_setting
 from ..settings import ENV_REF, Config, Resolved, Setting, clean_secret, resolve
 from ..types import ModelRef
 
@@ -36,7 +36,7 @@ ROUTER_KEYS = {
 }  # fmt: skip
 SECTIONS = {"model_list", "router_settings", "litellm_settings", "general_settings", "environment_variables"}
 STRATEGIES = ("simple-shuffle", "usage-based-routing", "usage-based-routing-v2", "usage-based")
-GENERAL_KEYS = {"master_key", "max_request_size_mb", "max_upload_size_mb"}
+GENERAL_KEYS = {"master_key", "max_request_size_mb", "max_upload_size_mb", "database_url"}
 MAX_REQUEST_MB = 1.0  # JSON bodies beyond this are refused unread (413); LiteLLM's max_request_size_mb
 # Multipart uploads (/images/edits, /images/variations) beyond this are refused (413), imggen's own key:
 # 16 images of up to 50 MB each are OpenAI's limits, but a body that large is held while it is routed,
@@ -78,6 +78,7 @@ class ProxyConfig:
     max_request_bytes: int = int(MAX_REQUEST_MB * 1024 * 1024)
     max_upload_bytes: int = int(MAX_UPLOAD_MB * 1024 * 1024)
     warnings: list[str] = field(default_factory=list)
+    database_url: str | None = None  # general_settings.database_url: keys and spend (db.py); None: SQLite file
 
     def groups(self) -> dict[str, list[Deployment]]:
         groups: dict[str, list[Deployment]] = {}
@@ -126,8 +127,18 @@ def parse(raw: dict[str, Any], where: str = "config") -> ProxyConfig:
     config = ProxyConfig(deployments, router, str(master_key) if master_key else None,
                          flag(drop, "litellm_settings.drop_params"), max(1, int(size_mb * 1024 * 1024)),
                          max(1, int(upload_mb * 1024 * 1024)), warnings)  # fmt: skip
+    config.database_url = _database_url(general)
     _check_names(config)
     return config
+
+
+def _database_url(general: dict[str, Any]) -> str | None:
+    """LiteLLM's database_url (os.environ/DATABASE_URL works); its password is masked like any secret."""
+    value = _env(general.get("database_url"), "general_settings.database_url")
+    if not value:
+        return None
+    remember_setting("database_url", str(value))
+    return str(value)
 
 
 def _megabytes(general: dict[str, Any], key: str, default: float) -> float:
