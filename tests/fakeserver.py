@@ -58,6 +58,7 @@ class Reply:
     default: bool = False  # answer as the fake normally would, after the delay
     trickle: float = 0.0  # hostile: the headers at once, then the body one byte every `trickle` seconds
     reset: bool = False  # hostile: reset the connection (RST) instead of answering
+    events: list[tuple[str, Any]] | None = None  # server-sent events (name, data), sent chunked one by one
 
     def __post_init__(self) -> None:
         if self.json is None and self.body is None and self.status == 200:
@@ -436,13 +437,21 @@ class _Handler(BaseHTTPRequestHandler):
         body = req.json
         if not isinstance(body, dict) or not isinstance(body.get("prompt"), str):
             return openai_error(400, "'prompt' is a required property", param="prompt")
+        gpt_image = str(body.get("model", "")).startswith("gpt-image") or "/deployments/gpt-image" in req.path
+        if body.get("stream") is True:
+            if not gpt_image:
+                return openai_error(400, "Streaming is not supported for this model.", param="stream")
+            return Reply(events=stream_events(self.fake, body), headers=headers)
         data = [self._image(body) for _ in range(int(body.get("n", 1)))]
         payload: dict[str, Any] = {"created": int(time.time()), "data": data}
         if str(body.get("model", "")).startswith("gpt-image"):
+            size = body.get("size", "auto")
             payload.update(
                 usage={"input_tokens": 10, "output_tokens": 4160, "total_tokens": 4170,
-                       "input_tokens_details": {"text_tokens": 10, "image_tokens": 0}},
-                size=body.get("size", "1024x1024"), quality=body.get("quality", "high"), output_format="png",
+                       "input_tokens_details": {"text_tokens": 10, "image_tokens": 0},
+                       "output_tokens_details": {"image_tokens": 4160, "text_tokens": 0}},
+                size="1024x1024" if size == "auto" else size, quality=body.get("quality", "high"),
+                output_format=body.get("output_format", "png"), background=body.get("background", "opaque"),
             )  # fmt: skip
         return Reply(json=payload, headers=headers)
 
@@ -453,6 +462,9 @@ class _Handler(BaseHTTPRequestHandler):
         return {"b64_json": base64.b64encode(self.fake.image_bytes).decode(), "revised_prompt": revised}
 
     def _send_reply(self, reply: Reply) -> None:
+        if reply.events is not None:
+            self._send_events(reply)
+            return
         if reply.json is not None:
             payload, kind = json.dumps(reply.json).encode(), "application/json"
         else:
@@ -466,6 +478,21 @@ class _Handler(BaseHTTPRequestHandler):
             return
         # Headers and body in one write: split writes stall on delayed ACKs.
         self.wfile.write("\r\n".join(lines).encode("latin-1") + payload)
+        self.wfile.flush()
+
+    def _send_events(self, reply: Reply) -> None:
+        """Server-sent events as OpenAI streams them: `event: <type>` and `data: <json>`, each event its own
+        chunk of a chunked answer, written as it is ready."""
+        headers = {"Content-Type": "text/event-stream", **(reply.headers or {}), "Transfer-Encoding": "chunked"}
+        lines = [f"HTTP/1.1 {reply.status} OK", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
+        self.wfile.write("\r\n".join(lines).encode("latin-1"))
+        self.wfile.flush()
+        for name, data in reply.events or []:
+            time.sleep(reply.delay)
+            event = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+            self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
     def _trickle(self, head: bytes, payload: bytes, every: float) -> None:
@@ -490,6 +517,27 @@ class _Handler(BaseHTTPRequestHandler):
             return openai_error(400, f"Bad request from {text}", code="bad_request")
         image = {"b64_json": base64.b64encode(self.fake.image_bytes).decode(), "revised_prompt": text}
         return Reply(json={"created": int(time.time()), "data": [image]})
+
+
+def stream_events(fake: FakeProvider, body: dict[str, Any], prefix: str = "image_generation") -> list[tuple[str, Any]]:
+    """What OpenAI streams for `stream: true` (openai 3.57.0 types/image_gen_partial_image_event.py,
+    image_gen_completed_event.py): `partial_images` partial images, then the completed image with usage."""
+    size = body.get("size", "auto")
+    common = {
+        "background": body.get("background", "opaque"), "output_format": body.get("output_format", "png"),
+        "quality": body.get("quality", "high"), "size": "1024x1024" if size == "auto" else size,
+    }  # fmt: skip
+    b64 = base64.b64encode(fake.image_bytes).decode()
+    events: list[tuple[str, Any]] = []
+    for index in range(int(body.get("partial_images") or 0)):
+        kind = f"{prefix}.partial_image"
+        events.append((kind, {"type": kind, "b64_json": b64, "created_at": int(time.time()),
+                              "partial_image_index": index, **common}))  # fmt: skip
+    kind = f"{prefix}.completed"
+    usage = {"input_tokens": 10, "output_tokens": 4160, "total_tokens": 4170,
+             "input_tokens_details": {"text_tokens": 10, "image_tokens": 0}}  # fmt: skip
+    events.append((kind, {"type": kind, "b64_json": b64, "created_at": int(time.time()), "usage": usage, **common}))
+    return events
 
 
 def leaked(secret: str) -> str:
@@ -598,6 +646,9 @@ def edit_reply(fake: FakeProvider, req: Recorded, headers: dict[str, str], model
         return problem
     assert req.form is not None and req.files is not None
     form = req.form
+    if form.get("stream") == "true":
+        body = {k: int(v) if k == "partial_images" else v for k, v in form.items()}
+        return Reply(events=stream_events(fake, body, "image_edit"), headers=headers)
     count = sum(1 for name, *_ in req.files if name in ("image", "image[]"))
     high = form.get("input_fidelity") == "high" or form.get("model", "").startswith("gpt-image-2")
     image_tokens = count * (194 + (4160 if high else 0))

@@ -128,10 +128,35 @@ def _response(plan: Plan, outcomes: list[ProviderResult | BaseException]) -> Ima
             response.errors.extend(outcome.errors)
             if outcome.usage:
                 response.usage.add(outcome.usage)
+            response.upstream = merge_upstream(response.upstream, outcome.fields)
     response.data.sort(key=lambda image: image.index)
     costs = [image.cost_usd for image in response.data]
     response.cost_usd = None if not costs or None in costs else sum(c for c in costs if c is not None)
     return response
+
+
+def merge_upstream(kept: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """The provider's own answer fields over several requests of one plan: the first request's, with
+    the token counts of `usage` (and its details) summed."""
+    if not kept:
+        return dict(more)
+    merged = dict(kept)
+    if isinstance(kept.get("usage"), dict) and isinstance(more.get("usage"), dict):
+        merged["usage"] = _summed(kept["usage"], more["usage"])
+    return merged
+
+
+def _summed(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for key, value in b.items():
+        mine = out.get(key)
+        if isinstance(mine, dict) and isinstance(value, dict):
+            out[key] = _summed(mine, value)
+        elif isinstance(mine, int) and isinstance(value, int) and not isinstance(mine, bool):
+            out[key] = mine + value
+        elif key not in out:
+            out[key] = value
+    return out
 
 
 def _price(plan: Plan, result: ProviderResult, request: ImageRequest) -> None:

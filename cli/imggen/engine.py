@@ -39,6 +39,17 @@ async def run(provider: Provider, request: ImageRequest, settings: Resolved, tra
     return outcome
 
 
+async def open_stream(
+    provider: Provider, request: ImageRequest, settings: Resolved, transport: Transport
+) -> httpx.Response:
+    """One request sent for a streamed answer (`stream: true`): the open 2xx response, its events not
+    yet read; the caller relays and closes it. Errors are raised as `run` raises them."""
+    credentials = await provider.prepare(request, settings)
+    http = provider.build_request(request, settings)
+    await provider.authorize(http, settings, credentials)
+    return await transport.open_stream(http, error_mapper(provider, settings))
+
+
 async def _send(
     provider: Provider, http: HttpRequest, settings: Resolved, credentials: Any, transport: Transport
 ) -> httpx.Response:

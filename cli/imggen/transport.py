@@ -237,6 +237,31 @@ class Transport:
             raise
         return _rebuilt(response, parser.document())
 
+    async def open_stream(self, request: HttpRequest, map_error: ErrorMapper) -> httpx.Response:
+        """Send once and return the open 2xx answer, its body not read (server-sent events the caller
+        relays as they come; it must `aclose()` it). An error answer raises its GenerationError, as
+        `send` would, with the Retry-After it gave; no retries here (the proxy's router retries)."""
+        client = self.client_for(request.url)
+        try:
+            async with asyncio.timeout(self.timeout):  # until the answer's head; each read has httpx's own
+                built = client.build_request(request.method, request.url, headers=request.headers, **_body(request))
+                response = await client.send(built, stream=True)
+                if response.status_code < 300:
+                    return response
+                try:
+                    if response.status_code < 400:
+                        raise _redirected(response)
+                    answer = await _error_body(response)
+                finally:
+                    await response.aclose()
+        except (TimeoutError, httpx.TimeoutException):
+            raise deadline_error(request.url, self.timeout) from None
+        except httpx.TransportError as exc:
+            raise network_error(exc, request.url) from exc
+        error = map_error(answer)
+        error.retry_after = retry_after(answer.headers) if _retryable(answer) else None
+        raise error
+
     @asynccontextmanager
     async def stream(self, url: str) -> AsyncIterator[httpx.Response]:
         """GET a result URL as a stream (no auth headers: result URLs are pre-signed), following up to

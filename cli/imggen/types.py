@@ -305,6 +305,9 @@ class ImageResponse:
     errors: list[GenerationError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
+    # An OpenAI-shaped provider's own answer fields besides `data` (usage with every detail,
+    # background, output_format, quality, size, created), as it sent them; empty for other providers.
+    upstream: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def save(
         self,

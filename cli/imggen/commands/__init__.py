@@ -19,7 +19,7 @@ from .edit import edit
 from .generate import generate
 from .helptext import epilog
 from .models import models_app
-from .serve import serve
+from .serve import serve, spend
 
 app = typer.Typer(
     name="imggen",
@@ -35,7 +35,11 @@ app.command(no_args_is_help=False, epilog=epilog("generate"))(generate)
 app.command(epilog=epilog("edit"))(edit)
 app.add_typer(models_app, name="models")
 app.add_typer(config_app, name="config")
-app.command(epilog=epilog("serve"))(serve)
+serve_app = typer.Typer(no_args_is_help=False, context_settings={"help_option_names": ["-h", "--help"]},
+                        rich_markup_mode=None)  # fmt: skip
+serve_app.callback(invoke_without_command=True, epilog=epilog("serve"))(serve)
+serve_app.command("spend", epilog=epilog("serve"))(spend)
+app.add_typer(serve_app, name="serve")
 
 
 @app.command("help", epilog=epilog("help"))

@@ -21,8 +21,9 @@ SERVE_MODULES = {
 
 
 def serve(
-    config: Path = typer.Option(
-        ..., "--config", "-c", metavar="FILE", help="LiteLLM proxy config (YAML).", show_default=False
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None, "--config", "-c", metavar="FILE", help="LiteLLM proxy config (YAML).", show_default=False
     ),
     host: str = typer.Option("127.0.0.1", "--host", metavar="HOST", help="Address to listen on."),
     port: int = typer.Option(4000, "--port", metavar="PORT", help="Port to listen on (1-65535)."),
@@ -39,6 +40,10 @@ def serve(
     """Serve the OpenAI images API (generations, edits, variations) for the deployments in a LiteLLM proxy config."""
     import importlib.util  # here, not at the top: every other command starts without them
 
+    if ctx.invoked_subcommand is not None:
+        return
+    if config is None:
+        raise UsageError("Missing option '--config' / '-c'.", hint="See: imggen serve -h.")
     if not 1 <= port <= 65535:
         raise UsageError(f"--port {port} is out of range", hint="Give a port from 1 to 65535.")
     missing = [package for module, package in SERVE_MODULES.items() if importlib.util.find_spec(module) is None]
@@ -61,6 +66,11 @@ def serve(
         render.warn(text)
     if strict and proxy_config.router.redis:
         _reach_redis(proxy_config.router.redis)
+    import asyncio
+
+    from ..proxy.teams import check_database
+
+    asyncio.run(check_database(proxy_config.database_url))  # before listening: a bad database is one line
     sock = _listen(host, port)
     groups = proxy_config.groups()
     shared = proxy_config.router.redis
@@ -133,3 +143,54 @@ def _origin(text: str) -> str:
             f"--allow-origin {text!r} is not an origin", hint="Give scheme://host[:port], e.g. http://localhost:3000."
         )
     return text.strip()
+
+
+def spend(
+    config: Path = typer.Option(
+        ..., "--config", "-c", metavar="FILE", help="LiteLLM proxy config (YAML): its database.", show_default=False
+    ),
+    by: str = typer.Option("key", "--by", metavar="key|model|day", help="Group the totals by key, model or day."),
+    since: str | None = typer.Option(None, "--since", metavar="DATE", help="From this UTC day on (YYYY-MM-DD)."),
+    until: str | None = typer.Option(None, "--until", metavar="DATE", help="Up to this UTC day, included."),
+    json_out: bool = typer.Option(False, "--json", help="JSON Lines on stdout instead of a table."),
+) -> None:
+    """Spend from the proxy's spend log: requests, images and cost per key, model or day."""
+    import asyncio
+    import json
+
+    missing = [package for module, package in TEAM_MODULES.items() if importlib_find(module) is None]
+    if missing:
+        raise UsageError(
+            f"imggen serve spend needs {', '.join(missing)}",
+            hint="Install the serve extra from imggen's source directory: pip install '.[serve]'.",
+        )
+    if by not in ("key", "model", "day"):
+        raise UsageError(f"--by {by!r} is not key, model or day", hint="See: imggen serve spend -h.")
+    from ..proxy.config import load
+    from ..proxy.teams import spend_report
+
+    proxy_config = load(config)
+    try:
+        rows = asyncio.run(spend_report(proxy_config.database_url, by, since, until))
+    except ValueError as exc:
+        raise UsageError(str(exc), hint="Give dates as YYYY-MM-DD.") from exc
+    if json_out:
+        for row in rows:
+            sys.stdout.write(json.dumps(row) + "\n")
+        return
+    width = max([len(by), *(len(str(r[by])) for r in rows)])
+    sys.stdout.write(f"{by.upper():<{width}}  {'REQUESTS':>8}  {'IMAGES':>6}  {'SPEND (USD)':>12}\n")
+    for r in rows:
+        sys.stdout.write(f"{r[by]!s:<{width}}  {r['requests']:>8}  {r['images']:>6}  {r['spend']:>12.4f}\n")
+    total = sum(r["spend"] for r in rows)
+    sys.stdout.write(f"{'total':<{width}}  {sum(r['requests'] for r in rows):>8}  "
+                     f"{sum(r['images'] for r in rows):>6}  {total:>12.4f}\n")  # fmt: skip
+
+
+TEAM_MODULES = {"sqlalchemy": "SQLAlchemy", "aiosqlite": "aiosqlite", "yaml": "PyYAML"}
+
+
+def importlib_find(module: str) -> object:
+    import importlib.util
+
+    return importlib.util.find_spec(module)

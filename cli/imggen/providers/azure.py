@@ -67,7 +67,14 @@ def _auth(settings: Resolved, dry_run: bool) -> dict[str, str]:
 
 def _check(request: ImageRequest) -> None:
     if str(request.params.get("output_format", "")).lower() == "webp":
-        raise UsageError("Azure OpenAI does not return WebP images", hint="Use -p output_format=png or jpeg.")
+        error = UsageError(
+            "Azure OpenAI does not return WebP images", hint="Use -p output_format=png or jpeg.", param="output_format"
+        )
+        error.wordings["proxy"] = (
+            "Azure OpenAI deployments do not return WebP images",
+            "Send 'output_format' png or jpeg.",
+        )
+        raise error
 
 
 class AzureProvider(OpenAIWire):

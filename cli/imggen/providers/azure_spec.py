@@ -28,6 +28,7 @@ SPEC = ProviderSpec(
     # Azure's endpoints are always set by the user, and are Microsoft's own on these hosts (a resource's).
     own_hosts=(".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com"),
     extra_fields="openai-format",
+    streams=True,
     check=CHECK,
     environment=(
         ("AZURE_API_KEY", "API key (AZURE_OPENAI_API_KEY is read too)."),

@@ -33,6 +33,10 @@ class ProviderResult:
     usage: Usage | None = None
     request_id: str | None = None
     errors: list[GenerationError] = field(default_factory=list)  # images asked for but not returned
+    # An OpenAI-shaped answer's own top-level fields besides `data` (`created`, `usage` with every
+    # detail, `background`, `output_format`, `quality`, `size`, …), as the provider sent them: the
+    # proxy passes them on unchanged.
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

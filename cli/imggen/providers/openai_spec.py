@@ -23,6 +23,8 @@ SPEC = ProviderSpec(
     bare_ids=r"^(dall-e-\d|gpt-image-|chatgpt-image-)",
     api_hosts=r"^api\.openai\.com$",
     extra_fields="openai-format",
+    compatible_servers=True,
+    streams=True,
     check=CHECK,
     environment=(
         ("OPENAI_API_KEY", "API key."),

@@ -188,7 +188,8 @@ def parse_images(request: ImageRequest, response: httpx.Response) -> ProviderRes
                 errors.append(exc)
     if not images:
         raise errors[0]
-    return ProviderResult(images, _usage(payload.get("usage")), rid, errors)
+    fields = {k: v for k, v in payload.items() if k != "data"}
+    return ProviderResult(images, _usage(payload.get("usage")), rid, errors, fields)
 
 
 def _json_object(response: httpx.Response, rid: str | None) -> dict[str, Any]:

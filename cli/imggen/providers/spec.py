@@ -84,6 +84,10 @@ class ProviderSpec:
     # The proxy's other request fields: OpenAI's as they are ("openai-format"), any as a provider
     # parameter ("provider-params"), or none.
     extra_fields: Literal["openai-format", "provider-params", "none"] = "none"
+    # An api_base of the user's (not the provider's own endpoint) is a server of its format that may
+    # take any field: the proxy forwards fields it does not know there.
+    compatible_servers: bool = False
+    streams: bool = False  # its GPT image models answer `stream: true` with server-sent events
     check: ModelCheckSpec | None = None  # None: `imggen models check` does not ask this provider
     # Every variable it reads (its settings', its SDK's), with what it is: `imggen help environment`.
     environment: tuple[tuple[str, str], ...] = ()

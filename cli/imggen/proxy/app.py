@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import sys
 import time
 import uuid
@@ -15,11 +16,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,12 +34,15 @@ from ..settings import redact
 from ..types import ImageRequest, ImageResponse
 from .config import Deployment, ProxyConfig
 from .forms import edit_options, read_form, variation_fields
-from .router import Outcome, ProxyError, Router, options_from
+from .keys import Hold, Key
+from .router import Outcome, ProxyError, Router, Streamed, default_model, options_from
 from .state import MemoryState, RedisState, SharedState, State
+from .teams import MANAGEMENT_ROUTES, Teams
 
 KEY_HEADERS = ("authorization", "x-litellm-api-key", "api-key")
 MAX_DEPTH = 64  # JSON nesting a request may have; OpenAI's image requests need 3
 DEFAULT_PORTS = {"http": 80, "https": 443}
+SIZE = re.compile(r"[1-9][0-9]{0,5}x[1-9][0-9]{0,5}")
 EXPOSED_HEADERS = "x-litellm-call-id, x-litellm-model-id, x-litellm-response-cost, retry-after"
 
 
@@ -46,6 +51,8 @@ class Seen:
     """What a request named, for its log line whatever happens after."""
 
     model: str = "-"
+    key: Key | None = None  # the virtual key that sent it; None for the master key
+    hold: Hold | None = None  # what it reserved of that key's budget
 
 
 class Proxy:
@@ -53,6 +60,7 @@ class Proxy:
         self.config = config
         self.router: Router | None = None
         self.state: State | None = None
+        self.teams: Teams | None = None  # virtual keys and the spend log (teams.py)
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -60,32 +68,66 @@ class Proxy:
         # No transport retries: the router's num_retries is the one retry layer.
         async with Session(retries=0, concurrency=4096) as session:
             self.router = Router(self.config, self.state, session)
+            self.teams = await Teams.open(self.config, self.state, self.router)
             try:
                 yield
             finally:
+                await self.teams.aclose()
                 await self.state.aclose()
 
     def check_key(self, request: Request) -> None:
+        """The master key, or 401."""
+        given = self._given(request)
+        if given is None or given.startswith("\0"):
+            raise _unauthorized()
+
+    def _given(self, request: Request) -> str | None:
+        """The master key's match: "" when none is configured, the key sent when it is the master key,
+        the first key sent otherwise with None when there is none."""
         expected = self.config.master_key
         if not expected:
-            return
+            return ""
+        first = None
         for name in KEY_HEADERS:
             given = request.headers.get(name, "")
             given = given[7:] if given[:7].lower() == "bearer " else given
             if given and hmac.compare_digest(given.encode(), expected.encode()):
-                return
-        raise ProxyError(
-            401, "Authentication Error: invalid or missing key. Send the master key as "
-            "'Authorization: Bearer <key>'.", type="auth_error", code="invalid_api_key",
-        )  # fmt: skip
+                return given
+            first = first or given or None
+        return None if first is None else f"\0{first}"
+
+    async def caller(self, request: Request) -> Key | None:
+        """The master key (None), or a valid virtual key within its expiry; else 401."""
+        given = self._given(request)
+        if given is not None and not given.startswith("\0"):
+            return None
+        if given is not None and self.teams is not None:
+            key = await self.teams.keys.lookup(given[1:])
+            if key is not None:
+                self.teams.keys.check(key, given[1:])
+                return key
+        raise _unauthorized()
+
+    async def manage(self, request: Request) -> Response:
+        """/key/* and /spend/* (teams.py): the master key only."""
+        if not self.config.master_key:
+            raise ProxyError(403, "virtual keys and spend need a master key: set general_settings.master_key",
+                             type="auth_error", code="no_master_key")  # fmt: skip
+        self.check_key(request)
+        assert self.teams is not None
+        return _json(200, await self.teams.manage(request))
 
     async def images(self, request: Request) -> Response:
         async def work(seen: Seen) -> Outcome:
             body = await _body(request, self.config.max_request_bytes)
-            seen.model = model = _model(request, body.get("model"))
+            seen.model = model = self._model(request, body.get("model"), default_model(body))
             prompt = _prompt(body.get("prompt"))
+            options = options_from(body)
+            await self._admit(seen, body.get("n"), body.get("size"), body.get("quality"))
             assert self.router is not None
-            return await self.router.generate(model, prompt, options_from(body))
+            if body.get("stream") is True:
+                return await self.router.stream(model, prompt, options)
+            return await self.router.generate(model, prompt, options)
 
         return await self._answer(request, work)
 
@@ -95,10 +137,13 @@ class Proxy:
 
         async def work(seen: Seen) -> Outcome:
             form = await read_form(request, self.config.max_upload_bytes)
-            seen.model = model = _model(request, form.text("model"))
+            seen.model = model = self._model(request, form.text("model"), default_model(form.body, edit=True))
             prompt = _prompt(form.text("prompt"))
             options = edit_options(form)
+            await self._admit(seen, form.text("n"), form.text("size"), form.text("quality"))
             assert self.router is not None
+            if form.body.get("stream") is True:
+                return await self.router.stream(model, prompt, options)
             return await self.router.generate(model, prompt, options)
 
         return await self._answer(request, work)
@@ -108,8 +153,9 @@ class Proxy:
 
         async def work(seen: Seen) -> Outcome:
             form = await read_form(request, self.config.max_upload_bytes)
-            seen.model = model = _model(request, form.text("model"))
+            seen.model = model = self._model(request, form.text("model"), default_model({}))
             image, filename, fields = variation_fields(form)
+            await self._admit(seen, form.text("n"), form.text("size"), None)
             assert self.router is not None
             return await self.router.variation(model, image, filename, fields)
 
@@ -121,22 +167,46 @@ class Proxy:
         started = time.perf_counter()
         call_id = str(uuid.uuid4())
         seen = Seen()
-        deployment, cost = "-", None
+        deployment, cost, images = "-", None, 0
         try:
-            self.check_key(request)  # before reading the body: no one without the key makes it buffer one
+            seen.key = await self.caller(request)  # before reading the body: no one without a key makes it buffer one
             outcome = await work(seen)
             deployment, cost = outcome.deployment.id, outcome.response.cost_usd
-            response = _json(200, _images_payload(outcome.response), _litellm_headers(call_id, deployment, cost))
+            headers = _litellm_headers(call_id, deployment, cost)
+            images = len(outcome.response.data)
+            if outcome.stream is not None:
+                response = _relay(outcome.stream, headers)
+            else:
+                response = _json(200, _images_payload(outcome.response), headers)
         except ProxyError as exc:
             deployment = exc.deployment or deployment
             response = error_response(exc, _litellm_headers(call_id, deployment, None))
         except Exception as exc:  # a bug must still answer in the envelope, and never echo a key
             response = error_response(ProxyError(500, redact(f"internal error: {exc}"), type="api_error"), {})
         _log(request, seen.model, deployment, response.status_code, started, cost)
+        if self.teams is not None:
+            self.teams.record(call_id, request, seen, deployment, images, cost, response.status_code, started)
         return response
 
+    def _model(self, request: Request, given: Any, default: str) -> str:
+        """The model a request names: the Azure-style route's deployment, else the body's `model`, else
+        the model OpenAI's API would use (router.default_model) when this config has that name."""
+        model = request.path_params.get("model") or given or ""
+        if not isinstance(model, str):
+            raise ProxyError(400, "'model' must be a string", param="model")
+        if not model:
+            if self.router is None or not self.router.knows(default):
+                raise ProxyError(400, "'model' is required", param="model")
+            return default
+        return model
+
+    async def _admit(self, seen: Seen, n: Any, size: Any, quality: Any) -> None:
+        """A virtual key's models, rpm_limit and budget, checked once the request's model is known."""
+        if seen.key is not None and self.teams is not None:
+            seen.hold = await self.teams.admit(seen.key, seen.model, n, size, quality)
+
     async def models(self, request: Request) -> Response:
-        self.check_key(request)
+        await self.caller(request)
         router = self.config.router
         groups = [*self.config.groups(), *self.config.disabled_groups()]  # a disabled one answers 503 saying why
         names = groups + [a for a in router.aliases if a not in groups and a not in router.hidden]
@@ -206,6 +276,7 @@ def create_app(config: ProxyConfig, allow_origins: Iterable[str] = ()) -> Starle
         Route("/health/liveness", liveliness, methods=["GET"]),
         Route("/health/readiness", proxy.readiness, methods=["GET"]),
         Route("/health", proxy.health, methods=["GET"]),
+        *[Route(path, proxy.manage, methods=[method]) for path, method in MANAGEMENT_ROUTES],
     ]
     handlers: dict[Any, Any] = {HTTPException: _http_error, ProxyError: _proxy_error}
     guard = Middleware(OriginGuard, allowed={k for o in allow_origins if (k := origin_key(o))})
@@ -314,20 +385,17 @@ async def _state(config: ProxyConfig) -> State:
     return shared
 
 
+def _unauthorized() -> ProxyError:
+    return ProxyError(
+        401, "Authentication Error: invalid or missing key. Send the master key or a virtual key as "
+        "'Authorization: Bearer <key>'.", type="auth_error", code="invalid_api_key",
+    )  # fmt: skip
+
+
 def _prompt(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ProxyError(400, "'prompt' is required and must be a non-empty string", param="prompt")
     return value
-
-
-def _model(request: Request, given: Any) -> str:
-    """The model a request names: the Azure-style route's deployment, else the body's `model`."""
-    model = request.path_params.get("model") or given or ""
-    if not isinstance(model, str):
-        raise ProxyError(400, "'model' must be a string", param="model")
-    if not model:
-        raise ProxyError(400, "'model' is required", param="model")
-    return model
 
 
 async def _check(deployment: Deployment) -> str | None:
@@ -421,21 +489,97 @@ def _check_text(text: str) -> None:
                          "send valid Unicode") from exc  # fmt: skip
 
 
+def _relay(streamed: Streamed, headers: dict[str, str]) -> Response:
+    """The upstream's server-sent events as they arrive, byte for byte, with LiteLLM's headers."""
+    upstream = streamed.upstream
+
+    async def events() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        finally:
+            await upstream.aclose()
+
+    kind = upstream.headers.get("content-type", "text/event-stream")
+    headers = {**headers, "cache-control": "no-cache"}
+    return StreamingResponse(events(), media_type=kind, headers=headers, background=BackgroundTask(upstream.aclose))
+
+
+# OpenAI's ImagesResponse fields an answer synthesised for another provider may carry, and their values.
+OUTPUT_FORMATS = {"iVBOR": "png", "/9j/": "jpeg", "UklGR": "webp", "R0lGOD": "gif"}  # base64 of each magic
+
+
 def _images_payload(response: ImageResponse) -> dict[str, Any]:
+    """OpenAI's ImagesResponse: an OpenAI-shaped upstream's own fields unchanged (usage with every
+    detail, background, output_format, quality, size, created) around the images; for another provider,
+    the same fields synthesised from what is known (usage from its token counts, the images' format)."""
     data = []
     for image in response.data:
         # Text from upstream is redacted against every secret of the config before a client sees it.
         revised = redact_text(image.revised_prompt)
         item = {"b64_json": image.b64_json, "url": redact_text(image.url), "revised_prompt": revised}
         data.append({k: v for k, v in item.items() if v is not None})
-    payload: dict[str, Any] = {"created": response.created, "data": data}
+    if response.upstream:
+        payload = {k: _redacted(v) for k, v in response.upstream.items() if k != "data"}
+        if not _is_int(payload.get("created")):
+            payload["created"] = response.created
+        if "usage" in payload and not _usage_shaped(payload["usage"]):
+            payload.pop("usage")  # an OpenAI-compatible server's own counts: OpenAI's clients cannot read them
+        payload["data"] = data
+        if "usage" not in payload and response.usage.total_tokens:
+            payload["usage"] = _usage(response)
+        return payload
+    payload = {"created": response.created, "data": data}
     if response.usage.total_tokens:
-        usage = response.usage
-        payload["usage"] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-                            "total_tokens": usage.total_tokens,
-                            "input_tokens_details": {"text_tokens": usage.input_text_tokens,
-                                                     "image_tokens": usage.input_image_tokens}}  # fmt: skip
+        payload["usage"] = _usage(response)
+    formats = {_format(image.b64_json) for image in response.data}
+    if len(formats) == 1 and None not in formats:
+        payload["output_format"] = formats.pop()
+    sizes = {image.size for image in response.data}
+    if len(sizes) == 1 and isinstance(size := sizes.pop(), str) and SIZE.fullmatch(size):
+        payload["size"] = size
     return payload
+
+
+def _usage(response: ImageResponse) -> dict[str, Any]:
+    usage = response.usage
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens,
+            "input_tokens_details": {"text_tokens": usage.input_text_tokens,
+                                     "image_tokens": usage.input_image_tokens}}  # fmt: skip
+
+
+def _usage_shaped(usage: Any) -> bool:
+    """OpenAI's Usage: the three counts and input_tokens_details' two (openai 3.57.0 images_response.py)."""
+    if not isinstance(usage, dict) or not all(_is_int(usage.get(k)) for k in COUNTS):
+        return False
+    details = usage.get("input_tokens_details")
+    return isinstance(details, dict) and all(_is_int(details.get(k)) for k in DETAIL_COUNTS)
+
+
+COUNTS = ("input_tokens", "output_tokens", "total_tokens")
+DETAIL_COUNTS = ("image_tokens", "text_tokens")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _format(b64: str | None) -> str | None:
+    if not b64:
+        return None
+    return next((kind for magic, kind in OUTPUT_FORMATS.items() if b64.startswith(magic)), None)
+
+
+def _redacted(value: Any) -> Any:
+    """An upstream value with every string redacted against the config's secrets."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def redact_text(text: str | None) -> str | None:

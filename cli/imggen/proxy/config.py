@@ -22,7 +22,7 @@ from ..catalog import family_of, lookup, parse_model
 from ..checks import RANGES, Range, number_problem, quoted
 from ..errors import ConfigError, ImggenError
 from ..providers import SPECS
-from ..secrets import is_secret, remember
+from ..secrets import is_secret, remember, remember_setting
 from ..settings import ENV_REF, Config, Resolved, Setting, clean_secret, resolve
 from ..types import ModelRef
 
@@ -67,7 +67,7 @@ NOT_IMAGE_IDS = re.compile(
     re.IGNORECASE,
 )
 IMAGE_IDS = re.compile(r"image|dall-e|stable-diffusion|sdxl|sd3|flux", re.IGNORECASE)
-GENERAL_KEYS = {"master_key", "max_request_size_mb", "max_upload_size_mb"}
+GENERAL_KEYS = {"master_key", "max_request_size_mb", "max_upload_size_mb", "database_url"}
 MAX_REQUEST_MB = 1.0  # JSON bodies beyond this are refused unread (413); LiteLLM's max_request_size_mb
 # Multipart uploads (/images/edits, /images/variations) beyond this are refused (413), imggen's own key:
 # 16 images of up to 50 MB each are OpenAI's limits, but a body that large is held while it is routed,
@@ -142,6 +142,7 @@ class ProxyConfig:
     disabled: list[Disabled] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     strict: bool = False  # --strict: Redis unreachable at start stops the server instead of degrading
+    database_url: str | None = None  # general_settings.database_url: keys and spend (db.py); None: SQLite file
 
     def groups(self) -> dict[str, list[Deployment]]:
         groups: dict[str, list[Deployment]] = {}
@@ -232,6 +233,7 @@ def parse(raw: dict[str, Any], where: str = "config", strict: bool = False) -> P
     config = ProxyConfig(deployments, router, str(master_key) if master_key else None,
                          flag(drop, "litellm_settings.drop_params"), max(1, int(size_mb * 1024 * 1024)),
                          max(1, int(upload_mb * 1024 * 1024)), warnings, disabled, skipped, strict)  # fmt: skip
+    config.database_url = _database_url(general)
     _check_names(config, warnings)
     warnings += _grouped(config, notes)
     if strict and notes.unset:
@@ -260,6 +262,15 @@ def _grouped(config: ProxyConfig, notes: _Notes) -> list[str]:
     if notes.ignored:
         said.append("not used by imggen serve (ignored): " + ", ".join(notes.ignored))
     return said
+
+
+def _database_url(general: dict[str, Any]) -> str | None:
+    """LiteLLM's database_url (os.environ/DATABASE_URL works); its password is masked like any secret."""
+    value = _env(general.get("database_url"), "general_settings.database_url")
+    if not value:
+        return None
+    remember_setting("database_url", str(value))
+    return str(value)
 
 
 def _megabytes(general: dict[str, Any], key: str, default: float) -> float:

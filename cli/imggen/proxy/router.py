@@ -17,11 +17,25 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import httpx
+
 from ..api import execute
 from ..batch import Session
+from ..engine import open_stream
 from ..errors import AuthError, ContentFilterError, GenerationError, ImggenError, NetworkError, UsageError
-from ..plan import MAX_N, OPTION_FLAGS, REQUEST_OPTIONS, Options, Plan, make_plan, model_fields, model_tasks
-from ..providers import SPECS
+from ..plan import (
+    MAX_N,
+    OPTION_FLAGS,
+    REQUEST_OPTIONS,
+    Options,
+    Plan,
+    make_plan,
+    model_fields,
+    model_tasks,
+    on_own_endpoint,
+)
+from ..providers import PROVIDERS, SPECS, get_provider
+from ..providers.openai_wire import is_gpt_image
 from ..secrets import redact
 from ..transport import backoff, retryable_status
 from ..types import ImageResponse, InputImage
@@ -29,7 +43,16 @@ from . import variations
 from .config import Deployment, ProxyConfig
 from .state import State
 
-Call = Callable[[Deployment], Awaitable[ImageResponse]]  # one upstream call on the deployment the router picked
+
+@dataclass
+class Streamed:
+    """An upstream answer being streamed (server-sent events), its body not yet read."""
+
+    upstream: httpx.Response
+
+
+# One upstream call on the deployment the router picked.
+Call = Callable[[Deployment], Awaitable["ImageResponse | Streamed"]]
 
 MAX_QUEUE_WAIT = 10.0  # a request over every deployment's rpm waits at most this long for a place …
 MAX_QUEUED = 256  # … and at most this many wait at once; beyond either, 429 with Retry-After
@@ -47,6 +70,15 @@ OPENAI_PROVIDERS = tuple(spec.name for spec in SPECS if spec.extra_fields == "op
 # As LiteLLM does, a field OpenAI's format does not have reaches these providers as a provider parameter
 # (Bedrock's body, Vertex AI's parameters, Gemini's generationConfig: cfgScale, addWatermark, …).
 PROVIDER_PARAM_PROVIDERS = tuple(spec.name for spec in SPECS if spec.extra_fields == "provider-params")
+STREAMING = " or ".join(spec.label for spec in SPECS if spec.streams)  # who `stream: true` may go to
+# The model a request without `model` gets, as OpenAI's API chose it (the openai SDK's docstrings up to
+# 2026-05: generations and variations "Defaults to `dall-e-2` unless a parameter specific to the GPT image
+# models is used"; edits "Defaults to `gpt-image-1.5`"; openai 3.57.0 documents no default).
+DEFAULT_MODEL = "dall-e-2"
+DEFAULT_GPT_IMAGE_MODEL = "gpt-image-1.5"
+GPT_IMAGE_ONLY = frozenset(
+    {"stream", "partial_images", "background", "moderation", "output_compression", "output_format", "input_fidelity"}
+)
 
 
 class ProxyError(Exception):
@@ -66,6 +98,7 @@ class ProxyError(Exception):
 class Outcome:
     response: ImageResponse
     deployment: Deployment
+    stream: Streamed | None = None  # a streamed answer: `response` is then empty (no images, no cost)
 
 
 @dataclass
@@ -96,6 +129,13 @@ class Router:
         self.in_flight: dict[str, int] = {}  # calls in flight per deployment (max_parallel_requests)
         self.latency: dict[str, float] = {}  # seconds per call, a moving average (latency-based-routing)
 
+    def knows(self, name: str) -> bool:
+        try:
+            self.group_for(name)
+        except ProxyError:
+            return False
+        return True
+
     def group_for(self, name: str) -> str:
         """model_name, then model_info.id, then an alias, then a deployment's model string."""
         if name in self.groups:
@@ -117,6 +157,36 @@ class Router:
     async def generate(self, name: str, prompt: str, options: Options) -> Outcome:
         """A generation, or an edit when the options hold input images."""
         return await self.route(name, lambda deployment: self.call_once(deployment, prompt, options))
+
+    async def stream(self, name: str, prompt: str, options: Options) -> Outcome:
+        """`stream: true`: the upstream's server-sent events, from a deployment that streams (a GPT image
+        model on a provider that streams, one upstream request); any other is a 400 before sending."""
+
+        async def call(deployment: Deployment) -> Streamed:
+            plan = self._plan(deployment, prompt, options)
+            request = plan.requests[0]
+            if not PROVIDERS[deployment.settings.model.provider].streams or not is_gpt_image(request):
+                raise ProxyError(
+                    400, f"'{deployment.group}' ({deployment.settings.model.name}) cannot stream images; leave "
+                    f"'stream' out, or use a GPT image model on {STREAMING}.",
+                    code="unsupported_parameter", param="stream", deployment=deployment.id,
+                )  # fmt: skip
+            if len(plan.requests) != 1:
+                raise ProxyError(
+                    400, f"a streamed request must fit one upstream request: lower 'n' (it takes "
+                    f"{len(plan.requests)} here)", param="n", deployment=deployment.id,
+                )  # fmt: skip
+            request = replace(request, params={**request.params, "stream": True})
+            settings = plan.settings
+            transport = self.session.transport(PROVIDERS[settings.model.provider].ca_env,
+                                               float(settings.get("timeout", 600)))  # fmt: skip
+            try:
+                upstream = await open_stream(get_provider(settings.model.provider), request, settings, transport)
+            except UsageError as exc:
+                raise bad_request(exc, deployment, code="unsupported_parameter") from exc
+            return Streamed(upstream)
+
+        return await self.route(name, call)
 
     async def variation(self, name: str, image: InputImage, filename: str, fields: dict[str, str]) -> Outcome:
         """Variations of an image, from a deployment on an OpenAI-compatible server (variations.py)."""
@@ -203,9 +273,13 @@ class Router:
                     await asyncio.sleep(self._retry_wait(tries, attempt.error))
                     started = time.monotonic()
                 attempt.tried.add(deployment.id)
-                response = await call(deployment)
-                self._measured(deployment, time.monotonic() - started)
-                return Outcome(response, deployment)
+                answer = await call(deployment)
+                self._measured(deployment, time.monotonic() - started)  # a stream: the time to its first bytes
+                if isinstance(answer, Streamed):
+                    empty = ImageResponse(created=int(time.time()), data=[], model=deployment.settings.model.name,
+                                          prompt="")  # fmt: skip
+                    return Outcome(empty, deployment, answer)
+                return Outcome(answer, deployment)
             except GenerationError as exc:
                 if isinstance(exc, NetworkError):  # a timeout is as slow as it was
                     self._measured(deployment, time.monotonic() - started)
@@ -299,7 +373,10 @@ class Router:
         except UsageError as exc:  # found while building the request: a parameter this model does not have
             raise bad_request(exc, deployment, code="unsupported_parameter") from exc
         if response.errors and not response.data:
-            raise response.errors[0]
+            first = response.errors[0]
+            if isinstance(first, UsageError):  # found while building: nothing was sent
+                raise bad_request(first, deployment, code="unsupported_parameter") from first
+            raise first
         return response
 
     def _plan(self, deployment: Deployment, prompt: str, options: Options) -> Plan:
@@ -365,16 +442,22 @@ def _refuse_unsupported(deployment: Deployment, options: Options) -> None:
     fields = model_fields(deployment.settings, options.task)
     for key in OPTION_FLAGS:
         if getattr(options, key) is not None and key not in fields:
+            if key == "response_format" and options.response_format == "b64_json":
+                continue  # the proxy always has the bytes: base64 is what it answers without the field
             raise _unsupported(deployment, key)
 
 
 def _provider_params(deployment: Deployment, options: Options, drop: bool) -> Options:
     """The body's other fields that this deployment's provider takes; the rest are dropped
     (drop_params) or refused, never sent where they are unknown."""
-    provider = deployment.settings.model.provider
+    settings = deployment.settings
+    provider = settings.model.provider
+    # An OpenAI-compatible server (the user's api_base) may take any field: forwarded unless the config
+    # asks to drop what the model does not document (drop_params).
+    compatible = not drop and PROVIDERS[provider].compatible_servers and not on_own_endpoint(settings)
     kept: dict[str, Any] = {}
     for key, value in options.params.items():
-        takes = provider in (OPENAI_PROVIDERS if key in OPENAI_FIELDS else PROVIDER_PARAM_PROVIDERS)
+        takes = compatible or provider in (OPENAI_PROVIDERS if key in OPENAI_FIELDS else PROVIDER_PARAM_PROVIDERS)
         if takes:
             kept[key] = value
         elif not drop:
@@ -443,6 +526,13 @@ def upstream_error(exc: GenerationError, deployment: Deployment) -> ProxyError:
     return ProxyError(502, message, type="api_error", code="upstream_error", deployment=deployment.id)
 
 
+def default_model(fields: Any, edit: bool = False) -> str:
+    """The model OpenAI's API uses for a request without one (see DEFAULT_MODEL)."""
+    if edit or any(fields.get(key) not in (None, False) for key in GPT_IMAGE_ONLY):
+        return DEFAULT_GPT_IMAGE_MODEL
+    return DEFAULT_MODEL
+
+
 def options_from(body: dict[str, Any]) -> Options:
     """The OpenAI request body as imggen options, each field of the type OpenAI gives it; the other
     fields are kept as params, for the deployments whose provider takes them (`_provider_params`)."""
@@ -450,9 +540,8 @@ def options_from(body: dict[str, Any]) -> Options:
     n = body.get("n", 1) if body.get("n") is not None else 1
     if not _is(n, int) or not 1 <= n <= MAX_N:
         raise ProxyError(400, f"'n' must be an integer from 1 to {MAX_N}, not {_shown(n)}", param="n")
-    if body.get("stream"):
-        raise ProxyError(400, "imggen serve does not stream images; leave 'stream' out",
-                         code="unsupported_parameter", param="stream")  # fmt: skip
+    if body.get("stream") is not None and not isinstance(body.get("stream"), bool):
+        raise ProxyError(400, f"'stream' must be a boolean, not {_shown(body['stream'])}", param="stream")
     for key, kind in (OPTION_TYPES | OPENAI_FIELDS).items():
         if body.get(key) is not None and not _is(body[key], kind):
             raise ProxyError(400, f"'{key}' must be {_KINDS[kind]}, not {_shown(body[key])}", param=key)

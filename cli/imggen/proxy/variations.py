@@ -109,6 +109,7 @@ async def send(
     result = provider.parse_response(request, response)
     assert not isinstance(result, Pending)  # OpenAI's format answers at once
     answer = ImageResponse(created=int(time.time()), data=result.images, model=settings.model.name, prompt="")
+    answer.upstream = dict(result.fields)
     if result.usage:
         answer.usage.add(result.usage)
     answer.errors.extend(result.errors)

@@ -1,0 +1,160 @@
+"""The proxy's database: virtual keys and the spend log, shared by every instance that names it.
+
+SQLAlchemy Core on an async driver: SQLite (aiosqlite) by default, a file in the user data directory
+or `general_settings.database_url: sqlite:///path`; PostgreSQL (asyncpg) for a `postgresql://` URL.
+The schema carries its version in `imggen_schema`; `open_database` upgrades an older one in place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ..errors import ConfigError
+
+metadata = sa.MetaData()
+schema_table = sa.Table("imggen_schema", metadata, sa.Column("version", sa.Integer, nullable=False))
+keys_table = sa.Table(
+    "imggen_keys", metadata,
+    sa.Column("token", sa.String(64), primary_key=True),  # sha256 of the key, as LiteLLM stores it
+    sa.Column("key_name", sa.String(32), nullable=False),  # sk-...abcd
+    sa.Column("key_alias", sa.String(200), unique=True),
+    sa.Column("models", sa.Text, nullable=False, default="[]"),  # JSON list; empty = every model
+    sa.Column("rpm_limit", sa.Integer),
+    sa.Column("max_budget", sa.Float),
+    sa.Column("spend", sa.Float, nullable=False, default=0.0),
+    sa.Column("reserved", sa.Float, nullable=False, default=0.0),  # estimates of requests in flight (v2)
+    sa.Column("budget_duration", sa.String(20)),
+    sa.Column("budget_reset_at", sa.Float),  # unix seconds
+    sa.Column("expires", sa.Float),  # unix seconds
+    sa.Column("metadata", sa.Text, nullable=False, default="{}"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)  # fmt: skip
+spend_table = sa.Table(
+    "imggen_spend", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("time", sa.Float, nullable=False),  # unix seconds, when the request started
+    sa.Column("token", sa.String(64)),  # the key's hash; null for the master key
+    sa.Column("key_alias", sa.String(200)),
+    sa.Column("route", sa.String(40), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("deployment", sa.String(200), nullable=False),
+    sa.Column("images", sa.Integer, nullable=False),
+    sa.Column("cost", sa.Float, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+)  # fmt: skip
+
+
+async def _v1(conn: AsyncConnection) -> None:
+    """The first schema: keys without `reserved`, the spend log without its time index."""
+    v1 = sa.MetaData()
+    for table in (schema_table, keys_table, spend_table):
+        sa.Table(table.name, v1, *(_fresh(c) for c in table.columns if c.name != "reserved"))
+    await conn.run_sync(v1.create_all)
+
+
+def _fresh(column: sa.Column[Any]) -> sa.Column[Any]:
+    """A column as it is created in the database (Python-side defaults are not in the DDL)."""
+    return sa.Column(column.name, column.type, primary_key=column.primary_key, nullable=column.nullable,
+                     unique=column.unique, autoincrement=column.autoincrement)  # fmt: skip
+
+
+async def _v2(conn: AsyncConnection) -> None:
+    """Cross-instance budget holds (`reserved`) and date-range reports (an index on the log's time)."""
+    await conn.execute(sa.text("ALTER TABLE imggen_keys ADD COLUMN reserved FLOAT NOT NULL DEFAULT 0"))
+    await conn.execute(sa.text("CREATE INDEX ix_imggen_spend_time ON imggen_spend (time)"))
+
+
+MIGRATIONS: list[Callable[[AsyncConnection], Awaitable[None]]] = [_v1, _v2]
+VERSION = len(MIGRATIONS)
+
+
+def engine_url(url: str | None) -> str:
+    """The async driver's URL for a LiteLLM-style database_url; None is the default SQLite file."""
+    if not url:
+        import platformdirs
+
+        folder = Path(platformdirs.user_data_dir("imggen"))
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{folder / 'proxy.db'}"
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError("general_settings.database_url must be a sqlite:/// or postgresql:// URL")
+    scheme = scheme.lower()
+    if scheme in ("sqlite", "sqlite+aiosqlite"):
+        return f"sqlite+aiosqlite://{rest}"
+    if scheme in ("postgresql", "postgres", "postgresql+asyncpg"):
+        return f"postgresql+asyncpg://{rest}"
+    raise ConfigError(
+        f"general_settings.database_url: '{scheme}://' is not supported", hint="Use sqlite:///path or postgresql://…"
+    )
+
+
+def shown_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    return sa.make_url(url).render_as_string(hide_password=True)
+
+
+class Database:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()
+
+
+async def open_database(url: str | None, upgrade_to: int = VERSION) -> Database:
+    """Connect, create or upgrade the schema (under a lock on PostgreSQL, so instances starting
+    together upgrade it once), and return the database."""
+    target = engine_url(url)
+    options: dict[str, Any] = {}
+    if target.startswith("sqlite"):
+        options["connect_args"] = {"timeout": 30}
+    engine = create_async_engine(target, **options)
+    database = Database(engine)
+    try:
+        async with engine.begin() as conn:
+            if database.postgres:
+                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7140014)"))
+            else:
+                await conn.execute(sa.text("PRAGMA journal_mode=WAL"))
+            await _upgrade(conn, upgrade_to)
+    except Exception:
+        await engine.dispose()
+        raise
+    return database
+
+
+async def _upgrade(conn: AsyncConnection, upgrade_to: int) -> None:
+    exists = await conn.run_sync(lambda sync: sa.inspect(sync).has_table(schema_table.name))
+    version = 0
+    if exists:
+        version = (await conn.execute(sa.select(sa.func.max(schema_table.c.version)))).scalar() or 0
+    if version > VERSION:
+        raise ConfigError(
+            f"the proxy database has schema version {version}; this imggen knows up to {VERSION}",
+            hint="Upgrade imggen on this machine.",
+        )
+    for number in range(version, upgrade_to):
+        await MIGRATIONS[number](conn)
+    if upgrade_to > version:
+        await conn.execute(sa.delete(schema_table))
+        await conn.execute(sa.insert(schema_table).values(version=upgrade_to))
+
+
+async def schema_version(database: Database) -> int:
+    async with database.engine.connect() as conn:
+        return int((await conn.execute(sa.select(sa.func.max(schema_table.c.version)))).scalar() or 0)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,229 @@
+"""Virtual keys, budgets and the spend log of `imggen serve` (LiteLLM's /key/* and /spend/* routes), end
+to end: real `imggen serve` processes on a real SQLite file and a real PostgreSQL server (pghelp.py),
+the official openai client as the caller and the OpenAI fake as the upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import sqlalchemy as sa
+
+from conftest import OPENAI_KEY, run_cli
+from fakeedits import png
+from fakeserver import FakeProvider
+from imggen.proxy import db as dbmod
+from pghelp import PostgresServer
+from servehelp import MASTER_KEY, Served, deployment, free_port, proxy_config
+
+IMAGES = "/v1/images/generations"
+PRICE = 0.04  # dall-e-3, 1024x1024 standard: the catalog's price, the fake reports no usage
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Any]:
+    started: list[Served] = []
+
+    def run(config: dict[str, Any], env: dict[str, str] | None = None) -> Served:
+        served = Served(tmp_path, config, env)
+        started.append(served)
+        return served
+
+    yield run
+    for served in started:
+        served.stop()
+
+
+@pytest.fixture
+def postgres(tmp_path: Path) -> Iterator[PostgresServer]:
+    server = PostgresServer(tmp_path)
+    yield server
+    server.stop()
+
+
+def config(fake: FakeProvider, database_url: str) -> dict[str, Any]:
+    return proxy_config(
+        deployment("dall-e-3", "openai/dall-e-3", api_base=fake.openai_base, api_key=OPENAI_KEY),
+        deployment("draw", "placeholder/default"),
+        general_settings={"master_key": MASTER_KEY, "database_url": database_url},
+    )
+
+
+def manage(served: Served, path: str, body: dict[str, Any] | None = None, auth: str = MASTER_KEY,
+           **params: Any) -> httpx.Response:  # fmt: skip
+    headers = {"Authorization": f"Bearer {auth}"}
+    if body is None:
+        return httpx.get(served.base + path, params=params, headers=headers, timeout=30)
+    return httpx.post(served.base + path, json=body, headers=headers, timeout=30)
+
+
+def generate_key(served: Served, **fields: Any) -> str:
+    answer = manage(served, "/key/generate", fields)
+    assert answer.status_code == 200, answer.text
+    key = answer.json()["key"]
+    assert key.startswith("sk-") and len(key) > 20
+    return str(key)
+
+
+def client(served: Served, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=served.base + "/v1", api_key=key, max_retries=0)
+
+
+def test_a_virtual_key_within_its_limits_on_a_sqlite_file(fake: FakeProvider, start: Any, tmp_path: Path) -> None:
+    path = tmp_path / "proxy.db"
+    served = start(config(fake, f"sqlite:///{path}"))
+    key = generate_key(served, models=["dall-e-3", "draw"], key_alias="team-a", metadata={"team": "a"},
+                       max_budget=10, budget_duration="30d", duration="7d")  # fmt: skip
+    api = client(served, key)
+    assert api.images.generate(model="dall-e-3", prompt="otter").data[0].b64_json
+    image = ("otter.png", png(), "image/png")
+    assert api.images.edit(model="draw", image=image, prompt="a hat").data[0].b64_json
+    # info, list and update, as LiteLLM answers them
+    info = manage(served, "/key/info", key=key).json()
+    assert info["key"] == key and info["info"]["key_alias"] == "team-a" and info["info"]["metadata"] == {"team": "a"}
+    assert info["info"]["token"] == hashlib.sha256(key.encode()).hexdigest() and info["info"]["expires"]
+    listed = manage(served, "/key/list").json()
+    assert listed["keys"] == [info["info"]["token"]] and listed["total_count"] == 1
+    updated = manage(served, "/key/update", {"key": key, "models": ["draw"], "rpm_limit": 100})
+    assert updated.status_code == 200 and updated.json()["models"] == ["draw"]
+    with pytest.raises(openai.PermissionDeniedError) as denied:
+        api.images.generate(model="dall-e-3", prompt="otter")
+    assert denied.value.status_code == 403 and denied.value.body["type"] == "key_model_access_denied"  # type: ignore[index]
+    # only the master key manages keys
+    assert manage(served, "/key/generate", {}, auth=key).status_code == 401
+    assert manage(served, "/key/list", auth=key).status_code == 401
+    # stored hashed, never in clear; never logged
+    time.sleep(0.8)  # the spend log's batch
+    raw = path.read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("proxy.db-*"))
+    assert key.encode() not in raw and hashlib.sha256(key.encode()).hexdigest().encode() in raw
+    assert key not in served.stderr()
+    # deleted: refused at once on this instance
+    assert manage(served, "/key/delete", {"keys": [key]}).json() == {"deleted_keys": [key]}
+    with pytest.raises(openai.AuthenticationError):
+        api.images.generate(model="draw", prompt="otter")
+
+
+def test_budget_rpm_and_expiry_answer_as_litellm_does(fake: FakeProvider, start: Any, tmp_path: Path) -> None:
+    served = start(config(fake, f"sqlite:///{tmp_path / 'proxy.db'}"))
+    budget = client(served, generate_key(served, key_alias="small", max_budget=0.05))
+    budget.images.generate(model="dall-e-3", prompt="one")
+    budget.images.generate(model="dall-e-3", prompt="two")  # 0.04 spent or held: still under 0.05
+    with pytest.raises(openai.UnprocessableEntityError) as over:
+        budget.images.generate(model="dall-e-3", prompt="three")
+    error = over.value.body
+    assert over.value.status_code == 422 and error["type"] == "budget_exceeded"  # type: ignore[index]
+    assert "Budget has been exceeded! Key=small" in error["message"]  # type: ignore[index]
+
+    limited = client(served, generate_key(served, rpm_limit=1))
+    limited.images.generate(model="draw", prompt="one")
+    with pytest.raises(openai.RateLimitError) as fast:
+        limited.images.generate(model="draw", prompt="two")
+    assert fast.value.response.headers["retry-after"] and fast.value.body["type"] == "rate_limit_error"  # type: ignore[index]
+
+    expiring = client(served, generate_key(served, duration="1s"))
+    time.sleep(1.1)
+    with pytest.raises(openai.AuthenticationError) as expired:
+        expiring.images.generate(model="draw", prompt="late")
+    assert expired.value.body["type"] == "expired_key"  # type: ignore[index]
+    assert manage(served, "/key/generate", {"duration": "soon"}).status_code == 400
+
+
+def test_spend_log_report_and_command(fake: FakeProvider, start: Any, tmp_path: Path) -> None:
+    path = tmp_path / "proxy.db"
+    yaml_config = config(fake, f"sqlite:///{path}")
+    served = start(yaml_config)
+    key = generate_key(served, key_alias="team-b")
+    client(served, key).images.generate(model="dall-e-3", prompt="otter", n=1)
+    client(served, key).images.generate(model="draw", prompt="otter")
+    client(served, MASTER_KEY).images.generate(model="dall-e-3", prompt="otter")
+    logs = manage(served, "/spend/logs").json()
+    assert len(logs) == 3 and {r["key_alias"] for r in logs} == {"team-b", None}
+    first = next(r for r in logs if r["key_alias"] == "team-b" and r["model"] == "dall-e-3")
+    assert first["spend"] == pytest.approx(PRICE) and first["images"] == 1 and first["status"] == "success"
+    assert first["model_id"] and first["request_duration_ms"] >= 0
+    by_model = manage(served, "/global/spend/report", group_by="model").json()
+    assert {r["model"]: r["requests"] for r in by_model} == {"dall-e-3": 2, "draw": 1}
+    by_key = manage(served, "/global/spend/report", group_by="key", start_date="2000-01-01").json()
+    assert {r["key"]: round(r["spend"], 4) for r in by_key}["team-b"] == PRICE
+    assert manage(served, "/global/spend/report", start_date="2000-01-01", end_date="2000-01-02").json() == []
+    info = manage(served, "/key/info", key=key).json()["info"]
+    assert info["spend"] == pytest.approx(PRICE)
+    config_file = next(tmp_path.glob("proxy-*.yaml"))
+    result = run_cli("serve", "spend", "--config", str(config_file), "--by", "model")
+    assert result.code == 0, result.stderr
+    assert "dall-e-3" in result.stdout and "0.0800" in result.stdout and "total" in result.stdout
+    result = run_cli("serve", "spend", "-c", str(config_file), "--by", "day", "--since", "2000-01-01", "--json")
+    assert result.code == 0 and '"requests": 3' in result.stdout
+
+
+def test_two_instances_share_keys_and_hold_one_budget_on_postgresql(
+    fake: FakeProvider, start: Any, postgres: PostgresServer
+) -> None:
+    env = {"DATABASE_URL": postgres.url}
+    shared = config(fake, "os.environ/DATABASE_URL")
+    one, two = start(shared, env), start(shared, env)
+    key = generate_key(one, key_alias="shared", max_budget=0.1)  # 3 images at 0.04: the third goes over
+    assert manage(two, "/key/info", key=key).status_code == 200
+
+    def send(i: int) -> int:
+        served = (one, two)[i % 2]
+        return served.post({"model": "dall-e-3", "prompt": f"otter {i}"}, key=key).status_code
+
+    with ThreadPoolExecutor(10) as pool:
+        statuses = list(pool.map(send, range(10)))
+    assert statuses.count(200) == 3 and statuses.count(422) == 7, statuses
+    time.sleep(0.8)
+    info = manage(two, "/key/info", key=key).json()["info"]
+    assert info["spend"] == pytest.approx(3 * PRICE)
+    assert postgres.url.split(":")[2].split("@")[0] not in one.stderr() + two.stderr()  # the password
+
+
+def test_a_bad_database_is_one_line_without_its_password(fake: FakeProvider, tmp_path: Path) -> None:
+    import yaml
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config(fake, "postgresql://imggen:secret-pw-9876@127.0.0.1:1/x")))
+    result = run_cli("serve", "--config", str(path), "--port", str(free_port()), timeout=60)
+    assert result.code != 0 and "cannot open the database" in result.stderr
+    assert "secret-pw-9876" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_schema_upgrade_keeps_keys(kind: str, tmp_path: Path) -> None:
+    server = PostgresServer(tmp_path) if kind == "postgresql" else None
+    url = server.url if server else f"sqlite:///{tmp_path / 'old.db'}"
+
+    async def run() -> None:
+        old = await dbmod.open_database(url, upgrade_to=1)
+        assert await dbmod.schema_version(old) == 1
+        async with old.engine.begin() as conn:
+            columns = {c.name for c in dbmod.keys_table.columns if c.name != "reserved"}
+            row = {"token": "a" * 64, "key_name": "sk-...abcd", "models": "[]", "metadata": "{}", "spend": 1.5,
+                   "created_at": 1.0, "updated_at": 1.0}  # fmt: skip
+            await conn.execute(sa.text(f"INSERT INTO imggen_keys ({', '.join(row)}) VALUES "
+                                       f"({', '.join(':' + k for k in row)})"), row)  # fmt: skip
+            assert set(row) <= columns
+        await old.aclose()
+        new = await dbmod.open_database(url)
+        assert await dbmod.schema_version(new) == dbmod.VERSION == 2
+        async with new.engine.connect() as conn:
+            kept = (await conn.execute(sa.select(dbmod.keys_table))).one()
+        assert kept.spend == 1.5 and kept.reserved == 0
+        await new.aclose()
+
+    try:
+        asyncio.run(run())
+    finally:
+        if server:
+            server.stop()
+    if kind == "sqlite":
+        assert sqlite3.connect(tmp_path / "old.db").execute("SELECT version FROM imggen_schema").fetchall() == [(2,)]
