@@ -2,6 +2,7 @@
 
     python tests/bench/serve.py            # imggen serve alone
     python tests/bench/serve.py --peers    # also `litellm --config` (LiteLLM 1.106.2 [proxy], own venv)
+    python tests/bench/serve.py --keys     # also imggen with a virtual key on every request (budget, spend log)
 
 Figures: time to the first healthy answer and idle RSS; images/s with 16 clients and 200 ms upstream
 latency (bound 80/s) and the server's CPU per request; upstream calls per failing request with
@@ -54,14 +55,14 @@ asyncio.run(main())
 """
 
 
-def config_text(base: str, failing_base: str) -> str:
+def config_text(base: str, failing_base: str, database: Path) -> str:
     return f"""model_list:
   - model_name: bench
     litellm_params: {{model: openai/bench, api_base: "{base}", api_key: sk-bench}}
   - model_name: failing
     litellm_params: {{model: openai/bench, api_base: "{failing_base}", api_key: sk-bench}}
 router_settings: {{num_retries: {RETRIES}}}
-general_settings: {{master_key: {MASTER}}}
+general_settings: {{master_key: {MASTER}, database_url: "sqlite:///{database}"}}
 """
 
 
@@ -90,11 +91,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def load(port: int, path: str, total: int) -> tuple[float, int]:
+def load(port: int, path: str, total: int, key: str = MASTER) -> tuple[float, int]:
     url = f"http://127.0.0.1:{port}{path}"
-    out = subprocess.run([sys.executable, "-c", LOAD, url, MASTER, str(CLIENTS), str(total)],
+    out = subprocess.run([sys.executable, "-c", LOAD, url, key, str(CLIENTS), str(total)],
                          capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
     return float(out[0]), int(out[1])
+
+
+def virtual_key(port: int) -> str:
+    """A virtual key with a budget far above the run's cost: every request is checked, held and logged."""
+    answer = httpx.post(f"http://127.0.0.1:{port}/key/generate", json={"max_budget": 1000, "key_alias": "bench"},
+                        headers={"Authorization": f"Bearer {MASTER}"}, timeout=30)  # fmt: skip
+    answer.raise_for_status()
+    return str(answer.json()["key"])
 
 
 def measure(kind: str, command: list[str], port: int, env: dict[str, str], fake: Fake, failing: Fake) -> dict:
@@ -102,9 +111,10 @@ def measure(kind: str, command: list[str], port: int, env: dict[str, str], fake:
     try:
         time.sleep(1.0)
         idle = rss_mib(proc.pid)
-        load(port, "/v1/images/generations", 32)  # warm: connections, caches
+        key = virtual_key(port) if kind == "imggen+keys" else MASTER
+        load(port, "/v1/images/generations", 32, key)  # warm: connections, caches
         before, served_before = cpu_seconds(proc.pid), fake.served
-        took, ok = load(port, "/v1/images/generations", REQUESTS)
+        took, ok = load(port, "/v1/images/generations", REQUESTS, key)
         if ok != REQUESTS:
             refuse(f"{kind}: {ok} of {REQUESTS} requests answered 200: no figures for a run that failed", 1)
         cpu = cpu_seconds(proc.pid) - before
@@ -135,16 +145,23 @@ TARGETS = {
 }
 
 
+# With a virtual key on every request (lookup, budget hold, spend log): the issue's own bounds.
+KEYED_TARGETS = {
+    f"{CLIENTS} clients, 200 ms upstream": ">= 0.9 of the bound (80/s)",
+    "server CPU per request": "<= 2.5 ms",
+}
+
+
 def run(kind: str, runs: int, tmp: Path) -> dict[str, list[str]]:
     fake, failing = Fake(latency=0.2), Fake(failure_rate=1.0, statuses=(500,))
-    config = tmp / "proxy.yaml"
-    config.write_text(config_text(fake.base, failing.base))
+    config = tmp / f"proxy-{kind}.yaml"
+    config.write_text(config_text(fake.base, failing.base, tmp / f"{kind}.db"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     results: dict[str, list[str]] = {}
     try:
         for run_number in range(runs):
-            port = 4400 + run_number + (50 if kind == "litellm" else 0)
-            if kind == "imggen":
+            port = 4400 + run_number + {"imggen": 0, "imggen+keys": 25, "litellm": 50}[kind]
+            if kind.startswith("imggen"):
                 command = [sys.executable, "-m", "imggen", "serve", "--config", str(config), "--port", str(port)]
             else:
                 command = [str(ensure_proxy_peer()), "--config", str(config), "--port", str(port)]
@@ -177,12 +194,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3, help="server starts per tool (the median run is shown)")
     parser.add_argument("--peers", action="store_true", help="also measure `litellm --config`")
+    parser.add_argument("--keys", action="store_true", help="also measure imggen with a virtual key per request")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        tools = ["imggen", "litellm"] if args.peers else ["imggen"]
+        tools = ["imggen"] + (["imggen+keys"] if args.keys else []) + (["litellm"] if args.peers else [])
         results = {tool: run(tool, args.runs, Path(tmp)) for tool in tools}
     for name, target in TARGETS.items():
         print(f"{name:<48} imggen {pick(results['imggen'][name]):<44} target {target}")
+        if args.keys:
+            keyed = KEYED_TARGETS.get(name, target)
+            print(f"{'':<48} +keys  {pick(results['imggen+keys'][name]):<44} target {keyed}")
         if args.peers:
             print(f"{'':<48} LiteLLM {pick(results['litellm'][name])}")
 
