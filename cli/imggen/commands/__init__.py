@@ -38,7 +38,7 @@ app.add_typer(config_app, name="config")
 serve_app = typer.Typer(no_args_is_help=False, context_settings={"help_option_names": ["-h", "--help"]},
                         rich_markup_mode=None)  # fmt: skip
 serve_app.callback(invoke_without_command=True, epilog=epilog("serve"))(serve)
-serve_app.command("spend", epilog=epilog("serve"))(spend)
+serve_app.command("spend", epilog=epilog("serve spend"))(spend)
 app.add_typer(serve_app, name="serve")
 
 

@@ -76,6 +76,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "imggen serve -c proxy.yaml --host 0.0.0.0 --port 8080",
         "imggen serve -c proxy.yaml --allow-origin http://localhost:3000",
     ),
+    "serve spend": (
+        "imggen serve spend -c proxy.yaml",
+        "imggen serve spend -c proxy.yaml --by model --since 2026-11-01",
+        "imggen serve spend -c proxy.yaml --by day --json",
+    ),
     "help": ("imggen help environment", "imggen help environment | grep AWS_", "imggen help overlay"),
 }
 
