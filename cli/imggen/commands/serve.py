@@ -166,12 +166,11 @@ def spend(
         )
     if by not in ("key", "model", "day"):
         raise UsageError(f"--by {by!r} is not key, model or day", hint="See: imggen serve spend -h.")
-    from ..proxy.config import load
+    from ..proxy.config import database_url_of
     from ..proxy.teams import spend_report
 
-    proxy_config = load(config)
     try:
-        rows = asyncio.run(spend_report(proxy_config.database_url, by, since, until))
+        rows = asyncio.run(spend_report(database_url_of(config), by, since, until))
     except ValueError as exc:
         raise UsageError(str(exc), hint="Give dates as YYYY-MM-DD.") from exc
     if json_out:

@@ -173,6 +173,16 @@ class _Notes:
 
 def load(path: Path, strict: bool = False) -> ProxyConfig:
     """Read, check and resolve a LiteLLM proxy config file."""
+    return parse(_read(path), str(path), strict)
+
+
+def database_url_of(path: Path) -> str | None:
+    """A config file's general_settings.database_url alone (`imggen serve spend`: its deployments need
+    not be servable to read the spend they logged)."""
+    return _database_url(_mapping(_read(path), "general_settings", str(path)))
+
+
+def _read(path: Path) -> dict[str, Any]:
     import yaml
 
     try:
@@ -183,7 +193,7 @@ def load(path: Path, strict: bool = False) -> ProxyConfig:
         raise ConfigError(f"{path} is not valid YAML: {_first_line(exc)}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} is not a LiteLLM proxy config (expected a mapping with model_list)")
-    return parse(raw, str(path), strict)
+    return raw
 
 
 def parse(raw: dict[str, Any], where: str = "config", strict: bool = False) -> ProxyConfig:
