@@ -89,6 +89,23 @@ def cli() -> Any:
     return run_cli
 
 
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Any]:
+    """`imggen serve` on a private port with a config (servehelp.Served), stopped after the test."""
+    from servehelp import Served
+
+    started: list[Served] = []
+
+    def run(config: dict[str, Any], env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Served:
+        served = Served(tmp_path, config, env, args)
+        started.append(served)
+        return served
+
+    yield run
+    for served in started:
+        served.stop()
+
+
 def openai_env(fake: FakeProvider) -> dict[str, str]:
     return {"OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": fake.openai_base}
 

@@ -28,20 +28,6 @@ IMAGES = "/v1/images/generations"
 
 
 @pytest.fixture
-def start(tmp_path: Path) -> Iterator[Any]:
-    started: list[Served] = []
-
-    def run(config: dict[str, Any], env: dict[str, str] | None = None) -> Served:
-        served = Served(tmp_path, config, env)
-        started.append(served)
-        return served
-
-    yield run
-    for served in started:
-        served.stop()
-
-
-@pytest.fixture
 def second() -> Iterator[FakeProvider]:
     with FakeProvider() as server:
         yield server

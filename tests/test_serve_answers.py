@@ -5,8 +5,6 @@ model, and fields the proxy does not know. Real clients: the `openai` package an
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,20 +19,6 @@ from servehelp import MASTER_KEY, Served, deployment, proxy_config
 IMAGES = "/v1/images/generations"
 EDITS = "/v1/images/edits"
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture
-def start(tmp_path: Path) -> Iterator[Any]:
-    started: list[Served] = []
-
-    def run(config: dict[str, Any], env: dict[str, str] | None = None) -> Served:
-        served = Served(tmp_path, config, env)
-        started.append(served)
-        return served
-
-    yield run
-    for served in started:
-        served.stop()
 
 
 def client(served: Served) -> openai.OpenAI:

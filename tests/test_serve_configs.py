@@ -131,20 +131,6 @@ def test_litellms_example_configs_read_with_every_variable_unset(path: Path, mon
 
 
 @pytest.fixture
-def start(tmp_path: Path) -> Iterator[Any]:
-    started: list[Served] = []
-
-    def run(config: dict[str, Any], env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Served:
-        served = Served(tmp_path, config, env, args)
-        started.append(served)
-        return served
-
-    yield run
-    for served in started:
-        served.stop()
-
-
-@pytest.fixture
 def second() -> Iterator[FakeProvider]:
     with FakeProvider() as server:
         yield server

@@ -27,18 +27,13 @@ pytestmark = pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
 
 
 @pytest.fixture
-def start(tmp_path: Path) -> Iterator[Any]:
-    started: list[Served] = []
+def start(start: Any) -> Any:
+    """conftest's `start`, with whatever a bug might try to reach sent to a closed port on this machine."""
 
     def run(config: dict[str, Any], env: dict[str, str] | None = None) -> Served:
-        # Whatever a bug might try to reach goes to a closed port on this machine.
-        served = Served(tmp_path, config, {"HTTPS_PROXY": "http://127.0.0.1:9", **(env or {})})
-        started.append(served)
-        return served
+        return start(config, {"HTTPS_PROXY": "http://127.0.0.1:9", **(env or {})})
 
-    yield run
-    for served in started:
-        served.stop()
+    return run
 
 
 @pytest.fixture

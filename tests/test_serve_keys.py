@@ -30,20 +30,6 @@ PRICE = 0.04  # dall-e-3, 1024x1024 standard: the catalog's price, the fake repo
 
 
 @pytest.fixture
-def start(tmp_path: Path) -> Iterator[Any]:
-    started: list[Served] = []
-
-    def run(config: dict[str, Any], env: dict[str, str] | None = None) -> Served:
-        served = Served(tmp_path, config, env)
-        started.append(served)
-        return served
-
-    yield run
-    for served in started:
-        served.stop()
-
-
-@pytest.fixture
 def postgres(tmp_path: Path) -> Iterator[PostgresServer]:
     server = PostgresServer(tmp_path)
     yield server
