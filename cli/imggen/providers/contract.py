@@ -48,6 +48,11 @@ class Pending:
     request: HttpRequest
     wait: float = 1.0
     state: Any = None
+    # The provider's id for the job, once it has one: recorded in the manifest before the first poll,
+    # so `--resume` after an interrupt collects the job (`resume_job`) instead of paying for a new one.
+    job_id: str | None = None
+    status: str | None = None  # the job's state as the progress display shows it: "queued", "running"
+    cancel: HttpRequest | None = None  # sent once, best effort, when the run is interrupted (where the API allows)
 
 
 @dataclass
@@ -127,6 +132,11 @@ class Provider(Protocol):
         """A 2xx answer whose body is the image itself (with `image_bodies`)."""
         ...
 
+    def resume_job(self, request: ImageRequest, job_id: str, settings: Resolved) -> Pending | None:
+        """The next poll of a job an earlier run submitted (`Pending.job_id`, read back from the
+        manifest by `--resume`), or None when the provider keeps no result to collect."""
+        ...
+
     async def answer_locally(self, request: ImageRequest) -> ProviderResult:
         """The result of a request built with method LOCAL (made here, nothing sent)."""
         ...
@@ -173,6 +183,9 @@ class HttpProvider(Provider):
 
     def poll(self, request: ImageRequest, job: Pending, response: httpx.Response) -> ProviderResult | Pending:
         raise NotImplementedError(f"{type(self).__name__} answers no job to poll")
+
+    def resume_job(self, request: ImageRequest, job_id: str, settings: Resolved) -> Pending | None:
+        return None
 
     def parse_image(self, request: ImageRequest, response: httpx.Response) -> ProviderResult:
         import base64
