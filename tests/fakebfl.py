@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 import uuid
@@ -52,6 +53,7 @@ class Received:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any
+    stamp: float = 0.0  # time.monotonic() when it came
 
 
 @dataclass
@@ -106,6 +108,10 @@ class FakeBfl:
 
     def polls(self) -> list[Received]:
         return [r for r in self.requests if r.path == "/v1/get_result"]
+
+    @property
+    def poll_stamps(self) -> list[float]:
+        return [r.stamp for r in self.polls()]
 
     def downloads(self) -> list[Received]:
         return [r for r in self.requests if r.path.startswith("/results/")]
@@ -213,6 +219,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no delayed-ACK stalls
+
     def do_GET(self) -> None:
         self._handle()
 
@@ -229,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = raw
         got = Received(
             self.command, self.headers.get("Host", ""), parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()},
-            {k.lower(): v for k, v in self.headers.items()}, body,
+            {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic(),
         )  # fmt: skip
         with self.fake.lock:
             self.fake.requests.append(got)

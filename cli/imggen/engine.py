@@ -124,6 +124,9 @@ class _Job:
             asked = retry_after(response.headers)
             polls += 1
             outcome = _answer(self.provider, self.request, response, job)
+            if isinstance(outcome, Pending):  # what the provider left out of the next step stays the job's
+                outcome.job_id = outcome.job_id or job.job_id
+                outcome.cancel = outcome.cancel or job.cancel
         if outcome.download:
             await download_results(outcome, self.transport)
         return outcome

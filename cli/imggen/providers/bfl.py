@@ -114,7 +114,8 @@ class BflProvider(HttpProvider):
         # "Pending" (or a status this version does not know yet): running once it reports progress.
         progress = payload.get("progress")
         running = isinstance(progress, int | float) and not isinstance(progress, bool) or status not in ("Pending", None)
-        return Pending(job.request, wait=job.wait, state=task, job_id=job.job_id, status="running" if running else "queued")
+        status = "running" if running else "queued"
+        return Pending(job.request, wait=job.wait, state=task, job_id=job.job_id, status=status, cancel=job.cancel)
 
     def resume_job(self, request: ImageRequest, job_id: str, settings: Resolved) -> Pending | None:
         """A job an earlier run submitted: its polling URL (what parse_response made its id), asked at
