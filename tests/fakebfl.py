@@ -38,8 +38,16 @@ MODELS: dict[str, dict[str, Any]] = {
     "flux-pro-1.1-ultra": {"aspect_ratio": str, "raw": bool, "image_prompt": str, "image_prompt_strength": float},
     "flux-kontext-pro": {"aspect_ratio": str, **{f"input_image{s}": str for s in ("", "_2", "_3", "_4")}},
     "flux-kontext-max": {"aspect_ratio": str, **{f"input_image{s}": str for s in ("", "_2", "_3", "_4")}},
-    "flux-2-pro": {"width": int, "height": int, **{f"input_image{s}": str for s in ("", *(f"_{i}" for i in range(2, 9)))}},
-    "flux-2-max": {"width": int, "height": int, **{f"input_image{s}": str for s in ("", *(f"_{i}" for i in range(2, 9)))}},
+    "flux-2-pro": {
+        "width": int,
+        "height": int,
+        **{f"input_image{s}": str for s in ("", *(f"_{i}" for i in range(2, 9)))},
+    },
+    "flux-2-max": {
+        "width": int,
+        "height": int,
+        **{f"input_image{s}": str for s in ("", *(f"_{i}" for i in range(2, 9)))},
+    },
 }
 PRICES = {"flux-pro-1.1": 4, "flux-pro-1.1-ultra": 6, "flux-kontext-pro": 4, "flux-kontext-max": 8, "flux-2-pro": 3,
           "flux-2-max": 7}  # fmt: skip
@@ -135,24 +143,41 @@ class FakeBfl:
     def _submit(self, model: str, got: Received) -> tuple[int, dict[str, str], Any]:
         body = got.body
         if not isinstance(body, dict):
-            return 422, {}, {"detail": [{"type": "model_attributes_type", "loc": ["body"], "msg": "Input should be a valid dictionary"}]}
+            return (
+                422,
+                {},
+                {
+                    "detail": [
+                        {"type": "model_attributes_type", "loc": ["body"], "msg": "Input should be a valid dictionary"}
+                    ]
+                },
+            )
         allowed = {**COMMON, **MODELS[model]}
         problems = []
         for name, value in body.items():
             kind = allowed.get(name)
             if kind is None:
-                problems.append({"type": "extra_forbidden", "loc": ["body", name], "msg": "Extra inputs are not permitted"})
+                problems.append(
+                    {"type": "extra_forbidden", "loc": ["body", name], "msg": "Extra inputs are not permitted"}
+                )
             elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                problems.append({"type": f"{kind.__name__}_type", "loc": ["body", name], "msg": f"Input should be a valid {kind.__name__}"})  # fmt: skip
+                wanted = kind.__name__
+                problems.append(
+                    {"type": f"{wanted}_type", "loc": ["body", name], "msg": f"Input should be a valid {wanted}"}
+                )
         if not isinstance(body.get("prompt"), str) and model != "flux-pro-1.1-ultra":
             problems.append({"type": "missing", "loc": ["body", "prompt"], "msg": "Field required"})
         if body.get("output_format", "jpeg") not in ("jpeg", "png"):
-            problems.append({"type": "enum", "loc": ["body", "output_format"], "msg": "Input should be 'jpeg' or 'png'"})
+            problems.append(
+                {"type": "enum", "loc": ["body", "output_format"], "msg": "Input should be 'jpeg' or 'png'"}
+            )
         for side in ("width", "height"):
             value = body.get(side)
             multiple = 32 if model == "flux-pro-1.1" else 16
             if isinstance(value, int) and (value < 64 or value % multiple):
-                problems.append({"type": "value_error", "loc": ["body", side], "msg": f"must be a multiple of {multiple}"})
+                problems.append(
+                    {"type": "value_error", "loc": ["body", side], "msg": f"must be a multiple of {multiple}"}
+                )
         if problems:
             return 422, {}, {"detail": problems}
         task = str(uuid.uuid4())
@@ -200,7 +225,10 @@ class FakeBfl:
         if not hmac.compare_digest(good, got.query.get("sig", "")):
             return 403, {"Content-Type": "application/xml"}, b"<Error><Code>AuthenticationFailed</Code></Error>"
         if int(expires) < time.time():
-            return 403, {"Content-Type": "application/xml"}, b"<Error><Code>AuthenticationFailed</Code><Message>Signed expiry time has passed</Message></Error>"  # fmt: skip
+            expired = (
+                b"<Error><Code>AuthenticationFailed</Code><Message>Signed expiry time has passed</Message></Error>"
+            )
+            return 403, {"Content-Type": "application/xml"}, expired
         return 200, {"Content-Type": "image/png"}, TINY_PNG
 
 

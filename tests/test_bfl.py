@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakebfl import KEY, FakeBfl
-from fakeserver import TINY_PNG
 
 import imggen
+from fakebfl import KEY, FakeBfl
+from fakeserver import TINY_PNG
 from imggen.errors import AuthError, BadResponseError, ContentFilterError, ProviderError
 
 
@@ -90,7 +90,7 @@ def test_bfl_error_answers(bfl: FakeBfl, monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_a_polling_url_on_another_host_never_gets_the_key(bfl: FakeBfl) -> None:
     bfl.polling_host = "collector.example"
-    with pytest.raises(BadResponseError, match="polling URL on collector.example, not one of its hosts"):
+    with pytest.raises(BadResponseError, match=r"polling URL on collector\.example, not one of its hosts"):
         imggen.generate("a fox", model="bfl/flux-2-pro")
     assert [r.path for r in bfl.requests] == ["/v1/flux-2-pro"]
 

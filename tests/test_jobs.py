@@ -7,6 +7,7 @@ retries and never with the key."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -16,9 +17,9 @@ from unittest import mock
 
 import httpx
 import pytest
-from fakebfl import FakeBfl
 
 import imggen
+from fakebfl import FakeBfl
 from imggen import engine
 from imggen.api import execute, plan_generation
 from imggen.errors import ConfigError, NetworkError
@@ -71,7 +72,7 @@ def test_polls_back_off_from_the_providers_wait_to_a_cap() -> None:
     follow = engine._Job.__new__(engine._Job)
     delays = [follow._delay(job, polls, None) for polls in range(8)]
     assert delays[:4] == [0.5, 0.75, 1.125, 1.6875]
-    assert delays[-1] == engine.POLL_CAP and all(a <= b for a, b in zip(delays, delays[1:], strict=False))
+    assert delays[-1] == engine.POLL_CAP and all(a <= b for a, b in itertools.pairwise(delays))
     assert follow._delay(Pending(job.request, wait=10.0), 3, None) == 10.0  # a provider asking longer is heard
     assert follow._delay(job, 0, 2.5) == 2.5  # Retry-After wins
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ..settings import Resolved
 
 WHO = SPEC.label
+API = "the BFL API"  # as response_json words it: "the BFL API's response is not JSON"
 WAIT = 0.5  # seconds before the first poll: BFL's own examples poll every 0.5 s (the engine backs off)
 BFL_DOMAINS = ("bfl.ai", "bfl.ml")
 MODERATED = {
@@ -87,20 +88,21 @@ class BflProvider(HttpProvider):
         the job's id in the manifest (it names the region that holds it)."""
         from . import response_json
 
-        payload = response_json(response, None, WHO)
+        payload = response_json(response, None, API)
         task = payload.get("id") if isinstance(payload, dict) else None
         polling = payload.get("polling_url") if isinstance(payload, dict) else None
         if not isinstance(polling, str) or not polling.startswith(("https://", "http://")):
-            raise BadResponseError(f"{WHO}'s answer has no polling_url", request_id=_text(task))
+            raise BadResponseError(f"{WHO} answered no polling_url for the job", request_id=_text(task))
         return Pending(_poll_request(polling), wait=WAIT, state=_text(task), job_id=polling, status="queued")
 
     def poll(self, request: ImageRequest, job: Pending, response: httpx.Response) -> ProviderResult | Pending:
         """`{"status": "Pending" | "Ready" | …, "result": {"sample", "seed"}, "progress", "details"}`."""
         from . import response_json
 
-        payload = response_json(response, _text(job.state), WHO)
+        payload = response_json(response, _text(job.state), API)
         if not isinstance(payload, dict):
-            raise BadResponseError(f"{WHO}'s job answer is not an object", request_id=_text(job.state))
+            raise BadResponseError(f"{WHO} answered the poll with something other than an object",
+                                   request_id=_text(job.state))  # fmt: skip
         task = _text(payload.get("id")) or _text(job.state)
         status = payload.get("status")
         if status == "Ready":
@@ -109,11 +111,18 @@ class BflProvider(HttpProvider):
             raise ContentFilterError(_with_details(MODERATED[status], payload.get("details")), hint=FILTER_HINT,
                                      request_id=task, code=status)  # fmt: skip
         if status in FAILED:
-            detail = _with_details(f"the job ended with status {status!r}", payload.get("details") or payload.get("error"))
-            raise ProviderError(detail, request_id=task, code=status, status=404 if status == "Task not found" else None)
+            detail = _with_details(
+                f"the job ended with status {status!r}", payload.get("details") or payload.get("error")
+            )
+            raise ProviderError(
+                detail, request_id=task, code=status, status=404 if status == "Task not found" else None
+            )
         # "Pending" (or a status this version does not know yet): running once it reports progress.
         progress = payload.get("progress")
-        running = isinstance(progress, int | float) and not isinstance(progress, bool) or status not in ("Pending", None)
+        running = (isinstance(progress, int | float) and not isinstance(progress, bool)) or status not in (
+            "Pending",
+            None,
+        )
         status = "running" if running else "queued"
         return Pending(job.request, wait=job.wait, state=task, job_id=job.job_id, status=status, cancel=job.cancel)
 
@@ -122,7 +131,9 @@ class BflProvider(HttpProvider):
         once; results are kept a while ("Task not found" once they are gone: the engine submits anew)."""
         from urllib.parse import quote
 
-        url = job_id if job_id.startswith(("https://", "http://")) else f"{_base(settings)}/get_result?id={quote(job_id)}"
+        url = (
+            job_id if job_id.startswith(("https://", "http://")) else f"{_base(settings)}/get_result?id={quote(job_id)}"
+        )
         return Pending(_poll_request(url), wait=0.0, job_id=job_id, status="queued")
 
     def error_fields(self, response: httpx.Response, settings: Resolved) -> ErrorFields:
@@ -153,7 +164,7 @@ class BflProvider(HttpProvider):
 def _result(request: ImageRequest, result: Any, task: str | None) -> ProviderResult:
     sample = result.get("sample") if isinstance(result, dict) else None
     if not isinstance(sample, str) or not sample.startswith(("https://", "http://")):
-        raise BadResponseError(f"{WHO}'s job is Ready without a result URL", request_id=task)
+        raise BadResponseError(f"{WHO} said the job is Ready without a result URL", request_id=task)
     seed = result.get("seed")
     image = ImageData(
         url=sample, seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else request.seed,

@@ -24,7 +24,10 @@ SPEC = ProviderSpec(
     tasks=("generate", "edit"),
     environment=(
         ("BFL_API_KEY", "Black Forest Labs API key (sent as x-key)."),
-        ("BFL_API_BASE", "Endpoint root (default https://api.bfl.ai/v1; regional: https://api.eu.bfl.ai/v1, "
-                         "https://api.us.bfl.ai/v1)."),
+        (
+            "BFL_API_BASE",
+            "Endpoint root (default https://api.bfl.ai/v1; regional: https://api.eu.bfl.ai/v1, "
+            "https://api.us.bfl.ai/v1).",
+        ),
     ),
 )
