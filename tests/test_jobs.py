@@ -51,9 +51,9 @@ def test_the_whole_job_is_held_to_the_timeout(fake: FakeBfl) -> None:
     with pytest.raises(NetworkError, match=r"job http://127\.0\.0\.1:\d+/v1/get_result\?id=\S+ at 127\.0\.0\.1 did "
                                            r"not finish within 0\.3 s \(still queued\)") as caught:  # fmt: skip
         imggen.generate("a fox", model="bfl/flux-2-pro", timeout=0.3)
-    assert 0.25 < time.monotonic() - started < 1.5
+    assert 0.25 < time.monotonic() - started < 3
     assert "--resume" in (caught.value.hint or "")
-    assert len(fake.submits()) == 1 and len(fake.polls()) >= 5
+    assert len(fake.submits()) == 1 and len(fake.polls()) >= 2
 
 
 def test_a_slow_result_download_counts_against_the_same_deadline(fake: FakeBfl) -> None:

@@ -91,8 +91,8 @@ class _Job:
     ) -> None:  # fmt: skip
         self.provider, self.request, self.settings, self.credentials = provider, request, settings, credentials
         self.transport, self.on_job = transport, on_job
-        loop = asyncio.get_running_loop()
-        self.deadline = (loop.time() if started is None else started) + transport.timeout
+        self.started = asyncio.get_running_loop().time() if started is None else started
+        self.deadline = self.started + transport.timeout
         self.job: Pending | None = None
         self.told: tuple[str | None, str | None] = (None, None)  # (job id, status) on_job last heard
 
@@ -113,14 +113,21 @@ class _Job:
         outcome: ProviderResult | Pending = job
         polls = 0
         asked = retry_after(response.headers) if response is not None else None
+        loop = asyncio.get_running_loop()
+        # Polls are paced from when the last request went out (its round trip is not added to the wait);
+        # a Retry-After counts from its answer, as the server meant it.
+        sent = self.started
+        answered = loop.time()
         while isinstance(outcome, Pending):
             self.job = job = outcome
             self._tell(job, resumed)
-            delay = self._delay(job, polls, asked)
-            if asyncio.get_running_loop().time() + delay >= self.deadline:
+            due = (answered if asked is not None else sent) + self._delay(job, polls, asked)
+            if due >= self.deadline:
                 raise self._late()  # waiting would only end in the deadline: say so now
-            await asyncio.sleep(delay)
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            sent = loop.time()
             response = await _send(self.provider, job.request, self.settings, self.credentials, self.transport)
+            answered = loop.time()
             asked = retry_after(response.headers)
             polls += 1
             outcome = _answer(self.provider, self.request, response, job)
