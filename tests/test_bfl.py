@@ -8,6 +8,7 @@ import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,3 +120,17 @@ def test_dry_run_masks_the_key(cli: object) -> None:
     assert result.code == 0, result.stderr
     assert "POST https://api.bfl.ai/v1/flux-2-pro" in result.stdout and KEY not in result.stdout
     assert "x-key:" in result.stdout
+
+
+def test_behind_imggen_serve(bfl: FakeBfl, start: Any) -> None:
+    from servehelp import deployment, proxy_config
+
+    served = start(proxy_config(deployment("flux", "bfl/flux-2-pro", api_key=KEY, api_base=bfl.base)))
+    answer = served.post({"model": "flux", "prompt": "a sea otter", "size": "1024x1024"})
+    assert answer.status_code == 200, answer.text
+    assert base64.b64decode(answer.json()["data"][0]["b64_json"]) == TINY_PNG
+    assert bfl.submits()[0].body["width"] == 1024 and KEY not in served.stderr()
+    bfl.moderate = "forbidden"
+    refused = served.post({"model": "flux", "prompt": "forbidden things"})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "content_policy_violation"
+    assert "Black Forest Labs' moderation" in refused.json()["error"]["message"]

@@ -240,3 +240,28 @@ def test_the_result_is_downloaded_before_the_job_is_reported_done(fake: FakeBfl)
 
     asyncio.run(execute(plan, on_event=lambda kind, data: events.append(kind), on_images=on_images))
     assert len(fake.downloads()) == 1 and events[-2:] == ["done", "images"]
+
+
+def test_ctrl_c_then_resume_collects_the_job_without_paying_again(fake: FakeBfl, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    fake.ready_after = 60
+    args = ["generate", "an otter", "-m", "bfl/flux-2-pro", "-o", str(tmp_path / "out"), "--name", "otter.{ext}"]
+    proc = subprocess.Popen([sys.executable, "-m", "imggen", *args], env=os.environ.copy(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not fake.polls() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err.decode()
+    assert b"interrupted" in err and b"--resume" in err
+    [submitted] = [line for line in manifest(tmp_path / "out") if line["status"] == "submitted"]
+    fake.ready_after = 0
+    [result] = list(imggen.run(["an otter"], model="bfl/flux-2-pro", output_dir=tmp_path / "out", name="otter.{ext}",
+                               resume=True))  # fmt: skip
+    assert result.ok and result.path == tmp_path / "out" / "otter.png"
+    assert len(fake.submits()) == 1 and fake.polls()[-1].query["id"] == submitted["job_id"].rsplit("=", 1)[1]
