@@ -65,7 +65,7 @@ async def run(
             try:
                 return await follow.to_the_end(resumed, resumed=True)
             except (BadResponseError, ProviderError) as exc:
-                if isinstance(exc, AuthError | ContentFilterError):
+                if not _gone(exc):
                     raise
                 # The provider no longer has it (expired, not found, its result URL gone): a new one.
     http = provider.build_request(request, settings)
@@ -200,6 +200,14 @@ class _Job:
             await once.send(cancel, error_mapper(self.provider, self.settings))
         finally:
             await once.aclose()
+
+
+def _gone(exc: BadResponseError | ProviderError) -> bool:
+    """A resumed job the provider no longer has: unknown to it (404, 410), or its result unusable (an
+    expired URL). A refusal, a content filter or a provider failing for now is the job's own answer."""
+    if isinstance(exc, AuthError | ContentFilterError):
+        return False
+    return isinstance(exc, BadResponseError) or exc.status in (404, 410)
 
 
 def poll_interval() -> float | None:
