@@ -29,6 +29,7 @@ SECTIONS = {"generate": "families", "edit": "edits"}
 SETTINGS: dict[str, dict[str, str]] = {
     "openai": {"api_key": "sk-contract-0123456789"},
     "azure": {"api_key": "azure-contract-key-0123", "api_base": "https://contoso.openai.azure.com"},
+    "azure_ai": {"api_key": "azure-ai-contract-key-0123", "api_base": "https://contoso.services.ai.azure.com"},
     "bedrock": {"aws_region_name": "us-east-1"},
     "vertex_ai": {"vertex_project": "contract-project"},
     "gemini": {"api_key": "gemini-contract-key-0123"},
