@@ -37,7 +37,9 @@ if TYPE_CHECKING:
     from ..settings import Resolved
 
 DRY_RUN_BASE = "https://{resource}.services.ai.azure.com"
-BASE_HINT = "Set AZURE_AI_API_BASE, or run: imggen config set azure_ai api_base https://<resource>.services.ai.azure.com"
+BASE_HINT = (
+    "Set AZURE_AI_API_BASE, or run: imggen config set azure_ai api_base https://<resource>.services.ai.azure.com"
+)
 IMAGE_API, BFL, MAI = "image-api", "bfl", "mai"
 ROUTES = {"flux-image-api": IMAGE_API, "flux-2": BFL, "mai-image": MAI}  # catalog family -> route
 
@@ -83,7 +85,9 @@ def _url(request: ImageRequest, settings: Resolved, kind: str, edit: bool, dry_r
     if kind == BFL:
         if "/providers/" in base:
             return base if "?" in base else f"{base}?api-version={version}"
-        return join(base, f"providers/blackforestlabs/v1/{bfl_path(request.model.model_id)}") + f"?api-version={version}"
+        return (
+            join(base, f"providers/blackforestlabs/v1/{bfl_path(request.model.model_id)}") + f"?api-version={version}"
+        )
     if "/openai/deployments/" in base:  # a full deployment URL was given as the base
         return join(base.split("?", 1)[0].removesuffix("/images/generations"), operation) + f"?api-version={version}"
     return join(base, f"openai/deployments/{request.model.model_id}/{operation}") + f"?api-version={version}"
@@ -151,7 +155,9 @@ class AzureAIProvider(OpenAIWire):
             return HttpRequest.multipart("POST", url, auth, form, files)
         # The deployment route names the model in the path (no `model` in the body, as LiteLLM's
         # azure_deployment_image_generation_json_body drops it).
-        return HttpRequest("POST", url, {"Content-Type": "application/json", **auth}, build_body(request, include_model=False))
+        return HttpRequest(
+            "POST", url, {"Content-Type": "application/json", **auth}, build_body(request, include_model=False)
+        )
 
 
 PROVIDER: Provider = AzureAIProvider()
