@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from fakeserver import TINY_PNG
+from fakeserver import TINY_PNG, Recorded
 
 KEY = "azure-ai-test-key-ABCDEFGH12345678"
 TOKEN = "azure-ai-entra-token-ZYXWVUTS87654321"
@@ -33,18 +33,6 @@ BFL_FIELDS |= {f"input_image_{i}" for i in range(2, 11)}
 BFL_FLEX_FIELDS = BFL_FIELDS | {"guidance", "steps"}
 MAI_FIELDS = {"model", "prompt", "width", "height", "auto_aspect_ratio", "web_grounding"}
 FILTER_WORD = "forbidden"  # a prompt with it is refused as Azure's content filter refuses
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    json: Any = None
-    form: dict[str, str] = field(default_factory=dict)
-    files: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,7 +62,7 @@ def content_filter() -> Act:
 
 class FakeAzureAI:
     def __init__(self) -> None:
-        self.requests: list[Seen] = []
+        self.requests: list[Recorded] = []
         self.scripts: list[tuple[str, Act]] = []
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -109,7 +97,7 @@ class FakeAzureAI:
         self.stop()
 
     # What the resource answers.
-    def answer(self, seen: Seen) -> Act:
+    def answer(self, seen: Recorded) -> Act:
         act = self.scripted(seen.path)
         if act is not None:
             return act
@@ -126,18 +114,18 @@ class FakeAzureAI:
             return self._mai(seen, parts[3])
         return error(404, "404", "Resource not found")
 
-    def _image_api(self, seen: Seen, deployment: str, operation: str) -> Act:
+    def _image_api(self, seen: Recorded, deployment: str, operation: str) -> Act:
         if "api-version" not in seen.query:
             return error(404, "404", "Resource not found")  # Azure's answer to a missing api-version
         kind = DEPLOYMENTS.get(deployment)
         if kind not in ("flux1", "kontext") or (operation == "edits" and kind != "kontext"):
             return error(404, "DeploymentNotFound", "The API deployment for this resource does not exist.")
         fields = seen.form if operation == "edits" else seen.json
-        if operation == "edits" and set(seen.files) != {"image"}:
+        if operation == "edits" and [f[0] for f in seen.files or []] != ["image"]:
             return error(400, "invalid_request_error", "One image file named 'image' is required.")
         return self._checked(fields, IMAGE_API_FIELDS, lambda: None)
 
-    def _bfl(self, seen: Seen, path: str) -> Act:
+    def _bfl(self, seen: Recorded, path: str) -> Act:
         if seen.query.get("api-version") != "preview" or path not in ("flux-2-pro", "flux-2-flex"):
             return error(404, "404", "Resource not found")
         body = seen.json if isinstance(seen.json, dict) else {}
@@ -153,11 +141,11 @@ class FakeAzureAI:
                 return error(400, "BadRequest", f"{key} is not base64")
         return self._checked(body, allowed, lambda: None)
 
-    def _mai(self, seen: Seen, operation: str) -> Act:
+    def _mai(self, seen: Recorded, operation: str) -> Act:
         fields = seen.form if operation == "edits" else seen.json
         if not isinstance(fields, dict) or DEPLOYMENTS.get(str(fields.get("model"))) != "mai":
             return error(404, "DeploymentNotFound", "The API deployment for this resource does not exist.")
-        if operation == "edits" and set(seen.files) != {"image"}:
+        if operation == "edits" and [f[0] for f in seen.files or []] != ["image"]:
             return error(400, "BadRequest", "One image (JPEG or PNG) is required.")
 
         def bounds() -> Act | None:
@@ -194,9 +182,8 @@ def _handler(fake: FakeAzureAI) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             url = urlsplit(self.path)
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            seen = Seen(
-                "POST", url.path, dict(parse_qsl(url.query)), {k.lower(): v for k, v in self.headers.items()}, body
-            )
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            seen = Recorded("POST", url.path, dict(parse_qsl(url.query)), headers, body, form={}, files=[])
             kind = seen.headers.get("content-type", "")
             if kind.startswith("application/json"):
                 try:
@@ -209,7 +196,7 @@ def _handler(fake: FakeAzureAI) -> type[BaseHTTPRequestHandler]:
                     name = part.get_param("name", header="content-disposition")
                     payload = part.get_payload(decode=True) or b""
                     if part.get_filename():
-                        seen.files[str(name)] = payload
+                        seen.files.append((str(name), str(part.get_filename()), part.get_content_type(), payload))
                     else:
                         seen.form[str(name)] = payload.decode()
             with fake._lock:

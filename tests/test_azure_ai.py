@@ -99,10 +99,12 @@ def test_edits_on_each_route(foundry: FakeAzureAI) -> None:
     edit("MAI-Image-2.6", [TINY_PNG])
     kontext, flux2, mai = foundry.requests
     assert kontext.path == "/openai/deployments/FLUX.1-Kontext-pro/images/edits"
-    assert kontext.files == {"image": TINY_PNG} and kontext.form["prompt"] == "make it night"
+    assert [(f[0], f[3]) for f in kontext.files or []] == [("image", TINY_PNG)] and kontext.form[
+        "prompt"
+    ] == "make it night"
     assert "model" not in kontext.form
     assert {"input_image", "input_image_2"} <= set(flux2.json) and flux2.json["model"] == "FLUX.2-pro"
-    assert mai.path == "/mai/v1/images/edits" and mai.files == {"image": TINY_PNG}
+    assert mai.path == "/mai/v1/images/edits" and [(f[0], f[3]) for f in mai.files or []] == [("image", TINY_PNG)]
     assert mai.form == {"prompt": "make it night", "model": "MAI-Image-2.6"}
     with pytest.raises(UsageError):  # Kontext takes one image; FLUX-1.1-pro edits nothing
         edit("FLUX.1-Kontext-pro", [TINY_PNG, TINY_PNG])
