@@ -261,8 +261,8 @@ def _count(value: Any) -> int:
 def _usage(raw: Any) -> Usage | None:
     """Token counts, or None when any is not a count: the cost falls back to the catalog's estimate,
     and the images stay (a wrong usage is no reason to drop what was paid for)."""
-    if not isinstance(raw, dict):
-        return None
+    if not isinstance(raw, dict) or not raw.keys() & {"input_tokens", "output_tokens", "total_tokens"}:
+        return None  # no token counts (xAI's usage holds only cost_in_usd_ticks)
     details = raw.get("input_tokens_details")
     details = details if isinstance(details, dict) else {}
     try:

@@ -70,8 +70,8 @@ def body(request: ImageRequest) -> dict[str, Any]:
     if request.images:
         sent["image_url"] = DataUri(request.images[0])
         sent["strength"] = DEFAULT_STRENGTH
-    optional = {
-        "size": request.size or request.aspect_ratio, "style": request.style,
+    optional = {  # imageToImage takes no size (OpenAPI ImageToImageRequest): the input's is kept
+        "size": None if request.images else request.size or request.aspect_ratio, "style": request.style,
         "response_format": request.response_format, "negative_prompt": request.negative_prompt,
         "random_seed": request.seed,
     }  # fmt: skip
