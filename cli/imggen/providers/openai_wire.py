@@ -136,8 +136,8 @@ def _error_fields(response: httpx.Response) -> tuple[str, str | None]:
     error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, dict):
         return str(error.get("message") or "no message"), error.get("code") or error.get("type")
-    code = payload.get("code") if isinstance(payload, dict) else None
-    code = code if isinstance(code, (str, int)) and not isinstance(code, bool) else None
+    raw_code = payload.get("code") if isinstance(payload, dict) else None
+    code = str(raw_code) if isinstance(raw_code, (str, int)) and not isinstance(raw_code, bool) else None
     if isinstance(error, str):  # xAI: {"code": "...", "error": "Argument not supported: size"}
         return error, code
     message = payload.get("message") if isinstance(payload, dict) else None

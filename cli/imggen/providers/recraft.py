@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 from ..errors import BadResponseError, UsageError
 from ..types import HttpRequest, ImageRequest
-from .contract import Pending, Provider, ProviderResult
+from .contract import Provider, ProviderResult
 from .openai_wire import DataUri, OpenAIWire, bearer, inline_json, join, parse_images
 from .recraft_spec import SPEC
 
@@ -88,7 +88,7 @@ class RecraftProvider(OpenAIWire):
         path = "v1/images/imageToImage" if request.images else "v1/images/generations"
         return inline_json(join(str(settings.get("api_base")), path), bearer(_key(settings, dry_run)), body(request))
 
-    def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult | Pending:
+    def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult:
         result = parse_images(request, response)
         for image in result.images:
             if _is_svg(image):
@@ -100,7 +100,9 @@ class RecraftProvider(OpenAIWire):
 
     def plan_notes(self, request: ImageRequest) -> list[str]:
         if request.images and "strength" not in request.params:
-            return [f"Recraft image-to-image strength {DEFAULT_STRENGTH} (-p strength=0..1; 1 departs most from the input)"]
+            return [
+                f"Recraft image-to-image strength {DEFAULT_STRENGTH} (-p strength=0..1; 1 departs most from the input)"
+            ]
         return []
 
 
