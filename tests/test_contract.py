@@ -6,6 +6,7 @@ with IMGGEN_RECORD_CONTRACT=1 to record it again, then read the diff."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 from pathlib import Path
@@ -91,6 +92,11 @@ def image_request(info: ModelInfo, task: str = "generate") -> ImageRequest:
 
 
 def recorded_answer(answer: dict[str, Any], url: str) -> httpx.Response:
+    """A recorded answer: a JSON `body`, or `content_b64` for one whose body is not JSON (image bytes)."""
+    if "content_b64" in answer:
+        content = base64.b64decode(answer["content_b64"])
+        return httpx.Response(answer["status"], headers=answer["headers"], content=content,
+                              request=httpx.Request("POST", url))  # fmt: skip
     return httpx.Response(
         answer["status"], headers=answer["headers"], json=answer["body"], request=httpx.Request("POST", url)
     )
@@ -123,9 +129,11 @@ def outcome(result: ProviderResult | Pending | GenerationError) -> dict[str, Any
     }
 
 
-def run_case(info: ModelInfo, answers: list[dict[str, Any]], task: str = "generate") -> dict[str, Any]:
+def run_case(
+    info: ModelInfo, answers: list[dict[str, Any]], task: str = "generate", flags: dict[str, str] | None = None
+) -> dict[str, Any]:
     provider = get_provider(info.provider)
-    settings = resolve(model=info.id, flags=SETTINGS[info.provider], env={})
+    settings = resolve(model=info.id, flags=SETTINGS.get(info.provider, flags or {}), env={})
     request = image_request(info, task)
     http = provider.build_request(request, settings)
     shown = {"method": http.method, "url": http.url, "headers": http.shown_headers(), "body": http.json}
@@ -149,7 +157,7 @@ def test_builds_and_parses_as_recorded(info: ModelInfo, task: str) -> None:
     path = FIXTURES / f"{info.provider}.json"
     recording = json.loads(path.read_text(encoding="utf-8"))
     family = recording[SECTIONS[task]][info.family]
-    got = run_case(info, family["responses"], task)
+    got = run_case(info, family["responses"], task, recording.get("settings"))  # a recording may carry its settings
     if RECORD:
         family["model"], family["task"], family["expected"] = info.id, task, got
         path.write_text(json.dumps(recording, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
