@@ -134,7 +134,10 @@ def test_moderation_credits_and_bad_requests_map_to_imggens_errors(fake: FakeSta
     assert error.status == 400 and "output_format" in error.message
 
 
-def test_rate_limits_and_server_errors_are_retried(fake: FakeStability) -> None:
+def test_rate_limits_and_server_errors_are_retried(fake: FakeStability, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggen import transport
+
+    monkeypatch.setattr(transport, "backoff", lambda attempt: 0.01)
     fake.script(RATE_LIMITED, SERVER_ERROR)
     result = imggen.generate("a fox", model="stability/stable-image-core", retries=2)
     assert not result.errors and len(result.data) == 1 and len(fake.posts()) == 3
@@ -284,14 +287,25 @@ def test_cli_dry_run_models_and_config_explain(tmp_path: Any) -> None:
 
 
 def test_imggen_serve_answers_openai_shaped_b64_json(fake: FakeStability, start: Any) -> None:
-    from servehelp import deployment, proxy_config
+    from servehelp import MASTER_KEY, deployment, proxy_config
 
-    served = start(proxy_config(deployment("sd", "stability/stable-image-core", api_key=KEY, api_base=fake.url)))
+    served = start(
+        proxy_config(
+            deployment("sd", "stability/stable-image-core", api_key=KEY, api_base=fake.url),
+            deployment("sd-edit", "stability/sd3.5-large", api_key=KEY, api_base=fake.url),
+        )
+    )
     answer = served.post({"model": "sd", "prompt": "a fox", "size": "1024x1024"})
     assert answer.status_code == 200, answer.text
     data = answer.json()["data"]
     assert len(data) == 1 and data[0]["b64_json"].startswith("iVBOR")
     assert fake.posts()[0].fields["aspect_ratio"] == "1:1"
+    edited = httpx.post(served.base + "/v1/images/edits", data={"model": "sd-edit", "prompt": "as a painting"},
+                        files={"image": ("in.png", PHOTO, "image/png")},
+                        headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=30)  # fmt: skip
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["data"][0]["b64_json"].startswith("iVBOR")
+    assert fake.posts()[1].fields["mode"] == "image-to-image" and fake.posts()[1].files["image"][2] == PHOTO
     assert KEY not in served.stderr()
 
 
