@@ -95,8 +95,9 @@ def recorded_answer(answer: dict[str, Any], url: str) -> httpx.Response:
     """A recorded answer: a JSON `body`, or `content_b64` for one whose body is not JSON (image bytes)."""
     if "content_b64" in answer:
         content = base64.b64decode(answer["content_b64"])
-        return httpx.Response(answer["status"], headers=answer["headers"], content=content,
-                              request=httpx.Request("POST", url))  # fmt: skip
+        return httpx.Response(
+            answer["status"], headers=answer["headers"], content=content, request=httpx.Request("POST", url)
+        )
     return httpx.Response(
         answer["status"], headers=answer["headers"], json=answer["body"], request=httpx.Request("POST", url)
     )
@@ -157,7 +158,7 @@ def test_builds_and_parses_as_recorded(info: ModelInfo, task: str) -> None:
     path = FIXTURES / f"{info.provider}.json"
     recording = json.loads(path.read_text(encoding="utf-8"))
     family = recording[SECTIONS[task]][info.family]
-    got = run_case(info, family["responses"], task, recording.get("settings"))  # a recording may carry its settings
+    got = run_case(info, family["responses"], task, recording.get("settings"))  # a fixture may hold its settings
     if RECORD:
         family["model"], family["task"], family["expected"] = info.id, task, got
         path.write_text(json.dumps(recording, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
