@@ -76,9 +76,25 @@ def _at_terminal(*args: str, columns: int = 80, env: dict[str, str] | None = Non
     import sys
     import termios
 
+    import threading
+
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     clean = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # read while it writes: a listing longer than the pty's buffer would block it
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     try:
         env = {**clean, "TERM": "xterm", **(env or {})}
         command = [sys.executable, "-m", "imggen", *args]
@@ -87,16 +103,9 @@ def _at_terminal(*args: str, columns: int = 80, env: dict[str, str] | None = Non
         )
     finally:
         os.close(slave)
-    screen = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        screen += chunk
+    reader.join(timeout=10)
     os.close(master)
+    screen = b"".join(chunks)
     return proc.returncode, screen.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
