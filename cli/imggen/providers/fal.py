@@ -124,11 +124,11 @@ def body(request: ImageRequest) -> dict[str, Any]:
     info = request.model.info
     if info is None or info.has_field("n"):
         payload["num_images"] = request.n
-    if request.size:
-        width, _, height = request.size.partition("x")
-        payload["image_size"] = PRESETS.get(request.size) or {"width": int(width), "height": int(height)}
+    width, _, height = (request.size or "").partition("x")
     if request.aspect_ratio:
         payload["aspect_ratio"] = request.aspect_ratio
+    elif width.isdigit() and height.isdigit():
+        payload["image_size"] = PRESETS.get(f"{width}x{height}") or {"width": int(width), "height": int(height)}
     if request.seed is not None:
         payload["seed"] = request.seed
     if request.negative_prompt:
@@ -144,9 +144,10 @@ def _queued(request: ImageRequest, response: httpx.Response, payload: dict[str, 
     model_id = checked_id(request.model.model_id)
     base = submitted.split("?", 1)[0].removesuffix(f"/{model_id}")
     job = _job_from_id(base, model_id, payload["request_id"], headers)
-    given = {k: payload.get(k) for k in ("status_url", "response_url", "cancel_url")}
-    if all(isinstance(url, str) and _same_origin(url, submitted) for url in given.values()):
-        job = replace(job, **given)
+    given = {k: v for k in ("status_url", "response_url", "cancel_url") if isinstance(v := payload.get(k), str)}
+    if len(given) == 3 and all(_same_origin(url, submitted) for url in given.values()):
+        job = replace(job, status_url=given["status_url"], response_url=given["response_url"],
+                      cancel_url=given["cancel_url"])  # fmt: skip
     return _pending(job, "queued")
 
 
@@ -207,7 +208,7 @@ def parse_result(request: ImageRequest, payload: Any, request_id: str | None) ->
         if not isinstance(url, str) or not url:
             raise BadResponseError("fal's result has an image without a URL", request_id=request_id)
         width, height = (item.get("width"), item.get("height")) if isinstance(item, dict) else (None, None)
-        size = f"{width}x{height}" if isinstance(width, int) and isinstance(height, int) else request.size
+        size = f"{width}x{height}" if isinstance(width, int) and isinstance(height, int) else None
         fields: dict[str, Any] = {"seed": seed, "size": size, "index": index, "request_id": request_id}
         if url.startswith("data:"):
             _, _, data = url.partition(",")

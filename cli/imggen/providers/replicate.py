@@ -125,9 +125,8 @@ def inputs(request: ImageRequest) -> dict[str, Any]:
         payload["num_outputs"] = request.n
     if request.aspect_ratio:
         payload["aspect_ratio"] = request.aspect_ratio
-    elif request.size:
-        width, _, height = request.size.partition("x")
-        payload.update(width=int(width), height=int(height))
+    elif (size := (request.size or "").partition("x"))[0].isdigit() and size[2].isdigit():
+        payload.update(width=int(size[0]), height=int(size[2]))
     if request.seed is not None:
         payload["seed"] = request.seed
     if request.negative_prompt:
@@ -191,9 +190,10 @@ def _output(request: ImageRequest, output: Any, prediction_id: str) -> ProviderR
     if not urls:
         raise BadResponseError("Replicate's prediction succeeded without an image URL", request_id=prediction_id)
     seed = request.seed if len(urls) == 1 else None
+    size = request.size if request.size and "x" in request.size else None
     images: list[ImageData] = []
     for number, url in enumerate(urls):
-        fields: dict[str, Any] = {"seed": seed, "size": request.size, "index": request.first_index + number,
+        fields: dict[str, Any] = {"seed": seed, "size": size, "index": request.first_index + number,
                                   "request_id": prediction_id}  # fmt: skip
         if url.startswith("data:"):
             images.append(ImageData.from_b64(url.partition(",")[2], **fields))
