@@ -140,7 +140,7 @@ def body(request: ImageRequest) -> dict[str, Any]:
 def _queued(request: ImageRequest, response: httpx.Response, payload: dict[str, Any]) -> Pending:
     """The submit answer: poll the status URL (on the host submitted to), with the key submitted with."""
     submitted = str(response.request.url)
-    headers = {k: v for k, v in response.request.headers.items() if k.lower() == "authorization"}
+    headers = {"Authorization": v} if (v := response.request.headers.get("authorization")) else {}
     model_id = checked_id(request.model.model_id)
     base = submitted.split("?", 1)[0].removesuffix(f"/{model_id}")
     job = _job_from_id(base, model_id, payload["request_id"], headers)

@@ -69,7 +69,7 @@ class ReplicateProvider(HttpProvider):
         return error_fields(response)
 
     def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult | Pending:
-        headers = {k: v for k, v in response.request.headers.items() if k.lower() == "authorization"}
+        headers = {"Authorization": v} if (v := response.request.headers.get("authorization")) else {}
         origin = str(response.request.url)
         payload = response_json(response, None, WHO)
         with shape_guard(WHO, None):
