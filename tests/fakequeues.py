@@ -18,13 +18,21 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from fakeserver import TINY_PNG
+from imggen.providers.contract import Pending, ProviderResult, map_error
 
-FAL_KEY = "fal-test-key-id:fal-test-secret-0123456789"
-REPLICATE_TOKEN = "r8_test_replicate_token_0123456789"
-SECRETS = (FAL_KEY, REPLICATE_TOKEN, "fal-test-secret-0123456789")
+if TYPE_CHECKING:
+    from imggen.providers.contract import Provider
+    from imggen.settings import Resolved
+    from imggen.types import ImageRequest
+
+FAL_KEY = "8c1d0f3e-7a2b-4c9d-b1e2-0f3a4b5c6d7e:5f1e2d3c4b5a69788796a5b4c3d2e1f0"
+REPLICATE_TOKEN = "r8_Qx7Lm2Vt9Kp4Zw8Rn3Bc6Hd1Yf5Js0Ga"
+SECRETS = (FAL_KEY, REPLICATE_TOKEN, FAL_KEY.split(":")[1])
 
 PRESETS = {"square_hd", "square", "portrait_4_3", "portrait_16_9", "landscape_4_3", "landscape_16_9"}
 # What fal's FLUX endpoints take (fal docs: Flux Dev API, Flux Pro V1.1 Ultra API input schemas).
@@ -320,10 +328,13 @@ def _fal_problem(body: Any) -> Answer | None:
     if unknown:
         return _fal_error(422, f"Extra inputs are not permitted: {sorted(unknown)}", "extra_forbidden")
     size = body.get("image_size")
-    if size is not None and not (isinstance(size, str) and size in PRESETS):
-        if not (isinstance(size, dict) and set(size) == {"width", "height"}
-                and all(isinstance(v, int) and 0 < v <= 14142 for v in size.values())):  # fmt: skip
-            return _fal_error(422, "Input should be a valid image size", "value_error", ["body", "image_size"])
+    custom = (
+        isinstance(size, dict)
+        and set(size) == {"width", "height"}
+        and all(isinstance(v, int) and 0 < v <= 14142 for v in size.values())
+    )
+    if size is not None and not (isinstance(size, str) and size in PRESETS) and not custom:
+        return _fal_error(422, "Input should be a valid image size", "value_error", ["body", "image_size"])
     if "aspect_ratio" in body and body["aspect_ratio"] not in FAL_RATIOS:
         return _fal_error(422, "Input should be a valid aspect ratio", "enum", ["body", "aspect_ratio"])
     count = body.get("num_images", 1)
@@ -353,3 +364,25 @@ def _replicate_problem(body: Any, official: bool) -> Answer | None:
     if not isinstance(count, int) or not 1 <= count <= 4:
         return _replicate_error(422, "Input validation failed", "- input.num_outputs: Must be less than or equal to 4")
     return None
+
+
+def submitted(provider: Provider, request: ImageRequest, settings: Resolved) -> Pending:
+    """A job submitted as the engine submits it, its answer parsed: the Pending to poll."""
+    http = provider.build_request(request, settings)
+    response = httpx.post(http.url, headers=http.headers, json=http.json)
+    pending = provider.parse_response(request, response)
+    assert isinstance(pending, Pending), pending
+    return pending
+
+
+def drive(provider: Provider, request: ImageRequest, settings: Resolved, pending: Pending) -> ProviderResult:
+    """The engine's poll loop, synchronously and without waiting (no transport: errors mapped as it maps them)."""
+    with httpx.Client() as client:
+        outcome: ProviderResult | Pending = pending
+        while isinstance(outcome, Pending):
+            http = outcome.request
+            response = client.request(http.method, http.url, headers=http.headers)
+            if response.status_code >= 400:
+                raise map_error(response, provider.error_fields(response, settings))
+            outcome = provider.poll(request, outcome, response)
+        return outcome

@@ -11,12 +11,11 @@ import pytest
 
 import imggen
 from conftest import run_cli
-from fakequeues import FAL_KEY, SECRETS, Answer, FakeQueues
+from fakequeues import FAL_KEY, SECRETS, Answer, FakeQueues, drive, submitted
 from imggen.catalog import parse_model
 from imggen.errors import AuthError, BadResponseError, ContentFilterError, NetworkError, ProviderError, UsageError
 from imggen.providers import fal, get_provider
-from imggen.providers.contract import Pending, ProviderResult, map_error
-from imggen.settings import resolve
+from imggen.settings import Resolved, resolve
 from imggen.types import ImageRequest
 
 MODEL = "fal/fal-ai/flux/dev"
@@ -102,35 +101,14 @@ def test_the_job_is_held_to_the_timeout(queues: FakeQueues) -> None:
         generate(queues, timeout=0.3, retries=0)
 
 
-def settings_for(queues: FakeQueues, model: str = MODEL):  # noqa: ANN201
+def settings_for(queues: FakeQueues, model: str = MODEL) -> Resolved:
     return resolve(model=model, flags={"api_key": FAL_KEY, "api_base": queues.fal_base}, env={})
-
-
-def drive(provider, request: ImageRequest, settings, pending: Pending) -> ProviderResult:  # noqa: ANN001
-    """The engine's poll loop, synchronously and without waiting."""
-    with httpx.Client() as client:
-        outcome: ProviderResult | Pending = pending
-        while isinstance(outcome, Pending):
-            http = outcome.request
-            response = client.request(http.method, http.url, headers=http.headers)
-            if response.status_code >= 400:
-                raise map_error(response, provider.error_fields(response, settings))
-            outcome = provider.poll(request, outcome, response)
-        return outcome
-
-
-def submitted(queues: FakeQueues, provider, request: ImageRequest, settings) -> Pending:  # noqa: ANN001
-    http = provider.build_request(request, settings)
-    response = httpx.post(http.url, headers=http.headers, json=http.json)
-    pending = provider.parse_response(request, response)
-    assert isinstance(pending, Pending)
-    return pending
 
 
 def test_a_job_has_an_id_a_status_and_a_cancel_request(queues: FakeQueues) -> None:
     provider, settings = get_provider("fal"), settings_for(queues)
     request = ImageRequest("a red fox", parse_model(MODEL))
-    pending = submitted(queues, provider, request, settings)
+    pending = submitted(provider, request, settings)
     assert pending.job_id and pending.status == "queued" and 0 < pending.wait < 0.2
     assert pending.cancel is not None and pending.cancel.method == "PUT"
     assert pending.cancel.url.endswith(f"/fal/fal-ai/flux/requests/{pending.job_id}/cancel")
@@ -144,7 +122,7 @@ def test_a_job_has_an_id_a_status_and_a_cancel_request(queues: FakeQueues) -> No
 def test_resume_collects_a_submitted_job_instead_of_paying_again(queues: FakeQueues) -> None:
     provider, settings = get_provider("fal"), settings_for(queues)
     request = ImageRequest("a red fox", parse_model(MODEL))
-    job_id = submitted(queues, provider, request, settings).job_id
+    job_id = submitted(provider, request, settings).job_id
     assert job_id
     resumed = provider.resume_job(request, job_id, settings)
     assert resumed is not None and resumed.job_id == job_id and resumed.wait == 0
