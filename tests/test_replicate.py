@@ -5,18 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 import imggen
 from conftest import run_cli
-from fakequeues import REPLICATE_TOKEN, SECRETS, Answer, FakeQueues, drive, submitted
+from fakequeues import FAL_KEY, REPLICATE_TOKEN, SECRETS, Answer, FakeQueues, drive, submitted
 from imggen.catalog import parse_model
 from imggen.errors import AuthError, ContentFilterError, NetworkError, ProviderError, UsageError
 from imggen.providers import get_provider, replicate
 from imggen.settings import Resolved, resolve
 from imggen.types import ImageRequest
+from servehelp import deployment, proxy_config
 
 MODEL = "replicate/black-forest-labs/flux-schnell"
 
@@ -143,3 +145,23 @@ def test_cli_run_saves_the_images_and_shows_no_token(queues: FakeQueues, tmp_pat
     assert ran.code == 0, ran.everything()
     assert len(list(tmp_path.glob("*.png"))) == 2
     assert all(secret not in ran.everything() for secret in SECRETS)
+
+
+def test_the_proxy_serves_fal_and_replicate_deployments(queues: FakeQueues, start: Any) -> None:
+    """`imggen serve` with litellm_params models `fal/…` and `replicate/…`: nothing outside the provider
+    modules and the catalog names them. The answers carry the CDN URLs, as LiteLLM's do."""
+    queues.polls = 0
+    config = proxy_config(
+        deployment("fal-dev", "fal/fal-ai/flux/dev", api_key="os.environ/FAL_KEY", api_base=queues.fal_base),
+        deployment("schnell", MODEL, api_key="os.environ/REPLICATE_API_TOKEN", api_base=queues.replicate_base),
+    )
+    served = start(config, env={"FAL_KEY": FAL_KEY, "REPLICATE_API_TOKEN": REPLICATE_TOKEN})
+    for name in ("fal-dev", "schnell"):
+        answer = served.post({"model": name, "prompt": "a red fox", "size": "1024x1024", "seed": 3})
+        assert answer.status_code == 200, answer.text
+        (image,) = answer.json()["data"]
+        assert image["url"].startswith(queues.root + "/cdn/")
+        assert not any(secret in answer.text for secret in SECRETS)
+    assert queues.calls("POST", "/fal/fal-ai/flux/dev")[0].body["image_size"] == "square_hd"
+    assert queues.calls("POST", "/flux-schnell/predictions")[0].body["input"]["aspect_ratio"] == "1:1"
+    assert not any(secret in served.stderr() for secret in SECRETS)
