@@ -18,7 +18,8 @@ Wire facts (fal docs, "Inference API" and "Queue" pages; fal-client 1.0.3 `clien
   `content_policy_violation` (docs "Model Errors"; fal-client `_raise_for_status` reads `detail`,
   `error_type` or the `x-fal-error-type` header).
 The poll URLs the answer gives are used only on the host the job was submitted to (the key goes with
-them); otherwise they are built from the request id as fal-client builds them.
+them); otherwise they are built from the request id as fal-client builds them. An api_base of fal's
+synchronous endpoint (`https://fal.run`, LiteLLM's default) answers the result itself: parsed at once.
 """
 
 from __future__ import annotations
