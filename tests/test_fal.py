@@ -44,6 +44,7 @@ def test_submits_polls_and_collects_then_downloads_without_the_key(queues: FakeQ
     assert len(queues.calls("GET", "/requests/")) - len(statuses) == 2  # one result fetch per job
     assert [i.url.startswith(queues.root + "/cdn/") for i in response.data] == [True, True]
     assert {i.size for i in response.data} == {"1024x768"}
+    assert len(queues.calls("GET", "/cdn/")) == 2  # downloaded at once, by the engine (item 9)
     paths = response.save(tmp_path / "out")
     assert len(paths) == 2 and all(p.read_bytes().startswith(b"\x89PNG") for p in paths)
     downloads = queues.calls("GET", "/cdn/")

@@ -47,6 +47,7 @@ def test_prefer_wait_answers_the_output_at_once(queues: FakeQueues, tmp_path: Pa
     assert create[0].body == {"input": {"prompt": "a red fox", "num_outputs": 3, "aspect_ratio": "16:9"}}
     assert not queues.calls("GET", "/v1/predictions/")  # nothing to poll
     assert len(response.data) == 3
+    assert len(queues.calls("GET", "/cdn/")) == 3  # downloaded at once: Replicate deletes them in an hour
     paths = response.save(tmp_path / "out")
     assert len(paths) == 3
     assert all("authorization" not in d.headers for d in queues.calls("GET", "/cdn/"))

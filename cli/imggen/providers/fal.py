@@ -218,7 +218,8 @@ def parse_result(request: ImageRequest, payload: Any, request_id: str | None) ->
             found.append(ImageData(url=url, **fields))
     if not found:
         raise errors[0]
-    return ProviderResult(found, request_id=request_id, errors=errors)
+    # fal's CDN keeps media for a limited time (docs "Data retention"): downloaded at once by the engine.
+    return ProviderResult(found, request_id=request_id, errors=errors, download=True)
 
 
 def error_fields(response: httpx.Response) -> ErrorFields:

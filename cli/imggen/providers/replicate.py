@@ -206,7 +206,8 @@ def _output(request: ImageRequest, output: Any, prediction_id: str) -> ProviderR
             f"{missing} of {request.n} images were not returned", request_id=prediction_id,
             hint="The model's safety checker may have left them out; see the prediction's logs.",
         ))  # fmt: skip
-    return ProviderResult(images, request_id=prediction_id, errors=errors)
+    # Output files are deleted an hour after the prediction (docs "Data retention"): downloaded at once.
+    return ProviderResult(images, request_id=prediction_id, errors=errors, download=True)
 
 
 def error_fields(response: httpx.Response) -> ErrorFields:
