@@ -6,6 +6,7 @@ with IMGGEN_RECORD_CONTRACT=1 to record it again, then read the diff."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 from pathlib import Path
@@ -91,6 +92,12 @@ def image_request(info: ModelInfo, task: str = "generate") -> ImageRequest:
 
 
 def recorded_answer(answer: dict[str, Any], url: str) -> httpx.Response:
+    """A recorded answer: a JSON `body`, or `content_b64` for one whose body is not JSON (image bytes)."""
+    if "content_b64" in answer:
+        content = base64.b64decode(answer["content_b64"])
+        return httpx.Response(
+            answer["status"], headers=answer["headers"], content=content, request=httpx.Request("POST", url)
+        )
     return httpx.Response(
         answer["status"], headers=answer["headers"], json=answer["body"], request=httpx.Request("POST", url)
     )

@@ -74,16 +74,18 @@ class ErrorFields:
 
 
 def map_error(response: httpx.Response, fields: ErrorFields) -> GenerationError:
-    """The one mapping of an error answer: `401/403` (or refused credentials) an AuthError, a filter's
-    refusal a ContentFilterError, anything else a ProviderError; all with status, code and request id."""
+    """The one mapping of an error answer: a filter's refusal a ContentFilterError (a 403 too), `401/403`
+    (or refused credentials) an AuthError, anything else a ProviderError; all with status, code and
+    request id."""
     status = response.status_code
     code = fields.code
     detail = f"{status} {code}: {fields.message}" if code and code != str(status) else f"{status}: {fields.message}"
     kwargs: dict[str, Any] = {"status": status, "request_id": fields.request_id, "code": code}
+    # A 403 that the provider reads as its content filter's (Stability's `content_moderation`) is that.
+    if fields.filter_hint is not None and not fields.refused and status != 401:
+        return ContentFilterError(detail, hint=fields.filter_hint, **kwargs)
     if status in (401, 403) or fields.refused:
         return AuthError(detail, hint=fields.auth_hint, **kwargs)
-    if fields.filter_hint is not None:
-        return ContentFilterError(detail, hint=fields.filter_hint, **kwargs)
     return ProviderError(detail, hint=fields.hint, **kwargs)
 
 
