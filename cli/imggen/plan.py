@@ -119,7 +119,7 @@ def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
     check_options(options)
     _check_planned(options.params, settings)
     notes: list[str] = []
-    choice = sizes.choose(info, options.size, options.aspect_ratio)
+    choice = _size_choice(options, settings)
     if choice.note:
         notes.append(choice.note)
     values = _option_values(options, settings, notes)
@@ -140,6 +140,24 @@ def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
     _lifecycle(plan, options.allow_retired)
     plan.warnings += settings.warnings
     return plan
+
+
+def _size_choice(options: Options, settings: Resolved) -> sizes.SizeChoice:
+    """The size to send. A WxH size the catalog's rules for this model refuse still goes, as given, to
+    an OpenAI-compatible server of the user's (compatible_server): its model of that name may take it,
+    and the server decides (with a note saying so)."""
+    info = settings.model.info
+    try:
+        return sizes.choose(info, options.size, options.aspect_ratio)
+    except UsageError as exc:
+        if info is None or options.size is None or options.aspect_ratio or not compatible_server(settings):
+            raise
+        choice = sizes.choose(None, options.size, None)  # still a WxH (or auto): refused otherwise
+        from .secrets import shown_url
+
+        where = shown_url(str(settings.get("api_base")))
+        note = f"{exc.worded('cli')[0]}; sent as given to the server at {where}, which decides"
+        return replace(choice, note=note)
 
 
 def _check_prompt(prompt: str, info: ModelInfo | None) -> None:
@@ -271,7 +289,7 @@ def _edit_values(options: Options, settings: Resolved, notes: list[str]) -> dict
 
     info, name = settings.model.info, settings.model.name
     rules = info.edit if info is not None else None
-    check_edit(name, rules, options.images, options.mask, options.mask_prompt)
+    check_edit(name, rules, options.images, options.mask, options.mask_prompt, opaque_ok=compatible_server(settings))
     values: dict[str, Any] = {"images": options.images, "mask": options.mask, "mask_prompt": options.mask_prompt}
     fidelity = options.input_fidelity
     if fidelity is not None:
@@ -370,6 +388,25 @@ def on_own_endpoint(settings: Resolved) -> bool:
     except ValueError:
         return False
     return host.endswith(hosts)
+
+
+def compatible_server(settings: Resolved) -> bool:
+    """The request goes to a server of the user's that speaks the provider's format (an api_base that is
+    neither the provider's own endpoint nor one of its hosts): such a server may take fields and uploads
+    imggen does not know, so it decides about them (ProviderSpec.compatible_servers)."""
+    spec = PROVIDERS[settings.model.provider]
+    if not spec.compatible_servers or on_own_endpoint(settings):
+        return False
+    if not spec.api_hosts:
+        return True
+    import re
+    from urllib.parse import urlsplit
+
+    try:
+        host = (urlsplit(str(settings.get("api_base"))).hostname or "").lower()
+    except ValueError:
+        return False
+    return not re.search(spec.api_hosts, host)
 
 
 def _lifecycle(plan: Plan, allow_retired: bool) -> None:

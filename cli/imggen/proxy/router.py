@@ -29,10 +29,10 @@ from ..plan import (
     REQUEST_OPTIONS,
     Options,
     Plan,
+    compatible_server,
     make_plan,
     model_fields,
     model_tasks,
-    on_own_endpoint,
 )
 from ..providers import PROVIDERS, SPECS, get_provider
 from ..providers.openai_wire import is_gpt_image
@@ -454,7 +454,7 @@ def _provider_params(deployment: Deployment, options: Options, drop: bool) -> Op
     provider = settings.model.provider
     # An OpenAI-compatible server (the user's api_base) may take any field: forwarded unless the config
     # asks to drop what the model does not document (drop_params).
-    compatible = not drop and PROVIDERS[provider].compatible_servers and not on_own_endpoint(settings)
+    compatible = not drop and compatible_server(settings)
     kept: dict[str, Any] = {}
     for key, value in options.params.items():
         takes = compatible or provider in (OPENAI_PROVIDERS if key in OPENAI_FIELDS else PROVIDER_PARAM_PROVIDERS)
