@@ -605,7 +605,8 @@ def edit_problem(req: Recorded, model_field: bool, prism: bool = False) -> Reply
     """What the real edits endpoint refuses: a body that is not multipart (JSON included), unknown
     fields, text where a file goes (or a file where text goes), no image or prompt, more than 16
     images, an image that is not PNG, JPEG or WebP, a mask that is not a PNG; `model` where the
-    route names the deployment (Azure's deployment route), or none where it must be given."""
+    route names the deployment (Azure's deployment route), or none where it must be given. With `prism`
+    (FakeProvider.prism) only what OpenAI's spec refuses: any bytes as an upload, any model's input_fidelity."""
     if req.form is None or req.files is None:
         kind = req.headers.get("content-type", "no content type")
         return openai_error(400, f"Invalid Content-Type header ({kind}), expected multipart/form-data.",
@@ -650,8 +651,8 @@ def edit_problem(req: Recorded, model_field: bool, prism: bool = False) -> Reply
         return openai_error(400, "Unknown parameter: 'model'.", param="model", code="unknown_parameter")
     model = form.get("model", "")
     fidelity = form.get("input_fidelity")
-    if fidelity is not None and (fidelity not in ("low", "high") or model.startswith("gpt-image-2")
-                                 or (model == "gpt-image-1-mini" and fidelity != "low")):  # fmt: skip
+    if fidelity is not None and (fidelity not in ("low", "high") or (model.startswith("gpt-image-2") and not prism)
+                                 or (model == "gpt-image-1-mini" and fidelity != "low" and not prism)):  # fmt: skip
         return openai_error(400, f"Invalid value for 'input_fidelity': '{fidelity}' is not supported with {model}.",
                             param="input_fidelity", code="invalid_value")  # fmt: skip
     return None

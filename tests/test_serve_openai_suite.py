@@ -67,6 +67,8 @@ def served(upstream: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> 
     tmp = tmp_path_factory.mktemp("openai-suite")
     deployments = [deployment(name, f"openai/{name}", api_base=upstream.openai_base, api_key=upstream.openai_key)
                    for name in MODELS]  # fmt: skip
+    deployments.append(deployment("faithful", "openai/gpt-image-2", api_base=upstream.openai_base,
+                                  api_key=upstream.openai_key, drop_params=False))  # fmt: skip
     config = proxy_config(*deployments, litellm_settings={"drop_params": True})
     env = {
         "HOME": str(tmp / "home"), "XDG_DATA_HOME": str(tmp / "data"), "IMGGEN_CONFIG_DIR": str(tmp / "config"),
@@ -156,6 +158,17 @@ def test_edit_with_all_params(served: Served, upstream: FakeProvider) -> None:
     (request,) = posts(upstream, before)
     assert request.form == EDIT_ALL_SENT
     assert files(request) == [("image", *UPLOAD), ("mask", *UPLOAD)]
+
+
+def test_without_drop_params_every_field_reaches_the_compatible_server(served: Served, upstream: FakeProvider) -> None:
+    # The catalog says gpt-image-2 takes neither input_fidelity nor response_format (nor style): a server of
+    # the user's decides, as LiteLLM leaves it to decide (OpenAI's own endpoint: 400 without drop_params).
+    api, before = client(served), len(upstream.requests)
+    matches(api.images.edit(image=DATA, prompt=SEA_OTTER, stream=False, **{**EDIT_ALL, "model": "faithful"}))
+    matches(api.images.generate(prompt="A cute baby sea otter", **{**GENERATE_ALL, "model": "faithful"}))
+    edit, generate = posts(upstream, before)
+    assert edit.form == {**EDIT_ALL_SENT, "input_fidelity": "high", "response_format": "url"}
+    assert generate.json == {"prompt": "A cute baby sea otter", **GENERATE_ALL}
 
 
 def test_edit_streamed(served: Served, upstream: FakeProvider) -> None:

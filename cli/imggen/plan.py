@@ -113,7 +113,10 @@ class Plan:
     refusal: UsageError | None = None
 
 
-def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
+def make_plan(prompt: str, options: Options, settings: Resolved, *, as_given: bool = False) -> Plan:
+    """The requests for a prompt. `as_given` (the proxy, for a deployment on an OpenAI-compatible server of
+    the user's without drop_params): an option the catalog says the model has no field for is sent all the
+    same, for the server to decide, rather than left out with a note (as LiteLLM forwards them there)."""
     info = settings.model.info
     _check_prompt(prompt, info)
     check_options(options)
@@ -122,8 +125,8 @@ def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
     choice = _size_choice(options, settings)
     if choice.note:
         notes.append(choice.note)
-    values = _option_values(options, settings, notes)
-    values.update(_edit_values(options, settings, notes))
+    values = _option_values(options, settings, notes, as_given)
+    values.update(_edit_values(options, settings, notes, as_given))
     template = ImageRequest(
         prompt=prompt, model=settings.model, size=choice.size, aspect_ratio=choice.aspect_ratio,
         image_size=choice.image_size, params=dict(options.params), **values,
@@ -280,7 +283,7 @@ def _check_task(options: Options, settings: Resolved) -> None:
                      hint=f'e.g. imggen edit "a prompt" photo.png -m {name}', param="model")  # fmt: skip
 
 
-def _edit_values(options: Options, settings: Resolved, notes: list[str]) -> dict[str, Any]:
+def _edit_values(options: Options, settings: Resolved, notes: list[str], as_given: bool = False) -> dict[str, Any]:
     """An edit's inputs, checked against what the model takes (inputs.check_edit)."""
     _check_task(options, settings)
     if options.task != "edit":
@@ -294,7 +297,9 @@ def _edit_values(options: Options, settings: Resolved, notes: list[str]) -> dict
     fidelity = options.input_fidelity
     if fidelity is not None:
         allowed = tuple((rules or {}).get("input_fidelity", ("low", "high") if rules is None else ()))
-        if not allowed:
+        if not allowed and as_given:
+            values["input_fidelity"] = fidelity
+        elif not allowed:
             notes.append(f"{name} has no input fidelity field: --input-fidelity not sent")
         elif fidelity not in allowed:
             raise param_error("{model} does not take {given}", param="input_fidelity", value=fidelity, model=name,
@@ -304,7 +309,7 @@ def _edit_values(options: Options, settings: Resolved, notes: list[str]) -> dict
     return values
 
 
-def _option_values(options: Options, settings: Resolved, notes: list[str]) -> dict[str, Any]:
+def _option_values(options: Options, settings: Resolved, notes: list[str], as_given: bool = False) -> dict[str, Any]:
     info, fields, name = settings.model.info, model_fields(settings, options.task), settings.model.name
     if options.response_format is not None and options.response_format not in RESPONSE_FORMATS:
         raise param_error("{given} is not one of: url, b64_json", param="response_format",
@@ -313,6 +318,9 @@ def _option_values(options: Options, settings: Resolved, notes: list[str]) -> di
     for key, flag in OPTION_FLAGS.items():
         value = getattr(options, key)
         if value is None:
+            continue
+        if key not in fields and as_given:
+            values[key] = value
             continue
         if key not in fields:
             notes.append(f"{name} has no {key.replace('_', ' ')} field: {flag} not sent")

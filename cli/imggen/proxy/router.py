@@ -383,13 +383,16 @@ class Router:
         if options.task == "edit" and "edit" not in model_tasks(deployment.settings):
             raise self._cannot_edit(deployment)
         drop = self.config.drop_params if deployment.drop_params is None else bool(deployment.drop_params)
-        if not drop:
+        # An OpenAI-compatible server of the user's decides about the fields its model takes (LiteLLM forwards
+        # them there); drop_params leaves out what the catalog says the model lacks; elsewhere that is a 400.
+        as_given = not drop and compatible_server(deployment.settings)
+        if not drop and not as_given:
             _refuse_unsupported(deployment, options)
         options = _provider_params(deployment, options, drop)
         if deployment.allow_retired:
             options = replace(options, allow_retired=True)
         try:
-            plan = make_plan(prompt, options, deployment.settings)
+            plan = make_plan(prompt, options, deployment.settings, as_given=as_given)
         except ImggenError as exc:
             raise bad_request(exc, deployment) from exc
         if plan.refusal is not None:  # a retired model on its provider's own endpoint: nothing is sent
