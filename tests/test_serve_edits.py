@@ -294,7 +294,9 @@ def test_edit_forwarded_to_a_compatible_server(start: Any, compatible: FakeCompa
     assert [p.content for p in got.files("mask")] == [MASK]
     assert got.field("model") == "gpt-image-2" and got.field("prompt") == "a hat" and got.field("n") == "2"
     assert got.field("output_compression") == "70" and got.field("background") == "opaque"
-    assert got.field("input_fidelity") is None  # gpt-image-2 has none (openai 3.57.0: "omit this parameter")
+    # gpt-image-2 has none (openai 3.57.0: "omit this parameter"), but a server of the user's decides: sent as
+    # given without drop_params (test_serve_openai_suite.py), left out with it
+    assert got.field("input_fidelity") == "high"
 
 
 def test_a_failed_edit_falls_back(start: Any, compatible: FakeCompatible) -> None:

@@ -215,12 +215,18 @@ def test_generate_streamed(served: Served, upstream: FakeProvider) -> None:
     with api.images.generate(prompt="A cute baby sea otter", stream=True, **GENERATE_ALL) as events:
         kinds = [event.type for event in events]
     assert kinds == ["image_generation.partial_image", "image_generation.completed"]
-    api.images.with_raw_response.generate(prompt="A cute baby sea otter", stream=True).parse().close()
+    raw = api.images.with_raw_response.generate(prompt="A cute baby sea otter", stream=True, size="1024x1024",
+                                                quality="low", model="gpt-image-2")  # fmt: skip
+    # the cost header of a stream: the estimate (sent before the upstream's usage), as for the spend log
+    assert float(raw.headers["x-litellm-response-cost"]) > 0
+    raw.parse().close()
     with api.images.with_streaming_response.generate(prompt="A cute baby sea otter", stream=True) as streamed:
         streamed.parse().close()
     got = posts(upstream, before)
     assert len(got) == 4 and all(r.json and r.json["stream"] is True for r in got)
     assert got[0].json and got[0].json["model"] == "gpt-image-1.5"  # `stream` is GPT image only: its default
+    assert got[2].json == {"prompt": "A cute baby sea otter", "model": "gpt-image-2", "n": 1, "size": "1024x1024",
+                           "quality": "low", "stream": True}  # fmt: skip
 
 
 def test_the_async_client(served: Served, upstream: FakeProvider) -> None:

@@ -319,8 +319,8 @@ def _option_values(options: Options, settings: Resolved, notes: list[str], as_gi
         value = getattr(options, key)
         if value is None:
             continue
-        if key not in fields and as_given:
-            values[key] = value
+        if key not in fields and as_given and (key, value) != ("response_format", "b64_json"):
+            values[key] = value  # base64 is what a model without the field answers: never worth a refusal
             continue
         if key not in fields:
             notes.append(f"{name} has no {key.replace('_', ' ')} field: {flag} not sent")

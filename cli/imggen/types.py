@@ -97,7 +97,10 @@ class InputImage:
         upload keeps the name it came with."""
         if self.opaque:
             return (self.path.name if self.path is not None else self.name) or "image"
-        stem = Path(self.name).stem if self.path is not None else self.name.replace(" ", "-")
+        named = (
+            self.path is not None or Path(self.name).suffix.lower() in IMAGE_SUFFIXES
+        )  # otter.png, not otter.png.png
+        stem = Path(self.name).stem if named else self.name.replace(" ", "-")
         return f"{stem or 'image'}.{'jpg' if self.format == 'jpeg' else self.format}"
 
     def read(self) -> bytes:
@@ -128,6 +131,7 @@ class InputImage:
 
 
 UNKNOWN_FORMAT = "unknown"  # InputImage.format of an upload imggen cannot read
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 
 
 @dataclass(frozen=True)

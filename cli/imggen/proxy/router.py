@@ -46,9 +46,12 @@ from .state import State
 
 @dataclass
 class Streamed:
-    """An upstream answer being streamed (server-sent events), its body not yet read."""
+    """An upstream answer being streamed (server-sent events), its body not yet read. Its cost is the plan's
+    estimate (the catalog's price for the size and quality asked): the headers that carry it
+    (x-litellm-response-cost) and the spend log's row are written before the upstream's usage arrives."""
 
     upstream: httpx.Response
+    cost_usd: float | None = None
 
 
 # One upstream call on the deployment the router picked.
@@ -98,7 +101,7 @@ class ProxyError(Exception):
 class Outcome:
     response: ImageResponse
     deployment: Deployment
-    stream: Streamed | None = None  # a streamed answer: `response` is then empty (no images, no cost)
+    stream: Streamed | None = None  # a streamed answer: `response` is then empty (no images; the estimated cost)
 
 
 @dataclass
@@ -184,7 +187,7 @@ class Router:
                 upstream = await open_stream(get_provider(settings.model.provider), request, settings, transport)
             except UsageError as exc:
                 raise bad_request(exc, deployment, code="unsupported_parameter") from exc
-            return Streamed(upstream)
+            return Streamed(upstream, plan.cost_usd)
 
         return await self.route(name, call)
 
@@ -277,7 +280,7 @@ class Router:
                 self._measured(deployment, time.monotonic() - started)  # a stream: the time to its first bytes
                 if isinstance(answer, Streamed):
                     empty = ImageResponse(created=int(time.time()), data=[], model=deployment.settings.model.name,
-                                          prompt="")  # fmt: skip
+                                          prompt="", cost_usd=answer.cost_usd)  # fmt: skip
                     return Outcome(empty, deployment, answer)
                 return Outcome(answer, deployment)
             except GenerationError as exc:
