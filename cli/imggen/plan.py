@@ -113,16 +113,21 @@ class Plan:
     refusal: UsageError | None = None
 
 
-def make_plan(prompt: str, options: Options, settings: Resolved, *, as_given: bool = False) -> Plan:
-    """The requests for a prompt. `as_given` (the proxy, for a deployment on an OpenAI-compatible server of
-    the user's without drop_params): an option the catalog says the model has no field for is sent all the
-    same, for the server to decide, rather than left out with a note (as LiteLLM forwards them there)."""
+def make_plan(
+    prompt: str, options: Options, settings: Resolved, *, any_size: bool = False, as_given: bool = False
+) -> Plan:
+    """The requests for a prompt. The proxy, for a deployment on an OpenAI-compatible server of the user's
+    (compatible_server), lets that server decide, as LiteLLM does there: `any_size`, a WxH size the catalog's
+    rules for the model's name refuse is sent as given; `as_given` (without drop_params), an option the
+    catalog says the model has no field for is sent all the same rather than left out with a note. The CLI
+    and the library keep the catalog's rules: an OPENAI_BASE_URL is often a gateway to OpenAI itself, and a
+    batch is checked whole before anything is sent."""
     info = settings.model.info
     _check_prompt(prompt, info)
     check_options(options)
     _check_planned(options.params, settings)
     notes: list[str] = []
-    choice = _size_choice(options, settings)
+    choice = _size_choice(options, settings, any_size)
     if choice.note:
         notes.append(choice.note)
     values = _option_values(options, settings, notes, as_given)
@@ -145,15 +150,17 @@ def make_plan(prompt: str, options: Options, settings: Resolved, *, as_given: bo
     return plan
 
 
-def _size_choice(options: Options, settings: Resolved) -> sizes.SizeChoice:
-    """The size to send. A WxH size the catalog's rules for this model refuse still goes, as given, to
-    an OpenAI-compatible server of the user's (compatible_server): its model of that name may take it,
+def _size_choice(options: Options, settings: Resolved, any_size: bool) -> sizes.SizeChoice:
+    """The size to send. With `any_size` (make_plan), a WxH size the catalog's rules for this model refuse
+    still goes, as given, to an OpenAI-compatible server of the user's: its model of that name may take it,
     and the server decides (with a note saying so)."""
     info = settings.model.info
     try:
         return sizes.choose(info, options.size, options.aspect_ratio)
     except UsageError as exc:
-        if info is None or options.size is None or options.aspect_ratio or not compatible_server(settings):
+        if not any_size or info is None or options.size is None or options.aspect_ratio:
+            raise
+        if not compatible_server(settings):
             raise
         choice = sizes.choose(None, options.size, None)  # still a WxH (or auto): refused otherwise
         from .secrets import shown_url

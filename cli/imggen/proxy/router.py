@@ -388,14 +388,15 @@ class Router:
         drop = self.config.drop_params if deployment.drop_params is None else bool(deployment.drop_params)
         # An OpenAI-compatible server of the user's decides about the fields its model takes (LiteLLM forwards
         # them there); drop_params leaves out what the catalog says the model lacks; elsewhere that is a 400.
-        as_given = not drop and compatible_server(deployment.settings)
+        compatible = compatible_server(deployment.settings)
+        as_given = not drop and compatible
         if not drop and not as_given:
             _refuse_unsupported(deployment, options)
         options = _provider_params(deployment, options, drop)
         if deployment.allow_retired:
             options = replace(options, allow_retired=True)
         try:
-            plan = make_plan(prompt, options, deployment.settings, as_given=as_given)
+            plan = make_plan(prompt, options, deployment.settings, any_size=compatible, as_given=as_given)
         except ImggenError as exc:
             raise bad_request(exc, deployment) from exc
         if plan.refusal is not None:  # a retired model on its provider's own endpoint: nothing is sent
