@@ -124,6 +124,10 @@ class FakeProvider:
     azure_key: str = "azure-test-key-abcdef123456"
     azure_ad_token: str = "eyJ-test-ad-token-xyz987"
     require_key: bool = True
+    # As openai-python's own test server (a prism mock of OpenAI's OpenAPI spec) for its tests/api_resources:
+    # any bytes where the spec says `format: binary` (its tests upload b"Example data"; the real API reads
+    # them), and answers whose values the spec allows (a GPT image `size` outside its enum is not echoed).
+    prism: bool = False
     image_bytes: bytes = TINY_PNG
     requests: list[Recorded] = field(default_factory=list)
     _scripts: list[tuple[str, list[Reply]]] = field(default_factory=list)
@@ -345,6 +349,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._openai(req)
         if req.method == "POST" and req.path == "/v1/images/edits":
             return self._openai_edit(req)
+        if req.method == "POST" and req.path == "/v1/images/variations":
+            return self._openai_variation(req)
         if req.method == "POST" and (
             req.path == "/openai/v1/images/edits"
             or (req.path.startswith("/openai/deployments/") and req.path.endswith("/images/edits"))
@@ -395,6 +401,19 @@ class _Handler(BaseHTTPRequestHandler):
         if self.fake.require_key and req.headers.get("authorization") != f"Bearer {self.fake.openai_key}":
             return openai_error(401, "Incorrect API key provided.", code="invalid_api_key")
         return edit_reply(self.fake, req, {"x-request-id": f"req_{self.fake.next_id()}"}, model_field=True)
+
+    def _openai_variation(self, req: Recorded) -> Reply:
+        if self.fake.require_key and req.headers.get("authorization") != f"Bearer {self.fake.openai_key}":
+            return openai_error(401, "Incorrect API key provided.", code="invalid_api_key")
+        problem = variation_problem(req, self.fake.prism)
+        if problem is not None:
+            return problem
+        assert req.form is not None
+        n = int(req.form.get("n", "1"))
+        body = {"prompt": "", "response_format": req.form.get("response_format")}
+        data = [self._image(body) for _ in range(n)]
+        return Reply(json={"created": int(time.time()), "data": data},
+                     headers={"x-request-id": f"req_{self.fake.next_id()}"})  # fmt: skip
 
     def _azure_edit(self, req: Recorded) -> Reply:
         """Azure's edits: the deployment route (api-version 2025-04-01-preview or later, no `model`
@@ -582,11 +601,12 @@ def _sniff(data: bytes) -> str | None:
     return None
 
 
-def edit_problem(req: Recorded, model_field: bool) -> Reply | None:
+def edit_problem(req: Recorded, model_field: bool, prism: bool = False) -> Reply | None:
     """What the real edits endpoint refuses: a body that is not multipart (JSON included), unknown
     fields, text where a file goes (or a file where text goes), no image or prompt, more than 16
     images, an image that is not PNG, JPEG or WebP, a mask that is not a PNG; `model` where the
-    route names the deployment (Azure's deployment route), or none where it must be given."""
+    route names the deployment (Azure's deployment route), or none where it must be given. With `prism`
+    (FakeProvider.prism) only what OpenAI's spec refuses: any bytes as an upload, any model's input_fidelity."""
     if req.form is None or req.files is None:
         kind = req.headers.get("content-type", "no content type")
         return openai_error(400, f"Invalid Content-Type header ({kind}), expected multipart/form-data.",
@@ -617,12 +637,12 @@ def edit_problem(req: Recorded, model_field: bool) -> Reply | None:
     if len(images) > 16:
         return openai_error(400, f"Too many images: {len(images)}; at most 16.", param="image", code="invalid_value")
     for _, filename, _, data in images:
-        if _sniff(data) is None:
+        if _sniff(data) is None and not prism:
             return openai_error(400, f"Invalid file '{filename}': unsupported mimetype. Supported file formats are "
                                 "'image/jpeg', 'image/png', and 'image/webp'.", param="image",
                                 code="unsupported_file_mimetype")  # fmt: skip
     masks = [f for f in files if f[0] == "mask"]
-    if len(masks) > 1 or (masks and _sniff(masks[0][3]) != "image/png"):
+    if len(masks) > 1 or (masks and _sniff(masks[0][3]) != "image/png" and not prism):
         return openai_error(400, "Invalid mask: it must be one PNG image.", param="mask", code="invalid_image_format")
     if model_field != ("model" in form):
         if model_field:
@@ -631,17 +651,65 @@ def edit_problem(req: Recorded, model_field: bool) -> Reply | None:
         return openai_error(400, "Unknown parameter: 'model'.", param="model", code="unknown_parameter")
     model = form.get("model", "")
     fidelity = form.get("input_fidelity")
-    if fidelity is not None and (fidelity not in ("low", "high") or model.startswith("gpt-image-2")
-                                 or (model == "gpt-image-1-mini" and fidelity != "low")):  # fmt: skip
+    if fidelity is not None and (fidelity not in ("low", "high") or (model.startswith("gpt-image-2") and not prism)
+                                 or (model == "gpt-image-1-mini" and fidelity != "low" and not prism)):  # fmt: skip
         return openai_error(400, f"Invalid value for 'input_fidelity': '{fidelity}' is not supported with {model}.",
                             param="input_fidelity", code="invalid_value")  # fmt: skip
     return None
 
 
+# What /images/variations took (openai 3.57.0 types/image_create_variation_params.py): "a valid PNG file,
+# less than 4MB, and square"; "Only `dall-e-2` is supported"; n 1-10; sizes 256x256, 512x512, 1024x1024.
+VARIATION_TEXT_FIELDS = frozenset({"model", "n", "response_format", "size", "user"})
+VARIATION_SIZES = ("256x256", "512x512", "1024x1024")
+
+
+def variation_problem(req: Recorded, prism: bool) -> Reply | None:
+    """What the real variations endpoint refuses: not multipart, unknown fields, not one `image` file,
+    an image that is not a square PNG under 4 MB, a model other than dall-e-2, n, size or
+    response_format out of range."""
+    if req.form is None or req.files is None:
+        kind = req.headers.get("content-type", "no content type")
+        return openai_error(400, f"Invalid Content-Type header ({kind}), expected multipart/form-data.",
+                            code="invalid_content_type")  # fmt: skip
+    form, files = req.form, req.files
+    for name in [*form, *(f[0] for f in files)]:
+        if name not in VARIATION_TEXT_FIELDS | {"image"} or (name == "image") == (name in form):
+            return openai_error(400, f"Unknown parameter: '{name}'.", param=name, code="unknown_parameter")
+        if form.get(name) == "<repeated>":
+            return openai_error(400, f"Duplicate parameter: '{name}'.", param=name, code="invalid_value")
+    if len(files) != 1:
+        return openai_error(400, "Missing required parameter: 'image'.", param="image",
+                            code="missing_required_parameter")  # fmt: skip
+    data = files[0][3]
+    if not prism and (not data.startswith(b"\x89PNG") or data[16:20] != data[20:24] or len(data) >= 4 * 1024 * 1024):
+        return openai_error(400, "Uploaded image must be a PNG and less than 4 MB, and square.", param="image",
+                            code="invalid_image_format")  # fmt: skip
+    model = form.get("model", "dall-e-2")
+    if model != "dall-e-2":
+        return openai_error(400, f"Invalid value: '{model}'. Value must be 'dall-e-2'.", param="model",
+                            code="invalid_value")  # fmt: skip
+    n = form.get("n", "1")
+    if not n.isdigit() or not 1 <= int(n) <= 10:
+        return openai_error(400, f"Invalid value for 'n': {n!r}; it must be from 1 to 10.", param="n",
+                            code="invalid_value")  # fmt: skip
+    if form.get("size", "1024x1024") not in VARIATION_SIZES:
+        return openai_error(400, f"Invalid value: '{form['size']}'. Supported values are: "
+                            + ", ".join(f"'{s}'" for s in VARIATION_SIZES) + ".", param="size",
+                            code="invalid_value")  # fmt: skip
+    if form.get("response_format", "url") not in ("url", "b64_json"):
+        return openai_error(400, f"Invalid value: '{form['response_format']}'.", param="response_format",
+                            code="invalid_value")  # fmt: skip
+    return None
+
+
+GPT_IMAGE_SIZES = ("1024x1024", "1024x1536", "1536x1024")  # openai 3.57.0 types/images_response.py `size`
+
+
 def edit_reply(fake: FakeProvider, req: Recorded, headers: dict[str, str], model_field: bool) -> Reply:
     """An edit's answer as GPT image models give it: base64 images, the size and quality used, and
     usage with the input images' tokens (194 each: one 512 px tile; 4,160 more each at high fidelity)."""
-    problem = edit_problem(req, model_field)
+    problem = edit_problem(req, model_field, fake.prism)
     if problem is not None:
         return problem
     assert req.form is not None and req.files is not None
@@ -656,6 +724,8 @@ def edit_reply(fake: FakeProvider, req: Recorded, headers: dict[str, str], model
     n = int(form.get("n", "1"))
     data = [{"b64_json": base64.b64encode(fake.image_bytes).decode()} for _ in range(n)]
     size = form.get("size", "auto")
+    if fake.prism and size not in GPT_IMAGE_SIZES:
+        size = "auto"  # openai's ImagesResponse.size allows only these
     payload = {
         "created": int(time.time()), "background": form.get("background", "opaque"), "data": data,
         "output_format": form.get("output_format", "png"), "quality": form.get("quality", "medium"),

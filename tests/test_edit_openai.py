@@ -201,6 +201,30 @@ def test_an_openai_compatible_server_gets_the_same_form(fake: FakeProvider, file
     assert [name for name, _, _ in parts(request)] == ["image[]", "image[]"]
 
 
+def test_a_file_imggen_cannot_read_goes_to_a_compatible_server_as_it_is(fake: FakeProvider, tmp_path: Path) -> None:
+    # A server of one's own may read what imggen cannot (TIFF, HEIC, …): it decides. OpenAI's own refuses first.
+    tiff = b"II*\x00" + b"\x00" * 60
+    (tmp_path / "scan.tiff").write_bytes(tiff)
+    fake.require_key, fake.prism = False, True
+    response = imggen.edit("hat", [tmp_path / "scan.tiff", b"Example data"], mask=b"Example data",
+                           model="openai/gpt-image-2", api_base=fake.openai_base)  # fmt: skip
+    assert len(response.data) == 1
+    [request] = edits(fake)
+    assert request.files == [("image[]", "scan.tiff", "image/tiff", tiff),
+                             ("image[]", "images[1]", "application/octet-stream", b"Example data"),
+                             ("mask", "mask", "application/octet-stream", b"Example data")]  # fmt: skip
+    shown = run_cli("edit", "hat", str(tmp_path / "scan.tiff"), "-m", "openai/gpt-image-2", "--api-base",
+                    fake.openai_base, "--dry-run")  # fmt: skip
+    assert shown.code == 0, shown.stderr
+    assert f'"image": "<scan.tiff, image/tiff, {len(tiff)} bytes>"' in shown.stdout and "II*" not in shown.stdout
+    with pytest.raises(UsageError, match=r"images\[1\] is not a PNG, JPEG, WebP or GIF image") as caught:
+        imggen.edit("hat", [A, b"Example data"], model="openai/gpt-image-2", api_key=OPENAI_KEY)
+    assert caught.value.param == "images"
+    with pytest.raises(UsageError, match="mask is not a PNG"):
+        imggen.edit("hat", A, mask=b"Example data", model="openai/gpt-image-2", api_key=OPENAI_KEY)
+    assert len(edits(fake)) == 1
+
+
 # -- Azure ------------------------------------------------------------------------------------------------
 
 

@@ -294,7 +294,9 @@ def test_edit_forwarded_to_a_compatible_server(start: Any, compatible: FakeCompa
     assert [p.content for p in got.files("mask")] == [MASK]
     assert got.field("model") == "gpt-image-2" and got.field("prompt") == "a hat" and got.field("n") == "2"
     assert got.field("output_compression") == "70" and got.field("background") == "opaque"
-    assert got.field("input_fidelity") is None  # gpt-image-2 has none (openai 3.57.0: "omit this parameter")
+    # gpt-image-2 has none (openai 3.57.0: "omit this parameter"), but a server of the user's decides: sent as
+    # given without drop_params (test_serve_openai_suite.py), left out with it
+    assert got.field("input_fidelity") == "high"
 
 
 def test_a_failed_edit_falls_back(start: Any, compatible: FakeCompatible) -> None:
@@ -376,6 +378,23 @@ def test_a_variation_takes_only_its_fields(start: Any, compatible: FakeCompatibl
     api = client(served)
     _refused(lambda: api.images.create_variation(model="varied", image=IMAGE, extra_body={"prompt": "x"}), 400,
              "prompt", "unsupported_parameter")  # fmt: skip
-    _refused(lambda: api.images.create_variation(model="varied", image=("a.txt", b"text", "text/plain")), 400,
-             "image")  # fmt: skip
     assert not compatible.received
+
+
+def test_an_upload_imggen_cannot_read_goes_to_a_compatible_server_as_it_came(
+    start: Any, compatible: FakeCompatible
+) -> None:
+    # An OpenAI-compatible server of one's own decides what it reads (LiteLLM's proxy forwards uploads
+    # unread); a known endpoint refuses before sending (test_a_bad_mask_or_image_is_a_400_about_it).
+    served = start(proxy_config(on_compatible("varied", compatible, "openai/v1"), on_compatible("gpt", compatible)))
+    api = client(served)
+    with pytest.raises(openai.BadRequestError) as caught:
+        api.images.create_variation(model="varied", image=("a.txt", b"text", "text/plain"))
+    assert "Invalid image file" in error_of(caught)["message"]  # the server's answer
+    with pytest.raises(openai.BadRequestError):
+        api.images.edit(model="gpt", prompt="a hat", image=("b.heic", b"\x00\x00\x00\x18ftypheic", "image/heic"))
+    variation, edit = compatible.received
+    assert [(p.filename, p.content_type, p.content) for p in variation.files("image")] == [
+        ("a.txt", "text/plain", b"text")
+    ]
+    assert [(p.filename, p.content_type) for p in edit.files("image")] == [("b.heic", "image/heic")]

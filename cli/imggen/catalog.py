@@ -298,12 +298,14 @@ def input_cost(info: ModelInfo | None, request: ImageRequest, requests: int) -> 
     (how the provider tokenises an input image, see `_input_image_tokens`) at the model's
     `price.tokens.image_in` rate, once per request (whether OpenAI bills the inputs again for each of
     n images of one request is undocumented). Nothing when the edit price is absent (the provider
-    bills the edit as a generation). None: unknown."""
+    bills the edit as a generation). None: unknown (an opaque upload's pixels are unknown too)."""
     price = (info.edit or {}).get("price") if info else None
     if not price:
         return 0.0
     assert info is not None
     if "image_tokens" in price:
+        if any(image.opaque for image in request.images):
+            return None
         rate = ((info.price or {}).get("tokens") or {}).get("image_in")
         if rate is None:
             return None

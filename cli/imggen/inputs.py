@@ -1,10 +1,17 @@
 """Input images of an edit: read from a path, bytes or a file object, recognised from their header
 (format, pixel size, alpha) without an imaging library, and checked against what the model takes
-before anything is sent (plan.py calls `check_edit`)."""
+before anything is sent (plan.py calls `check_edit`).
+
+A file that is none of PNG, JPEG, WebP and GIF is kept as an opaque upload (format `unknown`): its name,
+content type and bytes, sent as they are. Only a deployment on an OpenAI-compatible server of the user's
+(an api_base that is not the provider's own endpoint) takes one: such a server may read formats imggen
+cannot (and LiteLLM's proxy forwards uploads unread), so it decides; a known endpoint, whose rules imggen
+knows, refuses it before anything is sent."""
 
 from __future__ import annotations
 
 import hashlib
+import mimetypes
 import os
 import struct
 from collections.abc import Mapping
@@ -12,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import UsageError
-from .types import InputImage
+from .types import UNKNOWN_FORMAT, InputImage
 
 HEAD = 64 * 1024  # enough of a file to find its pixel size (a JPEG's frame header may follow its EXIF)
 FORMATS = ("png", "jpeg", "webp", "gif")
@@ -88,12 +95,13 @@ def _webp(head: bytes) -> tuple[str, int, int, bool] | None:
     return None
 
 
-def load(source: Any, label: str, *, base: Path | None = None) -> InputImage:
+def load(source: Any, label: str, *, base: Path | None = None, content_type: str | None = None) -> InputImage:
     """An input image from a path (relative to `base` when given), bytes or a binary file object;
     `label` names it in messages when it has no file name ("image 1", "mask"). Anything that is not
-    a readable PNG, JPEG, WebP or GIF is a usage error."""
+    a readable PNG, JPEG, WebP or GIF is an opaque upload (`InputImage.opaque`) with `content_type`
+    (else the type its name suggests): `check_edit` refuses it unless the deployment takes one."""
     if isinstance(source, bytes | bytearray | memoryview):
-        return _from_bytes(bytes(source), label)
+        return _from_bytes(bytes(source), label, content_type)
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         return _from_path(base / path if base is not None and not path.is_absolute() else path)
@@ -103,14 +111,16 @@ def load(source: Any, label: str, *, base: Path | None = None) -> InputImage:
         if not isinstance(data, bytes):
             raise UsageError(f"{label} is a text file object; open it in binary mode ('rb')")
         name = getattr(source, "name", None)
-        return _from_bytes(data, Path(name).name if isinstance(name, str) else label)
+        return _from_bytes(data, Path(name).name if isinstance(name, str) else label, content_type)
     raise UsageError(f"{label} must be a path, bytes or a binary file object, not {type(source).__name__}")
 
 
-def _from_bytes(data: bytes, name: str) -> InputImage:
+def _from_bytes(data: bytes, name: str, content_type: str | None = None) -> InputImage:
     found = probe(data[:HEAD])
     if found is None:
-        raise _not_image(name)
+        digest = hashlib.sha256(data).hexdigest()
+        return InputImage(name, UNKNOWN_FORMAT, 0, 0, False, len(data), digest, data=data,
+                          content_type=content_type or _guessed_type(name))  # fmt: skip
     fmt, width, height, alpha = found
     return InputImage(name, fmt, width, height, alpha, len(data), hashlib.sha256(data).hexdigest(), data=data)
 
@@ -137,17 +147,27 @@ def _from_path(path: Path) -> InputImage:
         raise UsageError(f"cannot read image {path}: {exc.strerror}") from None
     found = probe(head)
     if found is None:
-        raise _not_image(str(path))
-    fmt, width, height, alpha = found
-    image = InputImage(path.name, fmt, width, height, alpha, stat.st_size, digest.hexdigest(), path=path)
+        image = InputImage(str(path), UNKNOWN_FORMAT, 0, 0, False, stat.st_size, digest.hexdigest(), path=path,
+                           content_type=_guessed_type(path.name))  # fmt: skip
+    else:
+        fmt, width, height, alpha = found
+        image = InputImage(path.name, fmt, width, height, alpha, stat.st_size, digest.hexdigest(), path=path)
     if len(_cache) >= MAX_CACHED:
         _cache.clear()
     _cache[key] = image
     return image
 
 
-def _not_image(name: str) -> UsageError:
-    return UsageError(f"{name} is not a PNG, JPEG, WebP or GIF image", hint="Give an image file.")
+def _guessed_type(name: str) -> str:
+    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+
+
+def _not_image(image: InputImage, param: str) -> UsageError:
+    return UsageError(
+        f"{image.name} is not a PNG, JPEG, WebP or GIF image",
+        hint="Give an image file (only an OpenAI-compatible server, an api_base of your own, takes other files).",
+        param=param,
+    )
 
 
 def read_checked(image: InputImage) -> bytes:
@@ -168,9 +188,13 @@ def check_edit(
     images: tuple[InputImage, ...],
     mask: InputImage | None,
     mask_prompt: str | None,
+    *,
+    opaque_ok: bool = False,
 ) -> None:
     """What the model takes (its catalog `edit` rules; none for an id the catalog does not know):
-    how many images, which formats, how large; a mask a PNG with alpha the size of the first image."""
+    how many images, which formats, how large; a mask a PNG with alpha the size of the first image.
+    An opaque upload (a file imggen cannot read) is refused unless `opaque_ok` (a deployment on an
+    OpenAI-compatible server of the user's), and is then sent unchecked: the server decides."""
     rules = rules or {}
     if not images:
         raise UsageError("an edit needs at least one input image", hint="e.g. imggen edit \"add a hat\" otter.png",
@@ -182,9 +206,14 @@ def check_edit(
     formats = tuple(rules.get("formats", FORMATS))
     limit = int(rules.get("max_bytes", DEFAULT_MAX_BYTES))
     for image in images:
-        _check_one(model, image, formats, limit)
+        if image.opaque and not opaque_ok:
+            raise _not_image(image, "images")
+        if not image.opaque:
+            _check_one(model, image, formats, limit)
     if mask is not None and mask_prompt is not None:
         raise UsageError("give --mask or --mask-prompt, not both", param="mask")
+    if mask is not None and mask.opaque and not opaque_ok:
+        raise _not_image(mask, "mask")
     if mask is not None:
         _check_mask(model, rules, mask, images[0])
     if mask_prompt is not None and rules and not rules.get("mask_prompt"):
@@ -209,13 +238,15 @@ def _check_one(model: str, image: InputImage, formats: tuple[str, ...], limit: i
 def _check_mask(model: str, rules: Mapping[str, Any], mask: InputImage, first: InputImage) -> None:
     if rules and not rules.get("mask"):
         raise UsageError(f"{model} takes no mask", hint=_mask_hint(rules), param="mask")
+    if mask.opaque:  # sent unchecked (check_edit's opaque_ok): the server decides
+        return
     if mask.format != "png" or not mask.alpha:
         raise UsageError(
             f"the mask {mask.name} must be a PNG with an alpha channel",
             hint="Transparent pixels mark what to change; save the mask as RGBA PNG.",
             param="mask",
         )
-    if (mask.width, mask.height) != (first.width, first.height):
+    if not first.opaque and (mask.width, mask.height) != (first.width, first.height):
         raise UsageError(
             f"the mask {mask.name} is {mask.width}x{mask.height}; "
             f"the image {first.name} is {first.width}x{first.height}",

@@ -113,17 +113,25 @@ class Plan:
     refusal: UsageError | None = None
 
 
-def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
+def make_plan(
+    prompt: str, options: Options, settings: Resolved, *, any_size: bool = False, as_given: bool = False
+) -> Plan:
+    """The requests for a prompt. The proxy, for a deployment on an OpenAI-compatible server of the user's
+    (compatible_server), lets that server decide, as LiteLLM does there: `any_size`, a WxH size the catalog's
+    rules for the model's name refuse is sent as given; `as_given` (without drop_params), an option the
+    catalog says the model has no field for is sent all the same rather than left out with a note. The CLI
+    and the library keep the catalog's rules: an OPENAI_BASE_URL is often a gateway to OpenAI itself, and a
+    batch is checked whole before anything is sent."""
     info = settings.model.info
     _check_prompt(prompt, info)
     check_options(options)
     _check_planned(options.params, settings)
     notes: list[str] = []
-    choice = sizes.choose(info, options.size, options.aspect_ratio)
+    choice = _size_choice(options, settings, any_size)
     if choice.note:
         notes.append(choice.note)
-    values = _option_values(options, settings, notes)
-    values.update(_edit_values(options, settings, notes))
+    values = _option_values(options, settings, notes, as_given)
+    values.update(_edit_values(options, settings, notes, as_given))
     template = ImageRequest(
         prompt=prompt, model=settings.model, size=choice.size, aspect_ratio=choice.aspect_ratio,
         image_size=choice.image_size, params=dict(options.params), **values,
@@ -140,6 +148,26 @@ def make_plan(prompt: str, options: Options, settings: Resolved) -> Plan:
     _lifecycle(plan, options.allow_retired)
     plan.warnings += settings.warnings
     return plan
+
+
+def _size_choice(options: Options, settings: Resolved, any_size: bool) -> sizes.SizeChoice:
+    """The size to send. With `any_size` (make_plan), a WxH size the catalog's rules for this model refuse
+    still goes, as given, to an OpenAI-compatible server of the user's: its model of that name may take it,
+    and the server decides (with a note saying so)."""
+    info = settings.model.info
+    try:
+        return sizes.choose(info, options.size, options.aspect_ratio)
+    except UsageError as exc:
+        if not any_size or info is None or options.size is None or options.aspect_ratio:
+            raise
+        if not compatible_server(settings):
+            raise
+        choice = sizes.choose(None, options.size, None)  # still a WxH (or auto): refused otherwise
+        from .secrets import shown_url
+
+        where = shown_url(str(settings.get("api_base")))
+        note = f"{exc.worded('cli')[0]}; sent as given to the server at {where}, which decides"
+        return replace(choice, note=note)
 
 
 def _check_prompt(prompt: str, info: ModelInfo | None) -> None:
@@ -262,7 +290,7 @@ def _check_task(options: Options, settings: Resolved) -> None:
                      hint=f'e.g. imggen edit "a prompt" photo.png -m {name}', param="model")  # fmt: skip
 
 
-def _edit_values(options: Options, settings: Resolved, notes: list[str]) -> dict[str, Any]:
+def _edit_values(options: Options, settings: Resolved, notes: list[str], as_given: bool = False) -> dict[str, Any]:
     """An edit's inputs, checked against what the model takes (inputs.check_edit)."""
     _check_task(options, settings)
     if options.task != "edit":
@@ -271,12 +299,14 @@ def _edit_values(options: Options, settings: Resolved, notes: list[str]) -> dict
 
     info, name = settings.model.info, settings.model.name
     rules = info.edit if info is not None else None
-    check_edit(name, rules, options.images, options.mask, options.mask_prompt)
+    check_edit(name, rules, options.images, options.mask, options.mask_prompt, opaque_ok=compatible_server(settings))
     values: dict[str, Any] = {"images": options.images, "mask": options.mask, "mask_prompt": options.mask_prompt}
     fidelity = options.input_fidelity
     if fidelity is not None:
         allowed = tuple((rules or {}).get("input_fidelity", ("low", "high") if rules is None else ()))
-        if not allowed:
+        if not allowed and as_given:
+            values["input_fidelity"] = fidelity
+        elif not allowed:
             notes.append(f"{name} has no input fidelity field: --input-fidelity not sent")
         elif fidelity not in allowed:
             raise param_error("{model} does not take {given}", param="input_fidelity", value=fidelity, model=name,
@@ -286,7 +316,7 @@ def _edit_values(options: Options, settings: Resolved, notes: list[str]) -> dict
     return values
 
 
-def _option_values(options: Options, settings: Resolved, notes: list[str]) -> dict[str, Any]:
+def _option_values(options: Options, settings: Resolved, notes: list[str], as_given: bool = False) -> dict[str, Any]:
     info, fields, name = settings.model.info, model_fields(settings, options.task), settings.model.name
     if options.response_format is not None and options.response_format not in RESPONSE_FORMATS:
         raise param_error("{given} is not one of: url, b64_json", param="response_format",
@@ -295,6 +325,9 @@ def _option_values(options: Options, settings: Resolved, notes: list[str]) -> di
     for key, flag in OPTION_FLAGS.items():
         value = getattr(options, key)
         if value is None:
+            continue
+        if key not in fields and as_given and (key, value) != ("response_format", "b64_json"):
+            values[key] = value  # base64 is what a model without the field answers: never worth a refusal
             continue
         if key not in fields:
             notes.append(f"{name} has no {key.replace('_', ' ')} field: {flag} not sent")
@@ -370,6 +403,25 @@ def on_own_endpoint(settings: Resolved) -> bool:
     except ValueError:
         return False
     return host.endswith(hosts)
+
+
+def compatible_server(settings: Resolved) -> bool:
+    """The request goes to a server of the user's that speaks the provider's format (an api_base that is
+    neither the provider's own endpoint nor one of its hosts): such a server may take fields and uploads
+    imggen does not know, so it decides about them (ProviderSpec.compatible_servers)."""
+    spec = PROVIDERS[settings.model.provider]
+    if not spec.compatible_servers or on_own_endpoint(settings):
+        return False
+    if not spec.api_hosts:
+        return True
+    import re
+    from urllib.parse import urlsplit
+
+    try:
+        host = (urlsplit(str(settings.get("api_base"))).hostname or "").lower()
+    except ValueError:
+        return False
+    return not re.search(spec.api_hosts, host)
 
 
 def _lifecycle(plan: Plan, allow_retired: bool) -> None:

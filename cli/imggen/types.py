@@ -63,10 +63,14 @@ class ImageRequest:
 class InputImage:
     """An input image of an edit (or a mask), as checked before anything is sent: what its header says
     and its hash. The bytes are read when a request is built (`read`), so a batch of edits holds only
-    the images of the requests in flight; bytes given directly (stdin, a Python call) are kept."""
+    the images of the requests in flight; bytes given directly (stdin, a Python call) are kept.
+
+    An upload imggen cannot read (format `unknown`, no pixel size: `opaque`) is sent as it came, under
+    its own file name and content type; only an OpenAI-compatible server of the user's takes one
+    (inputs.check_edit), where the server decides what it accepts."""
 
     name: str  # how messages and --dry-run name it: the file's name, "stdin", "image 1"
-    format: str  # png, jpeg, webp, gif
+    format: str  # png, jpeg, webp, gif; UNKNOWN_FORMAT for an opaque upload
     width: int
     height: int
     alpha: bool  # has an alpha channel (PNG colour types 4 and 6, or a tRNS chunk; WebP with alpha)
@@ -74,15 +78,29 @@ class InputImage:
     sha256: str
     path: Path | None = None
     data: bytes | None = field(default=None, repr=False, compare=False)
+    content_type: str | None = None  # an opaque upload's type, as its sender gave it (else guessed from its name)
+
+    @property
+    def opaque(self) -> bool:
+        """Not an image imggen can read: nothing is known of it but its name, type and bytes."""
+        return self.format == UNKNOWN_FORMAT
 
     @property
     def mime(self) -> str:
+        if self.opaque:
+            return self.content_type or "application/octet-stream"
         return f"image/{self.format}"
 
     @property
     def filename(self) -> str:
-        """A file name with the extension its format has (what a multipart part is called)."""
-        stem = Path(self.name).stem if self.path is not None else self.name.replace(" ", "-")
+        """A file name with the extension its format has (what a multipart part is called); an opaque
+        upload keeps the name it came with."""
+        if self.opaque:
+            return (self.path.name if self.path is not None else self.name) or "image"
+        named = (
+            self.path is not None or Path(self.name).suffix.lower() in IMAGE_SUFFIXES
+        )  # otter.png, not otter.png.png
+        stem = Path(self.name).stem if named else self.name.replace(" ", "-")
         return f"{stem or 'image'}.{'jpg' if self.format == 'jpeg' else self.format}"
 
     def read(self) -> bytes:
@@ -103,12 +121,17 @@ class InputImage:
 
     def shown(self) -> str:
         """How --dry-run, -v and messages show it: never the bytes."""
-        return f"<{self.name}, {self.mime}, {self.width}x{self.height}, {self.size:,} bytes>"
+        pixels = "not read by imggen" if self.opaque else f"{self.width}x{self.height}"
+        return f"<{self.name}, {self.mime}, {pixels}, {self.size:,} bytes>"
 
     def described(self) -> dict[str, Any]:
         """What --metadata and the manifest record of it."""
-        return {"name": self.name, "sha256": self.sha256, "format": self.format, "size": f"{self.width}x{self.height}",
-                "bytes": self.size}  # fmt: skip
+        return {"name": self.name, "sha256": self.sha256, "format": self.format,
+                "size": None if self.opaque else f"{self.width}x{self.height}", "bytes": self.size}  # fmt: skip
+
+
+UNKNOWN_FORMAT = "unknown"  # InputImage.format of an upload imggen cannot read
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 
 
 @dataclass(frozen=True)

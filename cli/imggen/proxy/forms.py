@@ -205,8 +205,10 @@ def variation_fields(form: Form) -> tuple[InputImage, str, dict[str, str]]:
 
 
 def _image(upload: Upload, label: str, param: str) -> InputImage:
-    """An uploaded image, recognised from its header; named by its file name (else `label`)."""
+    """An uploaded image, recognised from its header; named by its file name (else `label`). One imggen
+    cannot read is an opaque upload with the sender's content type, sent on as it came only to an
+    OpenAI-compatible server (inputs.check_edit, variations.check): elsewhere a 400 before sending."""
     try:
-        return load(upload.content, upload.filename or label)
+        return load(upload.content, upload.filename or label, content_type=upload.content_type)
     except UsageError as exc:
         raise ProxyError(400, exc.text("proxy"), param=param) from exc

@@ -29,10 +29,10 @@ from ..plan import (
     REQUEST_OPTIONS,
     Options,
     Plan,
+    compatible_server,
     make_plan,
     model_fields,
     model_tasks,
-    on_own_endpoint,
 )
 from ..providers import PROVIDERS, SPECS, get_provider
 from ..providers.openai_wire import is_gpt_image
@@ -46,9 +46,12 @@ from .state import State
 
 @dataclass
 class Streamed:
-    """An upstream answer being streamed (server-sent events), its body not yet read."""
+    """An upstream answer being streamed (server-sent events), its body not yet read. Its cost is the plan's
+    estimate (the catalog's price for the size and quality asked): the headers that carry it
+    (x-litellm-response-cost) and the spend log's row are written before the upstream's usage arrives."""
 
     upstream: httpx.Response
+    cost_usd: float | None = None
 
 
 # One upstream call on the deployment the router picked.
@@ -98,7 +101,7 @@ class ProxyError(Exception):
 class Outcome:
     response: ImageResponse
     deployment: Deployment
-    stream: Streamed | None = None  # a streamed answer: `response` is then empty (no images, no cost)
+    stream: Streamed | None = None  # a streamed answer: `response` is then empty (no images; the estimated cost)
 
 
 @dataclass
@@ -184,7 +187,7 @@ class Router:
                 upstream = await open_stream(get_provider(settings.model.provider), request, settings, transport)
             except UsageError as exc:
                 raise bad_request(exc, deployment, code="unsupported_parameter") from exc
-            return Streamed(upstream)
+            return Streamed(upstream, plan.cost_usd)
 
         return await self.route(name, call)
 
@@ -277,7 +280,7 @@ class Router:
                 self._measured(deployment, time.monotonic() - started)  # a stream: the time to its first bytes
                 if isinstance(answer, Streamed):
                     empty = ImageResponse(created=int(time.time()), data=[], model=deployment.settings.model.name,
-                                          prompt="")  # fmt: skip
+                                          prompt="", cost_usd=answer.cost_usd)  # fmt: skip
                     return Outcome(empty, deployment, answer)
                 return Outcome(answer, deployment)
             except GenerationError as exc:
@@ -383,13 +386,17 @@ class Router:
         if options.task == "edit" and "edit" not in model_tasks(deployment.settings):
             raise self._cannot_edit(deployment)
         drop = self.config.drop_params if deployment.drop_params is None else bool(deployment.drop_params)
-        if not drop:
+        # An OpenAI-compatible server of the user's decides about the fields its model takes (LiteLLM forwards
+        # them there); drop_params leaves out what the catalog says the model lacks; elsewhere that is a 400.
+        compatible = compatible_server(deployment.settings)
+        as_given = not drop and compatible
+        if not drop and not as_given:
             _refuse_unsupported(deployment, options)
         options = _provider_params(deployment, options, drop)
         if deployment.allow_retired:
             options = replace(options, allow_retired=True)
         try:
-            plan = make_plan(prompt, options, deployment.settings)
+            plan = make_plan(prompt, options, deployment.settings, any_size=compatible, as_given=as_given)
         except ImggenError as exc:
             raise bad_request(exc, deployment) from exc
         if plan.refusal is not None:  # a retired model on its provider's own endpoint: nothing is sent
@@ -454,7 +461,7 @@ def _provider_params(deployment: Deployment, options: Options, drop: bool) -> Op
     provider = settings.model.provider
     # An OpenAI-compatible server (the user's api_base) may take any field: forwarded unless the config
     # asks to drop what the model does not document (drop_params).
-    compatible = not drop and PROVIDERS[provider].compatible_servers and not on_own_endpoint(settings)
+    compatible = not drop and compatible_server(settings)
     kept: dict[str, Any] = {}
     for key, value in options.params.items():
         takes = compatible or provider in (OPENAI_PROVIDERS if key in OPENAI_FIELDS else PROVIDER_PARAM_PROVIDERS)
