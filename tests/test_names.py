@@ -75,7 +75,6 @@ def _at_terminal(*args: str, columns: int = 80, env: dict[str, str] | None = Non
     import subprocess
     import sys
     import termios
-
     import threading
 
     master, slave = pty.openpty()
