@@ -100,7 +100,7 @@ def load(port: int, path: str, total: int, key: str = MASTER) -> tuple[float, in
 
 def virtual_key(port: int) -> str:
     """A virtual key with a budget far above the run's cost: every request is checked, held and logged."""
-    answer = httpx.post(f"http://127.0.0.1:{port}/key/generate", json={"max_budget": 1000, "key_alias": "bench"},
+    answer = httpx.post(f"http://127.0.0.1:{port}/key/generate", json={"max_budget": 1000, "key_alias": f"bench-{port}"},
                         headers={"Authorization": f"Bearer {MASTER}"}, timeout=30)  # fmt: skip
     answer.raise_for_status()
     return str(answer.json()["key"])
