@@ -287,3 +287,60 @@ def test_schema_upgrade_keeps_keys(kind: str, tmp_path: Path) -> None:
             server.stop()
     if kind == "sqlite":
         assert sqlite3.connect(tmp_path / "old.db").execute("SELECT version FROM imggen_schema").fetchall() == [(3,)]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_leases_never_admit_more_than_the_budget_and_one_request_per_instance(seed: int, tmp_path: Path) -> None:
+    """The bound keys.py argues, in process: three instances (three owners, three connection pools on
+    one SQLite file) admit 150 concurrent requests of random cost and latency against one budget, their
+    spend logs settling at random moments; what they admit never exceeds the budget by more than one
+    request per instance (and leave little of it unspent)."""
+    import random
+
+    from imggen.proxy.keys import Keys
+    from imggen.proxy.router import ProxyError
+    from imggen.proxy.spend import Record, SpendLog
+    from imggen.proxy.state import MemoryState
+
+    rng = random.Random(seed)
+    budget, most = 0.5, 0.05
+
+    async def run() -> tuple[float, float]:
+        url = f"sqlite:///{tmp_path / 'bound.db'}"
+        databases = [await dbmod.open_database(url) for _ in range(3)]
+        instances = [Keys(database, MemoryState()) for database in databases]
+        logs = [SpendLog(database, keys) for database, keys in zip(databases, instances, strict=True)]
+        token = (await instances[0].generate({"max_budget": budget}))["key"]
+        admitted: list[float] = []
+
+        async def request(i: int) -> None:
+            keys, log = instances[i % 3], logs[i % 3]
+            key = await keys.lookup(token)
+            assert key is not None
+            cost = rng.uniform(0.001, most)
+            await asyncio.sleep(rng.uniform(0, 0.05))
+            try:
+                hold = await keys.admit(key, "m", cost)
+            except ProxyError as exc:
+                assert exc.status == 422
+                return
+            admitted.append(cost)
+            await asyncio.sleep(rng.uniform(0, 0.02))
+            keys.finished(hold)
+            log.add(Record(str(i), time.time(), "generations", "m", "d", 1, cost, 1.0, 200, hold, key.token, None))
+            if rng.random() < 0.1:
+                await log.flush()
+
+        await asyncio.gather(*(request(i) for i in range(150)))
+        for log in logs:
+            await log.flush()
+        async with databases[0].engine.connect() as conn:
+            spend = (await conn.execute(sa.select(dbmod.keys_table.c.spend))).scalar()
+        for keys, database in zip(instances, databases, strict=True):
+            await keys.aclose()
+            await database.aclose()
+        return sum(admitted), float(spend or 0)
+
+    admitted, spend = asyncio.run(run())
+    assert spend == pytest.approx(admitted)
+    assert budget * 0.8 <= admitted <= budget + 3 * most, admitted
