@@ -343,3 +343,34 @@ def test_leases_never_admit_more_than_the_budget_and_one_request_per_instance(se
     admitted, spend = asyncio.run(run())
     assert spend == pytest.approx(admitted)
     assert budget * 0.8 <= admitted <= budget + 3 * most, admitted
+
+
+def test_a_lowered_budget_is_asked_of_the_database_before_the_next_request(tmp_path: Path) -> None:
+    """/key/update on this instance drops its lease's validity: the next request leases again, finds
+    the lower budget (what it leased beyond it is given back) and is refused."""
+    from imggen.proxy.keys import Keys
+    from imggen.proxy.router import ProxyError
+    from imggen.proxy.state import MemoryState
+
+    async def run() -> None:
+        database = await dbmod.open_database(f"sqlite:///{tmp_path / 'update.db'}")
+        keys = Keys(database, MemoryState())
+        token = (await keys.generate({"max_budget": 1.0}))["key"]
+        key = await keys.lookup(token)
+        assert key is not None
+        holds = [await keys.admit(key, "m", 0.01) for _ in range(3)]
+        await asyncio.gather(*keys.refills)
+        await keys.update({"key": token, "max_budget": 0.02})
+        key = await keys.lookup(token)
+        assert key is not None and key.max_budget == 0.02
+        with pytest.raises(ProxyError) as refused:
+            await keys.admit(key, "m", 0.01)
+        assert refused.value.status == 422
+        lease = keys.leases[key.token]
+        assert lease.granted == pytest.approx(0.02) and lease.held == pytest.approx(0.03)  # the rest went back
+        for hold in holds:
+            keys.finished(hold)
+        await keys.aclose()
+        await database.aclose()
+
+    asyncio.run(run())
