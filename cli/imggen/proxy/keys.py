@@ -37,14 +37,18 @@ after a /key/update that lowers a budget, each other instance admits at most its
 before it asks the database again.
 
 Leases expire: LEASE_SECONDS (30; `IMGGEN_KEY_LEASE_SECONDS` sets it, e.g. for tests) after they were
-granted or last renewed. A live instance renews the leases it uses before half that time is left, gives
-back a lease it has not used for LEASE_IDLE seconds, and returns all of them when it stops (SIGTERM).
+granted or last renewed. A live instance renews its leases once a quarter of that time has passed
+(each spend-log batch that settles a key renews its lease too), gives back a lease it has not used for
+LEASE_IDLE seconds, and returns all of them when it stops (SIGTERM, after the last spend-log batch).
 A lease whose owner died (SIGKILL, a lost machine) is reclaimed by the next instance that needs room
 on that key once it has expired, so a dead process holds nothing longer than LEASE_SECONDS. An
 instance only uses its own lease until its local clock says it expired (less a margin), so instances'
 clocks may differ by up to that margin (LEASE_SECONDS / 4) without a lease being used after another
 instance reclaimed it; if one stalls longer than that (a lease reclaimed under it), its requests in
 flight are again the most a key can go over.
+
+SQLite: one writer at a time, so two processes on one file serialise these transactions (a busy
+writer is waited for up to 30 s). PostgreSQL: READ COMMITTED, the key's row lock orders them.
 """
 
 from __future__ import annotations
@@ -379,7 +383,7 @@ class Keys:
             lease.granted, lease.until, lease.owned = 0.0, 0.0, False
 
     async def _keep(self) -> None:
-        """Renew the leases in use before half their life is left; give back the ones not used lately."""
+        """Renew the leases held once a quarter of their life passed; give back the ones not used lately."""
         tick = min(0.5, self.ttl / 8)
         while True:
             await asyncio.sleep(tick)
