@@ -147,7 +147,7 @@ def test_the_engine_polls_a_job_until_its_image_comes() -> None:
 def test_a_job_is_held_to_the_requests_deadline() -> None:
     calls: list[str] = []
     sender = transport(queue(calls, done_after=100), timeout=0.05)
-    with pytest.raises(NetworkError, match=r"no complete answer from api.test within 0.05 s"):
+    with pytest.raises(NetworkError, match=r"the job at api.test did not finish within 0.05 s"):
         asyncio.run(engine.run(Polled(wait=0.02), REQUEST, None, sender))  # type: ignore[arg-type]
     assert 2 <= len(calls) <= 4
 

@@ -59,28 +59,45 @@ async def execute(
     on_event: EventHook | None = None,
     on_images: ResultHook | None = None,
     session: Session | None = None,
+    jobs: dict[int, tuple[int, str]] | None = None,
 ) -> ImageResponse:
     """Send the plan's requests through the session's scheduler and gather the images and failures.
     `on_images` is awaited with each request's images as soon as they arrive (the CLI saves them).
     Without a session, one is made for this plan alone, and a 401/403 stops the plan's requests not
-    yet sent (their errors are NotSentError). A shared session does that only with stop_on_auth."""
+    yet sent (their errors are NotSentError). A shared session does that only with stop_on_auth.
+    `jobs` (--resume) are the jobs an earlier run submitted, by first image index: (images, job id);
+    a request they match is collected from its job instead of being sent again.
+    A job API's requests are told to `on_event` as "job" events: {index, n, job_id, status,
+    submitted} (submitted: the id is new, before the first poll)."""
     if plan.refusal is not None:  # a retired model on its provider's own endpoint: nothing is sent
         raise plan.refusal
     if session is None:
         rpm = plan.settings.get("rpm")
         async with Session(retries=retries, concurrency=concurrency, rpm=rpm, stop_on_auth=True) as own:
-            return await execute(plan, on_event=on_event, on_images=on_images, session=own)
+            return await execute(plan, on_event=on_event, on_images=on_images, session=own, jobs=jobs)
     emit = on_event or (lambda _kind, _data: None)
     outcomes = await asyncio.gather(
-        *(_one(plan, r, session, emit, on_images) for r in plan.requests), return_exceptions=True
+        *(_one(plan, r, session, emit, on_images, _job_of(r, jobs)) for r in plan.requests), return_exceptions=True
     )
     return _response(plan, outcomes)
 
 
+def _job_of(request: ImageRequest, jobs: dict[int, tuple[int, str]] | None) -> str | None:
+    """The id of the job an earlier run submitted for exactly this request's images, if any."""
+    found = jobs.get(request.first_index) if jobs else None
+    return found[1] if found is not None and found[0] == request.n else None
+
+
 async def _one(
-    plan: Plan, request: ImageRequest, session: Session, emit: EventHook, on_images: ResultHook | None
-) -> ProviderResult:
+    plan: Plan, request: ImageRequest, session: Session, emit: EventHook, on_images: ResultHook | None,
+    job_id: str | None = None,
+) -> ProviderResult:  # fmt: skip
     from . import engine
+    from .providers.contract import Pending
+
+    def on_job(job: Pending, submitted: bool) -> None:
+        emit("job", {"index": request.first_index, "n": request.n, "job_id": job.job_id, "status": job.status,
+                     "submitted": submitted})  # fmt: skip
 
     settings = plan.settings
     provider = get_provider(settings.model.provider)
@@ -96,7 +113,7 @@ async def _one(
         session.check_sendable(request.n, settings)
         emit("start", {"index": request.first_index, "n": request.n})
         try:
-            result = await engine.run(provider, request, settings, transport)
+            result = await engine.run(provider, request, settings, transport, on_job=on_job, job_id=job_id)
         except GenerationError as exc:
             session.note_refusal(exc, settings)
             emit("failed", {"index": request.first_index, "n": request.n})

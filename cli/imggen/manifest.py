@@ -1,5 +1,7 @@
 """`DIR/.imggen-manifest.jsonl`: one line per saved image or failure, each written whole, so
-`--resume` can finish an interrupted or partly failed run without paying twice."""
+`--resume` can finish an interrupted or partly failed run without paying twice. A job submitted to a
+queue API has its line too (`"status": "submitted"`, its `job_id`), written before its first poll:
+`--resume` collects a job whose images were not saved instead of submitting it again."""
 
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ class Manifest:
         self.fd: int | None = None  # opened on the first line, kept for the run: an open per image is slow
         self.bad_lines: list[int] = []  # line numbers `done` could not read
         self.claimed: set[str] = set()  # file names the readable `saved` lines name
+        # Jobs submitted and not saved since, per job key: {first image index: (images, job id)} (done()).
+        self.jobs: dict[str, dict[int, tuple[int, str]]] = {}
 
     def append(self, record: dict[str, Any]) -> None:
         """One write of one whole line with O_APPEND: lines never interleave, even across processes."""
@@ -76,14 +80,21 @@ class Manifest:
         just before the file takes its name, so a file on disk always has its line; a line cut short
         was cut before its file was placed, and the image is simply made again."""
         last: dict[tuple[str, int], dict[str, Any]] = {}
+        submitted: dict[tuple[str, int], dict[str, Any]] = {}
         for record in self._records():
             if record.get("status") == "saved":
                 last[(record["key"], record["index"])] = record
+            elif record.get("status") == "submitted" and _job_record(record):
+                submitted[(record["key"], record["index"])] = record
         self.claimed = {Path(record["path"]).name for record in last.values()}
         saved: dict[str, set[int]] = {}
         for (key, index), record in last.items():
             if self._on_disk(record):
                 saved.setdefault(key, set()).add(index)
+        self.jobs = {}
+        for (key, index), record in submitted.items():
+            if not set(range(index, index + record["n"])) & saved.get(key, set()):
+                self.jobs.setdefault(key, {})[index] = (record["n"], record["job_id"])
         return saved
 
     def _on_disk(self, record: dict[str, Any]) -> bool:
@@ -132,6 +143,13 @@ def _record(line: bytes) -> dict[str, Any] | None:
         if not (isinstance(index, int) and not isinstance(index, bool) and isinstance(path, str) and path):
             return None
     return record
+
+
+def _job_record(record: dict[str, Any]) -> bool:
+    """A `submitted` line imggen wrote: the job's first image index, its images and its id."""
+    index, n, job_id = record.get("index"), record.get("n"), record.get("job_id")
+    numbers = all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (index, n))
+    return numbers and isinstance(job_id, str) and 0 < len(job_id) <= 1000
 
 
 def sha256_of(path: Path) -> str:

@@ -492,6 +492,58 @@ async def _download_with_retries(
     return path
 
 
+async def fetch_result(url: str, transport: Transport) -> tuple[Path | None, bytes | None]:
+    """A result URL that expires, downloaded now under the transport's retry loop (a plain GET: the
+    provider's key is never sent to it): into the run's spill folder when it has one (the file, to be
+    placed later), else into memory (the bytes). Each attempt starts afresh."""
+    from .transport import deadline_error, retryable_status
+
+    async def attempt() -> tuple[GenerationError | None, Any]:
+        try:
+            async with asyncio.timeout(transport.timeout):
+                return None, await _fetch_once(url, transport)
+        except TimeoutError:
+            return deadline_error(url, transport.timeout), None
+        except NetworkError as exc:
+            return exc, None
+        except BadResponseError as exc:
+            return exc, (None if exc.status and retryable_status(exc.status) else False)
+
+    fetched = await transport.retrying(attempt)
+    assert isinstance(fetched, tuple)
+    return fetched
+
+
+async def _fetch_once(url: str, transport: Transport) -> tuple[Path | None, bytes | None]:
+    directory = transport.spill_dir
+    if directory is None:
+        data = bytearray()
+        async for chunk in _download(url, transport):
+            if not data and sniff(chunk[:16]) is None:
+                raise BadResponseError(f"the result is not a PNG, JPEG, WebP or GIF image ({_describe(chunk)})")
+            data += chunk
+        if not data:
+            raise BadResponseError("the result is empty")
+        return None, bytes(data)
+    fd, path = private_temp(directory)
+    kept = False
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            async for chunk in _download(url, transport):
+                if not handle.tell() and sniff(chunk[:16]) is None:
+                    raise BadResponseError(f"the result is not a PNG, JPEG, WebP or GIF image ({_describe(chunk)})")
+                handle.write(chunk)
+            if not handle.tell():
+                raise BadResponseError("the result is empty")
+        kept = True
+        return path, None
+    except OSError as exc:
+        raise OutputError(f"cannot write into {directory}: {exc.strerror}") from exc
+    finally:
+        if not kept:
+            path.unlink(missing_ok=True)
+
+
 def metadata_for(response: ImageResponse, image: ImageData) -> dict[str, Any]:
     return {
         "prompt": response.prompt,

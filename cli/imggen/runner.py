@@ -113,6 +113,8 @@ class Runner:
         self.refused: ImggenError | None = None
         self.created = int(time.time())
         self.manifest: Manifest | None = None
+        # --resume: jobs an earlier run submitted and did not save, per job key: {first index: (n, job id)}
+        self.jobs: dict[str, dict[int, tuple[int, str]]] = {}
         self.totals = batch.check(lambda first: self._locate(first, resume))  # every line, before anything
         if self.totals.refusal is not None:  # a retired model: the whole run is refused, nothing sent
             raise self.totals.refusal
@@ -174,6 +176,7 @@ class Runner:
         if not resume or self.manifest is None:
             return None
         done = self.manifest.done()
+        self.jobs = self.manifest.jobs
         self._warn_bad_lines(self.manifest.bad_lines)
         if self.manifest.bad_lines:  # lines cut short: their images may be on disk all the same
             self.batch.recover = self._recover
@@ -317,7 +320,21 @@ class Runner:
             for image in images:
                 await self._save_one(job, image)
 
-        return await execute(job.plan, on_event=self.event_hook(job), on_images=save_all, session=session)
+        hook = self.event_hook(job)
+
+        def on_event(kind: str, data: dict[str, Any]) -> None:
+            if kind == "job" and data.get("submitted") and data.get("job_id"):
+                self._record_job(job, data)  # before the job's first poll
+            if hook is not None:
+                hook(kind, data)
+
+        return await execute(job.plan, on_event=on_event, on_images=save_all, session=session,
+                             jobs=self.jobs.get(job.key))  # fmt: skip
+
+    def _record_job(self, job: Job, data: dict[str, Any]) -> None:
+        """A job the provider accepted: its id in the manifest, so --resume after an interrupt collects
+        it instead of paying for a new one (Manifest.jobs)."""
+        self._record(job, {"status": "submitted", "index": data["index"], "n": data["n"], "job_id": data["job_id"]})
 
     async def _save_one(self, job: Job, image: ImageData) -> None:
         try:

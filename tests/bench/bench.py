@@ -100,6 +100,85 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(head.encode() + payload)  # one write: split writes stall on delayed ACKs
 
 
+class QueueFake:
+    """A stand-in for a queue API shaped as Black Forest Labs' (providers/bfl.py): `POST /v1/<model>`
+    answers a job and its polling URL at once, `GET /v1/get_result?id=` answers Pending until the job is
+    `latency` seconds old, then Ready with a result URL, which `GET /results/<id>.png` serves."""
+
+    def __init__(self, latency: float = 1.0) -> None:
+        self.latency = latency
+        self.png = PNG_HEAD + random.Random(2).randbytes(1016)
+        self.jobs: dict[str, float] = {}
+        self.polls = 0
+        self.lock = threading.Lock()
+        handler = type("Handler", (_QueueHandler,), {"fake": self})
+        self.server = _Server(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+class _QueueHandler(BaseHTTPRequestHandler):
+    fake: QueueFake
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with self.fake.lock:
+            job = f"job-{len(self.fake.jobs)}"
+            self.fake.jobs[job] = time.monotonic()
+        answer = {"id": job, "polling_url": f"{self.fake.root}/v1/get_result?id={job}", "cost": 3.0}
+        self._send(200, json.dumps(answer).encode(), "application/json")
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/results/"):
+            self._send(200, self.fake.png, "image/png")
+            return
+        job = self.path.rsplit("=", 1)[-1]
+        with self.fake.lock:
+            self.fake.polls += 1
+            born = self.fake.jobs.get(job)
+        if born is None:
+            self._send(200, json.dumps({"id": job, "status": "Task not found"}).encode(), "application/json")
+        elif time.monotonic() - born < self.fake.latency:
+            self._send(200, json.dumps({"id": job, "status": "Pending", "progress": None}).encode(), "application/json")
+        else:
+            result = {"sample": f"{self.fake.root}/results/{job}.png?se=1&sig=x", "seed": 1}
+            self._send(200, json.dumps({"id": job, "status": "Ready", "result": result}).encode(), "application/json")
+
+    def _send(self, status: int, payload: bytes, kind: str) -> None:
+        head = f"HTTP/1.1 {status} X\r\nContent-Type: {kind}\r\nContent-Length: {len(payload)}\r\n\r\n"
+        self.wfile.write(head.encode() + payload)  # one write: split writes stall on delayed ACKs
+
+
+def queue_bound(latency: float, jobs: int, concurrency: int) -> tuple[float, float]:
+    """The best a client polling at imggen's pace can do: each job is seen ready at the first poll after
+    `latency` (the provider's first wait, then the engine's backoff), so `concurrency` slots finish a job
+    each that often. Returns (seconds a job holds its slot, jobs a second)."""
+    from imggen import engine
+    from imggen.providers import bfl
+
+    waited, step = 0.0, 0
+    while waited < latency:
+        waited += min(bfl.WAIT * engine.POLL_GROWTH**step, max(engine.POLL_CAP, bfl.WAIT))
+        step += 1
+    waves = -(-jobs // concurrency)
+    return waited, jobs / (waves * waited)
+
+
 def measure(
     command: list[str], env: dict[str, str] | None = None, stdin: bytes | None = None
 ) -> tuple[float, float, int]:
@@ -164,7 +243,29 @@ def run_imggen(runs: int, out: Path) -> dict[str, tuple[float, float]]:
     figures["200 images, -j 16, 200 ms"] = _batch(runs, out, env)
     figures["4 x 8 MiB b64, peak RSS"] = _big(out, env)
     figures["20 % 429/500"] = _flaky(out, env)
+    figures[QUEUE] = _queue(min(runs, 3), out)
     return figures
+
+
+QUEUE = "200 queued jobs, -j 16, 1 s"
+
+
+def _queue(runs: int, out: Path) -> tuple[float, float]:
+    """200 jobs of a queue API at -j 16, each ready 1 s after its submit: jobs a second (the median of
+    `runs`) and its ratio to the bound the fake's latency and the polling pace set (queue_bound)."""
+    fake = QueueFake(latency=1.0)
+    env = {"BFL_API_KEY": "bfl-bench", "BFL_API_BASE": f"{fake.root}/v1"}
+    prompts = "".join(f"prompt {i}\n" for i in range(200)).encode()
+    rates = []
+    for run in range(runs):
+        cmd = imggen("generate", "-", "-m", "bfl/flux-2-pro", "-j", "16", "-o", str(out / f"queue{run}"), "--quiet")
+        took, _, code = measure(cmd, env=env, stdin=prompts)
+        ran_ok(code, cmd)
+        saved(out / f"queue{run}", 200)
+        rates.append(200 / took)
+    fake.stop()
+    rate = statistics.median(rates)
+    return rate, rate / queue_bound(1.0, 200, 16)[1]
 
 
 def _batch(runs: int, out: Path, env: dict[str, str]) -> tuple[float, float]:
@@ -274,6 +375,7 @@ TARGETS = {
     "200 images, -j 16, 200 ms": ">= 68 images/s (bound 80)",
     "4 x 8 MiB b64, peak RSS": "<= 64 MiB",
     "20 % 429/500": "50 saved, no duplicates",
+    QUEUE: ">= 0.85 of the bound",
 }
 
 
@@ -282,13 +384,16 @@ def show(name: str, value: tuple[float, float]) -> str:
         return f"{value[0]:.1f} images/s, {value[1]:.0f} MiB"
     if name.startswith("20 %"):
         return f"{value[0]:.0f} saved of 50 ({value[1]:.0f} images served)"
+    if name == QUEUE:
+        held, bound = queue_bound(1.0, 200, 16)
+        return f"{value[0]:.2f} jobs/s, x{value[1]:.2f} the bound ({bound:.2f} jobs/s: ready at {held:.2f} s)"
     if name.startswith("4 x 8"):
         return f"{value[1]:.0f} MiB peak ({value[0]:.2f} s)"
     return f"{value[0] * 1000:.0f} ms, {value[1]:.0f} MiB"
 
 
 def ratio(name: str, mine: tuple[float, float], theirs: tuple[float, float]) -> str:
-    if name.startswith("20 %"):
+    if name.startswith("20 %") or name == QUEUE:
         return ""
     if name.startswith("200 images"):
         return f"x{mine[0] / theirs[0]:.2f} the throughput"
@@ -317,7 +422,7 @@ def main() -> None:
         mine = results["imggen"][name]
         print(f"{name:<28} imggen {show(name, mine):<40} target {target}")
         for peer in ("openai SDK", "LiteLLM"):
-            if peer in results:
+            if peer in results and name in results[peer]:  # no peer speaks a queue API here
                 theirs = results[peer][name]
                 print(f"{'':<28} {peer:<11} {show(name, theirs):<35} {ratio(name, mine, theirs)}")
     for row in big_files:

@@ -102,6 +102,10 @@ IMGGEN_VARIABLES = (
     ("IMGGEN_OUTPUT_DIR", "The output directory when -o is not given."),
     ("IMGGEN_CONFIG_DIR", "Where config.toml and models.json live (default: the platform's config dir)."),
     ("IMGGEN_MAX_IMAGE_MB", "The largest image imggen accepts from a provider, in MiB."),
+    (
+        "IMGGEN_POLL_INTERVAL",
+        "Seconds between a queued job's polls, fixed (default: the provider's pace, backing off).",
+    ),
     ("IMGGEN_TODAY", "The date (YYYY-MM-DD) models' lifecycles are judged on (default: today)."),
     ("IMGGEN_KEY_LEASE_SECONDS", "imggen serve: the life of a budget lease of a virtual key (default 30)."),
     ("_IMGGEN_COMPLETE", "Set by the shell completion scripts; not for users."),

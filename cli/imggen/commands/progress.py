@@ -32,6 +32,7 @@ class Progress:
         self.overall: Any = None
         self.totals: dict[Any, int] = {}  # images each task still expects: failed requests' leave it
         self.done = self.failed = self.in_flight = 0
+        self.jobs: dict[tuple[int, int], str] = {}  # (prompt, first image) -> a queued job's status
         self.started = time.monotonic()
         self.on_screen = False  # stdout is the terminal the display is drawn on
 
@@ -65,8 +66,13 @@ class Progress:
                 self.in_flight += 1
             elif kind in ("done", "failed"):
                 self.in_flight = max(0, self.in_flight - 1)
+                had = self.jobs.pop((number, int(data.get("index", 1))), None)
+                if had and kind == "done" and self.bar is not None and self.rows:
+                    self.bar.update(self._task(number), description=label(plan))  # the status said goes
             if kind == "failed" and self.bar is not None:
                 self._failed_images(number, plan, int(data.get("n", 1)))
+            if kind == "job":
+                self._job(number, plan, data)
             if kind != "retry":
                 return
             text = f"retry {data['attempt']} in {data['wait']:.1f} s: {data['reason']}"
@@ -81,6 +87,16 @@ class Progress:
                 note(text)
 
         return event
+
+    def _job(self, number: int, plan: Plan, data: dict[str, Any]) -> None:
+        """A queued job's status ("queued", "running"): on its row, and counted in the status line; only
+        on a terminal (a pipe gets nothing more)."""
+        if self.bar is None or not data.get("status"):
+            return
+        status = str(data["status"])
+        self.jobs[(number, int(data.get("index", 1)))] = status
+        if self.rows:
+            self.bar.update(self._task(number), description=f"{label(plan)} · {status}")
 
     def _failed_images(self, number: int, plan: Plan, images: int) -> None:
         """A failed request's images leave its row's total (the row ends, its spinner stops) and the
@@ -112,12 +128,19 @@ class Progress:
         self.failed += 1
 
     def status(self) -> str:
-        """`3/10 images · 1 failed · 2 in flight · 0:05 elapsed · ETA 0:12`."""
+        """`3/10 images · 1 failed · 2 in flight · 0:05 elapsed · ETA 0:12`; with jobs of a queue API,
+        `16 in flight (4 queued, 12 running)`."""
         elapsed = time.monotonic() - self.started
         parts = [f"{self.done}/{self.images} images"]
         if self.failed:
             parts.append(f"{self.failed} failed")
-        parts += [f"{self.in_flight} in flight", f"{clock(elapsed)} elapsed"]
+        flight = f"{self.in_flight} in flight"
+        if self.jobs:  # jobs of a queue API: how many wait, how many run
+            counts: dict[str, int] = {}
+            for status in self.jobs.values():
+                counts[status] = counts.get(status, 0) + 1
+            flight += " (" + ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) + ")"
+        parts += [flight, f"{clock(elapsed)} elapsed"]
         finished = self.done + self.failed
         left = max(self.images - finished, 0)
         parts.append(f"ETA {clock(elapsed / finished * left)}" if finished else "ETA --:--")

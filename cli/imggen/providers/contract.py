@@ -37,6 +37,9 @@ class ProviderResult:
     # detail, `background`, `output_format`, `quality`, `size`, …), as the provider sent them: the
     # proxy passes them on unchanged.
     fields: dict[str, Any] = field(default_factory=dict)
+    # The images' URLs expire soon (signed for minutes): the engine downloads them at once, within
+    # the job's deadline and with the download retries, before anything else is done with them.
+    download: bool = False
 
 
 @dataclass
