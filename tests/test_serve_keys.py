@@ -20,9 +20,9 @@ import sqlalchemy as sa
 
 from conftest import OPENAI_KEY, run_cli
 from fakeedits import png
-from fakeserver import FakeProvider
+from fakeserver import FakeProvider, Reply
 from imggen.proxy import db as dbmod
-from pghelp import PostgresServer
+from pghelp import PASSWORD, PostgresServer
 from servehelp import MASTER_KEY, Served, deployment, free_port, proxy_config
 
 IMAGES = "/v1/images/generations"
@@ -151,13 +151,56 @@ def test_spend_log_report_and_command(fake: FakeProvider, start: Any, tmp_path: 
     assert result.code == 0 and '"requests": 3' in result.stdout
 
 
-def test_two_instances_share_keys_and_hold_one_budget_on_postgresql(
-    fake: FakeProvider, start: Any, postgres: PostgresServer
+LEASE = "1.5"  # IMGGEN_KEY_LEASE_SECONDS for these tests: leases expire (and idle ones go back) in seconds
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """One database two `imggen serve` processes share: a SQLite file, or a private PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shared.db'}"
+        return
+    server = PostgresServer(tmp_path)
+    yield server.url
+    server.stop()
+
+
+def leases(url: str, token: str) -> list[tuple[str, float]]:
+    """The key's budget leases in the database: (owner, amount)."""
+
+    async def read() -> list[tuple[str, float]]:
+        database = await dbmod.open_database(url)
+        try:
+            async with database.engine.connect() as conn:
+                table = dbmod.leases_table
+                rows = await conn.execute(sa.select(table.c.owner, table.c.amount).where(table.c.token == token))
+                return [(r[0], float(r[1])) for r in rows]
+        finally:
+            await database.aclose()
+
+    return asyncio.run(read())
+
+
+def until(check: Any, seconds: float = 5.0) -> float:
+    """Poll `check` every 50 ms until it is true; the seconds it took (fails after `seconds`)."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < seconds, "timed out"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def test_two_instances_hold_one_budget_and_a_killed_ones_lease_is_reclaimed(
+    fake: FakeProvider, start: Any, shared_url: str
 ) -> None:
-    env = {"DATABASE_URL": postgres.url}
+    """Issue 14 item 12 with leases (keys.py): two processes on one SQLite file or PostgreSQL server
+    never admit more than the budget plus one in-flight request each; a SIGKILLed process's lease holds
+    its budget only until it expires; a stopped (or idle) one gives its leases back."""
+    env = {"DATABASE_URL": shared_url, "IMGGEN_KEY_LEASE_SECONDS": LEASE}
     shared = config(fake, "os.environ/DATABASE_URL")
     one, two = start(shared, env), start(shared, env)
     key = generate_key(one, key_alias="shared", max_budget=0.1)  # 3 images at 0.04: the third goes over
+    token = hashlib.sha256(key.encode()).hexdigest()
     assert manage(two, "/key/info", key=key).status_code == 200
 
     def send(i: int) -> int:
@@ -167,10 +210,31 @@ def test_two_instances_share_keys_and_hold_one_budget_on_postgresql(
     with ThreadPoolExecutor(10) as pool:
         statuses = list(pool.map(send, range(10)))
     assert statuses.count(200) == 3 and statuses.count(422) == 7, statuses
-    time.sleep(0.8)
-    info = manage(two, "/key/info", key=key).json()["info"]
-    assert info["spend"] == pytest.approx(3 * PRICE)
-    assert postgres.url.split(":")[2].split("@")[0] not in one.stderr() + two.stderr()  # the password
+    until(lambda: manage(two, "/key/info", key=key).json()["info"]["spend"] == pytest.approx(3 * PRICE), 15)
+    until(lambda: leases(shared_url, token) == [], 15)  # settled, then given back once idle
+
+    # One image of budget; instance one leases it for a request the upstream answers slowly, and is killed.
+    victim = generate_key(one, key_alias="victim", max_budget=0.04)
+    fake.script("/images/generations", Reply(delay=3.0, default=True))
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(one.post, {"model": "dall-e-3", "prompt": "slow"}, key=victim)
+        until(lambda: fake.in_flight == 1)
+        one.proc.kill()
+        one.proc.wait(timeout=10)
+        with pytest.raises(httpx.TransportError):
+            pending.result()  # the process died with it
+        answer = two.post({"model": "dall-e-3", "prompt": "while it holds"}, key=victim)  # within its lease's life
+    assert answer.status_code == 422 and answer.json()["error"]["type"] == "budget_exceeded"
+    token = hashlib.sha256(victim.encode()).hexdigest()
+    held = leases(shared_url, token)
+    assert len(held) == 1 and held[0][1] == pytest.approx(PRICE)  # the dead process's lease
+    until(lambda: two.post({"model": "dall-e-3", "prompt": "after"}, key=victim).status_code == 200, 15)
+    assert [owner for owner, _ in leases(shared_url, token)] != [held[0][0]]
+    assert two.post({"model": "dall-e-3", "prompt": "over"}, key=victim).status_code == 422
+    # Stopped: what instance two holds goes back at once.
+    two.stop()  # SIGTERM: uvicorn ends the lifespan, then exits by the signal
+    assert leases(shared_url, token) == []
+    assert PASSWORD not in one.stderr() + two.stderr()  # PostgreSQL's password
 
 
 def test_a_bad_database_is_one_line_without_its_password(fake: FakeProvider, tmp_path: Path) -> None:
@@ -185,25 +249,34 @@ def test_a_bad_database_is_one_line_without_its_password(fake: FakeProvider, tmp
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_schema_upgrade_keeps_keys(kind: str, tmp_path: Path) -> None:
+    """v1 → v3 keeps keys; v2's ownerless holds (`reserved`, never cleared when their process died)
+    become one lease per key that expires."""
     server = PostgresServer(tmp_path) if kind == "postgresql" else None
     url = server.url if server else f"sqlite:///{tmp_path / 'old.db'}"
+    row = {"token": "a" * 64, "key_name": "sk-...abcd", "models": "[]", "metadata": "{}", "spend": 1.5,
+           "created_at": 1.0, "updated_at": 1.0}  # fmt: skip
 
     async def run() -> None:
         old = await dbmod.open_database(url, upgrade_to=1)
         assert await dbmod.schema_version(old) == 1
         async with old.engine.begin() as conn:
             columns = {c.name for c in dbmod.keys_table.columns if c.name != "reserved"}
-            row = {"token": "a" * 64, "key_name": "sk-...abcd", "models": "[]", "metadata": "{}", "spend": 1.5,
-                   "created_at": 1.0, "updated_at": 1.0}  # fmt: skip
             await conn.execute(sa.text(f"INSERT INTO imggen_keys ({', '.join(row)}) VALUES "
                                        f"({', '.join(':' + k for k in row)})"), row)  # fmt: skip
             assert set(row) <= columns
         await old.aclose()
+        v2 = await dbmod.open_database(url, upgrade_to=2)
+        async with v2.engine.begin() as conn:
+            await conn.execute(sa.text("UPDATE imggen_keys SET reserved = 0.25"))
+        await v2.aclose()
         new = await dbmod.open_database(url)
-        assert await dbmod.schema_version(new) == dbmod.VERSION == 2
+        assert await dbmod.schema_version(new) == dbmod.VERSION == 3
         async with new.engine.connect() as conn:
             kept = (await conn.execute(sa.select(dbmod.keys_table))).one()
+            lease = (await conn.execute(sa.select(dbmod.leases_table))).one()
         assert kept.spend == 1.5 and kept.reserved == 0
+        assert lease.token == "a" * 64 and lease.owner == dbmod.PRE_V3_OWNER and lease.amount == 0.25
+        assert time.time() < lease.expires <= time.time() + dbmod.PRE_V3_SECONDS
         await new.aclose()
 
     try:
@@ -212,4 +285,92 @@ def test_schema_upgrade_keeps_keys(kind: str, tmp_path: Path) -> None:
         if server:
             server.stop()
     if kind == "sqlite":
-        assert sqlite3.connect(tmp_path / "old.db").execute("SELECT version FROM imggen_schema").fetchall() == [(2,)]
+        assert sqlite3.connect(tmp_path / "old.db").execute("SELECT version FROM imggen_schema").fetchall() == [(3,)]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_leases_never_admit_more_than_the_budget_and_one_request_per_instance(seed: int, tmp_path: Path) -> None:
+    """The bound keys.py argues, in process: three instances (three owners, three connection pools on
+    one SQLite file) admit 150 concurrent requests of random cost and latency against one budget, their
+    spend logs settling at random moments; what they admit never exceeds the budget by more than one
+    request per instance (and leave little of it unspent)."""
+    import random
+
+    from imggen.proxy.keys import Keys
+    from imggen.proxy.router import ProxyError
+    from imggen.proxy.spend import Record, SpendLog
+    from imggen.proxy.state import MemoryState
+
+    rng = random.Random(seed)
+    budget, most = 0.5, 0.05
+
+    async def run() -> tuple[float, float]:
+        url = f"sqlite:///{tmp_path / 'bound.db'}"
+        databases = [await dbmod.open_database(url) for _ in range(3)]
+        instances = [Keys(database, MemoryState()) for database in databases]
+        logs = [SpendLog(database, keys) for database, keys in zip(databases, instances, strict=True)]
+        token = (await instances[0].generate({"max_budget": budget}))["key"]
+        admitted: list[float] = []
+
+        async def request(i: int) -> None:
+            keys, log = instances[i % 3], logs[i % 3]
+            key = await keys.lookup(token)
+            assert key is not None
+            cost = rng.uniform(0.001, most)
+            await asyncio.sleep(rng.uniform(0, 0.05))
+            try:
+                hold = await keys.admit(key, "m", cost)
+            except ProxyError as exc:
+                assert exc.status == 422
+                return
+            admitted.append(cost)
+            await asyncio.sleep(rng.uniform(0, 0.02))
+            keys.finished(hold)
+            log.add(Record(str(i), time.time(), "generations", "m", "d", 1, cost, 1.0, 200, hold, key.token, None))
+            if rng.random() < 0.1:
+                await log.flush()
+
+        await asyncio.gather(*(request(i) for i in range(150)))
+        for log in logs:
+            await log.flush()
+        async with databases[0].engine.connect() as conn:
+            spend = (await conn.execute(sa.select(dbmod.keys_table.c.spend))).scalar()
+        for keys, database in zip(instances, databases, strict=True):
+            await keys.aclose()
+            await database.aclose()
+        return sum(admitted), float(spend or 0)
+
+    admitted, spend = asyncio.run(run())
+    assert spend == pytest.approx(admitted)
+    assert budget * 0.8 <= admitted <= budget + 3 * most, admitted
+
+
+def test_a_lowered_budget_is_asked_of_the_database_before_the_next_request(tmp_path: Path) -> None:
+    """/key/update on this instance drops its lease's validity: the next request leases again, finds
+    the lower budget (what it leased beyond it is given back) and is refused."""
+    from imggen.proxy.keys import Keys
+    from imggen.proxy.router import ProxyError
+    from imggen.proxy.state import MemoryState
+
+    async def run() -> None:
+        database = await dbmod.open_database(f"sqlite:///{tmp_path / 'update.db'}")
+        keys = Keys(database, MemoryState())
+        token = (await keys.generate({"max_budget": 1.0}))["key"]
+        key = await keys.lookup(token)
+        assert key is not None
+        holds = [await keys.admit(key, "m", 0.01) for _ in range(3)]
+        await asyncio.gather(*keys.refills)
+        await keys.update({"key": token, "max_budget": 0.02})
+        key = await keys.lookup(token)
+        assert key is not None and key.max_budget == 0.02
+        with pytest.raises(ProxyError) as refused:
+            await keys.admit(key, "m", 0.01)
+        assert refused.value.status == 422
+        lease = keys.leases[key.token]
+        assert lease.granted == pytest.approx(0.02) and lease.held == pytest.approx(0.03)  # the rest went back
+        for hold in holds:
+            keys.finished(hold)
+        await keys.aclose()
+        await database.aclose()
+
+    asyncio.run(run())

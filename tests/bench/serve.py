@@ -55,14 +55,17 @@ asyncio.run(main())
 """
 
 
-def config_text(base: str, failing_base: str, database: Path) -> str:
+def config_text(base: str, failing_base: str, database: Path | None) -> str:
+    """The bench's config; LiteLLM's proxy refuses a sqlite database_url (its keys need PostgreSQL and
+    Prisma, whose engines it downloads at start: not here), so its run has none."""
+    settings = f'master_key: {MASTER}, database_url: "sqlite:///{database}"' if database else f"master_key: {MASTER}"
     return f"""model_list:
   - model_name: bench
     litellm_params: {{model: openai/bench, api_base: "{base}", api_key: sk-bench}}
   - model_name: failing
     litellm_params: {{model: openai/bench, api_base: "{failing_base}", api_key: sk-bench}}
 router_settings: {{num_retries: {RETRIES}}}
-general_settings: {{master_key: {MASTER}, database_url: "sqlite:///{database}"}}
+general_settings: {{{settings}}}
 """
 
 
@@ -100,7 +103,8 @@ def load(port: int, path: str, total: int, key: str = MASTER) -> tuple[float, in
 
 def virtual_key(port: int) -> str:
     """A virtual key with a budget far above the run's cost: every request is checked, held and logged."""
-    answer = httpx.post(f"http://127.0.0.1:{port}/key/generate", json={"max_budget": 1000, "key_alias": "bench"},
+    body = {"max_budget": 1000, "key_alias": f"bench-{port}"}  # a new alias per start: the database stays
+    answer = httpx.post(f"http://127.0.0.1:{port}/key/generate", json=body,
                         headers={"Authorization": f"Bearer {MASTER}"}, timeout=30)  # fmt: skip
     answer.raise_for_status()
     return str(answer.json()["key"])
@@ -155,7 +159,7 @@ KEYED_TARGETS = {
 def run(kind: str, runs: int, tmp: Path) -> dict[str, list[str]]:
     fake, failing = Fake(latency=0.2), Fake(failure_rate=1.0, statuses=(500,))
     config = tmp / f"proxy-{kind}.yaml"
-    config.write_text(config_text(fake.base, failing.base, tmp / f"{kind}.db"))
+    config.write_text(config_text(fake.base, failing.base, None if kind == "litellm" else tmp / f"{kind}.db"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     results: dict[str, list[str]] = {}
     try:

@@ -107,6 +107,7 @@ IMGGEN_VARIABLES = (
         "Seconds between a queued job's polls, fixed (default: the provider's pace, backing off).",
     ),
     ("IMGGEN_TODAY", "The date (YYYY-MM-DD) models' lifecycles are judged on (default: today)."),
+    ("IMGGEN_KEY_LEASE_SECONDS", "imggen serve: the life of a budget lease of a virtual key (default 30)."),
     ("_IMGGEN_COMPLETE", "Set by the shell completion scripts; not for users."),
 )
 NETWORK_VARIABLES = (

@@ -3,11 +3,15 @@
 SQLAlchemy Core on an async driver: SQLite (aiosqlite) by default, a file in the user data directory
 or `general_settings.database_url: sqlite:///path`; PostgreSQL (asyncpg) for a `postgresql://` URL.
 The schema carries its version in `imggen_schema`; `open_database` upgrades an older one in place.
+Version 3 adds `imggen_leases`: the budget each instance holds of a key, with an owner and an expiry
+(keys.py explains the leases); v2's `imggen_keys.reserved` (holds without an owner, never cleared
+when their process died) becomes one expiring lease per key and is 0 from then on.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,7 @@ keys_table = sa.Table(
     sa.Column("rpm_limit", sa.Integer),
     sa.Column("max_budget", sa.Float),
     sa.Column("spend", sa.Float, nullable=False, default=0.0),
-    sa.Column("reserved", sa.Float, nullable=False, default=0.0),  # estimates of requests in flight (v2)
+    sa.Column("reserved", sa.Float, nullable=False, default=0.0),  # v2's holds; 0 since v3 (imggen_leases)
     sa.Column("budget_duration", sa.String(20)),
     sa.Column("budget_reset_at", sa.Float),  # unix seconds
     sa.Column("expires", sa.Float),  # unix seconds
@@ -52,6 +56,16 @@ spend_table = sa.Table(
     sa.Column("status", sa.Integer, nullable=False),
 )  # fmt: skip
 
+leases_table = sa.Table(
+    "imggen_leases", metadata,
+    sa.Column("token", sa.String(64), primary_key=True),  # the key's hash
+    sa.Column("owner", sa.String(64), primary_key=True),  # the instance holding it (a random id per process)
+    sa.Column("amount", sa.Float, nullable=False),  # USD of the key's budget this instance may spend
+    sa.Column("expires", sa.Float, nullable=False),  # unix seconds: after it, any instance reclaims the lease
+)  # fmt: skip
+PRE_V3_OWNER = "pre-v3"  # the holds an older imggen left in `reserved`, as one lease that expires
+PRE_V3_SECONDS = 60.0
+
 
 async def _v1(conn: AsyncConnection) -> None:
     """The first schema: keys without `reserved`, the spend log without its time index."""
@@ -73,7 +87,22 @@ async def _v2(conn: AsyncConnection) -> None:
     await conn.execute(sa.text("CREATE INDEX ix_imggen_spend_time ON imggen_spend (time)"))
 
 
-MIGRATIONS: list[Callable[[AsyncConnection], Awaitable[None]]] = [_v1, _v2]
+async def _v3(conn: AsyncConnection) -> None:
+    """Budget leases with an owner and an expiry. What `reserved` held (an older imggen's requests in
+    flight, or holds a killed process never cleared) becomes one lease that expires in a minute."""
+    await conn.run_sync(lambda sync: leases_table.create(sync))
+    expires = time.time() + PRE_V3_SECONDS
+    await conn.execute(
+        sa.insert(leases_table).from_select(
+            ["token", "owner", "amount", "expires"],
+            sa.select(keys_table.c.token, sa.literal(PRE_V3_OWNER), keys_table.c.reserved, sa.literal(expires))
+            .where(keys_table.c.reserved > 0),
+        )
+    )  # fmt: skip
+    await conn.execute(sa.update(keys_table).where(keys_table.c.reserved != 0).values(reserved=0.0))
+
+
+MIGRATIONS: list[Callable[[AsyncConnection], Awaitable[None]]] = [_v1, _v2, _v3]
 VERSION = len(MIGRATIONS)
 
 
@@ -120,6 +149,8 @@ async def open_database(url: str | None, upgrade_to: int = VERSION) -> Database:
     if target.startswith("sqlite"):
         options["connect_args"] = {"timeout": 30}
     engine = create_async_engine(target, **options)
+    if target.startswith("sqlite"):
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_connection)
     database = Database(engine)
     try:
         async with engine.begin() as conn:
@@ -132,6 +163,15 @@ async def open_database(url: str | None, upgrade_to: int = VERSION) -> Database:
         await engine.dispose()
         raise
     return database
+
+
+def _sqlite_connection(connection: Any, record: Any) -> None:
+    """WAL's `synchronous=NORMAL`: a commit does not wait for the disk (the database stays consistent;
+    a power cut may lose the last commits, as SQLite documents), so the spend log and budget leases
+    cost no fsync per transaction."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 async def _upgrade(conn: AsyncConnection, upgrade_to: int) -> None:

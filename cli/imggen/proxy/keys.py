@@ -4,28 +4,82 @@ max_budget (reset every budget_duration) and expiry.
 
 Keys are `sk-` + 16 random bytes in URL-safe base64 (LiteLLM's format) and are stored as their SHA-256
 (LiteLLM's `hash_token`); the key itself is shown once, in /key/generate's answer, and never logged.
-A budget holds across instances: before a request is sent its estimated cost is reserved with one
-conditional UPDATE that only succeeds while spend + reserved is under max_budget, and the reservation
-is settled against the real cost after (spend.py, in batches)."""
+A key read from the database is cached for CACHE_SECONDS (dropped at once on this instance's
+/key/update and /key/delete; another instance's change is seen within that time); rpm_limit is counted
+in the router's state (memory, or Redis shared by the instances).
+
+Budgets: leases, not a database write per request
+-------------------------------------------------
+Each instance leases a block of a key's remaining budget from the database (a row of `imggen_leases`:
+key, owner = a random id per process, amount in USD, expiry) and admits requests against it in memory:
+a request holds its estimated cost (`Teams.estimate`) of the lease until the spend log (spend.py)
+settles it, in the same transaction that adds its real cost to the key's spend. The database is asked
+only when the lease is used up or about to expire, so a busy key costs one transaction per block of
+requests instead of one per request.
+
+Every change to a key's leases (lease, settle, renew, return, reclaim) first updates the key's row,
+which locks it (PostgreSQL's row lock; SQLite's one writer), so for one key these changes are one after
+the other on every instance.
+A lease is granted only while `spend + leases < max_budget`, and never more than that difference:
+
+    granted = min(estimate × N, max_budget − spend − leases),  N = this instance's requests in flight
+                                                                   on the key + 1 (at most LEASE_REQUESTS)
+
+So the leases and the settled spend never add up to more than max_budget. Locally, a request is
+admitted while its instance's lease has something left (`granted − held > 0`); only the request that
+finds less than its estimate left can go past it, and after it the instance admits nothing more until
+a new lease covers that excess first. Hence the bound issue 14 item 12 asks for, across any number of
+instances: the spend of a key never exceeds its budget by more than one in-flight request per
+instance (each over by less than its own estimate), plus what the estimates miss of the real costs.
+The block is sized by the requests in flight on this instance (N), so what one instance holds unused
+(and another instance cannot spend meanwhile) is at most what its in-flight requests will need next;
+after a /key/update that lowers a budget, each other instance admits at most its current block
+before it asks the database again.
+
+Leases expire: LEASE_SECONDS (30; `IMGGEN_KEY_LEASE_SECONDS` sets it, e.g. for tests) after they were
+granted or last renewed. A live instance renews its leases once a quarter of that time has passed
+(each spend-log batch that settles a key renews its lease too), gives back a lease it has not used for
+LEASE_IDLE seconds, and returns all of them when it stops (SIGTERM, after the last spend-log batch).
+A lease whose owner died (SIGKILL, a lost machine) is reclaimed by the next instance that needs room
+on that key once it has expired, so a dead process holds nothing longer than LEASE_SECONDS. An
+instance only uses its own lease until its local clock says it expired (less a margin), so instances'
+clocks may differ by up to that margin (LEASE_SECONDS / 4) without a lease being used after another
+instance reclaimed it; if one stalls longer than that (a lease reclaimed under it), its requests in
+flight are again the most a key can go over.
+
+SQLite: one writer at a time, so two processes on one file serialise these transactions (a busy
+writer is waited for up to 30 s). PostgreSQL: READ COMMITTED, the key's row lock orders them.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
+import os
 import re
 import secrets
+import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from .db import Database, dumps, keys_table
+from ..settings import redact
+from .db import Database, dumps, keys_table, leases_table
 from .router import ProxyError
 from .state import State
 
 CACHE_SECONDS = 5.0  # a key read from the database is trusted this long (a delete here is seen at once)
+LEASE_SECONDS = 30.0  # a budget lease's life, renewed while it is used (IMGGEN_KEY_LEASE_SECONDS)
+LEASE_IDLE = 2.0  # a lease not used this long is given back (at most LEASE_SECONDS / 4)
+LEASE_REQUESTS = 64  # the most requests one lease is sized for
+SMALLEST = 1e-6  # USD: what a request of unknown price holds, so even those are counted against a lease
+EPSILON = 1e-9  # USD: less than this left of a lease or a budget is nothing left
 DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w|mo)\s*$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "mo": 30 * 86400}
 FIELDS = ("key_alias", "models", "rpm_limit", "max_budget", "budget_duration", "duration", "metadata", "spend")
@@ -92,10 +146,37 @@ class Key:
 
 @dataclass
 class Hold:
-    """What a request reserved against its key's budget, to be settled after."""
+    """What a request holds of its key's budget (of this instance's lease), to be settled after."""
 
     key: Key
-    estimate: float
+    estimate: float  # 0 when the key has no max_budget
+    lease: Lease | None = None  # until the request answered
+
+
+@dataclass
+class Lease:
+    """This instance's lease of one key's budget, as it stands in `imggen_leases` (`granted`), and
+    what requests admitted here hold of it until the spend log settles them (`held`)."""
+
+    granted: float = 0.0  # the lease row's amount, as last written or read here
+    held: float = 0.0
+    until: float = 0.0  # monotonic: usable until then (the row's expiry less a margin); 0: ask the database
+    owned: bool = False  # the row exists, as far as this instance knows
+    inflight: int = 0  # requests admitted here that have not answered yet
+    used: float = 0.0  # monotonic: the last admission
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def usable(self, now: float) -> bool:
+        return self.granted - self.held > EPSILON and now < self.until
+
+
+def lease_seconds() -> float:
+    """LEASE_SECONDS, or IMGGEN_KEY_LEASE_SECONDS when set (at least 0.2 s)."""
+    text = os.environ.get("IMGGEN_KEY_LEASE_SECONDS", "").strip()
+    try:
+        return max(0.2, float(text)) if text else LEASE_SECONDS
+    except ValueError:
+        return LEASE_SECONDS
 
 
 class Keys:
@@ -103,6 +184,28 @@ class Keys:
         self.db = database
         self.state = state
         self.cache: dict[str, tuple[float, Key | None]] = {}
+        self.owner = uuid.uuid4().hex  # this process, as the owner of its leases
+        self.ttl = lease_seconds()
+        self.idle = min(LEASE_IDLE, self.ttl / 4)
+        self.leases: dict[str, Lease] = {}  # key hash: this instance's lease
+        self.task: asyncio.Task[None] | None = None
+        self.refills: set[asyncio.Task[None]] = set()
+        self.warned = False
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._keep())
+
+    async def aclose(self) -> None:
+        """Stop renewing and give back every lease (after the spend log's last flush settled them)."""
+        for task in [self.task, *self.refills]:
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for token, lease in sorted(self.leases.items()):
+            with contextlib.suppress(Exception):  # the database away: the leases expire
+                await self._give_back(token, lease)
+        self.leases.clear()
 
     # --- the request path -------------------------------------------------------------------------
     async def lookup(self, token: str) -> Key | None:
@@ -128,7 +231,7 @@ class Keys:
             )  # fmt: skip
 
     async def admit(self, key: Key, model: str, estimate: float) -> Hold:
-        """The model allowed, the rpm_limit, then the budget reserved; else LiteLLM's error."""
+        """The model allowed, the rpm_limit, then the budget held of this instance's lease; else LiteLLM's error."""
         if key.models and model not in key.models and "all-proxy-models" not in key.models:
             raise ProxyError(
                 403, f"The requested model '{model}' is not available for this API key, or the model name is "
@@ -148,21 +251,163 @@ class Keys:
             return Hold(key, 0.0)
         if key.budget_reset_at is not None and key.budget_reset_at <= time.time():
             await self._reset_budget(key)
-        table = keys_table
+        estimate = max(estimate, SMALLEST)
+        lease = self.leases.get(key.token)
+        if lease is None:
+            lease = self.leases[key.token] = Lease()
+        if not lease.usable(time.monotonic()):
+            async with lease.lock:
+                if not lease.usable(time.monotonic()):
+                    spend = await self._lease(key, lease, estimate)
+                    if not lease.usable(time.monotonic()):
+                        raise ProxyError(
+                            422, f"Budget has been exceeded! Key={key.label} Current cost: {spend}, Max budget: "
+                            f"{key.max_budget}", type="budget_exceeded",
+                        )  # fmt: skip
+        lease.held += estimate
+        lease.inflight += 1
+        lease.used = time.monotonic()
+        if lease.granted - lease.held < estimate * (lease.inflight + 1) / 2 and not lease.lock.locked():
+            self._refill(key, lease, estimate)  # ahead of need: requests seldom wait for the database
+        return Hold(key, estimate, lease)
+
+    def _refill(self, key: Key, lease: Lease, estimate: float) -> None:
+        async def refill() -> None:
+            with contextlib.suppress(Exception):  # the request path leases again, and says why
+                async with lease.lock:
+                    if lease.granted - lease.held < estimate * (lease.inflight + 1) / 2:
+                        await self._lease(key, lease, estimate)
+
+        task = asyncio.create_task(refill())
+        self.refills.add(task)
+        task.add_done_callback(self.refills.discard)
+
+    def finished(self, hold: Hold | None) -> None:
+        """A request answered: no longer in flight (what it holds stays held until it is settled)."""
+        if hold is not None and hold.lease is not None:
+            hold.lease.inflight = max(0, hold.lease.inflight - 1)
+            hold.lease = None
+
+    async def _lease(self, key: Key, lease: Lease, estimate: float) -> float:
+        """Under the key's row lock: reclaim its expired leases, then lease min(estimate × N, what is left
+        of the budget) to this instance. Returns the key's spend (for the 422's message)."""
+        want = estimate * min(LEASE_REQUESTS, lease.inflight + 1)
+        started, now = time.monotonic(), time.time()
+        token, mine = key.token, _mine(key.token, self.owner)
         async with self.db.engine.begin() as conn:
-            result = await conn.execute(
-                table.update()
-                .where(table.c.token == key.token, table.c.spend + table.c.reserved < table.c.max_budget)
-                .values(reserved=table.c.reserved + estimate)
-            )
-            if result.rowcount == 1:
-                return Hold(key, estimate)
-            row = (await conn.execute(sa.select(table.c.spend).where(table.c.token == key.token))).first()
-        spend = float(row[0]) if row else key.spend
-        raise ProxyError(
-            422, f"Budget has been exceeded! Key={key.label} Current cost: {spend}, Max budget: {key.max_budget}",
-            type="budget_exceeded",
+            await _lock(conn, token)
+            live = sa.and_(leases_table.c.token == token, leases_table.c.expires >= now)
+            total = sa.select(sa.func.coalesce(sa.func.sum(leases_table.c.amount), 0.0)).where(live).scalar_subquery()
+            own = sa.select(leases_table.c.amount).where(mine, leases_table.c.expires >= now).scalar_subquery()
+            dead = sa.select(sa.func.count()).where(leases_table.c.token == token, leases_table.c.expires < now)
+            row = (await conn.execute(
+                sa.select(keys_table.c.spend, keys_table.c.max_budget, total, own, dead.scalar_subquery())
+                .where(keys_table.c.token == token)
+            )).first()  # fmt: skip
+            if row is None:  # deleted by another instance
+                self.cache.pop(token, None)
+                raise ProxyError(401, "Authentication Error - Invalid proxy server token passed. The key was deleted.",
+                                 type="auth_error")  # fmt: skip
+            if row[4]:  # reclaim the expired leases (dead or stalled instances', or this one's)
+                await conn.execute(leases_table.delete().where(leases_table.c.token == token,
+                                                               leases_table.c.expires < now))  # fmt: skip
+            spend, budget, leased, held_here = float(row[0] or 0), row[1], float(row[2]), row[3]
+            key.spend, key.max_budget = spend, budget
+            room = float("inf") if budget is None else budget - spend - leased
+            grant = min(want, room) if room > EPSILON else 0.0
+            amount = (float(held_here) if held_here is not None else 0.0) + grant
+            if room < -EPSILON:  # more leased than the budget has left (lowered by /key/update): give back
+                amount = max(0.0, amount + room)
+            if held_here is not None:
+                await conn.execute(leases_table.update().where(mine).values(amount=amount, expires=now + self.ttl))
+            elif grant > 0:
+                await conn.execute(leases_table.insert().values(token=token, owner=self.owner, amount=amount,
+                                                                expires=now + self.ttl))  # fmt: skip
+        lease.granted = amount
+        lease.owned = held_here is not None or grant > 0
+        lease.until = started + self.ttl * 0.75 if lease.owned else 0.0
+        return spend
+
+    async def settle(self, conn: Any, token: str, cost: float, held: float) -> float | None:
+        """In the spend log's transaction: a key's settled requests' cost added to its spend, and what
+        they held taken off this instance's lease (renewed). Returns the lease's amount after (None: no lease)."""
+        await conn.execute(
+            keys_table.update().where(keys_table.c.token == token).values(spend=keys_table.c.spend + cost)
+        )  # the row lock first, as every change to a key's leases takes it
+        if held <= 0:
+            return None
+        amount = sa.case((leases_table.c.amount < held, 0.0), else_=leases_table.c.amount - held)
+        result = await conn.execute(
+            leases_table.update().where(_mine(token, self.owner))
+            .values(amount=amount, expires=time.time() + self.ttl).returning(leases_table.c.amount)
         )  # fmt: skip
+        left = result.scalar()
+        return None if left is None else float(left)
+
+    def settled(self, token: str, held: float, amount: float | None, started: float) -> None:
+        """After the spend log's transaction committed: this instance's view of the lease follows it."""
+        lease = self.leases.get(token)
+        if lease is None or held <= 0:
+            return
+        lease.held = lease.held - held if lease.held - held > EPSILON else 0.0
+        lease.granted = amount or 0.0
+        if amount is None:
+            lease.until, lease.owned = 0.0, False  # reclaimed: lease again when needed
+        else:
+            lease.until = max(lease.until, started + self.ttl * 0.75)
+
+    def locks(self, tokens: list[str]) -> list[asyncio.Lock]:
+        """The leases' locks the spend log takes (in one order) while it settles those keys."""
+        return [self.leases[t].lock for t in sorted(tokens) if t in self.leases]
+
+    async def _give_back(self, token: str, lease: Lease) -> None:
+        """Give this instance's lease of a key back (its unused amount returns to the budget); called
+        with nothing held of it, under its lock (or at the end)."""
+        if not lease.owned:
+            return  # no row: never leased, given back already, or reclaimed
+        async with self.db.engine.begin() as conn:
+            await _lock(conn, token)
+            await conn.execute(leases_table.delete().where(_mine(token, self.owner)))
+        lease.granted, lease.until, lease.owned = 0.0, 0.0, False
+
+    async def _renew(self, token: str, lease: Lease) -> None:
+        started = time.monotonic()
+        async with self.db.engine.begin() as conn:
+            await _lock(conn, token)
+            result = await conn.execute(
+                leases_table.update().where(_mine(token, self.owner)).values(expires=time.time() + self.ttl)
+            )
+        if result.rowcount == 1:
+            lease.until = started + self.ttl * 0.75
+        else:  # reclaimed meanwhile (this process stalled longer than its lease): lease again when needed
+            lease.granted, lease.until, lease.owned = 0.0, 0.0, False
+
+    async def _keep(self) -> None:
+        """Renew the leases held once a quarter of their life passed; give back the ones not used lately."""
+        tick = min(0.5, self.ttl / 8)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for token, lease in list(self.leases.items()):
+                try:
+                    async with lease.lock:
+                        if self.leases.get(token) is not lease:
+                            continue
+                        if lease.held <= EPSILON and lease.inflight == 0 and now - lease.used > self.idle:
+                            await self._give_back(token, lease)
+                        elif lease.owned and lease.until and lease.until - now < self.ttl / 2:
+                            await self._renew(token, lease)
+                except Exception as exc:  # the database away: the lease runs out locally, and in the database
+                    if not self.warned:
+                        self.warned = True
+                        sys.stderr.write(redact(f"imggen serve: cannot renew a budget lease: {exc}\n"))
+
+    def forget(self, token: str) -> None:
+        """After /key/update: this instance asks the database before admitting again on the key."""
+        self.cache.pop(token, None)
+        lease = self.leases.get(token)
+        if lease is not None:
+            lease.until = 0.0
 
     async def _reset_budget(self, key: Key) -> None:
         """Spend back to 0 once budget_reset_at passed; the one instance whose UPDATE matches does it."""
@@ -214,7 +459,7 @@ class Keys:
                     )
             except sa.exc.IntegrityError as exc:
                 raise ProxyError(400, "a key with this key_alias already exists", param="key_alias") from exc
-        self.cache.pop(hashed, None)
+        self.forget(hashed)
         key = await self._get(hashed)
         return {**key.info(), "key": token}
 
@@ -227,12 +472,14 @@ class Keys:
         async with self.db.engine.begin() as conn:
             found = [r[0] for r in await conn.execute(sa.select(keys_table.c.token).where(condition))]
             await conn.execute(keys_table.delete().where(condition))
+            await conn.execute(leases_table.delete().where(leases_table.c.token.in_(found)))
         if len(found) < len(set(hashes)) + len(set(aliases)):
             missing = len(set(hashes)) + len(set(aliases)) - len(found)
             if not found:
                 raise ProxyError(404, f"{missing} of the keys given were not found", type="not_found_error")
         for hashed in found:
             self.cache.pop(hashed, None)
+            self.leases.pop(hashed, None)
         return {"deleted_keys": tokens or aliases}
 
     async def list(self, page: int = 1, size: int = 100) -> dict[str, Any]:
@@ -252,6 +499,16 @@ class Keys:
         if row is None:
             raise ProxyError(404, "Key not found", type="not_found_error", param="key")
         return Key.from_row(row)
+
+
+def _mine(token: str, owner: str) -> Any:
+    return sa.and_(leases_table.c.token == token, leases_table.c.owner == owner)
+
+
+async def _lock(conn: Any, token: str) -> None:
+    """The key's row locked for this transaction (a write: PostgreSQL's row lock, SQLite's write lock).
+    (`reserved`, schema v2's sum of holds, is 0 since v3 moved it into a lease.)"""
+    await conn.execute(keys_table.update().where(keys_table.c.token == token).values(reserved=keys_table.c.reserved))
 
 
 def token_hash(token: str) -> str:

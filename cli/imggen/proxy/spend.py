@@ -1,6 +1,7 @@
 """The spend log: one row per images request (time, key alias, model, deployment, images, cost,
 latency, status), written off the request path in batches, with each key's spend settled in the same
-transaction; /spend/logs and /global/spend/report read it, and so does `imggen serve spend`."""
+transaction (its cost added to the key's spend, what it held taken off this instance's budget lease:
+keys.py); /spend/logs and /global/spend/report read it, and so does `imggen serve spend`."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 
 from ..settings import redact
 from .db import Database, keys_table, spend_table
-from .keys import Hold
+from .keys import Hold, Keys
 from .router import ProxyError
 
 FLUSH_SECONDS = 0.5  # a record reaches the database at most this long after its request ended …
@@ -42,8 +43,9 @@ class Record:
 
 
 class SpendLog:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, keys: Keys | None = None) -> None:
         self.db = database
+        self.keys = keys
         self.pending: list[Record] = []
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -78,18 +80,27 @@ class SpendLog:
         rows = [{"request_id": r.request_id, "time": r.time, "token": r.token, "key_alias": r.key_alias,
                  "route": r.route, "model": r.model[:200], "deployment": r.deployment[:200], "images": r.images,
                  "cost": r.cost, "latency_ms": r.latency_ms, "status": r.status} for r in batch]  # fmt: skip
-        settle: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # token: [cost, reserved]
+        settle: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # token: [cost, held]
         for r in batch:
             if r.token:
                 settle[r.token][0] += r.cost
                 settle[r.token][1] += r.hold.estimate if r.hold else 0.0
-        async with self.db.engine.begin() as conn:
-            await conn.execute(spend_table.insert(), rows)
-            for token, (cost, reserved) in sorted(settle.items()):  # one order: no deadlock between instances
-                await conn.execute(
-                    keys_table.update().where(keys_table.c.token == token)
-                    .values(spend=keys_table.c.spend + cost, reserved=keys_table.c.reserved - reserved)
-                )  # fmt: skip
+        amounts: dict[str, float | None] = {}
+        async with contextlib.AsyncExitStack() as stack:
+            for lock in self.keys.locks(list(settle)) if self.keys else []:  # this instance's view of each lease
+                await stack.enter_async_context(lock)
+            started = time.monotonic()
+            async with self.db.engine.begin() as conn:
+                await conn.execute(spend_table.insert(), rows)
+                for token, (cost, held) in sorted(settle.items()):  # one order: no deadlock between instances
+                    if self.keys:
+                        amounts[token] = await self.keys.settle(conn, token, cost, held)
+                    else:
+                        await conn.execute(keys_table.update().where(keys_table.c.token == token)
+                                           .values(spend=keys_table.c.spend + cost))  # fmt: skip
+            if self.keys:
+                for token, (_, held) in settle.items():
+                    self.keys.settled(token, held, amounts[token], started)
 
     async def aclose(self) -> None:
         if self.task:

@@ -31,7 +31,7 @@ class Teams:
     def __init__(self, database: Database, state: State, router: Router) -> None:
         self.db = database
         self.keys = Keys(database, state)
-        self.log = spend.SpendLog(database)
+        self.log = spend.SpendLog(database, self.keys)
         self.router = router
         self.last_cost: dict[str, float] = {}  # model name: the cost of its last answer here, per image
 
@@ -39,10 +39,12 @@ class Teams:
     async def open(cls, config: ProxyConfig, state: State, router: Router) -> Teams:
         teams = cls(await connect(config.database_url), state, router)
         teams.log.start()
+        teams.keys.start()
         return teams
 
     async def aclose(self) -> None:
         await self.log.aclose()
+        await self.keys.aclose()  # after the last flush settled what the leases hold: they go back
         await self.db.aclose()
 
     async def admit(self, key: Key, model: str, n: Any, size: Any, quality: Any) -> Hold:
@@ -68,6 +70,7 @@ class Teams:
     ) -> None:  # fmt: skip
         latency = (time.perf_counter() - started) * 1000
         key: Key | None = seen.key
+        self.keys.finished(seen.hold)
         if cost is not None and images and seen.model != "-":
             self.last_cost[seen.model] = cost / images
         self.log.add(spend.Record(
