@@ -3,7 +3,7 @@
 A server process (one per pytest process, started at its first use) imports what `python -m imggen`
 always imports first (imggen.commands, nothing more: every lazy import stays lazy), then forks a
 child for each run. The child is what a fresh `python -m imggen ARGS` is: its own process with the
-test's environment, working directory, sys.path[0] and argv, stdin/stdout/stderr on pipes, run by
+test's environment, working directory, umask, sys.path[0] and argv, stdin/stdout/stderr on pipes, run by
 runpy as `-m` runs it, ending through the interpreter's own shutdown (atexit, threads, exit code, a
 traceback for an uncaught exception). What the interpreter reads once at its start (PYTHON*, LANG,
 LC_*, TZ, TYPER_*) can't change in a fork: an environment that changes one of them gets a real
@@ -121,6 +121,7 @@ def _become(request: dict[str, Any]) -> None:
         os.dup2(fd, target)
         os.close(fd)
     os.chdir(request["cwd"])
+    os.umask(request["umask"])
     os.environ.clear()
     os.environ.update(request["env"])
     sys.argv = ["-m", *request["argv"]]
@@ -182,6 +183,17 @@ def _get() -> _Server | None:
         return _server
 
 
+def _umask() -> int:
+    """This process's umask, which a child inherits (read without setting it: other threads may create files)."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
 def run(
     argv: list[str], env: dict[str, str], cwd: str, input: bytes | None, timeout: float
 ) -> tuple[int, bytes, bytes] | None:
@@ -197,7 +209,8 @@ def run(
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         conn.connect(server.path)
-        socket.send_fds(conn, [json.dumps({"argv": argv, "env": env, "cwd": cwd}).encode()], [stdin_r, out_w, err_w])
+        request = {"argv": argv, "env": env, "cwd": cwd, "umask": _umask()}
+        socket.send_fds(conn, [json.dumps(request).encode()], [stdin_r, out_w, err_w])
     finally:
         for fd in (stdin_r, out_w, err_w):
             os.close(fd)
