@@ -123,9 +123,11 @@ def outcome(result: ProviderResult | Pending | GenerationError) -> dict[str, Any
     }
 
 
-def run_case(info: ModelInfo, answers: list[dict[str, Any]], task: str = "generate") -> dict[str, Any]:
+def run_case(
+    info: ModelInfo, answers: list[dict[str, Any]], task: str = "generate", flags: dict[str, str] | None = None
+) -> dict[str, Any]:
     provider = get_provider(info.provider)
-    settings = resolve(model=info.id, flags=SETTINGS[info.provider], env={})
+    settings = resolve(model=info.id, flags=SETTINGS.get(info.provider, flags or {}), env={})
     request = image_request(info, task)
     http = provider.build_request(request, settings)
     shown = {"method": http.method, "url": http.url, "headers": http.shown_headers(), "body": http.json}
@@ -149,7 +151,7 @@ def test_builds_and_parses_as_recorded(info: ModelInfo, task: str) -> None:
     path = FIXTURES / f"{info.provider}.json"
     recording = json.loads(path.read_text(encoding="utf-8"))
     family = recording[SECTIONS[task]][info.family]
-    got = run_case(info, family["responses"], task)
+    got = run_case(info, family["responses"], task, recording.get("settings"))  # a fixture may hold its settings
     if RECORD:
         family["model"], family["task"], family["expected"] = info.id, task, got
         path.write_text(json.dumps(recording, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -1,14 +1,16 @@
-"""The OpenAI Images wire format, shared by the openai and azure providers (pure functions)."""
+"""The OpenAI Images wire format, shared by the openai and azure providers and the OpenAI look-alikes
+(xai, recraft, together): pure functions."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadResponseError, ContentFilterError, GenerationError, UsageError
 from ..secrets import cut
-from ..types import FilePart, ImageData, ImageRequest, Usage
+from ..types import FilePart, HttpRequest, ImageData, ImageRequest, InputImage, Usage
 from . import shape_guard
 from .contract import ErrorFields, HttpProvider, ProviderResult
 
@@ -134,8 +136,13 @@ def _error_fields(response: httpx.Response) -> tuple[str, str | None]:
     error = payload.get("error") if isinstance(payload, dict) else None
     if isinstance(error, dict):
         return str(error.get("message") or "no message"), error.get("code") or error.get("type")
-    if isinstance(error, str):
-        return error, None
+    raw_code = payload.get("code") if isinstance(payload, dict) else None
+    code = str(raw_code) if isinstance(raw_code, (str, int)) and not isinstance(raw_code, bool) else None
+    if isinstance(error, str):  # xAI: {"code": "...", "error": "Argument not supported: size"}
+        return error, code
+    message = payload.get("message") if isinstance(payload, dict) else None
+    if isinstance(message, str) and message:  # {"code": ..., "message": ...} (Recraft's JSON errors)
+        return message, code
     return cut(json.dumps(payload), 200), None
 
 
@@ -254,8 +261,8 @@ def _count(value: Any) -> int:
 def _usage(raw: Any) -> Usage | None:
     """Token counts, or None when any is not a count: the cost falls back to the catalog's estimate,
     and the images stay (a wrong usage is no reason to drop what was paid for)."""
-    if not isinstance(raw, dict):
-        return None
+    if not isinstance(raw, dict) or not raw.keys() & {"input_tokens", "output_tokens", "total_tokens"}:
+        return None  # no token counts (xAI's usage holds only cost_in_usd_ticks)
     details = raw.get("input_tokens_details")
     details = details if isinstance(details, dict) else {}
     try:
@@ -277,6 +284,33 @@ class OpenAIWire(HttpProvider):
         return error_fields(response)
 
     parse_response = staticmethod(parse_images)
+
+
+@dataclass(frozen=True)
+class DataUri:
+    """An input image inside a JSON body as a `data:` URI (`data:image/png;base64,…`): how the OpenAI
+    look-alikes take local images in JSON (see `inline_json`)."""
+
+    image: InputImage
+
+
+def inline_json(url: str, headers: dict[str, str], body: dict[str, Any]) -> HttpRequest:
+    """`POST url` with a JSON body whose `DataUri` values are sent as data URIs and shown (--dry-run,
+    -v) described, never printed: `HttpRequest.inline` with the URI's prefix."""
+
+    def sent(value: Any) -> Any:
+        if isinstance(value, DataUri):
+            return f"data:{value.image.mime};base64,{value.image.b64()}"
+        raise TypeError(f"{type(value).__name__} is not JSON")
+
+    def shown(value: Any) -> Any:
+        if isinstance(value, DataUri):
+            return value.image.shown()
+        raise TypeError(f"{type(value).__name__} is not JSON")
+
+    content = json.dumps(body, separators=(",", ":"), default=sent).encode()
+    headers = {"Content-Type": "application/json", **headers}
+    return HttpRequest("POST", url, headers, json.loads(json.dumps(body, default=shown)), content=content)
 
 
 def bearer(key: str | None) -> dict[str, str]:
