@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+import forkserver
 from fakeserver import FakeProvider
 
 SCRUBBED_PREFIXES = ("OPENAI_", "AZURE_", "AWS_", "GOOGLE_", "GEMINI_", "VERTEX", "IMGGEN_", "HTTP_PROXY",
@@ -75,8 +76,14 @@ class Result:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, input: bytes | None = None, timeout: float = 60) -> Result:
-    """imggen as a user runs it: a real process, its exit code, stdout and stderr."""
+    """imggen as a user runs it: a real process, its exit code, stdout and stderr (forked from a process that
+    has done what every `python -m imggen` does first: tests/forkserver.py; IMGGEN_TESTS_FORKSERVER=0 for a
+    plain `python -m imggen` each time)."""
     full_env = {**os.environ, **(env or {})}
+    forked = forkserver.run(list(args), full_env, os.getcwd(), input, timeout)
+    if forked is not None:
+        code, stdout, stderr = forked
+        return Result(code, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"), stdout)
     stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}  # as in CI: no terminal
     proc = subprocess.run([sys.executable, "-m", "imggen", *args], env=full_env, capture_output=True, timeout=timeout,
                           **stdin)  # fmt: skip

@@ -67,7 +67,9 @@ def test_an_interrupt_inside_a_running_loop_stops_the_work_too(fake: FakeProvide
     result = run_script(
         """
         import _thread, asyncio, threading
-        import imggen
+        import httpx, imggen
+
+        imggen.generate("warm-up", model="placeholder")  # imports done: the 1 s below is the wait for the answer
 
         async def main():
             threading.Timer(1.0, _thread.interrupt_main).start()  # Ctrl-C while generate() waits
