@@ -22,8 +22,8 @@ which locks it (PostgreSQL's row lock; SQLite's one writer), so for one key thes
 the other on every instance.
 A lease is granted only while `spend + leases < max_budget`, and never more than that difference:
 
-    granted = min(estimate × N, max_budget − spend − leases),  N = this instance's requests in flight
-                                                                   on the key + 1 (at most LEASE_REQUESTS)
+    granted = min(estimate × N, max_budget − spend − leases),  N = LEASE_ROUNDS × (this instance's
+                                        requests in flight on the key + 1), at most LEASE_REQUESTS
 
 So the leases and the settled spend never add up to more than max_budget. Locally, a request is
 admitted while its instance's lease has something left (`granted − held > 0`); only the request that
@@ -31,8 +31,10 @@ finds less than its estimate left can go past it, and after it the instance admi
 a new lease covers that excess first. Hence the bound issue 14 item 12 asks for, across any number of
 instances: the spend of a key never exceeds its budget by more than one in-flight request per
 instance (each over by less than its own estimate), plus what the estimates miss of the real costs.
-The block is sized by the requests in flight on this instance (N), so what one instance holds unused
-(and another instance cannot spend meanwhile) is at most what its in-flight requests will need next;
+The block is sized by the requests in flight on this instance (N): what one instance holds unused
+(and another instance cannot spend meanwhile) is at most what its in-flight requests will need in the
+next LEASE_ROUNDS rounds (their holds are released when the spend log settles them, every
+FLUSH_SECONDS, so a smaller block would send a busy key to the database every few requests);
 after a /key/update that lowers a budget, each other instance admits at most its current block
 before it asks the database again.
 
@@ -78,6 +80,7 @@ CACHE_SECONDS = 5.0  # a key read from the database is trusted this long (a dele
 LEASE_SECONDS = 30.0  # a budget lease's life, renewed while it is used (IMGGEN_KEY_LEASE_SECONDS)
 LEASE_IDLE = 2.0  # a lease not used this long is given back (at most LEASE_SECONDS / 4)
 LEASE_REQUESTS = 64  # the most requests one lease is sized for
+LEASE_ROUNDS = 4  # a lease covers this many rounds of the requests in flight on the key
 SMALLEST = 1e-6  # USD: what a request of unknown price holds, so even those are counted against a lease
 EPSILON = 1e-9  # USD: less than this left of a lease or a budget is nothing left
 DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w|mo)\s*$")
@@ -291,7 +294,7 @@ class Keys:
     async def _lease(self, key: Key, lease: Lease, estimate: float) -> float:
         """Under the key's row lock: reclaim its expired leases, then lease min(estimate × N, what is left
         of the budget) to this instance. Returns the key's spend (for the 422's message)."""
-        want = estimate * min(LEASE_REQUESTS, lease.inflight + 1)
+        want = estimate * min(LEASE_REQUESTS, LEASE_ROUNDS * (lease.inflight + 1))
         started, now = time.monotonic(), time.time()
         token, mine = key.token, _mine(key.token, self.owner)
         async with self.db.engine.begin() as conn:
