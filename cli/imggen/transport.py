@@ -117,18 +117,21 @@ class Transport:
         self.retries = retries
         self.clients: dict[bool, httpx.AsyncClient] = {}  # by "needs TLS", each made on first use
         self.opened = False
+        self.proxied = False  # an HTTP(S) proxy is set in the environment (read at open)
         self.spill_dir: Path | None = None  # set: image strings in 2xx bodies go to files here
         self.max_image = max_image_bytes()
 
     def open(self) -> Transport:
         self.opened = True
+        # Read once: a proxy between imggen and a plain-http endpoint needs the CA bundle too (below).
+        self.proxied = any(os.environ.get(v) for v in _HTTP_PROXY_VARS)
         return self
 
     def client_for(self, url: str) -> httpx.AsyncClient:
         """The client for `url`. Plain-http endpoints (local servers) skip loading the CA bundle, which
         costs tens of milliseconds, unless a proxy may sit in between."""
         assert self.opened, "Transport used outside 'async with'"
-        tls = not url.startswith("http://") or any(os.environ.get(v) for v in _HTTP_PROXY_VARS)
+        tls = not url.startswith("http://") or self.proxied
         if tls not in self.clients:
             timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
             limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
