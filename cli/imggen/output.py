@@ -14,7 +14,7 @@ import string
 import tempfile
 import time
 import unicodedata
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cache
@@ -474,20 +474,9 @@ async def _download_with_retries(
 ) -> Path:
     """Under the transport's retry loop; each attempt starts a fresh temporary file, so a broken stream
     never leaves half an image."""
-    from .transport import deadline_error, retryable_status
-
-    async def attempt() -> tuple[GenerationError | None, Any]:
-        try:
-            async with asyncio.timeout(transport.timeout):  # one deadline for the whole image, as for API calls
-                return None, await write_image(directory, _download(url, transport), name_for, overwrite)
-        except TimeoutError:
-            return deadline_error(url, transport.timeout), None
-        except NetworkError as exc:
-            return exc, None
-        except BadResponseError as exc:
-            return exc, (None if exc.status and retryable_status(exc.status) else False)
-
-    path = await transport.retrying(attempt)
+    path = await _retried(
+        url, transport, lambda: write_image(directory, _download(url, transport), name_for, overwrite)
+    )
     assert isinstance(path, Path)
     return path
 
@@ -496,12 +485,20 @@ async def fetch_result(url: str, transport: Transport) -> tuple[Path | None, byt
     """A result URL that expires, downloaded now under the transport's retry loop (a plain GET: the
     provider's key is never sent to it): into the run's spill folder when it has one (the file, to be
     placed later), else into memory (the bytes). Each attempt starts afresh."""
+    fetched = await _retried(url, transport, lambda: _fetch_once(url, transport))
+    assert isinstance(fetched, tuple)
+    return fetched
+
+
+async def _retried(url: str, transport: Transport, once: Callable[[], Awaitable[Any]]) -> Any:
+    """`once()` (a download of `url`) under the transport's retry loop, each attempt held to its
+    timeout as API calls are: network errors and retryable statuses are tried again."""
     from .transport import deadline_error, retryable_status
 
     async def attempt() -> tuple[GenerationError | None, Any]:
         try:
-            async with asyncio.timeout(transport.timeout):
-                return None, await _fetch_once(url, transport)
+            async with asyncio.timeout(transport.timeout):  # one deadline for the whole image, as for API calls
+                return None, await once()
         except TimeoutError:
             return deadline_error(url, transport.timeout), None
         except NetworkError as exc:
@@ -509,9 +506,7 @@ async def fetch_result(url: str, transport: Transport) -> tuple[Path | None, byt
         except BadResponseError as exc:
             return exc, (None if exc.status and retryable_status(exc.status) else False)
 
-    fetched = await transport.retrying(attempt)
-    assert isinstance(fetched, tuple)
-    return fetched
+    return await transport.retrying(attempt)
 
 
 async def _fetch_once(url: str, transport: Transport) -> tuple[Path | None, bytes | None]:
