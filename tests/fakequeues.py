@@ -17,13 +17,14 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from fakeserver import TINY_PNG
 from imggen.providers.contract import Pending, ProviderResult, map_error
+from localhttp import LocalHttp
 
 if TYPE_CHECKING:
     from imggen.providers.contract import Provider
@@ -75,7 +76,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeQueues:
+class FakeQueues(LocalHttp):
     """Both APIs on one server. `polls` is how many status polls a job needs before it is done (0: done at
     submit; Replicate then answers the finished prediction to `Prefer: wait`). Misbehaviour: `script`
     answers the next requests whose path contains a part with canned answers; `nsfw` flags every image;
@@ -90,22 +91,7 @@ class FakeQueues:
         self.forget = False
         self.scripts: list[tuple[str, str, Answer]] = []
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.server.daemon_threads = True
-        self.server.fake = self  # type: ignore[attr-defined]
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
-
-    def __enter__(self) -> FakeQueues:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    @property
-    def root(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._listen(_Handler)
 
     @property
     def fal_base(self) -> str:

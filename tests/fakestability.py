@@ -13,10 +13,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from fakeserver import TINY_PNG
+from localhttp import LocalHttp
 
 KEY = "sk-test-0123456789abcdefXYZ0"
 MAX_BODY = 10 * 1024 * 1024  # "Note: maximum request size is 10MiB"
@@ -92,7 +93,7 @@ class Seen:
     files: dict[str, tuple[str, str, bytes]] = field(default_factory=dict)  # name -> (filename, type, bytes)
 
 
-class FakeStability:
+class FakeStability(LocalHttp):
     """`with FakeStability() as fake:`; `fake.url` is the api_base; `fake.seen` every request received."""
 
     def __init__(self, polls: int = 2) -> None:
@@ -101,22 +102,11 @@ class FakeStability:
         self.polls = polls  # 202s a job answers before its result
         self.jobs: dict[str, int] = {}
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.server.daemon_threads = True
-        self.server.fake = self  # type: ignore[attr-defined]
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
-
-    def __enter__(self) -> FakeStability:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._listen(_Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.root
 
     def script(self, *answers: Answer) -> None:
         """The next requests get these answers, in order, whatever they ask."""
