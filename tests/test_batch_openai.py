@@ -169,3 +169,99 @@ def test_a_wrong_key_is_an_auth_error(batches: FakeBatches, monkeypatch: pytest.
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
     with pytest.raises(AuthError):
         _run(_submit_and_follow(["x"]))
+
+
+# -- the commands --------------------------------------------------------------------------------
+
+
+def _env(tmp_path: Path, batches: FakeBatches) -> dict[str, str]:
+    return {**batches.env(), "IMGGEN_BATCH_LEDGER": str(tmp_path / "data" / "batches.sqlite"),
+            "IMGGEN_POLL_INTERVAL": "0"}  # fmt: skip
+
+
+def _prompts(tmp_path: Path, *prompts: str) -> Path:
+    path = tmp_path / "prompts.txt"
+    path.write_text("\n".join(prompts) + "\n")
+    return path
+
+
+def test_submit_status_collect(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    env = _env(tmp_path, batches)
+    prompts = _prompts(tmp_path, "an otter", "a FAIL", "a heron")
+    submitted = cli("batch", "submit", "--prompts-file", str(prompts), "-m", MODEL, "-o", "out", env=env)
+    assert submitted.code == 0, submitted.stderr
+    batch_id = submitted.stdout.strip()
+    assert batch_id.startswith("b_") and "batch prices" in submitted.stderr
+    early = cli("batch", "collect", batch_id, env=env)  # validating → in_progress: not done yet
+    assert early.code == 1 and "not finished" in early.stderr
+    for _ in range(3):
+        status = cli("batch", "status", batch_id, "--json", env=env)
+        assert status.code == 0, status.stderr
+    assert json.loads(status.stdout)["state"] == "completed"
+    collected = cli("batch", "collect", batch_id, "--json", "--metadata", env=env)
+    assert collected.code == 4, collected.stderr  # one request failed
+    lines = collected.json_lines()
+    assert sorted(line.get("line") for line in lines) == [1, 2, 3]
+    saved = sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix == ".png")
+    assert len(saved) == 2 and any("otter" in name for name in saved)
+    assert (tmp_path / "out" / "manifest.jsonl").exists() or any((tmp_path / "out").glob("*manifest*"))
+    again = cli("batch", "collect", batch_id, "--json", env=env)  # idempotent: nothing written twice
+    assert again.stdout == "" and again.code == 4
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix == ".png") == saved
+
+
+def test_submit_wait_collects(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    prompts = _prompts(tmp_path, "an otter", "a heron")
+    result = cli("batch", "submit", "--prompts-file", str(prompts), "-m", MODEL, "-o", "out", "--wait",
+                 env=_env(tmp_path, batches))  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert len(list((tmp_path / "out").glob("*.png"))) == 2
+
+
+def test_stdin_and_split_past_the_limits(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    env = {**_env(tmp_path, batches), "IMGGEN_BATCH_LIMITS": "2,1000000"}
+    result = cli("batch", "submit", "--prompts-file", "-", "-m", MODEL, "-o", "out", "--wait", env=env,
+                 input=b"one\ntwo\nthree\nfour\nfive\n")  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert batches.uploads == [2, 2, 1]
+    assert len(list((tmp_path / "out").glob("*.png"))) == 5
+    listed = cli("batch", "list", "--json", env=env).json_lines()
+    assert len(listed) == 1 and len(listed[0]["provider_batches"]) == 3
+
+
+def test_a_bad_line_is_refused_before_anything_is_uploaded(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"prompt": "fine"}\n{"prompt": "bad", "quality": "ultra"}\n')
+    result = cli("batch", "submit", "--prompts-file", str(path), "-m", MODEL, env=_env(tmp_path, batches))
+    assert result.code == 2 and "line 2" in result.stderr
+    assert batches.requests == []
+
+
+def test_max_cost_at_batch_prices(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    prompts = _prompts(tmp_path, "an otter")
+    result = cli("batch", "submit", "--prompts-file", str(prompts), "-m", MODEL, "--max-cost", "0.000001",
+                 env=_env(tmp_path, batches))  # fmt: skip
+    assert result.code == 2 and "--max-cost" in result.stderr
+    assert batches.requests == []
+
+
+def test_cancel_and_list_after_a_reboot(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    env = _env(tmp_path, batches)
+    prompts = _prompts(tmp_path, "a", "b")
+    batch_id = cli("batch", "submit", "--prompts-file", str(prompts), "-m", MODEL, env=env).stdout.strip()
+    cancelled = cli("batch", "cancel", batch_id, env=env)
+    assert cancelled.code == 0 and "cancelling" in cancelled.stdout
+    listed = cli("batch", "list", "--json", env=env)  # a new process: the ledger is all it knows
+    assert [row["state"] for row in listed.json_lines()] == ["cancelled"]
+    collected = cli("batch", "collect", batch_id, env=env)
+    assert collected.code == 4 and len(list(tmp_path.glob("*.png"))) == 1
+
+
+def test_the_key_is_never_in_the_ledger(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    env = _env(tmp_path, batches)
+    prompts = _prompts(tmp_path, "an otter")
+    assert cli("batch", "submit", "--prompts-file", str(prompts), "-m", MODEL, "--wait", env=env).code == 0
+    data = tmp_path / "data"
+    files = [p for p in data.rglob("*") if p.is_file()]
+    assert files and all(KEY.encode() not in p.read_bytes() for p in files)
+    assert stat.S_IMODE((data / "batches.sqlite").stat().st_mode) == 0o600
