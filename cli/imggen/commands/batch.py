@@ -6,15 +6,10 @@ cancel and collect work from any shell, after a reboot. collect saves like `gene
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import os
-import shutil
 import sys
 import time
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +19,8 @@ from ..errors import ImggenError, UsageError
 from . import generate as g
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from ..batches.ledger import Ledger, Record
     from ..batches.service import BatchLine, BatchService
     from ..jobs import Batch, Job
@@ -38,6 +35,12 @@ batch_app = typer.Typer(
 WAIT = typer.Option(False, "--wait", help="Poll until the batch is done, then collect it.")
 SAVED_OPTIONS = ("n", "size", "aspect_ratio", "quality", "style", "user", "seed", "negative_prompt", "params")
 DONE = frozenset({"completed", "failed", "expired", "cancelled"})
+
+
+def _arun(coro: Any) -> Any:
+    import asyncio
+
+    return asyncio.run(coro)
 
 
 def _ledger() -> Ledger:
@@ -61,6 +64,8 @@ def _copy_prompts(prompts_file: Path | None, folder: Path) -> tuple[Path, str, s
         name, suffix = str(prompts_file), prompts_file.suffix.lower() or ".txt"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     target = folder / f".incoming-{os.getpid()}-{time.monotonic_ns()}{suffix}"
+    import hashlib
+
     digest = hashlib.sha256()
     try:
         with open(target, "wb") as out:
@@ -179,7 +184,7 @@ def submit(
             copy.rename(final)
             keep = True
             batch.source.path = final  # type: ignore[union-attr]
-            asyncio.run(_submit(ledger, batch_id, batch, service, settings))
+            _arun(_submit(ledger, batch_id, batch, service, settings))
             ledger.set_state(batch_id, "validating")
         sys.stdout.write(batch_id + "\n")
         sys.stdout.flush()
@@ -235,6 +240,8 @@ def _find(ledger: Ledger, batch_id: str | None) -> Record:
 
 async def _refresh(ledger: Ledger, record: Record, cancel: bool = False) -> Record:
     """Ask the service for each unfinished part's state (or cancel it) and keep the answers."""
+    import dataclasses
+
     from ..batches import service_for
     from ..transport import Transport
 
@@ -246,7 +253,7 @@ async def _refresh(ledger: Ledger, record: Record, cancel: bool = False) -> Reco
         for part in parts:
             state = await (service.cancel if cancel else service.status)(part, settings, transport)
             ledger.update_part(
-                replace(
+                dataclasses.replace(
                     part,
                     state=state.state,
                     completed=state.completed,
@@ -288,7 +295,7 @@ def status(
 ) -> None:
     """The state of a batch, asked of the service."""
     with _ledger() as ledger:
-        record = asyncio.run(_refresh(ledger, _find(ledger, batch_id)))
+        record = _arun(_refresh(ledger, _find(ledger, batch_id)))
     if json_lines:
         sys.stdout.write(json.dumps(_row(record)) + "\n")
     else:
@@ -301,7 +308,7 @@ def list_batches(json_lines: bool = g.JSON_LINES) -> None:
     with _ledger() as ledger:
         for record in ledger.all():
             if record.state not in DONE and record.state != "collected":
-                record = asyncio.run(_refresh(ledger, record))
+                record = _arun(_refresh(ledger, record))
             if json_lines:
                 sys.stdout.write(json.dumps(_row(record)) + "\n")
             else:
@@ -312,7 +319,7 @@ def list_batches(json_lines: bool = g.JSON_LINES) -> None:
 def cancel(batch_id: str = typer.Argument(..., metavar="ID")) -> None:
     """Ask the service to cancel a batch (what is done by then can still be collected)."""
     with _ledger() as ledger:
-        record = asyncio.run(_refresh(ledger, _find(ledger, batch_id), cancel=True))
+        record = _arun(_refresh(ledger, _find(ledger, batch_id), cancel=True))
     _say(record)
 
 
@@ -323,7 +330,7 @@ def _wait(batch_id: str, quiet: bool) -> None:
     delay = 5.0 if pace is None else pace
     with _ledger() as ledger:
         while True:
-            record = asyncio.run(_refresh(ledger, _find(ledger, batch_id)))
+            record = _arun(_refresh(ledger, _find(ledger, batch_id)))
             if not quiet:
                 sys.stderr.write(f"\r{record.id}: {record.state}, {record.completed + record.failed}/{record.total}  ")
                 sys.stderr.flush()
@@ -355,7 +362,7 @@ def _collect(batch_id: str, output: str | None, *, json_lines: bool, metadata: b
     from ..plan import Options
 
     with _ledger() as ledger:
-        record = asyncio.run(_refresh(ledger, _find(ledger, batch_id)))
+        record = _arun(_refresh(ledger, _find(ledger, batch_id)))
         running = [p for p in record.parts if p.state not in DONE]
         if running:
             raise ImggenError(
@@ -387,7 +394,7 @@ def _make_collector() -> type:
 
         def collect(self) -> int:
             started = time.monotonic()
-            asyncio.run(self._collect_all())
+            _arun(self._collect_all())
             if not self.quiet:
                 self._summary(time.monotonic() - started)
             return 4 if self.failures or self.ledger_failed else 0
@@ -414,6 +421,8 @@ def _make_collector() -> type:
                             self.ledger.mark_collected(self.record.id, result.custom_id, outcome)
                             done[result.custom_id] = outcome
             finally:
+                import shutil
+
                 shutil.rmtree(spill, ignore_errors=True)
                 if self.manifest is not None:
                     self.manifest.close()
