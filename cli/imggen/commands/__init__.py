@@ -13,6 +13,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError  # typer bundles its own click
 
 from ..errors import ImggenError, UsageError
+from .batch import batch_app
 from .complete import complete_topic
 from .config import config_app
 from .edit import edit
@@ -40,6 +41,7 @@ serve_app = typer.Typer(no_args_is_help=False, context_settings={"help_option_na
 serve_app.callback(invoke_without_command=True, epilog=epilog("serve"))(serve)
 serve_app.command("spend", epilog=epilog("serve spend"))(spend)
 app.add_typer(serve_app, name="serve")
+app.add_typer(batch_app, name="batch")
 
 
 @app.command("help", epilog=epilog("help"))

@@ -106,6 +106,8 @@ IMGGEN_VARIABLES = (
         "IMGGEN_POLL_INTERVAL",
         "Seconds between a queued job's polls, fixed (default: the provider's pace, backing off).",
     ),
+    ("IMGGEN_BATCH_LEDGER", "imggen batch: the ledger file (default: batches.sqlite in the platform's data dir)."),
+    ("IMGGEN_BATCH_LIMITS", "imggen batch: REQUESTS,BYTES per provider batch file, below the service's (tests)."),
     ("IMGGEN_TODAY", "The date (YYYY-MM-DD) models' lifecycles are judged on (default: today)."),
     ("IMGGEN_KEY_LEASE_SECONDS", "imggen serve: the life of a budget lease of a virtual key (default 30)."),
     ("_IMGGEN_COMPLETE", "Set by the shell completion scripts; not for users."),

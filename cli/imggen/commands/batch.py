@@ -1,0 +1,461 @@
+"""`imggen batch`: a provider's batch service (half the price, done within 24 hours on its machines)
+driven from the command line. submit validates every line exactly as `generate` does and refuses
+before uploading anything; the ledger (batches/ledger.py) remembers each batch, so status, list,
+cancel and collect work from any shell, after a reboot. collect saves like `generate` (names, --json,
+--metadata, the manifest), is resumable, and writes nothing twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ..errors import ImggenError, UsageError
+from . import generate as g
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from ..batches.ledger import Ledger, Record
+    from ..batches.service import BatchLine, BatchService
+    from ..jobs import Batch, Job
+    from ..settings import Resolved
+
+batch_app = typer.Typer(
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+    help="Provider batch jobs: half the price, done within 24 hours.",
+)
+WAIT = typer.Option(False, "--wait", help="Poll until the batch is done, then collect it.")
+SAVED_OPTIONS = ("n", "size", "aspect_ratio", "quality", "style", "user", "seed", "negative_prompt", "params")
+DONE = frozenset({"completed", "failed", "expired", "cancelled"})
+
+
+def _arun(coro: Any) -> Any:
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+def _ledger() -> Ledger:
+    from ..batches.ledger import Ledger
+
+    return Ledger()
+
+
+def _copy_prompts(prompts_file: Path | None, folder: Path) -> tuple[Path, str, str]:
+    """The prompts copied beside the ledger (collect reads them again, whatever happens to the file or
+    stdin), streamed, with their SHA-256; and the name messages give them."""
+    if prompts_file is None or str(prompts_file) == "-":
+        if sys.stdin is None or sys.stdin.closed:
+            raise UsageError("--prompts-file - reads stdin, but there is no stdin")
+        source, name, suffix = sys.stdin.buffer, "stdin", ".txt"
+    else:
+        try:
+            source = open(prompts_file, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise UsageError(f"cannot read --prompts-file {prompts_file}: {exc.strerror or exc}") from None
+        name, suffix = str(prompts_file), prompts_file.suffix.lower() or ".txt"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = folder / f".incoming-{os.getpid()}-{time.monotonic_ns()}{suffix}"
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(target, "wb") as out:
+            while chunk := source.read(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    return target, digest.hexdigest(), name
+
+
+def _batch(
+    copy: Path,
+    name: str,
+    model: str | None,
+    profile: str | None,
+    options: Any,
+    flags: dict[str, Any],
+    template: str | None,
+) -> Batch:
+    from ..jobs import Batch
+    from ..prompts import Source
+
+    source = Source(copy)
+    source.name = name
+    return Batch(source, model=model, profile=profile, options=options, flags=flags, name=template)
+
+
+@batch_app.command("submit")
+def submit(
+    prompts_file: str = typer.Option(
+        ..., "--prompts-file", metavar="FILE", help="Prompts (.txt or .jsonl), - for stdin."
+    ),
+    model: str | None = g.MODEL,
+    number: int = g.NUMBER,
+    size: str | None = g.SIZE,
+    aspect_ratio: str | None = g.ASPECT_RATIO,
+    quality: str | None = g.QUALITY,
+    style: str | None = g.STYLE,
+    user: str | None = g.USER,
+    seed: int | None = g.SEED,
+    negative_prompt: str | None = g.NEGATIVE_PROMPT,
+    param: list[str] = g.PARAM,
+    output: str | None = typer.Option(
+        None, "-o", "--output", metavar="DIR", help="Where collect saves the images (default .)."
+    ),
+    name: str | None = g.NAME,
+    profile: str | None = g.PROFILE,
+    api_base: str | None = g.API_BASE,
+    max_cost: float | None = g.MAX_COST,
+    wait: bool = WAIT,
+    metadata: bool = g.METADATA,
+    json_lines: bool = g.JSON_LINES,
+    quiet: bool = g.QUIET,
+) -> None:
+    """Validate every prompt as generate does, show the estimate at batch prices, upload and submit;
+    prints the batch id."""
+    from ..batches import service_for
+    from ..batches.ledger import default_path
+    from ..jobs import budget_refusal
+    from ..plan import Options
+
+    options = Options(
+        n=number,
+        size=size,
+        aspect_ratio=aspect_ratio,
+        quality=quality,
+        style=style,
+        user=user,
+        seed=seed,
+        negative_prompt=negative_prompt,
+        params=g.parse_params(param),
+    )
+    g.check_numbers(1, 0, None, None, max_cost)
+    flags = {"api_base": api_base, "output_dir": output}
+    folder = default_path().parent / "batch-prompts"
+    copy, digest, shown = _copy_prompts(None if prompts_file == "-" else Path(prompts_file), folder)
+    keep = False
+    try:
+        batch = _batch(copy, shown, model, profile, options, flags, name)
+        totals = batch.check()  # every line, exactly as generate checks it: nothing is sent before
+        first = totals.first
+        assert first is not None
+        models = {plan.settings.model.name for plan, _ in batch.plans()}
+        if len(models) > 1:
+            raise UsageError(
+                f"a batch is for one model, and the lines name {len(models)}: " + ", ".join(sorted(models)),
+                hint="Submit one batch per model.",
+            )
+        settings = first.settings
+        service = service_for(settings.model.provider)
+        totals.cost *= service.discount
+        refusal = budget_refusal(totals, max_cost)
+        if refusal is not None:
+            refusal.message, refusal.hint = refusal.wordings.get("cli", (refusal.message, refusal.hint))
+            raise refusal
+        if not quiet:
+            price = "unknown" if totals.unpriced else f"${totals.cost:.4f}"
+            sys.stderr.write(
+                f"{totals.prompts} prompt(s), {totals.images} image(s) · {settings.model.name} · "
+                f"estimated {price} at batch prices ({service.discount:.0%} of the price)\n"
+            )
+        given = {k: getattr(options, k) for k in SAVED_OPTIONS}
+        saved = {"profile": profile, "api_base": api_base, "name": name, "options": given}
+        with _ledger() as ledger:
+            batch_id = ledger.new_batch(
+                settings.model.provider,
+                settings.model.name,
+                prompts_sha256=digest,
+                output_dir=output,
+                options=saved,
+                total=totals.images,
+            )
+            final = folder / f"{batch_id}{copy.suffix}"
+            copy.rename(final)
+            keep = True
+            batch.source.path = final  # type: ignore[union-attr]
+            _arun(_submit(ledger, batch_id, batch, service, settings))
+            ledger.set_state(batch_id, "validating")
+        sys.stdout.write(batch_id + "\n")
+        sys.stdout.flush()
+    finally:
+        if not keep:
+            copy.unlink(missing_ok=True)
+    if wait:
+        _wait(batch_id, quiet)
+        raise typer.Exit(_collect(batch_id, output, json_lines=json_lines, metadata=metadata, quiet=quiet))
+
+
+async def _submit(ledger: Ledger, batch_id: str, batch: Batch, service: BatchService, settings: Resolved) -> None:
+    from ..batches.ledger import Part
+    from ..transport import Transport
+
+    async def lines() -> AsyncIterator[BatchLine]:
+        from ..batches.service import BatchLine
+
+        for job in batch.jobs():
+            for request in job.plan.requests:
+                yield BatchLine(f"{job.line}-{request.first_index}", request)
+
+    async with Transport(timeout=float(settings.get("timeout", 600))) as transport:
+        n = 0
+        async for sent in service.submit(lines(), settings, transport):
+            ledger.add_part(
+                Part(
+                    batch_id,
+                    n,
+                    sent.provider_batch_id,
+                    sent.input_file_id,
+                    "validating",
+                    sent.request_count,
+                    sent.first_index,
+                )
+            )
+            n += 1
+
+
+def _settings(record: Record) -> Resolved:
+    from ..api import plan_generation
+
+    flags = {"api_base": record.options.get("api_base")}
+    return plan_generation("batch", record.model, profile=record.options.get("profile"), flags=flags).settings
+
+
+def _find(ledger: Ledger, batch_id: str | None) -> Record:
+    record = ledger.get(batch_id) if batch_id else ledger.latest()
+    if record is None:
+        raise UsageError(f"no batch {batch_id}" if batch_id else "no batch yet", hint="See: imggen batch list.")
+    return record
+
+
+async def _refresh(ledger: Ledger, record: Record, cancel: bool = False) -> Record:
+    """Ask the service for each unfinished part's state (or cancel it) and keep the answers."""
+    import dataclasses
+
+    from ..batches import service_for
+    from ..transport import Transport
+
+    parts = [p for p in record.parts if p.state not in DONE]
+    if not parts:
+        return record
+    service, settings = service_for(record.provider), _settings(record)
+    async with Transport() as transport:
+        for part in parts:
+            state = await (service.cancel if cancel else service.status)(part, settings, transport)
+            ledger.update_part(
+                dataclasses.replace(
+                    part,
+                    state=state.state,
+                    completed=state.completed,
+                    failed=state.failed,
+                    output_file_id=state.output_file_id,
+                    error_file_id=state.error_file_id,
+                )
+            )
+    fresh = ledger.get(record.id)
+    assert fresh is not None
+    return fresh
+
+
+def _row(record: Record) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "model": record.model,
+        "state": record.state,
+        "images": record.total,
+        "completed": record.completed,
+        "failed": record.failed,
+        "created": int(record.created),
+        "output_dir": record.output_dir or ".",
+        "provider_batches": [p.provider_batch_id for p in record.parts],
+    }
+
+
+def _say(record: Record) -> None:
+    """One line: id, state, model, requests done of all (and failed)."""
+    requests = sum(p.request_count for p in record.parts)
+    failed = f", {record.failed} failed" if record.failed else ""
+    sys.stdout.write(f"{record.id}  {record.state}  {record.model}  {record.completed}/{requests} done{failed}\n")
+
+
+@batch_app.command("status")
+def status(
+    batch_id: str | None = typer.Argument(None, metavar="[ID]", help="The batch (default: the latest)."),
+    json_lines: bool = g.JSON_LINES,
+) -> None:
+    """The state of a batch, asked of the service."""
+    with _ledger() as ledger:
+        record = _arun(_refresh(ledger, _find(ledger, batch_id)))
+    if json_lines:
+        sys.stdout.write(json.dumps(_row(record)) + "\n")
+    else:
+        _say(record)
+
+
+@batch_app.command("list")
+def list_batches(json_lines: bool = g.JSON_LINES) -> None:
+    """Every batch the ledger holds, with states refreshed."""
+    with _ledger() as ledger:
+        for record in ledger.all():
+            if record.state not in DONE and record.state != "collected":
+                record = _arun(_refresh(ledger, record))
+            if json_lines:
+                sys.stdout.write(json.dumps(_row(record)) + "\n")
+            else:
+                _say(record)
+
+
+@batch_app.command("cancel")
+def cancel(batch_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Ask the service to cancel a batch (what is done by then can still be collected)."""
+    with _ledger() as ledger:
+        record = _arun(_refresh(ledger, _find(ledger, batch_id), cancel=True))
+    _say(record)
+
+
+def _wait(batch_id: str, quiet: bool) -> None:
+    from ..engine import poll_interval
+
+    pace = poll_interval()
+    delay = 5.0 if pace is None else pace
+    with _ledger() as ledger:
+        while True:
+            record = _arun(_refresh(ledger, _find(ledger, batch_id)))
+            if not quiet:
+                sys.stderr.write(f"\r{record.id}: {record.state}, {record.completed + record.failed}/{record.total}  ")
+                sys.stderr.flush()
+            if all(p.state in DONE for p in record.parts):
+                if not quiet:
+                    sys.stderr.write("\n")
+                return
+            time.sleep(delay)
+            delay = delay if pace is not None else min(delay * 1.5, 60.0)
+
+
+@batch_app.command("collect")
+def collect(
+    batch_id: str = typer.Argument(..., metavar="ID"),
+    output: str | None = typer.Option(
+        None, "-o", "--output", metavar="DIR", help="Where the images go (default: as submitted)."
+    ),
+    json_lines: bool = g.JSON_LINES,
+    metadata: bool = g.METADATA,
+    quiet: bool = g.QUIET,
+) -> None:
+    """Download the results into the output directory, named as generate names them; run it again to
+    finish an interrupted collect (nothing is written twice)."""
+    raise typer.Exit(_collect(batch_id, output, json_lines=json_lines, metadata=metadata, quiet=quiet))
+
+
+def _collect(batch_id: str, output: str | None, *, json_lines: bool, metadata: bool, quiet: bool) -> int:
+    from ..batches.ledger import default_path
+    from ..plan import Options
+
+    with _ledger() as ledger:
+        record = _arun(_refresh(ledger, _find(ledger, batch_id)))
+        running = [p for p in record.parts if p.state not in DONE]
+        if running:
+            raise ImggenError(
+                f"batch {record.id} is not finished ({record.state})",
+                hint=f"Run: imggen batch collect {record.id} once it is, or add --wait to submit.",
+            )
+        copies = list((default_path().parent / "batch-prompts").glob(f"{record.id}.*"))
+        if not copies:
+            raise ImggenError(f"the prompts of batch {record.id} are no longer beside the ledger")
+        opts = record.options
+        options = Options(**opts.get("options", {}))
+        flags = {"api_base": opts.get("api_base"), "output_dir": output or record.output_dir}
+        batch = _batch(copies[0], copies[0].name, record.model, opts.get("profile"), options, flags, opts.get("name"))
+        collector = _Collector(batch, ledger, record, metadata=metadata, json_lines=json_lines, quiet=quiet)
+        code: int = collector.collect()
+        return code
+
+
+def _make_collector() -> type:
+    from .run import Run
+
+    class Collector(Run):
+        """generate's Run, fed by the batch's result files instead of by sending requests."""
+
+        def __init__(self, batch: Batch, ledger: Ledger, record: Record, **kw: Any) -> None:
+            self.ledger, self.record = ledger, record
+            super().__init__(batch, overwrite=False, resume=False, **kw)
+            self.discount = 0.5
+
+        def collect(self) -> int:
+            started = time.monotonic()
+            _arun(self._collect_all())
+            if not self.quiet:
+                self._summary(time.monotonic() - started)
+            return 4 if self.failures or self.ledger_failed else 0
+
+        async def _collect_all(self) -> None:
+            from ..batch import Session
+            from ..batches import service_for
+
+            done = self.ledger.collected(self.record.id)
+            self.ledger_failed = any(outcome == "failed" for outcome in done.values())
+            entries = {entry.line: entry for entry in self.batch.lines}
+            service, settings = service_for(self.record.provider), _settings(self.record)
+            self.discount = service.discount
+            spill = self._spill_dir()
+            try:
+                async with Session(spill_dir=spill) as session:
+                    self.session = session
+                    transport = session.transport((), float(settings.get("timeout", 600)))
+                    for part in self.record.parts:
+                        async for result in service.results(part, settings, transport):
+                            if result.custom_id in done:
+                                continue
+                            outcome = await self._one(result, entries)
+                            self.ledger.mark_collected(self.record.id, result.custom_id, outcome)
+                            done[result.custom_id] = outcome
+            finally:
+                import shutil
+
+                shutil.rmtree(spill, ignore_errors=True)
+                if self.manifest is not None:
+                    self.manifest.close()
+            if not self.failures and self.ledger_failed is False:
+                self.ledger.set_state(self.record.id, "collected")
+
+        async def _one(self, result: Any, entries: dict[int, Any]) -> str:
+            line = int(result.custom_id.split("-", 1)[0])
+            entry = entries.get(line)
+            if entry is None:
+                return "unknown"
+            job = self._job_for(entry)
+            if result.error is not None:
+                self._failed(job, result.error)
+                return "failed"
+            share = (job.plan.cost_usd or 0.0) * self.discount / max(job.plan.n, 1) if job.plan.cost_usd else None
+            for image in result.images:
+                image.cost_usd = share
+                await self._save_one(job, image)
+            return "saved"
+
+        def _job_for(self, entry: Any) -> Job:
+            plan, key = self.batch._plan(entry)
+            return self.batch._job(entry, plan, key, 0)
+
+        def on_image_done(self, job: Job) -> None:
+            pass
+
+        def on_failure_counted(self) -> None:
+            pass
+
+    return Collector
+
+
+def _Collector(batch: Batch, ledger: Ledger, record: Record, **kw: Any) -> Any:
+    return _make_collector()(batch, ledger, record, **kw)

@@ -1,0 +1,267 @@
+"""`imggen batch` against OpenAI's Batch API: the ledger, the service module and the commands, against
+fakebatches.FakeBatches on 127.0.0.1 (its lifecycle moves one step per status request)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import stat
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakebatches import KEY, FakeBatches
+from imggen.batches.ledger import SCHEMA_VERSION, Ledger, Part, clean_options
+
+MODEL = "openai/gpt-image-1"
+
+
+@pytest.fixture
+def batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBatches]:
+    monkeypatch.setenv("IMGGEN_BATCH_LEDGER", str(tmp_path / "data" / "batches.sqlite"))
+    monkeypatch.setenv("IMGGEN_POLL_INTERVAL", "0")
+    with FakeBatches() as server:
+        for name, value in server.env().items():
+            monkeypatch.setenv(name, value)
+        yield server
+
+
+# -- the ledger ---------------------------------------------------------------------------------
+
+
+def test_the_ledger_is_private_wal_and_versioned(tmp_path: Path) -> None:
+    path = tmp_path / "d" / "batches.sqlite"
+    with Ledger(path) as ledger:
+        assert ledger.schema_version() == SCHEMA_VERSION
+        ledger.new_batch("p", "p/m", prompts_sha256="ab", output_dir="out", options={}, total=1)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for side in path.parent.glob("batches.sqlite-*"):
+        assert stat.S_IMODE(side.stat().st_mode) == 0o600
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_ledger_remembers_batches_and_parts_across_opens(tmp_path: Path) -> None:
+    path = tmp_path / "batches.sqlite"
+    with Ledger(path) as ledger:
+        batch_id = ledger.new_batch("p", "p/m", prompts_sha256="ab", output_dir="out", options={"n": 2}, total=3)
+        ledger.add_part(Part(batch_id, 0, "batch-1", "file-1", "validating", 2, 0))
+        ledger.add_part(Part(batch_id, 1, "batch-2", "file-2", "validating", 1, 2))
+        ledger.update_part(Part(batch_id, 0, "batch-1", "file-1", "completed", 2, 0, completed=2))
+    with Ledger(path) as again:
+        record = again.get(batch_id)
+        assert record is not None and record.options == {"n": 2} and record.total == 3
+        assert [p.provider_batch_id for p in record.parts] == ["batch-1", "batch-2"]
+        assert record.state == "validating" and record.completed == 2  # the least advanced part's state
+        assert again.latest() is not None and [r.id for r in again.all()] == [batch_id]
+
+
+def test_no_secret_reaches_the_ledger(tmp_path: Path) -> None:
+    options = {"n": 1, "api_key": KEY, "params": {"api_key": KEY, "Authorization": f"Bearer {KEY}", "x": 1}}
+    assert KEY not in json.dumps(clean_options(options))
+    path = tmp_path / "batches.sqlite"
+    with Ledger(path) as ledger:
+        ledger.new_batch("p", "p/m", prompts_sha256=None, output_dir=None, options=options, total=1)
+    for file in path.parent.glob("batches.sqlite*"):
+        assert KEY.encode() not in file.read_bytes()
+
+
+# -- the service module --------------------------------------------------------------------------
+
+
+def _settings() -> Any:
+    from imggen.api import plan_generation
+
+    return plan_generation("x", MODEL).settings
+
+
+async def _lines(prompts: list[str]) -> AsyncIterator[Any]:
+    from imggen.api import plan_generation
+    from imggen.batches.service import BatchLine
+
+    for number, prompt in enumerate(prompts, 1):
+        yield BatchLine(f"{number}-1", plan_generation(prompt, MODEL).requests[0])
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+async def _submit_and_follow(prompts: list[str], cancel: bool = False) -> tuple[list[Any], list[Any], list[Any]]:
+    from imggen.batches.ledger import Part
+    from imggen.batches.openai import SERVICE
+    from imggen.transport import Transport
+
+    settings = _settings()
+    async with Transport() as transport:
+        parts = [p async for p in SERVICE.submit(_lines(prompts), settings, transport)]
+        ledger_parts = [Part("b_x", i, p.provider_batch_id, p.input_file_id, "validating", p.request_count,
+                             p.first_index) for i, p in enumerate(parts)]  # fmt: skip
+        states = []
+        for part in ledger_parts:
+            if cancel:
+                states.append((await SERVICE.cancel(part, settings, transport)).state)
+            for _ in range(5):
+                state = await SERVICE.status(part, settings, transport)
+                states.append(state.state)
+                part.output_file_id, part.error_file_id = state.output_file_id, state.error_file_id
+        results = [r for part in ledger_parts async for r in SERVICE.results(part, settings, transport)]
+    return parts, states, results
+
+
+def test_submit_status_and_results(batches: FakeBatches) -> None:
+    parts, states, results = _run(_submit_and_follow(["an otter", "a FAIL", "a heron"]))
+    assert len(parts) == 1 and parts[0].request_count == 3
+    assert states[:3] == ["in_progress", "finalizing", "completed"]
+    by_id = {r.custom_id: r for r in results}
+    assert set(by_id) == {"1-1", "2-1", "3-1"}
+    assert by_id["1-1"].images and by_id["1-1"].images[0].image_bytes().startswith(b"\x89PNG")
+    assert by_id["2-1"].error is not None and "Invalid prompt" in str(by_id["2-1"].error)
+    assert by_id["2-1"].error.status == 400
+
+
+def test_a_batch_past_the_limits_is_split(batches: FakeBatches, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGGEN_BATCH_LIMITS", "2,1000000")
+    parts, _, results = _run(_submit_and_follow([f"prompt {i}" for i in range(5)]))
+    assert [p.request_count for p in parts] == [2, 2, 1] and [p.first_index for p in parts] == [0, 2, 4]
+    assert batches.uploads == [2, 2, 1]
+    assert sorted(r.custom_id for r in results) == [f"{i}-1" for i in range(1, 6)]
+
+
+def test_a_batch_past_the_byte_limit_is_split(batches: FakeBatches, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMGGEN_BATCH_LIMITS", "50000,400")
+    parts, _, _ = _run(_submit_and_follow([f"prompt {i}" for i in range(4)]))
+    assert len(parts) > 1 and sum(p.request_count for p in parts) == 4
+
+
+@pytest.mark.parametrize("outcome", ["failed", "expired"])
+def test_failed_and_expired_batches(batches: FakeBatches, outcome: str) -> None:
+    batches.outcome = outcome
+    _, states, results = _run(_submit_and_follow(["a", "b", "c", "d"]))
+    assert outcome in states
+    if outcome == "expired":  # half done, the rest in the error file
+        assert sum(1 for r in results if r.images) == 2
+        assert {r.error.code for r in results if r.error} == {"batch_expired"}
+    else:
+        assert results == []
+
+
+def test_cancel(batches: FakeBatches) -> None:
+    _, states, results = _run(_submit_and_follow(["a", "b"], cancel=True))
+    assert states[:3] == ["cancelling", "cancelled", "cancelled"]
+    assert sum(1 for r in results if r.images) == 1
+
+
+def test_the_upload_is_a_batch_file_with_the_generations_endpoint(batches: FakeBatches) -> None:
+    _run(_submit_and_follow(["an otter"]))
+    content = next(iter(batches.files.values()))
+    line = json.loads(content)
+    assert line["custom_id"] == "1-1" and line["method"] == "POST" and line["url"] == "/v1/images/generations"
+    assert line["body"]["prompt"] == "an otter" and line["body"]["model"] == "gpt-image-1"
+    assert KEY not in content.decode()
+
+
+def test_a_wrong_key_is_an_auth_error(batches: FakeBatches, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggen.errors import AuthError
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
+    with pytest.raises(AuthError):
+        _run(_submit_and_follow(["x"]))
+
+
+# -- the commands --------------------------------------------------------------------------------
+
+
+def _env(tmp_path: Path, batches: FakeBatches) -> dict[str, str]:
+    return {**batches.env(), "IMGGEN_BATCH_LEDGER": str(tmp_path / "data" / "batches.sqlite"),
+            "IMGGEN_POLL_INTERVAL": "0"}  # fmt: skip
+
+
+def _prompts(tmp_path: Path, *prompts: str) -> Path:
+    path = tmp_path / "prompts.txt"
+    path.write_text("\n".join(prompts) + "\n")
+    return path
+
+
+def test_submit_status_collect(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    env = _env(tmp_path, batches)
+    prompts = _prompts(tmp_path, "an otter", "a FAIL", "a heron")
+    submitted = cli("batch", "submit", "--prompts-file", str(prompts), "-m", MODEL, "-o", "out", env=env)
+    assert submitted.code == 0, submitted.stderr
+    batch_id = submitted.stdout.strip()
+    assert batch_id.startswith("b_") and "batch prices" in submitted.stderr
+    early = cli("batch", "collect", batch_id, env=env)  # validating → in_progress: not done yet
+    assert early.code == 1 and "not finished" in early.stderr
+    for _ in range(3):
+        status = cli("batch", "status", batch_id, "--json", env=env)
+        assert status.code == 0, status.stderr
+    assert json.loads(status.stdout)["state"] == "completed"
+    collected = cli("batch", "collect", batch_id, "--json", "--metadata", env=env)
+    assert collected.code == 4, collected.stderr  # one request failed
+    lines = collected.json_lines()
+    assert sorted(line.get("line") for line in lines) == [1, 2, 3]
+    saved = sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix == ".png")
+    assert len(saved) == 2 and any("otter" in name for name in saved)
+    assert (tmp_path / "out" / "manifest.jsonl").exists() or any((tmp_path / "out").glob("*manifest*"))
+    again = cli("batch", "collect", batch_id, "--json", env=env)  # idempotent: nothing written twice
+    assert again.stdout == "" and again.code == 4
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix == ".png") == saved
+
+
+def test_submit_wait_collects(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    prompts = _prompts(tmp_path, "an otter", "a heron")
+    result = cli("batch", "submit", "--prompts-file", str(prompts), "-m", MODEL, "-o", "out", "--wait",
+                 env=_env(tmp_path, batches))  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert len(list((tmp_path / "out").glob("*.png"))) == 2
+
+
+def test_stdin_and_split_past_the_limits(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    env = {**_env(tmp_path, batches), "IMGGEN_BATCH_LIMITS": "2,1000000"}
+    result = cli("batch", "submit", "--prompts-file", "-", "-m", MODEL, "-o", "out", "--wait", env=env,
+                 input=b"one\ntwo\nthree\nfour\nfive\n")  # fmt: skip
+    assert result.code == 0, result.stderr
+    assert batches.uploads == [2, 2, 1]
+    assert len(list((tmp_path / "out").glob("*.png"))) == 5
+    listed = cli("batch", "list", "--json", env=env).json_lines()
+    assert len(listed) == 1 and len(listed[0]["provider_batches"]) == 3
+
+
+def test_a_bad_line_is_refused_before_anything_is_uploaded(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"prompt": "fine"}\n{"prompt": "bad", "quality": "ultra"}\n')
+    result = cli("batch", "submit", "--prompts-file", str(path), "-m", MODEL, env=_env(tmp_path, batches))
+    assert result.code == 2 and "line 2" in result.stderr
+    assert batches.requests == []
+
+
+def test_max_cost_at_batch_prices(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    prompts = _prompts(tmp_path, "an otter")
+    result = cli("batch", "submit", "--prompts-file", str(prompts), "-m", MODEL, "--max-cost", "0.000001",
+                 env=_env(tmp_path, batches))  # fmt: skip
+    assert result.code == 2 and "--max-cost" in result.stderr
+    assert batches.requests == []
+
+
+def test_cancel_and_list_after_a_reboot(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    env = _env(tmp_path, batches)
+    prompts = _prompts(tmp_path, "a", "b")
+    batch_id = cli("batch", "submit", "--prompts-file", str(prompts), "-m", MODEL, env=env).stdout.strip()
+    cancelled = cli("batch", "cancel", batch_id, env=env)
+    assert cancelled.code == 0 and "cancelling" in cancelled.stdout
+    listed = cli("batch", "list", "--json", env=env)  # a new process: the ledger is all it knows
+    assert [row["state"] for row in listed.json_lines()] == ["cancelled"]
+    collected = cli("batch", "collect", batch_id, env=env)
+    assert collected.code == 4 and len(list(tmp_path.glob("*.png"))) == 1
+
+
+def test_the_key_is_never_in_the_ledger(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    env = _env(tmp_path, batches)
+    prompts = _prompts(tmp_path, "an otter")
+    assert cli("batch", "submit", "--prompts-file", str(prompts), "-m", MODEL, "--wait", env=env).code == 0
+    data = tmp_path / "data"
+    files = [p for p in data.rglob("*") if p.is_file()]
+    assert files and all(KEY.encode() not in p.read_bytes() for p in files)
+    assert stat.S_IMODE((data / "batches.sqlite").stat().st_mode) == 0o600
