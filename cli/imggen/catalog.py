@@ -61,6 +61,14 @@ class ModelInfo:
     # mask (takes a mask file), mask_bytes, mask_prompt (takes a text mask), input_fidelity (values),
     # fields (the edit request's, when not the model's), price (what input images add to the cost).
     edit: dict[str, Any] | None = None
+    # The provider batch services that take it (`imggen batch`): `services`, the batch services by their
+    # provider's name (a model's batch service is its provider's: OpenAI's Batch API, the Gemini API's
+    # batch mode), and what a batch image costs: `discount`, the batch price as a share of `price`
+    # (0.5: half), or `price`, a per-image table shaped like `price.per_image`; `source`, where that is
+    # from. Absent: no batch service takes it. Vertex AI batch prediction and Bedrock model-invocation
+    # jobs are on no entry: Vertex's batch guide lists no Gemini image model among the models it takes,
+    # and Bedrock's "Supported Regions and models for batch inference" lists no image model (2026-11-30).
+    batch: dict[str, Any] | None = None
 
     @property
     def model_id(self) -> str:
@@ -392,6 +400,58 @@ def usage_cost(info: ModelInfo | None, usage: Usage) -> float | None:
     text_in = usage.input_text_tokens or max(usage.input_tokens - images_in, 0)
     return float(text_in * rates.get("text_in", 0) + images_in * rates.get("image_in", 0)
                  + usage.output_tokens * rates["image_out"])  # fmt: skip
+
+
+BATCH_KEYS = ("services", "discount", "price", "source")
+
+
+def batch_problem(value: Any, provider: str) -> str | None:
+    """Why a catalog entry's `batch` is wrong, or None: `services`, a non-empty list naming the entry's
+    own provider (its batch service), and exactly one of `discount` (above 0, at most 1) or `price`."""
+    if not isinstance(value, dict):
+        return f'"batch" must be a table such as {{"discount": 0.5, "services": ["{provider}"]}}'
+    unknown = [key for key in value if key not in BATCH_KEYS]
+    if unknown:
+        return f'unknown key "batch.{unknown[0]}" (allowed: {", ".join(BATCH_KEYS)})'
+    services = value.get("services")
+    if not isinstance(services, list) or not services or not all(isinstance(s, str) for s in services):
+        return '"batch.services" must be a list of batch services (the provider names)'
+    if any(service != provider for service in services):
+        return f'"batch.services" may name only the entry\'s provider ({provider}): its batch service'
+    if ("discount" in value) == ("price" in value):
+        return '"batch" needs exactly one of "discount" (a share of the price) and "price" (per image)'
+    discount = value.get("discount", 1)
+    if isinstance(discount, bool) or not isinstance(discount, int | float) or not 0 < discount <= 1:
+        return f'"batch.discount" must be a number above 0 and at most 1, not {discount!r}'
+    if "price" in value and not _price_table(value["price"], 2):
+        return '"batch.price" must be USD per image, or a table of quality -> size -> USD'
+    return None
+
+
+def _price_table(value: Any, depth: int) -> bool:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value >= 0
+    tiers = value.values() if depth > 0 and isinstance(value, dict) and value else None
+    return tiers is not None and all(_price_table(v, depth - 1) for v in tiers)
+
+
+def batch_services(info: ModelInfo | None) -> tuple[str, ...]:
+    """The batch services that take the model (none when the catalog does not say)."""
+    return tuple((info.batch or {}).get("services", ())) if info else ()
+
+
+def batch_cost(info: ModelInfo | None, n: int, size: str | None, quality: str | None) -> float | None:
+    """The catalog's estimate for n images sent through the model's batch service: its batch price
+    table, or the interactive estimate times the batch discount. None when no batch service takes the
+    model or the price is unknown."""
+    batch = info.batch if info else None
+    if not batch:
+        return None
+    if "price" in batch:
+        each = _table_price(batch["price"], size, quality)
+        return None if each is None else n * each
+    full = estimate_cost(info, n, size, quality)
+    return None if full is None else full * float(batch["discount"])
 
 
 def price_range(info: ModelInfo) -> tuple[float, float] | None:

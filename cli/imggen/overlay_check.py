@@ -288,6 +288,17 @@ def _price_part(name: str, value: Any, depth: int, number_ok: bool) -> None:
         _price_part(f"{name}.{key}", item, depth - 1, number_ok=True)
 
 
+def _check_batch(value: Any, catalog: Catalog, provider: str) -> dict[str, Any] | None:
+    from .catalog import batch_problem
+
+    if value is None:
+        return None
+    problem = batch_problem(value, provider)
+    if problem:
+        raise Problem(problem)
+    return dict(value)
+
+
 _SPECIAL: dict[str, Callable[[Any, Catalog, str], Any]] = {
     "sizes": _listed("sizes", _SIZE, 'sizes WxH ("1024x1024") or "auto"'),
     "aspect_ratios": _listed("aspect_ratios", _RATIO, 'ratios W:H ("16:9")'),
@@ -297,4 +308,5 @@ _SPECIAL: dict[str, Callable[[Any, Catalog, str], Any]] = {
     "fields": _check_fields,
     "lifecycle": _check_lifecycle,
     "price": _check_price,
+    "batch": _check_batch,
 }

@@ -54,7 +54,7 @@ def model_json(info: ModelInfo, configured: bool) -> dict[str, Any]:
         "response_formats": list(info.response_formats), "fields": list(info.fields),
         "prompt_max": info.prompt_max, "price": info.price, "lifecycle": info.lifecycle,
         "regions": list(info.regions), "location": info.location, "notes": info.notes, "sources": info.sources,
-        "tasks": list(info.tasks), "edit": info.edit, **_overlay_json(info),
+        "tasks": list(info.tasks), "edit": info.edit, "batch": info.batch, **_overlay_json(info),
     }  # fmt: skip
 
 
@@ -86,6 +86,9 @@ def list_models(
     task: str | None = typer.Option(
         None, "--task", metavar="TASK", help="Only models that do this: generate or edit (imggen edit)."
     ),
+    batch: bool = typer.Option(
+        False, "--batch", help="Only models a provider batch service takes (imggen batch: half price, within 24 h)."
+    ),
     show_all: bool = typer.Option(False, "--all", help="Include retired models."),
     wide: bool = typer.Option(False, "--wide", help="Every column, however wide the lines get."),
     json_out: bool = typer.Option(False, "--json", help="A JSON array instead of a table."),
@@ -107,7 +110,7 @@ def list_models(
     models = [
         m for m in all_models()
         if (provider is None or m.provider == provider) and (show_all or m.status() != "retired")
-        and (task is None or task in m.tasks)
+        and (task is None or task in m.tasks) and (not batch or m.batch)
     ]  # fmt: skip
     if json_out:
         render.print_json([model_json(m, configured[m.provider]) for m in models])
