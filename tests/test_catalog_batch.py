@@ -31,12 +31,12 @@ def test_which_models_the_batch_services_take() -> None:
     # OpenAI's Batch API (/v1/images/generations): the GPT image models, not dall-e.
     assert "openai/gpt-image-2" in taken and "openai/gpt-image-1.5" in taken
     assert "openai/dall-e-3" not in taken
-    # The Gemini API's batch mode: the Gemini image models; Imagen is not batch-compatible.
-    assert {m.id for m in all_models() if m.provider == "gemini" and m.family == "gemini"} <= taken
+    # Only the services imggen drives are claimed (the Gemini API's batch mode is not there yet); no
+    # Vertex AI, Bedrock or Azure entry claims one (none lists an image model), nor Imagen.
+    assert not any(m.provider != "openai" for m in all_models() if m.batch)
     assert not any(m.family == "imagen" for m in all_models() if m.batch)
-    # No Vertex AI, Bedrock or Azure entry claims a batch service (none lists an image model).
-    assert not any(m.provider in ("vertex_ai", "bedrock", "azure") for m in all_models() if m.batch)
-    assert batch_services(lookup("gemini/gemini-3.1-flash-image")) == ("gemini",)
+    assert batch_services(lookup("openai/gpt-image-2")) == ("openai",)
+    assert batch_services(lookup("gemini/gemini-3.1-flash-image")) == ()
     assert batch_services(lookup("bedrock/amazon.nova-canvas-v1:0")) == ()
     assert batch_services(None) == ()
 
@@ -45,15 +45,13 @@ def test_batch_cost_is_the_discounted_estimate_or_the_batch_price() -> None:
     info = lookup("openai/gpt-image-2")
     full = estimate_cost(info, 4, "1024x1024", "high")
     assert full is not None and batch_cost(info, 4, "1024x1024", "high") == pytest.approx(full / 2)
-    gemini = lookup("gemini/gemini-3.1-flash-image")
-    gemini_full = estimate_cost(gemini, 2, None, None)
-    assert gemini_full is not None and batch_cost(gemini, 2, None, None) == pytest.approx(gemini_full / 2)
+    assert batch_cost(lookup("gemini/gemini-3.1-flash-image"), 2, None, None) is None
     assert batch_cost(lookup("bedrock/amazon.nova-canvas-v1:0"), 1, None, None) is None
     assert batch_cost(None, 1, None, None) is None
-    assert gemini is not None
-    priced = dataclasses.replace(gemini, batch={"services": ["gemini"], "price": {"*": {"1:1": 0.02}}})
-    assert batch_cost(priced, 3, "1:1", None) == pytest.approx(0.06)
-    assert batch_cost(priced, 3, "16:9", None) is None
+    assert info is not None
+    priced = dataclasses.replace(info, batch={"services": ["openai"], "price": {"high": {"1024x1024": 0.02}}})
+    assert batch_cost(priced, 3, "1024x1024", "high") == pytest.approx(0.06)
+    assert batch_cost(priced, 3, "1536x1024", "high") is None
 
 
 @pytest.mark.parametrize(
@@ -99,9 +97,9 @@ def test_models_batch_lists_only_the_models_a_batch_service_takes() -> None:
     rows = json.loads(result.stdout)
     assert rows and all(row["batch"] and row["batch"]["services"] for row in rows)
     ids = {row["id"] for row in rows}
-    assert "gemini/gemini-3.1-flash-image" in ids and "openai/gpt-image-2" in ids
-    assert not any(i.startswith(("bedrock/", "vertex_ai/", "recraft/")) for i in ids)
-    plain = run_cli("models", "--batch", "--provider", "gemini", env={"IMGGEN_TODAY": "2026-11-30"})
+    assert "openai/gpt-image-2" in ids
+    assert not any(i.startswith(("gemini/", "bedrock/", "vertex_ai/", "recraft/")) for i in ids)
+    plain = run_cli("models", "--batch", "--provider", "openai", env={"IMGGEN_TODAY": "2026-11-30"})
     lines = [line.split("\t")[0] for line in plain.stdout.splitlines()]
-    assert lines and all(line.startswith("gemini/gemini-") for line in lines)
+    assert lines and all(line.startswith(("openai/gpt-image-", "openai/chatgpt-image-")) for line in lines)
     assert "--batch" in run_cli("models", "--help").stdout
