@@ -52,10 +52,7 @@ class Fake:
         self.served = 0
         self.calls = 0  # every request, answered or failed
         self.lock = threading.Lock()
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self.server = _Server(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = _serve(self, _Handler)
 
     @property
     def base(self) -> str:
@@ -67,6 +64,14 @@ class Fake:
 
 class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # the default 5 drops a burst of connects, which then retry a second later
+
+
+def _serve(fake: object, handler: type[BaseHTTPRequestHandler]) -> _Server:
+    """A server on a free port of 127.0.0.1, answering with `handler` (which reads `self.fake`)."""
+    server = _Server(("127.0.0.1", 0), type("Handler", (handler,), {"fake": fake}))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -111,10 +116,7 @@ class QueueFake:
         self.jobs: dict[str, float] = {}
         self.polls = 0
         self.lock = threading.Lock()
-        handler = type("Handler", (_QueueHandler,), {"fake": self})
-        self.server = _Server(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = _serve(self, _QueueHandler)
 
     @property
     def root(self) -> str:
