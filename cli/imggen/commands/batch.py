@@ -223,12 +223,15 @@ def price_share(plan: Plan) -> float:
 
 
 def _no_batch(provider: str) -> str:
-    """Why a model cannot be batched: none of its provider's models can, or this one cannot."""
+    """Why a model cannot be batched: this one is not taken by its provider's batch service, or the
+    provider's declaration says why none is (batch_note), or imggen drives none for it."""
     from ..catalog import all_models, batch_services
+    from ..providers import PROVIDERS
 
     if any(provider in batch_services(info) for info in all_models()):
         return "no batch service takes this model (the catalog's batch field)"
-    return f"imggen drives no batch service for {provider} models (no {provider} model has a batch field)"
+    spec = PROVIDERS.get(provider)
+    return (spec.batch_note if spec else "") or f"imggen drives no batch service for {provider} models"
 
 
 def _batch_models() -> str:
