@@ -60,6 +60,9 @@ class FakeGeminiBatch:
     expired_files: set[str] = field(default_factory=set)
     uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
     chunk_sizes: list[int] = field(default_factory=list)
+    # The answers of the next creates: 429 refuses (nothing made); 5xx makes the batch, then fails (a
+    # lost answer, as a proxy or Google's front end can give after the work is done).
+    create_failures: list[int] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -197,10 +200,15 @@ class FakeGeminiBatch:
             problem = content_problem(request, model) if isinstance(request, dict) else "request is not an object"
             if problem:
                 return _error(400, "INVALID_ARGUMENT", f"request {key}: {problem}")
+        failure = self.create_failures.pop(0) if self.create_failures else None
+        if failure == 429:
+            return _error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).")
         batch_id = f"b{next(self._ids)}"
         keys = [str(k) if k is not None else "" for k, _ in pairs]
         job = Batch(batch_id, model, batch["displayName"], keys, [r for _, r in pairs], inline, list(self.script))
         self.batches[batch_id] = job
+        if failure is not None:
+            return _error(failure, "INTERNAL", "An internal error has occurred.")
         return Reply(json=self._operation(job, advance=False))
 
     def _cancel(self, batch: Batch) -> Reply:

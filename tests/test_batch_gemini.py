@@ -231,6 +231,22 @@ def test_a_wrong_key_is_an_auth_error_and_never_in_a_url(fake: FakeGeminiBatch) 
     assert all(bad not in path for _, path, _ in fake.requests)
 
 
+def test_a_create_is_retried_only_when_google_refused_it(fake: FakeGeminiBatch) -> None:
+    """A 429 made nothing: sent again. A 500 after the batch was made is not sent again (it would run
+    and be billed twice): the error says to look before submitting again."""
+    fake.create_failures = [429]
+
+    async def go() -> list[Any]:
+        async with Transport(timeout=10, retries=2) as transport:
+            return [p async for p in GeminiBatches().submit(stream(lines(1)), settings(fake), transport)]
+
+    assert len(run(go())) == 1 and len(fake.batches) == 1
+    fake.create_failures = [500]
+    with pytest.raises(GenerationError) as caught:
+        run(go())
+    assert len(fake.batches) == 2 and "did not send it twice" in (caught.value.hint or "")
+
+
 def test_the_fake_refuses_what_google_refuses(fake: FakeGeminiBatch) -> None:
     """The fake is strict: an unknown field, a key in the URL or an upload at the wrong offset fail."""
     import httpx

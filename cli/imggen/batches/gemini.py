@@ -133,9 +133,8 @@ class GeminiBatches:
             file_id = await self._upload(spool, settings, transport, shown)
             content = json.dumps({"batch": {"displayName": shown, "inputConfig": {"fileName": file_id}}}).encode()
         url = f"{_base(settings)}/models/{model}:batchGenerateContent"
-        answer = await transport.send(
-            HttpRequest("POST", url, _headers(settings, json_body=True), {"batch": "…"}, content=content), _error
-        )
+        request = HttpRequest("POST", url, _headers(settings, json_body=True), {"batch": "…"}, content=content)
+        answer = await transport.send(request, _error, retry_when=_refused)
         batch_id = _json(answer).get("name")
         if not isinstance(batch_id, str) or not batch_id.startswith("batches/"):
             raise BadResponseError("the Gemini API's batch answer has no batches/… name")
@@ -253,6 +252,19 @@ class GeminiBatches:
                 yield line
         finally:
             await response.aclose()
+
+
+def _refused(error: GenerationError) -> bool:
+    """Whether a failed create may be sent again: only when Google refused it (429: nothing was made).
+    After a 5xx or a lost answer the batch may exist all the same, and a second one would run (and be
+    billed) twice: the error says so instead."""
+    if error.status == 429:
+        return True
+    error.hint = (
+        "Google may have created this batch all the same; imggen did not send it twice. "
+        "Check your Gemini API batches before submitting again."
+    )
+    return False
 
 
 def _parsed_line(parser: Any) -> dict[str, Any] | None:
