@@ -17,13 +17,14 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from itertools import count
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from fakegoogle import GEMINI_KEY, content_problem
 from fakeserver import TINY_PNG
+from localhttp import LocalHttp
 
 INLINE_LIMIT = 20_000_000
 BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatch"
@@ -48,7 +49,7 @@ class Batch:
 
 
 @dataclass
-class FakeGeminiBatch:
+class FakeGeminiBatch(LocalHttp):
     # The states every new batch walks through, one per status poll (the last stays).
     script: list[str] = field(default_factory=lambda: ["PENDING", "RUNNING", "SUCCEEDED"])
     # What a request answers, by key: "error" (a Status), "blocked" (promptFeedback), "text" (no image).
@@ -66,19 +67,8 @@ class FakeGeminiBatch:
     _ids: Any = field(default_factory=lambda: count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __enter__(self) -> FakeGeminiBatch:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    @property
-    def root(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+    def __post_init__(self) -> None:
+        self._listen(_Handler)
 
     @property
     def api_base(self) -> str:
@@ -294,34 +284,32 @@ def _error(status: int, name: str, message: str, reason: str | None = None) -> R
     return Reply(status=status, json={"error": error})
 
 
-def _handler(fake: FakeGeminiBatch) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
-        def do_GET(self) -> None:
-            self._handle()
+    def do_GET(self) -> None:
+        self._handle()
 
-        def do_POST(self) -> None:
-            self._handle()
+    def do_POST(self) -> None:
+        self._handle()
 
-        def _handle(self) -> None:
-            parts = urlsplit(self.path)
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            reply = fake.answer(self.command, parts.path, dict(parse_qsl(parts.query)), headers, body)
-            payload = json.dumps(reply.json).encode() if reply.json is not None else (reply.body or b"")
-            self.send_response(reply.status)
-            content_type = "application/json; charset=UTF-8" if reply.json is not None else "application/octet-stream"
-            self.send_header("Content-Type", content_type)
-            for name, value in (reply.headers or {}).items():
-                if name.lower() != "content-type":
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-    return Handler
+    def _handle(self) -> None:
+        fake: FakeGeminiBatch = self.server.fake  # type: ignore[attr-defined]
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        reply = fake.answer(self.command, parts.path, dict(parse_qsl(parts.query)), headers, body)
+        payload = json.dumps(reply.json).encode() if reply.json is not None else (reply.body or b"")
+        self.send_response(reply.status)
+        content_type = "application/json; charset=UTF-8" if reply.json is not None else "application/octet-stream"
+        self.send_header("Content-Type", content_type)
+        for name, value in (reply.headers or {}).items():
+            if name.lower() != "content-type":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
