@@ -89,7 +89,9 @@ class BatchResult:
 
 
 class BatchService(Protocol):
-    """The price is not the service's to say: the catalog's `batch` field holds it (catalog.batch_cost)."""
+    """The price is not the service's to say: the catalog's `batch` field holds it (catalog.batch_cost).
+    A service may also have `check(settings)`, which `batch submit` calls before anything is recorded or
+    sent, to refuse a setting it cannot start without (Vertex AI's Cloud Storage bucket)."""
 
     limits: Limits
 
