@@ -6,9 +6,8 @@ end to end."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,14 @@ import pytest
 from fakeserver import TINY_PNG, FakeProvider
 from fakevertexbatch import FakeVertexBatch
 from imggen.batches.ledger import Part
-from imggen.batches.service import BatchLine, Limits
+from imggen.batches.service import Limits
 from imggen.batches.vertex_ai import VertexBatches
 from imggen.catalog import parse_model
 from imggen.errors import ContentFilterError, GenerationError, ProviderError, UsageError
 from imggen.settings import resolve
 from imggen.transport import Transport
 from imggen.types import ImageRequest
+from test_batch_gemini import _pngs, _prompts, run, stream
 from test_google import service_account  # noqa: F401 (a fixture: a key the fake token endpoint checks)
 
 MODEL = "vertex_ai/gemini-nano-banana-2.1"
@@ -53,15 +53,6 @@ def request(prompt: str, model: str = MODEL, **fields: Any) -> ImageRequest:
 
 def lines(count: int, **fields: Any) -> dict[str, ImageRequest]:
     return {f"{n}-1": request(f"prompt number {n}", **fields) for n in range(1, count + 1)}
-
-
-async def stream(requests: dict[str, ImageRequest]) -> AsyncIterator[BatchLine]:
-    for custom_id, req in requests.items():
-        yield BatchLine(custom_id, req)
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
 
 
 async def submit(service: VertexBatches, given: Any, requests: dict[str, ImageRequest]) -> list[Part]:
@@ -245,16 +236,6 @@ def test_images_stream_to_the_spill_directory(vfake: FakeVertexBatch, env: dict[
 def _cli_env(env: dict[str, str], tmp_path: Path, **extra: str) -> dict[str, str]:
     return {**env, "IMGGEN_POLL_INTERVAL": "0", "IMGGEN_BATCH_LEDGER": str(tmp_path / "data" / "batches.sqlite"),
             **extra}  # fmt: skip
-
-
-def _prompts(tmp_path: Path, *prompts: str) -> Path:
-    path = tmp_path / "prompts.txt"
-    path.write_text("\n".join(prompts) + "\n")
-    return path
-
-
-def _pngs(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.glob("*.png")) if folder.exists() else []
 
 
 def test_cli_submit_then_status_and_collect_in_new_processes(

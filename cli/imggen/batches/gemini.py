@@ -54,7 +54,7 @@ from ..errors import BadResponseError, ContentFilterError, GenerationError, Prov
 from ..providers import google_wire
 from ..providers.gemini_spec import SPEC
 from ..types import HttpRequest, ImageRequest
-from .service import BatchLine, BatchResult, Limits, PartState, PartSubmitted, lowered
+from .service import BatchLine, BatchResult, Limits, PartState, PartSubmitted, Sized
 
 if TYPE_CHECKING:
     import httpx
@@ -68,7 +68,6 @@ FILE_LIMIT = 2_000_000_000  # bytes of one uploaded file (Files API: 2 GB per fi
 # The batch guide names no limit on requests per batch: the file's bytes are the limit. This bound only
 # keeps one part's ledger row and results in step with OpenAI's scale.
 MAX_REQUESTS = 1_000_000
-CHUNK = 8 * 1024 * 1024  # bytes per upload request (google-genai's CHUNK_SIZE)
 JSONL_TYPE = "application/jsonl"
 KEY_HINT = SPEC.key_hint
 DISPLAY_NAME = "imggen"
@@ -84,43 +83,19 @@ DONE = frozenset({"completed", "failed", "cancelled", "expired"})
 LIMITS = Limits(MAX_REQUESTS, FILE_LIMIT, INLINE_LIMIT)
 
 
-class GeminiBatches:
+class GeminiBatches(Sized):
     """The Gemini API's batch service (see the module's docstring for every wire fact)."""
 
-    def __init__(self, limits: Limits | None = None, chunk: int = CHUNK) -> None:
-        self._limits = limits  # None: the service's, or lower ones from IMGGEN_BATCH_LIMITS
-        self.chunk = chunk
-
-    @property
-    def limits(self) -> Limits:
-        return self._limits or lowered(LIMITS)
+    LIMITS = LIMITS
 
     async def submit(self, lines: AsyncIterator[BatchLine], settings: Resolved, transport: Transport
                      ) -> AsyncIterator[PartSubmitted]:  # fmt: skip
         """Stream the lines to spool files (one per part, each within the limits); each full part is sent
         and yielded at once (so the caller records it before the next is sent): inline when its whole
         request fits the inline limit, else uploaded and named by `fileName`."""
-        cap = self.limits
-        model: str | None = None
-        first = n = 0
-        spool = Spool()
-        try:
-            async for line in lines:
-                model = check_request(line.request, model)
-                text = _line_text(line)
-                if len(text) > cap.max_bytes:
-                    raise UsageError(f"request {line.custom_id} alone is larger than a batch input file may be")
-                if spool.count and (spool.count >= cap.max_requests or spool.file_bytes + len(text) > cap.max_bytes):
-                    yield await self._send(spool, n, first, model, settings, transport)
-                    first, n = first + spool.count, n + 1
-                    spool.close()
-                    spool = Spool()
-                spool.add(text)
-            if spool.count:
-                assert model is not None
+        async with aclosing(spooled(lines, self.limits, _line_text)) as parts:
+            async for spool, n, first, model in parts:
                 yield await self._send(spool, n, first, model, settings, transport)
-        finally:
-            spool.close()
 
     async def _send(
         self, spool: Spool, n: int, first: int, model: str, settings: Resolved, transport: Transport
@@ -349,6 +324,35 @@ def check_request(request: ImageRequest, model: str | None, service: str = "the 
     if model is not None and request.model.model_id != model:
         raise UsageError("every request of one batch must be for the same model")
     return request.model.model_id
+
+
+async def spooled(
+    lines: AsyncIterator[BatchLine], cap: Limits, line_text: Callable[[BatchLine], bytes],
+    service: str = "the Gemini API's batch mode",
+) -> AsyncGenerator[tuple[Spool, int, int, str], None]:  # fmt: skip
+    """The lines on disk, one spool file per part within the limits: yields (spool, n, first, model) as
+    each part fills (its number, the position of its first line, the model all its lines share), so
+    the caller sends it before the next is read. A spool is closed once the caller asks for the next."""
+    model: str | None = None
+    first = n = 0
+    spool = Spool()
+    try:
+        async for line in lines:
+            model = check_request(line.request, model, service)
+            text = line_text(line)
+            if len(text) > cap.max_bytes:
+                raise UsageError(f"request {line.custom_id} alone is larger than a batch input file may be")
+            if spool.count and (spool.count >= cap.max_requests or spool.file_bytes + len(text) > cap.max_bytes):
+                yield spool, n, first, model
+                first, n = first + spool.count, n + 1
+                spool.close()
+                spool = Spool()
+            spool.add(text)
+        if spool.count:
+            assert model is not None
+            yield spool, n, first, model
+    finally:
+        spool.close()
 
 
 class Spool:

@@ -31,10 +31,11 @@ Wire facts:
 - Output: "In the given directory a new directory is created. Its name is prediction-<model-display-name>-
   <job-create-time> … Inside of it files predictions_0001.<extension>, … are created" (aiplatform
   BatchPredictionJob.OutputConfig.gcsDestination); for Gemini the lines are `{"status", "processed_time",
-  "request", "response"}`: `status` empty for a row that succeeded, else the reason (the Cloud Storage
-  guide's "Retrieve batch output": "For succeeded rows, model responses are stored in the response
-  field", failed rows carry the error in `status`; the example line was cut short in what could be read,
-  see HANDOFF.md). imggen lists every object under `outputInfo.gcsOutputDirectory` and reads those named
+  "request", "response"}`: the Cloud Storage guide's "Retrieve batch output" says "For succeeded rows,
+  model responses are stored in the …" and was cut off there in every copy that could be read; that a
+  row's `status` is empty when it succeeded and holds the reason when it failed, and that `request` comes
+  back whole, is what peers read (maximhq/bifrost core/providers/vertex/batch.go; see HANDOFF.md).
+  imggen lists every object under `outputInfo.gcsOutputDirectory` and reads those named
   `predictions*.jsonl`. "If the batch prediction job is terminated, all completed rows are exported":
   a cancelled job's finished rows are collected too.
 - Storage (JSON API): `POST https://storage.googleapis.com/upload/storage/v1/b/{bucket}/o?uploadType=media
@@ -42,11 +43,13 @@ Wire facts:
   `Location` session URI, then `PUT` chunks (multiples of 256 KiB but the last) with `Content-Range:
   bytes {first}-{last}/{total}`. A chunk short of the end is answered 308 "Resume Incomplete"; with the
   request header `X-GUploader-No-308: yes` Google answers 200 with `X-Http-Status-Code-Override: 308`
-  instead (google-api-go-client internal/gensupport/resumable.go, which sends it because a bare 308
-  "reads as a redirect"; googleapis/storage-testbench tests it): imggen's transport never follows a
-  redirect, so it sends that header. List: `GET …/storage/v1/b/{bucket}/o?prefix=…` (`items[].name`,
-  `nextPageToken`); download: `GET …/storage/v1/b/{bucket}/o/{object, %-encoded}?alt=media`. Tests point
-  it at a local server with `STORAGE_EMULATOR_HOST`, the variable google-cloud-storage reads.
+  instead (google-api-go-client internal/gensupport/resumable.go: 308 conflicts with "Permanent Redirect"
+  (RFC 7238), so "Google added this new request header"; googleapis/storage-testbench tests it):
+  imggen's transport never follows a redirect, so it sends that header. List: `GET
+  …/storage/v1/b/{bucket}/o?prefix=…` (`items[].name`, `nextPageToken`); download: `GET
+  …/storage/v1/b/{bucket}/o/{object, %-encoded}?alt=media`. Tests point it at a local server with
+  `STORAGE_EMULATOR_HOST`, the variable google-cloud-storage reads for an emulator (its `_helpers.py`:
+  STORAGE_EMULATOR_ENV_VAR, "Despite name, includes scheme").
 - Auth: the OAuth token Vertex generation uses (providers/google_auth.py, scope cloud-platform), for
   both hosts.
 - Price: "Batch requests for Gemini models are discounted 50% from standard requests" (the Vertex AI
@@ -78,13 +81,13 @@ from .gemini import (
     Spool,
     answer_result,
     as_dict,
-    check_request,
     count,
     refused_only,
+    spooled,
     status_error,
     stream_lines,
 )
-from .service import BatchLine, BatchResult, Limits, PartState, PartSubmitted, lowered
+from .service import BatchLine, BatchResult, Limits, PartState, PartSubmitted, Sized
 
 if TYPE_CHECKING:
     import httpx
@@ -95,7 +98,6 @@ if TYPE_CHECKING:
 
 MAX_REQUESTS = 200_000  # per job (unconfirmed: see the docstring)
 FILE_LIMIT = 1_000_000_000  # bytes of one input file (unconfirmed: see the docstring)
-CHUNK = 8 * 1024 * 1024  # bytes per resumable upload request: a multiple of 256 KiB
 STORAGE = "https://storage.googleapis.com"
 STORAGE_ENV = "STORAGE_EMULATOR_HOST"
 JSONL_TYPE = "application/jsonl"
@@ -108,16 +110,10 @@ BUCKET_HINT = (
 LIMITS = Limits(MAX_REQUESTS, FILE_LIMIT)
 
 
-class VertexBatches:
+class VertexBatches(Sized):
     """Vertex AI batch prediction jobs (see the module's docstring for every wire fact)."""
 
-    def __init__(self, limits: Limits | None = None, chunk: int = CHUNK) -> None:
-        self._limits = limits  # None: the service's, or lower ones from IMGGEN_BATCH_LIMITS
-        self.chunk = chunk
-
-    @property
-    def limits(self) -> Limits:
-        return self._limits or lowered(LIMITS)
+    LIMITS = LIMITS
 
     def check(self, settings: Resolved) -> None:
         """What submit needs before anything is recorded or sent: the bucket."""
@@ -128,28 +124,10 @@ class VertexBatches:
         """Stream the lines to spool files (one per part, each within the limits); each full part is
         uploaded, its job created and yielded at once (the caller records it before the next)."""
         self.check(settings)  # before a token is asked for or a byte sent
-        cap = self.limits
         where = f"imggen/{secrets.token_hex(6)}"  # this submit's folder in the bucket
-        model: str | None = None
-        first = n = 0
-        spool = Spool()
-        try:
-            async for line in lines:
-                model = check_request(line.request, model, SERVICE_NAME)
-                text = _line_text(line)
-                if len(text) > cap.max_bytes:
-                    raise UsageError(f"request {line.custom_id} alone is larger than a batch input file may be")
-                if spool.count and (spool.count >= cap.max_requests or spool.file_bytes + len(text) > cap.max_bytes):
-                    yield await self._send(spool, f"{where}/{n + 1}", first, model, settings, transport)
-                    first, n = first + spool.count, n + 1
-                    spool.close()
-                    spool = Spool()
-                spool.add(text)
-            if spool.count:
-                assert model is not None
+        async with aclosing(spooled(lines, self.limits, _line_text, SERVICE_NAME)) as parts:
+            async for spool, n, first, model in parts:
                 yield await self._send(spool, f"{where}/{n + 1}", first, model, settings, transport)
-        finally:
-            spool.close()
 
     async def _send(
         self, spool: Spool, folder: str, first: int, model: str, settings: Resolved, transport: Transport
