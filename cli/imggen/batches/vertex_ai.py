@@ -14,7 +14,9 @@ Wire facts:
   `_BatchJobSource_to_vertex` (format -> instancesFormat, gcs_uri -> gcsSource.uris),
   `_BatchJobDestination_to_vertex` (gcs_uri -> gcsDestination.outputUriPrefix), path
   `batchPredictionJobs`). The answer is the BatchPredictionJob, named
-  `projects/{p}/locations/{l}/batchPredictionJobs/{id}`.
+  `projects/{p}/locations/{l}/batchPredictionJobs/{id}`. The global endpoint takes batch jobs ("If using
+  the global endpoint, enter global"; only tuned models are excluded: the Cloud Storage guide), so a
+  model served from `global` (the catalog's location) is batched there.
 - Status: `GET …/v1/{name}`: `state` is a `JOB_STATE_*` value (google-genai `types.JobState`: QUEUED,
   PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLING, CANCELLED, PAUSED, EXPIRED, UPDATING,
   PARTIALLY_SUCCEEDED); `completionStats` {successfulCount, failedCount, incompleteCount} (int64,
