@@ -12,7 +12,8 @@ resumable uploads (chunks of 256 KiB multiples at the offset the session holds; 
 client asks for `X-GUploader-No-308`), paged listings and `alt=media` downloads. Each job acts out the
 states its script names, one per status poll (PENDING, RUNNING, SUCCEEDED, PARTIALLY_SUCCEEDED, FAILED,
 CANCELLING, CANCELLED, EXPIRED), answers per request (an image, an error status, a blocked prompt, a
-text-only candidate) and writes its output folder, lines in reverse order, as Vertex writes it.
+text-only candidate) and writes its output folder, lines in reverse order, as Vertex writes it (a
+cancelled job: the rows it had finished, "all completed rows are exported").
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class FakeVertexBatch(LocalHttp):
     # What a request answers, by its imggen_id label: "error", "blocked", "text" (else an image).
     outcomes: dict[str, str] = field(default_factory=dict)
     output_files: int = 1  # predictions files a job writes (Vertex may write several)
+    done_before_cancel: int = 0  # rows a cancelled job had finished: exported all the same
     page_size: int = 2  # objects per listing page
     image: bytes = TINY_PNG
     requests: list[tuple[str, str, dict[str, str], dict[str, str]]] = field(default_factory=list)  # + query
@@ -229,8 +231,8 @@ class FakeVertexBatch(LocalHttp):
         if advance and job.script:
             job.state = job.script.pop(0) if len(job.script) > 1 else job.script[0]
         ran = job.state in WRITES_OUTPUT
-        if ran and job.output_dir is None:
-            self._write_output(job)
+        if job.output_dir is None and (ran or (job.state == "CANCELLED" and self.done_before_cancel)):
+            self._write_output(job, len(job.keys) if ran else self.done_before_cancel)
         failed = sum(self._outcome(k) == "error" for k in job.keys) if ran else 0
         body: dict[str, Any] = {
             "name": job.name, "displayName": job.display_name, "model": f"publishers/google/models/{job.model}",
@@ -250,9 +252,9 @@ class FakeVertexBatch(LocalHttp):
             body["error"] = {"code": 1, "message": "CANCELED"}
         return body
 
-    def _write_output(self, job: Job) -> None:
+    def _write_output(self, job: Job, rows: int) -> None:
         folder = f"{job.output_prefix.rstrip('/')}/prediction-model-2026-11-30T21:00:00.000000Z"
-        lines = [self._line(k, r) for k, r in zip(job.keys, job.requests, strict=True)][::-1]
+        lines = [self._line(k, r) for k, r in zip(job.keys[:rows], job.requests[:rows], strict=True)][::-1]
         bucket, _, prefix = folder.removeprefix("gs://").partition("/")
         share = -(-len(lines) // self.output_files)
         for n in range(self.output_files):

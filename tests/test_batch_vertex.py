@@ -175,6 +175,17 @@ def test_cancel_goes_through_cancelling_to_cancelled(vfake: FakeVertexBatch, env
     assert ("POST", f"/v1/{part.provider_batch_id}:cancel") in [(m, p) for m, p, _, _ in vfake.requests]
 
 
+def test_a_cancelled_job_gives_the_rows_it_finished(vfake: FakeVertexBatch, env: dict[str, str]) -> None:
+    vfake.script = ["RUNNING", "CANCELLED"]
+    vfake.done_before_cancel = 2
+    service, given = VertexBatches(), settings(vfake, env)
+    requests = lines(3)
+    [part] = run(submit(service, given, requests))
+    assert run(poll(service, given, part, 2))[-1].state == "cancelled"
+    results = run(collect(service, given, part, requests))
+    assert sorted(r.custom_id for r in results) == ["1-1", "2-1"] and all(r.images for r in results)
+
+
 def test_results_before_the_end_are_refused(vfake: FakeVertexBatch, env: dict[str, str]) -> None:
     service, given = VertexBatches(), settings(vfake, env)
     requests = lines(1)
@@ -307,3 +318,25 @@ def test_cli_cancel(cli: Any, tmp_path: Path, vfake: FakeVertexBatch, env: dict[
     assert [row["state"] for row in cli("batch", "list", "--json", env=run_env).json_lines()] == ["cancelled"]
     collected = cli("batch", "collect", batch_id, env=run_env)
     assert collected.code == 0 and _pngs(tmp_path) == []
+
+
+def test_the_fake_refuses_what_google_refuses(vfake: FakeVertexBatch, env: dict[str, str]) -> None:
+    """The fake is strict, so the tests above can fail: an unknown token, an unknown field, a chunk that is
+    not a 256 KiB multiple, and a bare 308 for a client that did not ask for the No-308 answer."""
+    import httpx
+
+    vfake.tokens.append("ya29.good")
+    auth = {"Authorization": "Bearer ya29.good"}
+    jobs = f"{vfake.root}/v1/projects/p/locations/global/batchPredictionJobs"
+    assert httpx.get(f"{vfake.root}/storage/v1/b/{BUCKET}/o", headers={"Authorization": "Bearer x"}).status_code == 401
+    body = {"displayName": "x", "model": "publishers/google/models/gemini-nano-banana-2.1", "labels": {},
+            "inputConfig": {}, "outputConfig": {}}  # fmt: skip
+    assert httpx.post(jobs, json=body, headers=auth).status_code == 400
+    start = httpx.post(f"{vfake.root}/upload/storage/v1/b/{BUCKET}/o?uploadType=resumable&name=a.jsonl",
+                       headers={**auth, "X-Upload-Content-Length": str(600_000)})  # fmt: skip
+    session = start.headers["location"]
+    odd = httpx.put(session, content=b"x" * 1000, headers={**auth, "Content-Range": "bytes 0-999/600000"})
+    assert odd.status_code == 400
+    bare = httpx.put(session, content=b"x" * 262_144, headers={**auth, "Content-Range": "bytes 0-262143/600000"})
+    assert bare.status_code == 308 and bare.headers["range"] == "bytes=0-262143"
+    assert httpx.get(f"{vfake.root}/storage/v1/b/other/o", headers=auth).status_code == 404
