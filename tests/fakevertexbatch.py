@@ -76,6 +76,7 @@ class FakeVertexBatch(LocalHttp):
     uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
     chunk_sizes: list[int] = field(default_factory=list)
     create_failures: list[int] = field(default_factory=list)  # as fakegeminibatch's
+    chunk_failures: list[int] = field(default_factory=list)  # the next upload chunks' answers: kept, then this
     _ids: Any = field(default_factory=lambda: count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -139,6 +140,8 @@ class FakeVertexBatch(LocalHttp):
         match = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", headers.get("content-range", ""))
         if upload is None:
             return _error(404, "NOT_FOUND", "No such upload session.")
+        if headers.get("content-range") == f"bytes */{upload['size']}" and not body:  # what is held so far?
+            return self._held(upload, headers)
         if not match or int(match.group(1)) != len(upload["data"]) or int(match.group(3)) != upload["size"]:
             return _error(400, "INVALID_ARGUMENT", "Bad Content-Range for this session.")
         if int(match.group(2)) - int(match.group(1)) + 1 != len(body):
@@ -148,15 +151,21 @@ class FakeVertexBatch(LocalHttp):
             return _error(400, "INVALID_ARGUMENT", "Chunk sizes must be multiples of 256 KiB.")
         upload["data"] += body
         self.chunk_sizes.append(len(body))
-        if not last:
-            rng = {"Range": f"bytes=0-{len(upload['data']) - 1}"}
-            if headers.get("x-guploader-no-308") == "yes":
-                return Reply(json={}, headers={"X-Http-Status-Code-Override": "308", **rng})
-            return Reply(status=308, body=b"", headers=rng)
-        del self.uploads[upload_id]
-        data = bytes(upload["data"])
-        self.objects[f"{upload['bucket']}/{upload['name']}"] = data
-        return Reply(json=_object(upload["bucket"], upload["name"], data))
+        if last:
+            data = bytes(upload["data"])
+            self.objects[f"{upload['bucket']}/{upload['name']}"] = data
+        if self.chunk_failures:  # the chunk is kept, and its answer lost
+            return _error(self.chunk_failures.pop(0), "UNAVAILABLE", "Backend unavailable.")
+        return self._held(upload, headers)
+
+    def _held(self, upload: dict[str, Any], headers: dict[str, str]) -> Reply:
+        """A session's answer: the object once complete, else "resume incomplete" with the bytes held."""
+        if len(upload["data"]) == upload["size"]:
+            return Reply(json=_object(upload["bucket"], upload["name"], bytes(upload["data"])))
+        rng = {"Range": f"bytes=0-{len(upload['data']) - 1}"} if upload["data"] else {}
+        if headers.get("x-guploader-no-308") == "yes":
+            return Reply(json={}, headers={"X-Http-Status-Code-Override": "308", **rng})
+        return Reply(status=308, body=b"", headers=rng)
 
     def _list(self, bucket: str, query: dict[str, str]) -> Reply:
         if bucket not in self.buckets:

@@ -122,6 +122,27 @@ def test_a_large_input_goes_up_in_resumable_chunks(vfake: FakeVertexBatch, env: 
     assert len(run(collect(service, given, part, requests))) == 30
 
 
+def test_a_chunk_whose_answer_is_lost_is_not_sent_twice(vfake: FakeVertexBatch, env: dict[str, str]) -> None:
+    """Storage kept the chunk but its answer was lost: imggen asks the session what it holds and goes on
+    from there, so every byte arrives once."""
+    vfake.chunk_failures = [503]
+    service, given = VertexBatches(chunk=256 * 1024), settings(vfake, env)
+    requests = {f"{n}-1": request(f"prompt {n} " + "x" * 20_000) for n in range(1, 31)}
+
+    async def go() -> list[Any]:
+        async with Transport(timeout=10, retries=2) as transport:
+            return [p async for p in service.submit(stream(requests), given, transport)]
+
+    [part] = run(go())
+    uploaded = vfake.objects[part.input_file_id.removeprefix("gs://")]
+    assert len(vfake.chunk_sizes) == 3 and sum(vfake.chunk_sizes) == len(uploaded)  # nothing sent twice
+    assert [json.loads(x)["request"]["labels"]["imggen_id"] for x in uploaded.splitlines()] == list(requests)
+    queries = [
+        h for _, _, q, h in vfake.requests if "upload_id" in q and h.get("content-range", "").startswith("bytes */")
+    ]
+    assert len(queries) == 1
+
+
 def test_lines_past_the_limits_become_several_jobs(vfake: FakeVertexBatch, env: dict[str, str]) -> None:
     service, given = VertexBatches(Limits(2, 1_000_000_000)), settings(vfake, env)
     parts = run(submit(service, given, lines(5)))

@@ -43,7 +43,11 @@ Wire facts:
 - Storage (JSON API): `POST https://storage.googleapis.com/upload/storage/v1/b/{bucket}/o?uploadType=media
   &name={object}` for a small file; above one chunk, `uploadType=resumable`: the start answers with a
   `Location` session URI, then `PUT` chunks (multiples of 256 KiB but the last) with `Content-Range:
-  bytes {first}-{last}/{total}`. A chunk short of the end is answered 308 "Resume Incomplete"; with the
+  bytes {first}-{last}/{total}`; `Content-Range: bytes */{total}` with no body asks what the session
+  holds, answered with `Range: bytes=0-{last held}` (none: nothing yet), which may be less than was
+  sent (Cloud Storage's resumable-upload guide, "Check the status of a resumable upload"; the Go
+  client's gensupport/resumable.go reads `Range` the same way). A chunk short of the end is answered
+  308 "Resume Incomplete"; with the
   request header `X-GUploader-No-308: yes` Google answers 200 with `X-Http-Status-Code-Override: 308`
   instead (google-api-go-client internal/gensupport/resumable.go: 308 conflicts with "Permanent Redirect"
   (RFC 7238), so "Google added this new request header"; googleapis/storage-testbench tests it):
@@ -168,29 +172,35 @@ class VertexBatches(Sized):
                 _storage_error(settings),
             )
             return f"gs://{bucket_name}/{name}"
-        start_headers = _auth(token, json_body=True) | {"X-Upload-Content-Type": JSONL_TYPE,
-                                                        "X-Upload-Content-Length": str(size)}  # fmt: skip
-        start = await transport.send(
-            HttpRequest("POST", f"{base}&uploadType=resumable", start_headers, {}, content=b"{}"),
-            _storage_error(settings),
-        )
-        session = start.headers.get("location")
-        if not session:
-            raise BadResponseError("Cloud Storage gave no resumable upload session (Location)")
+        session = await _session(base, size, token, settings, transport)
         # The token goes only to Storage's own host: the session URL is the server's to name.
         auth = _auth(token) if urlsplit(session).netloc == urlsplit(_storage()).netloc else {}
-        offset = 0
-        while offset < size:
-            data = spool.file.read(self.chunk)
-            last = offset + len(data) - 1
-            headers = auth | {"Content-Range": f"bytes {offset}-{last}/{size}", "X-GUploader-No-308": "yes"}
-            answer = await transport.send(
-                HttpRequest("PUT", session, headers, {"bytes": len(data)}, content=data), _storage_error(settings)
-            )
-            offset += len(data)
-            if answer.headers.get("x-http-status-code-override") != "308" and offset < size:
-                raise BadResponseError("Cloud Storage ended the upload before its last chunk")
+        await self._chunks(spool, session, auth, settings, transport)
         return f"gs://{bucket_name}/{name}"
+
+    async def _chunks(
+        self, spool: Spool, session: str, auth: dict[str, str], settings: Resolved, transport: Transport
+    ) -> None:
+        """PUT the file in chunks from the offset Storage says it holds (its `Range` answer: it may keep
+        fewer bytes than were sent). A chunk that failed on the way (network, 408, 429, 5xx) is not sent
+        again blindly: the session is asked what it holds, then the upload goes on from there."""
+        from ..transport import backoff, retryable_status
+
+        size, offset, failures = spool.file_bytes, 0, 0
+        while offset < size:
+            spool.file.seek(offset)
+            data = spool.file.read(self.chunk)
+            headers = auth | {"Content-Range": f"bytes {offset}-{offset + len(data) - 1}/{size}"}
+            try:
+                offset = await _put(session, headers, data, size, settings, transport)
+            except GenerationError as exc:
+                failures += 1
+                if failures > transport.retries or (exc.status is not None and not retryable_status(exc.status)):
+                    raise
+                await asyncio.sleep(backoff(failures - 1))
+                offset = await _put(
+                    session, auth | {"Content-Range": f"bytes */{size}"}, b"", size, settings, transport
+                )
 
     async def status(self, part: Part, settings: Resolved, transport: Transport) -> PartState:
         job = await self._job(part, settings, transport)
@@ -232,6 +242,33 @@ class VertexBatches(Sized):
             async with aclosing(_object_lines(bucket_name, name, token, settings, transport)) as lines:
                 async for line in lines:
                     yield _result(line, request_of, part)
+
+
+async def _session(base: str, size: int, token: str, settings: Resolved, transport: Transport) -> str:
+    """Start a resumable upload; its session URI."""
+    headers = _auth(token, json_body=True) | {"X-Upload-Content-Type": JSONL_TYPE, "X-Upload-Content-Length": str(size)}
+    start = await transport.send(
+        HttpRequest("POST", f"{base}&uploadType=resumable", headers, {}, content=b"{}"), _storage_error(settings)
+    )
+    session = start.headers.get("location")
+    if not session:
+        raise BadResponseError("Cloud Storage gave no resumable upload session (Location)")
+    return str(session)
+
+
+async def _put(
+    session: str, headers: dict[str, str], data: bytes, size: int, settings: Resolved, transport: Transport
+) -> int:
+    """One PUT to the session (a chunk, or with `bytes */N` a status query): the bytes Storage now holds."""
+    answer = await transport.send(
+        HttpRequest("PUT", session, headers | {"X-GUploader-No-308": "yes"}, {"bytes": len(data)}, content=data),
+        _storage_error(settings),
+        retry_when=lambda _: False,  # _chunks asks the session what it holds before sending more
+    )
+    if answer.headers.get("x-http-status-code-override") != "308":
+        return size  # the object is complete
+    held = answer.headers.get("range", "")  # "bytes=0-N", absent while nothing is held
+    return int(held.rsplit("-", 1)[-1]) + 1 if held.startswith("bytes=0-") else 0
 
 
 async def _predictions(
