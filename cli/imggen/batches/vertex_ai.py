@@ -45,8 +45,9 @@ Wire facts:
   `Location` session URI, then `PUT` chunks (multiples of 256 KiB but the last) with `Content-Range:
   bytes {first}-{last}/{total}`; `Content-Range: bytes */{total}` with no body asks what the session
   holds, answered with `Range: bytes=0-{last held}` (none: nothing yet), which may be less than was
-  sent (Cloud Storage's resumable-upload guide, "Check the status of a resumable upload"; the Go
-  client's gensupport/resumable.go reads `Range` the same way). A chunk short of the end is answered
+  sent (the google-cloud-storage Rust crate 0.24.0 http/resumable_upload_client.rs: `bytes */{total}`,
+  `UploadStatus::ResumeIncomplete(UploadedRange)` from `Range`; Google's own guide was not readable
+  here). A chunk short of the end is answered
   308 "Resume Incomplete"; with the
   request header `X-GUploader-No-308: yes` Google answers 200 with `X-Http-Status-Code-Override: 308`
   instead (google-api-go-client internal/gensupport/resumable.go: 308 conflicts with "Permanent Redirect"
