@@ -374,15 +374,17 @@ def test_cli_max_cost_at_half_price(cli: Any, tmp_path: Any, fake: FakeGeminiBat
     assert taken.code == 0, taken.stderr
 
 
-@pytest.mark.parametrize("model", ["vertex_ai/gemini-nano-banana-2.1", "bedrock/amazon.nova-canvas-v1:0"])
+@pytest.mark.parametrize("model", ["vertex_ai/gemini-3-pro-image", "bedrock/amazon.nova-canvas-v1:0"])
 def test_cli_a_model_no_batch_service_takes_is_refused(cli: Any, tmp_path: Any, fake: FakeGeminiBatch,
                                                        model: str) -> None:  # fmt: skip
-    """Vertex AI batch prediction is not driven by imggen yet, and Bedrock lists no image model for batch
-    inference: one line says so and names the models that are taken, before anything is sent."""
+    """A Vertex AI model Google's batch prediction list does not name (the catalog's batch field), and
+    Bedrock, which lists no image model for batch inference: one line says so and names the models that
+    are taken, before anything is sent."""
     result = cli("batch", "submit", "--prompts-file", str(_prompts(tmp_path, "an otter")), "-m", model,
                  env=_env(tmp_path, fake))  # fmt: skip
     assert result.code == 2, result.stderr
-    said = {"vertex_ai": "imggen does not drive Vertex AI batch prediction yet", "bedrock": "batch-inference-supported"}
+    said = {"vertex_ai": "no batch service takes this model", "bedrock": "batch-inference-supported"}
     assert said[model.split("/")[0]] in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "gemini/gemini-2.5-flash-image" in result.stderr and "openai/gpt-image-1" in result.stderr
+    assert "vertex_ai/gemini-nano-banana-2.1" in result.stderr
     assert fake.requests == [] and not (tmp_path / "data" / "batches.sqlite").exists()

@@ -31,13 +31,15 @@ def test_which_models_the_batch_services_take() -> None:
     # OpenAI's Batch API (/v1/images/generations): the GPT image models, not dall-e.
     assert "openai/gpt-image-2" in taken and "openai/gpt-image-1.5" in taken
     assert "openai/dall-e-3" not in taken
-    # The Gemini API's batch mode: its Gemini image models, not Imagen. Only the services imggen drives
-    # are claimed: no Vertex AI (not driven yet), Bedrock (lists no image model) or Azure entry.
-    assert {m.provider for m in all_models() if m.batch} == {"openai", "gemini"}
+    # The Gemini API's batch mode: its Gemini image models, not Imagen. Vertex AI batch prediction: the
+    # image model Google's list names (Nano Banana 2.1). No Bedrock (lists no image model) or Azure entry.
+    assert {m.provider for m in all_models() if m.batch} == {"openai", "gemini", "vertex_ai"}
+    assert {m.id for m in all_models() if m.provider == "vertex_ai" and m.batch} == {"vertex_ai/gemini-nano-banana-2.1"}
     assert not any(m.family == "imagen" for m in all_models() if m.batch)
     assert batch_services(lookup("openai/gpt-image-2")) == ("openai",)
     assert batch_services(lookup("gemini/gemini-3.1-flash-image")) == ("gemini",)
-    assert batch_services(lookup("vertex_ai/gemini-nano-banana-2.1")) == ()
+    assert batch_services(lookup("vertex_ai/gemini-nano-banana-2.1")) == ("vertex_ai",)
+    assert batch_services(lookup("vertex_ai/gemini-3-pro-image")) == ()
     assert batch_services(lookup("bedrock/amazon.nova-canvas-v1:0")) == ()
     assert batch_services(None) == ()
 
@@ -101,7 +103,8 @@ def test_models_batch_lists_only_the_models_a_batch_service_takes() -> None:
     assert rows and all(row["batch"] and row["batch"]["services"] for row in rows)
     ids = {row["id"] for row in rows}
     assert "openai/gpt-image-2" in ids and "gemini/gemini-2.5-flash-image" in ids
-    assert not any(i.startswith(("bedrock/", "vertex_ai/", "recraft/", "gemini/imagen")) for i in ids)
+    assert "vertex_ai/gemini-nano-banana-2.1" in ids and "vertex_ai/gemini-3-pro-image" not in ids
+    assert not any(i.startswith(("bedrock/", "vertex_ai/imagen", "recraft/", "gemini/imagen")) for i in ids)
     plain = run_cli("models", "--batch", "--provider", "openai", env={"IMGGEN_TODAY": "2026-11-30"})
     lines = [line.split("\t")[0] for line in plain.stdout.splitlines()]
     assert lines and all(line.startswith(("openai/gpt-image-", "openai/chatgpt-image-")) for line in lines)

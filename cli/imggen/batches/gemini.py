@@ -54,7 +54,7 @@ from ..errors import BadResponseError, ContentFilterError, GenerationError, Prov
 from ..providers import google_wire
 from ..providers.gemini_spec import SPEC
 from ..types import HttpRequest, ImageRequest
-from .service import BatchLine, BatchResult, Limits, PartState, PartSubmitted, lowered
+from .service import BatchLine, BatchResult, Limits, PartState, PartSubmitted, Sized
 
 if TYPE_CHECKING:
     import httpx
@@ -68,7 +68,6 @@ FILE_LIMIT = 2_000_000_000  # bytes of one uploaded file (Files API: 2 GB per fi
 # The batch guide names no limit on requests per batch: the file's bytes are the limit. This bound only
 # keeps one part's ledger row and results in step with OpenAI's scale.
 MAX_REQUESTS = 1_000_000
-CHUNK = 8 * 1024 * 1024  # bytes per upload request (google-genai's CHUNK_SIZE)
 JSONL_TYPE = "application/jsonl"
 KEY_HINT = SPEC.key_hint
 DISPLAY_NAME = "imggen"
@@ -84,46 +83,22 @@ DONE = frozenset({"completed", "failed", "cancelled", "expired"})
 LIMITS = Limits(MAX_REQUESTS, FILE_LIMIT, INLINE_LIMIT)
 
 
-class GeminiBatches:
+class GeminiBatches(Sized):
     """The Gemini API's batch service (see the module's docstring for every wire fact)."""
 
-    def __init__(self, limits: Limits | None = None, chunk: int = CHUNK) -> None:
-        self._limits = limits  # None: the service's, or lower ones from IMGGEN_BATCH_LIMITS
-        self.chunk = chunk
-
-    @property
-    def limits(self) -> Limits:
-        return self._limits or lowered(LIMITS)
+    LIMITS = LIMITS
 
     async def submit(self, lines: AsyncIterator[BatchLine], settings: Resolved, transport: Transport
                      ) -> AsyncIterator[PartSubmitted]:  # fmt: skip
         """Stream the lines to spool files (one per part, each within the limits); each full part is sent
         and yielded at once (so the caller records it before the next is sent): inline when its whole
         request fits the inline limit, else uploaded and named by `fileName`."""
-        cap = self.limits
-        model: str | None = None
-        first = n = 0
-        spool = _Spool()
-        try:
-            async for line in lines:
-                model = _check(line.request, model)
-                text = _line_text(line)
-                if len(text) > cap.max_bytes:
-                    raise UsageError(f"request {line.custom_id} alone is larger than a batch input file may be")
-                if spool.count and (spool.count >= cap.max_requests or spool.file_bytes + len(text) > cap.max_bytes):
-                    yield await self._send(spool, n, first, model, settings, transport)
-                    first, n = first + spool.count, n + 1
-                    spool.close()
-                    spool = _Spool()
-                spool.add(text)
-            if spool.count:
-                assert model is not None
+        async with aclosing(spooled(lines, self.limits, _line_text)) as parts:
+            async for spool, n, first, model in parts:
                 yield await self._send(spool, n, first, model, settings, transport)
-        finally:
-            spool.close()
 
     async def _send(
-        self, spool: _Spool, n: int, first: int, model: str, settings: Resolved, transport: Transport
+        self, spool: Spool, n: int, first: int, model: str, settings: Resolved, transport: Transport
     ) -> PartSubmitted:
         shown = DISPLAY_NAME if n == 0 else f"{DISPLAY_NAME}-{n + 1}"  # the parts of one imggen batch
         file_id: str | None = None
@@ -140,7 +115,7 @@ class GeminiBatches:
             raise BadResponseError("the Gemini API's batch answer has no batches/… name")
         return PartSubmitted(batch_id, file_id, spool.count, first)
 
-    async def _upload(self, spool: _Spool, settings: Resolved, transport: Transport, name: str) -> str:
+    async def _upload(self, spool: Spool, settings: Resolved, transport: Transport, name: str) -> str:
         """The resumable upload of one spool file; returns its `files/…` name."""
         size = spool.file_bytes
         headers = _headers(settings, json_body=True) | {
@@ -177,7 +152,7 @@ class GeminiBatches:
                 break
         if answer.headers.get("x-goog-upload-status") != "final":
             raise BadResponseError("the Gemini Files API did not finalize the upload")
-        name_field = _dict(_json(answer).get("file")).get("name")
+        name_field = as_dict(_json(answer).get("file")).get("name")
         if not isinstance(name_field, str) or not name_field.startswith("files/"):
             raise BadResponseError("the Gemini Files API's upload answer has no files/… name")
         return name_field
@@ -186,7 +161,7 @@ class GeminiBatches:
         answer = await transport.send(HttpRequest("GET", _batch_url(settings, part), _headers(settings)), _error)
         payload = _json(answer)
         state = _state(_batch(payload))
-        error = _dict(payload.get("error"))
+        error = as_dict(payload.get("error"))
         if error:  # a failed batch's Operation says why
             state.errors.append(str(error.get("message") or error.get("status") or "the batch failed"))
         return state
@@ -212,10 +187,10 @@ class GeminiBatches:
         if state.state not in DONE:
             raise UsageError(f"batch {part.provider_batch_id} is {state.state}: its results are not ready")
         output = _output(batch)
-        inlined = _dict(output.get("inlinedResponses")).get("inlinedResponses")
+        inlined = as_dict(output.get("inlinedResponses")).get("inlinedResponses")
         if isinstance(inlined, list):
             for index, item in enumerate(inlined):
-                yield _result(_dict(item), request_of, part, index)
+                yield _result(as_dict(item), request_of, part, index)
             return
         file_id = output.get("responsesFile") or state.output_file_id or part.output_file_id
         if not isinstance(file_id, str) or not file_id:
@@ -231,63 +206,88 @@ class GeminiBatches:
     ) -> AsyncGenerator[dict[str, Any], None]:
         """The responses file, line by line, each line's long base64 strings streamed to files (spill.py)
         as they arrive: memory holds one line's text without its images."""
-        from ..spill import SpillingParser
-        from ..transport import body_chunks
-
         url = f"{_base(settings)}/{file_id}:download?alt=media"
         response = await transport.open_stream(HttpRequest("GET", url, _headers(settings)), _expired_error)
-        try:
-            parser = SpillingParser(transport.spill_dir, transport.max_image)
-            async with aclosing(body_chunks(response)) as chunks:
-                async for chunk in chunks:
-                    start = 0
-                    while (end := chunk.find(b"\n", start)) >= 0:
-                        parser.feed(chunk[start:end])
-                        if line := _parsed_line(parser):
-                            yield line
-                        parser = SpillingParser(transport.spill_dir, transport.max_image)
-                        start = end + 1
-                    parser.feed(chunk[start:])
-            if line := _parsed_line(parser):
+        async with aclosing(stream_lines(response, transport, "the Gemini batch's responses file")) as lines:
+            async for line in lines:
                 yield line
-        finally:
-            await response.aclose()
 
 
-def _refused(error: GenerationError) -> bool:
+async def stream_lines(
+    response: httpx.Response, transport: Transport, what: str
+) -> AsyncGenerator[dict[str, Any], None]:
+    """A JSONL body (an open stream), line by line, each line's long base64 strings streamed to files
+    (spill.py) as they arrive: memory holds one line's text without its images. Closes the response."""
+    from ..spill import SpillingParser
+    from ..transport import body_chunks
+
+    try:
+        parser = SpillingParser(transport.spill_dir, transport.max_image)
+        async with aclosing(body_chunks(response)) as chunks:
+            async for chunk in chunks:
+                start = 0
+                while (end := chunk.find(b"\n", start)) >= 0:
+                    parser.feed(chunk[start:end])
+                    if line := _parsed_line(parser, what):
+                        yield line
+                    parser = SpillingParser(transport.spill_dir, transport.max_image)
+                    start = end + 1
+                parser.feed(chunk[start:])
+        if line := _parsed_line(parser, what):
+            yield line
+    finally:
+        await response.aclose()
+
+
+def refused_only(where: str) -> Callable[[GenerationError], bool]:
     """Whether a failed create may be sent again: only when Google refused it (429: nothing was made).
     After a 5xx or a lost answer the batch may exist all the same, and a second one would run (and be
-    billed) twice: the error says so instead."""
-    if error.status == 429:
-        return True
-    error.hint = (
-        "Google may have created this batch all the same; imggen did not send it twice. "
-        "Check your Gemini API batches before submitting again."
-    )
-    return False
+    billed) twice: the error says so instead, naming `where` to look."""
+
+    def refused(error: GenerationError) -> bool:
+        if error.status == 429:
+            return True
+        error.hint = (
+            "Google may have created this batch all the same; imggen did not send it twice. "
+            f"Check your {where} before submitting again."
+        )
+        return False
+
+    return refused
 
 
-def _parsed_line(parser: Any) -> dict[str, Any] | None:
+_refused = refused_only("Gemini API batches")
+
+
+def _parsed_line(parser: Any, what: str) -> dict[str, Any] | None:
     text = bytes(parser.document()).strip()
     if not text:
         return None
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise BadResponseError(f"a line of the Gemini batch's responses file is not JSON: {exc}") from None
+        raise BadResponseError(f"a line of {what} is not JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise BadResponseError("a line of the Gemini batch's responses file is not a JSON object")
+        raise BadResponseError(f"a line of {what} is not a JSON object")
     return value
 
 
 def _result(item: dict[str, Any], request_of: Callable[[str], ImageRequest], part: Part, index: int) -> BatchResult:
-    key = _dict(item.get("metadata")).get("key") or item.get("key")
+    key = as_dict(item.get("metadata")).get("key") or item.get("key")
     if not isinstance(key, str) or not key:
         raise BadResponseError(f"answer {index + 1} of batch {part.provider_batch_id} names no request (key)")
     error = item.get("error")
-    if isinstance(error, dict) and error:
-        return BatchResult(key, error=_status_error(error))
-    response = item.get("response")
+    return answer_result(key, error if isinstance(error, dict) and error else None, item.get("response"), request_of)
+
+
+def answer_result(
+    key: str, error: dict[str, Any] | None, response: Any, request_of: Callable[[str], ImageRequest],
+    service: str = "Gemini",
+) -> BatchResult:  # fmt: skip
+    """One request's answer: its error (a google.rpc.Status), or its GenerateContentResponse read as
+    `generate` reads it (google_wire.parse: finish reasons and filters become the same errors)."""
+    if error:
+        return BatchResult(key, error=status_error(error, service))
     if not isinstance(response, dict):
         return BatchResult(
             key, error=BadResponseError(f"the batch's answer to {key} holds neither a response nor an error")
@@ -301,21 +301,22 @@ def _result(item: dict[str, Any], request_of: Callable[[str], ImageRequest], par
     return BatchResult(key, images=images)
 
 
-def _status_error(error: dict[str, Any]) -> GenerationError:
+def status_error(error: dict[str, Any], service: str = "Gemini") -> GenerationError:
     """A google.rpc.Status for one request: `{"code", "message", "details"}` (code: a google.rpc.Code)."""
     message = str(error.get("message") or "the request failed")
     code = error.get("code")
     name = error.get("status") if isinstance(error.get("status"), str) else None
-    text = f"Gemini batch request failed ({name or code}): {message}"
+    text = f"{service} batch request failed ({name or code}): {message}"
     if "safety" in message.lower() or "blocked" in message.lower():
         return ContentFilterError(text, hint=google_wire.FILTER_HINT, code=str(name or code))
     return ProviderError(text, code=str(name or code) if (name or code) is not None else None)
 
 
-def _check(request: ImageRequest, model: str | None) -> str:
+def check_request(request: ImageRequest, model: str | None, service: str = "the Gemini API's batch mode") -> str:
+    """The model id every request of one batch shares; Imagen, edits and mixed models are refused."""
     if google_wire.method_of(request) != "generateContent":  # Imagen (:predict) has no batch mode
         raise UsageError(
-            f"{request.model.name}: the Gemini API's batch mode takes the Gemini image models only",
+            f"{request.model.name}: {service} takes the Gemini image models only",
             hint="Imagen is not batch-compatible; use a gemini-*-image model.",
         )
     if request.images or request.mask is not None or request.mask_prompt is not None:
@@ -325,7 +326,36 @@ def _check(request: ImageRequest, model: str | None) -> str:
     return request.model.model_id
 
 
-class _Spool:
+async def spooled(
+    lines: AsyncIterator[BatchLine], cap: Limits, line_text: Callable[[BatchLine], bytes],
+    service: str = "the Gemini API's batch mode",
+) -> AsyncGenerator[tuple[Spool, int, int, str], None]:  # fmt: skip
+    """The lines on disk, one spool file per part within the limits: yields (spool, n, first, model) as
+    each part fills (its number, the position of its first line, the model all its lines share), so
+    the caller sends it before the next is read. A spool is closed once the caller asks for the next."""
+    model: str | None = None
+    first = n = 0
+    spool = Spool()
+    try:
+        async for line in lines:
+            model = check_request(line.request, model, service)
+            text = line_text(line)
+            if len(text) > cap.max_bytes:
+                raise UsageError(f"request {line.custom_id} alone is larger than a batch input file may be")
+            if spool.count and (spool.count >= cap.max_requests or spool.file_bytes + len(text) > cap.max_bytes):
+                yield spool, n, first, model
+                first, n = first + spool.count, n + 1
+                spool.close()
+                spool = Spool()
+            spool.add(text)
+        if spool.count:
+            assert model is not None
+            yield spool, n, first, model
+    finally:
+        spool.close()
+
+
+class Spool:
     """One part's requests on disk: the JSONL to upload, and its size as inline requests."""
 
     def __init__(self) -> None:
@@ -375,16 +405,16 @@ def _line_text(line: BatchLine) -> bytes:
 
 def _state(batch: dict[str, Any]) -> PartState:
     word = str(batch.get("state") or "BATCH_STATE_UNSPECIFIED").removeprefix("BATCH_STATE_").removeprefix("JOB_STATE_")
-    stats = _dict(batch.get("batchStats"))
+    stats = as_dict(batch.get("batchStats"))
     file_id = _output(batch).get("responsesFile")
     return PartState(
-        STATES.get(word, "in_progress"), total=_count(stats.get("requestCount")),
-        completed=_count(stats.get("successfulRequestCount")), failed=_count(stats.get("failedRequestCount")),
+        STATES.get(word, "in_progress"), total=count(stats.get("requestCount")),
+        completed=count(stats.get("successfulRequestCount")), failed=count(stats.get("failedRequestCount")),
         output_file_id=file_id if isinstance(file_id, str) and file_id else None,
     )  # fmt: skip
 
 
-def _count(value: Any) -> int:
+def count(value: Any) -> int:
     """An int64 count: proto3 JSON sends it as a string."""
     try:
         return max(int(value), 0)
@@ -406,10 +436,10 @@ def _batch(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _output(batch: dict[str, Any]) -> dict[str, Any]:
-    return _dict(batch.get("output"))
+    return as_dict(batch.get("output"))
 
 
-def _dict(value: Any) -> dict[str, Any]:
+def as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from ..errors import GenerationError
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .ledger import Part
 
 LIMITS_ENV = "IMGGEN_BATCH_LIMITS"
+CHUNK = 8 * 1024 * 1024  # bytes per upload request: google-genai's CHUNK_SIZE, a multiple of Cloud Storage's 256 KiB
 STATES = ("validating", "in_progress", "finalizing", "completed", "failed", "expired", "cancelling", "cancelled")
 
 
@@ -51,6 +52,21 @@ def lowered(ceiling: Limits) -> Limits:
         raise UsageError(f"{LIMITS_ENV}={raw!r} is not REQUESTS,BYTES[,INLINE_BYTES]") from None
     return Limits(max(1, min(requests, ceiling.max_requests)), max(1, min(size, ceiling.max_bytes)),
                   max(0, min(inline, ceiling.inline_bytes)))  # fmt: skip
+
+
+class Sized:
+    """A service's limits and upload chunk: its own `LIMITS`, or lower ones given (tests) or set by
+    IMGGEN_BATCH_LIMITS."""
+
+    LIMITS: ClassVar[Limits]
+
+    def __init__(self, limits: Limits | None = None, chunk: int = CHUNK) -> None:
+        self._limits = limits  # None: the service's, or lower ones from IMGGEN_BATCH_LIMITS
+        self.chunk = chunk
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits or lowered(self.LIMITS)
 
 
 @dataclass(frozen=True)
@@ -89,7 +105,9 @@ class BatchResult:
 
 
 class BatchService(Protocol):
-    """The price is not the service's to say: the catalog's `batch` field holds it (catalog.batch_cost)."""
+    """The price is not the service's to say: the catalog's `batch` field holds it (catalog.batch_cost).
+    A service may also have `check(settings)`, which `batch submit` calls before anything is recorded or
+    sent, to refuse a setting it cannot start without (Vertex AI's Cloud Storage bucket)."""
 
     limits: Limits
 

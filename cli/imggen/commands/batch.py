@@ -119,6 +119,9 @@ def submit(
     profile: str | None = g.PROFILE,
     api_base: str | None = g.API_BASE,
     max_cost: float | None = g.MAX_COST,
+    gcs_bucket: str | None = typer.Option(
+        None, "--gcs-bucket", metavar="BUCKET", help="Vertex AI: the Cloud Storage bucket for input and output."
+    ),
     wait: bool = WAIT,
     metadata: bool = g.METADATA,
     json_lines: bool = g.JSON_LINES,
@@ -143,7 +146,7 @@ def submit(
         params=g.parse_params(param),
     )
     g.check_numbers(1, 0, None, None, max_cost)
-    flags = {"api_base": api_base, "output_dir": output}
+    flags = {"api_base": api_base, "output_dir": output, "vertex_batch_bucket": gcs_bucket}
     folder = default_path().parent / "batch-prompts"
     copy, digest, shown = _copy_prompts(None if prompts_file == "-" else Path(prompts_file), folder)
     keep = False
@@ -161,6 +164,7 @@ def submit(
         settings = first.settings
         share = batch_share(first)  # refuses a model no batch service takes, before anything is sent
         service = service_for(settings.model.provider)
+        _ready(service, settings, gcs_bucket)
         totals.cost *= share
         refusal = budget_refusal(totals, max_cost)
         if refusal is not None:
@@ -173,7 +177,7 @@ def submit(
                 f"estimated {price} at batch prices ({share:.0%} of the price)\n"
             )
         given = {k: getattr(options, k) for k in SAVED_OPTIONS}
-        saved = {"profile": profile, "api_base": api_base, "name": name, "options": given}
+        saved = {"profile": profile, "api_base": api_base, "gcs_bucket": gcs_bucket, "name": name, "options": given}
         with _ledger() as ledger:
             batch_id = ledger.new_batch(
                 settings.model.provider,
@@ -197,6 +201,16 @@ def submit(
     if wait:
         _wait(batch_id, quiet)
         raise typer.Exit(_collect(batch_id, output, json_lines=json_lines, metadata=metadata, quiet=quiet))
+
+
+def _ready(service: BatchService, settings: Resolved, gcs_bucket: str | None) -> None:
+    """Refuse, before anything is recorded or sent, what the service cannot start without (a service's
+    optional `check`: Vertex AI's bucket), and a bucket for a service that takes none."""
+    if gcs_bucket and "vertex_batch_bucket" not in settings.values:
+        raise UsageError(f"--gcs-bucket: {settings.model.provider} batches take no Cloud Storage bucket")
+    check = getattr(service, "check", None)
+    if check is not None:
+        check(settings)
 
 
 def batch_share(plan: Plan) -> float:

@@ -66,6 +66,8 @@ SPEC = ProviderSpec(
             identity=True,
             proxy_aliases=("vertex_ai_credentials",),
         ),
+        # `imggen batch` on Vertex AI: the Cloud Storage bucket its input and output go to (batches/vertex_ai.py).
+        SettingSpec("vertex_batch_bucket", ("VERTEXAI_BATCH_BUCKET",), param=True),
     ),
     credential_env=("GOOGLE_APPLICATION_CREDENTIALS",),
     credential_files=(".config/gcloud/application_default_credentials.json",),
@@ -88,9 +90,6 @@ SPEC = ProviderSpec(
             "The region (default us-central1, or the catalog's location for a model served from one, e.g. global).",
         ),
         ("NO_GCE_CHECK", "true: google-auth never asks the GCE metadata server."),
+        ("VERTEXAI_BATCH_BUCKET", "The Cloud Storage bucket imggen batch reads and writes (or --gcs-bucket)."),
     ),
-    # Google's list of batch prediction models names Gemini Nano Banana 2.1 (docs.cloud.google.com/
-    # gemini-enterprise-agent-platform/reference/models/batch-prediction-api), but imggen does not drive
-    # Vertex batch prediction jobs (Cloud Storage input and output) yet.
-    batch_note="imggen does not drive Vertex AI batch prediction yet; the Gemini API's batch mode runs the same models",
 )
