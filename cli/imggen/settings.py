@@ -105,9 +105,8 @@ def _fill_config(config: Config, data: dict[str, Any]) -> None:
     where = str(config.path)
     for key in data:
         if key not in ("default_profile", "default_model", "provider_defaults", "profiles", "log"):
-            raise ConfigError(
-                f"{where}: unknown top-level key '{key}'", hint="Allowed: default_profile, default_model, log, profiles."
-            )
+            raise ConfigError(f"{where}: unknown top-level key '{key}'",
+                              hint="Allowed: default_profile, default_model, log, profiles.")  # fmt: skip
     _check_top_level(where, data)
     config.default_profile = data.get("default_profile")
     config.default_model = data.get("default_model")

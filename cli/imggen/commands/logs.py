@@ -115,9 +115,7 @@ def cost(
     render.print_table(rows)
 
 
-@logs_app.command(
-    "replay", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
+@logs_app.command("replay", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def replay_cmd(ctx: typer.Context, entry_id: int = typer.Argument(..., metavar="ID")) -> None:
     """Run log entry ID's request again (generate --from ID): any generate flag after ID wins."""
     from typer.main import get_command

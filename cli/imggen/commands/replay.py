@@ -78,7 +78,7 @@ def _input(path: str | None, entry_id: int, what: str = "input image") -> str:
     """An edit's input, still where it was: replaying a different image would not be the same edit."""
     if path is None:
         raise UsageError(f"log entry {entry_id} edited an {what} read from stdin, which imggen cannot read again",
-                         hint="Give the image: imggen edit PROMPT IMAGE (imggen logs show ID has the prompt).")  # fmt: skip
+                         hint="Give the image: imggen edit PROMPT IMAGE (logs show ID has the prompt).")  # fmt: skip
     if not os.path.isfile(path):
         raise UsageError(f"the {what} of log entry {entry_id} is gone: {path}",
                          hint="Put it back, or edit another image with imggen edit.")  # fmt: skip
