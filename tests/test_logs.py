@@ -60,6 +60,9 @@ def test_a_saved_image_is_logged_with_its_request_file_and_run(fake: FakeProvide
     assert not entry["missing"]
     assert stat.S_IMODE(log_path(tmp_path).stat().st_mode) == 0o600
     assert OPENAI_KEY.encode() not in log_path(tmp_path).read_bytes()
+    with sqlite3.connect(log_path(tmp_path)) as db:  # a new file went through every upgrade
+        assert db.execute("SELECT value FROM meta").fetchone() == ("2",)
+        assert db.execute("SELECT 1 FROM sqlite_master WHERE name='entries_model'").fetchone()
 
 
 def test_the_exit_status_of_a_partly_failed_run_is_on_its_entries(fake: FakeProvider) -> None:
@@ -97,7 +100,7 @@ def test_logs_path_and_imggen_log_db(tmp_path: Path) -> None:
     assert len(entries(env=env)) == 1 and entries() == []  # reading no log makes none
 
 
-def test_edit_and_batch_collect_are_logged_too(tmp_path: Path) -> None:
+def test_an_edit_is_logged_with_its_input_paths(tmp_path: Path) -> None:
     (tmp_path / "otter.png").write_bytes(png(24, 16))
     result = run_cli("edit", "add a hat", "otter.png", "-m", PLACEHOLDER, "-o", "out")
     assert result.code == 0, result.stderr
@@ -186,17 +189,13 @@ def test_cost_totals_by_model_and_provider(fake: FakeProvider) -> None:
     generate("otter", "-m", GPT, "-n", "2", "--quality", "low", env=openai_env(fake))
     generate("fox", "-m", PLACEHOLDER)
     logged = entries()
-    by_model = {t["model"]: t for t in entries_of("cost", "--by", "model")}
+    by_model = {t["model"]: t for t in entries("cost", "--by", "model")}
     gpt_cost = sum(e["cost_usd"] for e in logged if e["model"] == GPT)
     assert by_model[GPT]["images"] == 2 and by_model[GPT]["cost_usd"] == pytest.approx(gpt_cost)
     assert by_model["placeholder/default"]["images"] == 1
-    assert {t["provider"] for t in entries_of("cost", "--by", "provider")} == {"openai", "placeholder"}
-    [day] = entries_of("cost")
+    assert {t["provider"] for t in entries("cost", "--by", "provider")} == {"openai", "placeholder"}
+    [day] = entries("cost")
     assert day["images"] == 3 and day["cost_usd"] == pytest.approx(gpt_cost)
-
-
-def entries_of(*args: str) -> list[dict[str, Any]]:
-    return entries(*args)
 
 
 # --- item 3: asking again ------------------------------------------------------------------------------------

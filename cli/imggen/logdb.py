@@ -20,11 +20,12 @@ import os
 import secrets as _random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .privatedb import PrivateDB
 
 if TYPE_CHECKING:
     from .jobs import Job
@@ -88,44 +89,26 @@ def has_fts5() -> bool:
     return True
 
 
-class LogDB:
+class LogDB(PrivateDB):
+    what = "the log"
+    hint = "Upgrade imggen, or turn the log off: IMGGEN_NO_LOG=1."
+
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # created private, never widened later
-        os.close(fd)
-        os.chmod(self.path, 0o600)
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA busy_timeout=30000")
-        self.db.execute("PRAGMA journal_mode=WAL")
+        super().__init__(path or default_path())
+
+    def prepare(self) -> None:
         # WAL with synchronous=NORMAL: a commit is no fsync (checkpoints are); a power cut may lose the
         # last entries, never corrupt the file (https://www.sqlite.org/pragma.html#pragma_synchronous).
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
-        self.search = self._ensure_search()
-        for extra in ("-wal", "-shm"):  # SQLite makes these with the umask: private too
-            side = Path(str(self.path) + extra)
-            if side.exists():
-                os.chmod(side, 0o600)
-
-    def _migrate(self) -> None:
         with self.transaction():
             for statement in _V1:
                 self.db.execute(statement)
-            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                self.db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-            version = int(row[0]) if row else 1
-            if version > SCHEMA_VERSION:
-                from .errors import ConfigError
-
-                raise ConfigError(f"the log {self.path} was written by a newer imggen (schema {version})",
-                                  hint="Upgrade imggen, or turn the log off: IMGGEN_NO_LOG=1.")  # fmt: skip
+            version = self.stored_version(SCHEMA_VERSION, new=1)  # a new file: version 1, then each upgrade
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in UPGRADES[target]:
                     self.db.execute(statement)
                 self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(target),))
+        self.search = self._ensure_search()
 
     def _ensure_search(self) -> bool:
         """The prompts' FTS5 index, made and filled the first time a Python whose SQLite has FTS5 opens
@@ -142,28 +125,6 @@ class LogDB:
 
     def _has_table(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM sqlite_master WHERE name=?", (name,)).fetchone() is not None
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> LogDB:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def schema_version(self) -> int:
-        return int(self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
 
     # Writing.
 
