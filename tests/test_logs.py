@@ -24,7 +24,7 @@ GPT = "openai/gpt-image-2"
 
 
 def log_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "imggen" / "log.sqlite"  # XDG_DATA_HOME is the test's (conftest)
+    return tmp_path / "home" / ".local" / "share" / "imggen" / "log.sqlite"  # XDG_DATA_HOME: the test's (conftest)
 
 
 def entries(*args: str, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
