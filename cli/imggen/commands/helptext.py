@@ -81,6 +81,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "imggen serve spend -c proxy.yaml --by model --since 2026-11-01",
         "imggen serve spend -c proxy.yaml --by day --json",
     ),
+    "logs": (
+        "imggen logs -q otter --since 7d",
+        "imggen logs -n 1 --json",
+        "imggen logs cost --by model",
+    ),
     "help": ("imggen help environment", "imggen help environment | grep AWS_", "imggen help overlay"),
 }
 

@@ -14,6 +14,7 @@ import typer
 
 from ..errors import UsageError
 from . import render
+from .helptext import epilog
 
 if TYPE_CHECKING:
     from ..logdb import Entry, Query
@@ -34,7 +35,7 @@ AGE_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 PROMPT_WIDTH = 50
 
 
-@logs_app.callback(invoke_without_command=True)
+@logs_app.callback(invoke_without_command=True, epilog=epilog("logs"))
 def logs(
     ctx: typer.Context,
     number: int = NUMBER,
