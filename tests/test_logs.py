@@ -90,6 +90,17 @@ def test_no_log_flag_env_and_config_each_turn_it_off(tmp_path: Path) -> None:
     assert len(entries()) == 1
 
 
+def test_config_set_keeps_log_false(tmp_path: Path) -> None:
+    config = tmp_path / "config" / "config.toml"
+    config.parent.mkdir(mode=0o700)
+    config.write_text("log = false\n")
+    config.chmod(0o600)
+    assert run_cli("config", "set", "openai", "model", "openai/gpt-image-2").code == 0
+    assert "log = false" in config.read_text()
+    generate("otter", "-m", PLACEHOLDER)
+    assert not log_path(tmp_path).exists()
+
+
 def test_logs_path_and_imggen_log_db(tmp_path: Path) -> None:
     assert run_cli("logs", "path").stdout == f"{log_path(tmp_path)}\n"
     elsewhere = tmp_path / "elsewhere" / "my.sqlite"
