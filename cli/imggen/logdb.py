@@ -100,6 +100,17 @@ class LogDB(PrivateDB):
         # WAL with synchronous=NORMAL: a commit is no fsync (checkpoints are); a power cut may lose the
         # last entries, never corrupt the file (https://www.sqlite.org/pragma.html#pragma_synchronous).
         self.db.execute("PRAGMA synchronous=NORMAL")
+        if self._version() != SCHEMA_VERSION:  # a run's open is a read, not a write, once the file is current
+            self._upgrade()
+        self.search = self._ensure_search()
+
+    def _version(self) -> int | None:
+        if not self._has_table("meta"):
+            return None
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else None
+
+    def _upgrade(self) -> None:
         with self.transaction():
             for statement in _V1:
                 self.db.execute(statement)
@@ -108,7 +119,6 @@ class LogDB(PrivateDB):
                 for statement in UPGRADES[target]:
                     self.db.execute(statement)
                 self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(target),))
-        self.search = self._ensure_search()
 
     def _ensure_search(self) -> bool:
         """The prompts' FTS5 index, made and filled the first time a Python whose SQLite has FTS5 opens
