@@ -21,7 +21,6 @@ import secrets as _random
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -220,17 +219,22 @@ def fts_query(text: str) -> str:
     return " ".join('"' + word.replace('"', '""') + '"' for word in words) or '""'
 
 
-@dataclass
+# Plain classes, not dataclasses: making a dataclass costs about a millisecond at import, and every
+# run that saves an image imports this module.
+
+
 class Query:
-    text: str | None = None
-    model: str | None = None
-    since: float | None = None  # epoch seconds, inclusive
-    until: float | None = None  # epoch seconds, exclusive
-    limit: int | None = None
+    """What `imggen logs` filters by: words of the prompt, a model, a time range (epoch seconds, `since`
+    inclusive, `until` exclusive), how many."""
+
+    def __init__(self, text: str | None = None, model: str | None = None, since: float | None = None,
+                 until: float | None = None, limit: int | None = None) -> None:  # fmt: skip
+        self.text, self.model, self.since, self.until, self.limit = text, model, since, until, limit
 
 
-@dataclass
 class Entry:
+    """One row of the log, with its run's exit status (None while the run goes on, or if it crashed)."""
+
     id: int
     run_id: str
     created: float
@@ -240,27 +244,30 @@ class Entry:
     model: str
     provider: str
     path: str
-    profile: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    parameters: dict[str, Any] = field(default_factory=dict)
-    image_index: int | None = None
-    seed: int | None = None
-    revised_prompt: str | None = None
-    text: str | None = None
-    sha256: str | None = None
-    bytes: int | None = None
-    width: int | None = None
-    height: int | None = None
-    cost_usd: float | None = None
-    request_id: str | None = None
-    exit_status: int | None = None
+    profile: str | None
+    options: dict[str, Any]
+    parameters: dict[str, Any]
+    image_index: int | None
+    seed: int | None
+    revised_prompt: str | None
+    text: str | None
+    sha256: str | None
+    bytes: int | None
+    width: int | None
+    height: int | None
+    cost_usd: float | None
+    request_id: str | None
+    exit_status: int | None
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
 
     @classmethod
     def of(cls, row: sqlite3.Row) -> Entry:
         values = dict(row)
         values["options"] = json.loads(values["options"] or "{}")
         values["parameters"] = json.loads(values["parameters"] or "{}")
-        return cls(**values)
+        return cls(values)
 
     @property
     def size(self) -> str | None:
