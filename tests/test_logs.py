@@ -306,6 +306,22 @@ def test_a_file_from_a_newer_imggen_is_refused(tmp_path: Path) -> None:
     assert result.code == 3 and "written by a newer imggen (schema 99)" in result.stderr
 
 
+def test_a_log_that_cannot_be_written_never_fails_the_run(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    blocked = run_cli("generate", "otter", "-m", PLACEHOLDER, "-n", "2", "-o", "out",
+                      env={"IMGGEN_LOG_DB": str(tmp_path / "a-file" / "log.sqlite")})  # fmt: skip
+    assert blocked.code == 0 and len(blocked.lines) == 2
+    assert blocked.stderr.count("warning: cannot write the log") == 1
+    path = log_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as db:  # a newer imggen's log
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+    newer = run_cli("generate", "otter", "-m", PLACEHOLDER, "-o", "out")
+    assert newer.code == 0 and "written by a newer imggen (schema 99)" in newer.stderr
+    assert len(list((tmp_path / "out").glob("*.png"))) == 3
+
+
 def test_without_fts5_search_falls_back_to_like(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from imggen import logdb
 

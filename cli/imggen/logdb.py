@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import ImggenError
 from .privatedb import PrivateDB
 
 if TYPE_CHECKING:
@@ -326,10 +327,11 @@ class Recorder:
                 self.run_id = self.log.start_run(self.command)
             assert self.run_id is not None
             self.log.add(entry_for(job, path, image, sha256, size, run_id=self.run_id, command=self.command))
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, ImggenError) as exc:  # ImggenError: a log from a newer imggen
             self.broken = True
             where = self.path or default_path()
-            self.warn(f"cannot write the log {where}: {exc}; the images are saved, not logged (--no-log skips it)")
+            reason = exc.message if isinstance(exc, ImggenError) else str(exc)
+            self.warn(f"cannot write the log {where}: {reason}; the images are saved, not logged (--no-log skips it)")
 
     def finish(self, exit_status: int) -> None:
         """The run ended with `exit_status`: said on every entry of the run (`imggen logs show`)."""

@@ -277,10 +277,11 @@ print(per_image, (time.perf_counter() - start) / 20)
 
 
 def _log(runs: int, out: Path, env: dict[str, str]) -> tuple[float, float, float]:
-    """What the log adds: per saved image (seconds; whole runs of LOG_IMAGES images with and without
-    --no-log, alternated so the machine's drift hits both; the difference of the fastest of each over
-    the images: on a shared machine the medians move by more than the log costs), per saved image in one process (LogDB.add with the pixel probe) and per run in one process
-    (opening the file, the run's rows, closing it: SQLite's checkpoint syncs the disk there)."""
+    """What the log adds, in seconds: per saved image over whole runs of LOG_IMAGES images with and
+    without --no-log (alternated so the machine's drift hits both; the difference of the fastest of
+    each: on a shared machine the medians move by more than the log costs), per saved image in one
+    process (LogDB.add with the pixel probe), and per run in one process (opening the file, the run's
+    rows, closing it: SQLite's checkpoint syncs the disk there)."""
     fake = Fake()
     prompts = "".join(f"prompt {i}\n" for i in range(LOG_IMAGES)).encode()
     times: dict[bool, list[float]] = {True: [], False: []}
