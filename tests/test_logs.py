@@ -161,6 +161,7 @@ def test_list_newest_first_search_model_and_limit(fake: FakeProvider) -> None:
     assert [e["prompt"] for e in entries("-q", "otter")] == ["an otter on a rock", "a sea otter"]
     assert [e["prompt"] for e in entries("-q", "rock otter")] == ["an otter on a rock"]  # every word, any order
     assert entries("-q", 'otter" OR "fox') == []  # quotes and OR are words, not query syntax
+    assert [e["prompt"] for e in entries("-q", "ott* roc*")] == ["an otter on a rock"]  # prefixes
     assert [e["prompt"] for e in entries("-m", "gpt-image-2")] == ["a heron"]
     assert [e["prompt"] for e in entries("-m", "placeholder/default", "-n", "1")] == ["an otter on a rock"]
 

@@ -214,10 +214,17 @@ def _like(text: str) -> str:
 
 
 def fts_query(text: str) -> str:
-    """The words of `text`, each a quoted FTS5 string: every word must be in the prompt, and quotes,
-    stars or AND/OR/NOT typed by the user are words, never query syntax."""
+    """The words of `text`, each a quoted FTS5 string: every word must be in the prompt, and quotes or
+    AND/OR/NOT/NEAR typed by the user are words, never query syntax; a word ending in * is a prefix
+    (`ott*` finds otter and otters: FTS5's `"ott"*`)."""
     words = text.split()
-    return " ".join('"' + word.replace('"', '""') + '"' for word in words) or '""'
+    return " ".join(_fts_word(word) for word in words) or '""'
+
+
+def _fts_word(word: str) -> str:
+    prefix = word.endswith("*") and len(word) > 1
+    stem = word[:-1] if prefix else word
+    return '"' + stem.replace('"', '""') + '"' + ("*" if prefix else "")
 
 
 # Plain classes, not dataclasses: making a dataclass costs about a millisecond at import, and every
