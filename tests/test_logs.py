@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -71,6 +72,18 @@ def test_the_exit_status_of_a_partly_failed_run_is_on_its_entries(fake: FakeProv
                      input=b"an otter\na fox\n")  # fmt: skip
     assert result.code == 4, result.stderr
     assert [(e["prompt"], e["exit_status"]) for e in entries()] == [("an otter", 4)]
+
+
+def test_an_interrupted_run_says_130_on_its_entries(fake: FakeProvider) -> None:
+    fake.script("/images/generations", Reply(), Reply(delay=30))
+    args = ["generate", "otter", "-m", "dall-e-3", "-n", "2", "-j", "1"]  # dall-e-3: a request per image
+    proc = subprocess.Popen([sys.executable, "-m", "imggen", *args], env={**os.environ, **openai_env(fake)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stdout is not None
+    proc.stdout.readline()  # the first image is saved (and logged)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(20) == 130
+    assert [e["exit_status"] for e in entries()] == [130]
 
 
 def test_no_log_flag_env_and_config_each_turn_it_off(tmp_path: Path) -> None:
