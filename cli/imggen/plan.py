@@ -111,6 +111,7 @@ class Plan:
     # A retired model on its provider's own endpoint: what a run raises before sending anything (a dry
     # run prints the requests first, then raises it)
     refusal: UsageError | None = None
+    options: Options | None = None  # as asked (what the log keeps, so `generate --from` can ask again)
 
 
 def make_plan(
@@ -144,7 +145,7 @@ def make_plan(
     if cost is not None and template.images:
         added = input_cost(info, template, len(requests))
         cost = None if added is None else cost + added
-    plan = Plan(settings, prompt, requests, options.n, size, quality, cost, notes, template=template)
+    plan = Plan(settings, prompt, requests, options.n, size, quality, cost, notes, template=template, options=options)
     _lifecycle(plan, options.allow_retired)
     plan.warnings += settings.warnings
     return plan

@@ -102,6 +102,7 @@ class Runner:
     file_template = ""  # out.png: the name template it stands for
     manifest_failed = False  # a manifest line could not be written: said once
     to_stdout = False  # output "-": the CLI's own (commands/run.py)
+    recorder: Any = None  # a logdb.Recorder: the CLI logs each saved image (`imggen logs`); the library does not
 
     def __init__(self, batch: Batch, *, overwrite: bool, metadata: bool, resume: bool) -> None:
         self.batch = batch
@@ -353,10 +354,12 @@ class Runner:
 
     async def _save(self, job: Job, image: ImageData) -> None:
         downloads = self.session.transport((), float(job.plan.settings.get("timeout", 600)))
+        published: list[tuple[str, int]] = []  # the file's sha256 and size, for the log
 
         def record(name: str, sha256: str, size: int) -> None:
             fields = {"status": "saved", "index": image.index, "path": name, "cost_usd": image.cost_usd}
             self._record(job, {**fields, "sha256": sha256, "bytes": size})
+            published.append((sha256, size))
 
         token = before_publish.set(record)  # the line goes in just before the file takes its name
         try:
@@ -365,6 +368,8 @@ class Runner:
             before_publish.reset(token)
         self.saved.append(path)
         self.costs.append(image.cost_usd)
+        if self.recorder is not None and published:
+            self.recorder.saved(job, path, image, *published[-1])
         self.on_saved(job, path, image)
         if self.metadata:
             write_sidecar(path, redact_upstream(metadata_for(self._response_stub(job), image)))

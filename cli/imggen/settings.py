@@ -56,6 +56,7 @@ class Config:
     path: Path
     default_profile: str | None = None
     default_model: str | None = None  # `imggen models default MODEL`: beats the default profile's model
+    log: bool = True  # `log = false`: saved images are not recorded in the log (`imggen logs`)
     provider_defaults: dict[str, str] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -71,6 +72,8 @@ class Config:
             data["default_profile"] = self.default_profile
         if self.default_model:
             data["default_model"] = self.default_model
+        if not self.log:
+            data["log"] = False
         if self.provider_defaults:
             data["provider_defaults"] = dict(self.provider_defaults)
         data["profiles"] = self.profiles
@@ -101,13 +104,13 @@ def load_config(path: Path | None = None) -> Config:
 def _fill_config(config: Config, data: dict[str, Any]) -> None:
     where = str(config.path)
     for key in data:
-        if key not in ("default_profile", "default_model", "provider_defaults", "profiles"):
-            raise ConfigError(
-                f"{where}: unknown top-level key '{key}'", hint="Allowed: default_profile, default_model, profiles."
-            )
+        if key not in ("default_profile", "default_model", "provider_defaults", "profiles", "log"):
+            raise ConfigError(f"{where}: unknown top-level key '{key}'",
+                              hint="Allowed: default_profile, default_model, log, profiles.")  # fmt: skip
     _check_top_level(where, data)
     config.default_profile = data.get("default_profile")
     config.default_model = data.get("default_model")
+    config.log = data.get("log", True)
     config.provider_defaults = dict(data.get("provider_defaults", {}))
     profiles = data.get("profiles", {})
     if not isinstance(profiles, dict):
@@ -129,6 +132,8 @@ def _check_top_level(where: str, data: dict[str, Any]) -> None:
         raise ConfigError(f"{where}: 'default_profile' must be a profile name in quotes")
     if not isinstance(data.get("default_model", ""), str):
         raise ConfigError(f"{where}: 'default_model' must be a model name in quotes, e.g. \"openai/gpt-image-2\"")
+    if not isinstance(data.get("log", True), bool):
+        raise ConfigError(f"{where}: 'log' must be true or false (without quotes)")
     defaults = data.get("provider_defaults", {})
     if not isinstance(defaults, dict) or not all(isinstance(v, str) for v in defaults.values()):
         raise ConfigError(f"{where}: 'provider_defaults' must map provider names to profile names in quotes")

@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import os
 import secrets as _random
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..privatedb import PrivateDB
 
 SCHEMA_VERSION = 1
 ENV = "IMGGEN_BATCH_LEDGER"
@@ -100,58 +99,18 @@ class Record:
     parts: list[Part] = field(default_factory=list)
 
 
-class Ledger:
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # created private, never widened later
-        os.close(fd)
-        os.chmod(self.path, 0o600)
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA busy_timeout=30000")
-        self._migrate()
-        for extra in ("-wal", "-shm"):  # SQLite makes these with the umask: private too
-            side = Path(str(self.path) + extra)
-            if side.exists():
-                os.chmod(side, 0o600)
+class Ledger(PrivateDB):
+    what = "the batch ledger"
 
-    def _migrate(self) -> None:
+    def __init__(self, path: Path | None = None) -> None:
+        super().__init__(path or default_path())
+
+    def prepare(self) -> None:
         with self.transaction():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self.db.execute(statement)
-            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
-                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                from ..errors import ConfigError
-
-                raise ConfigError(f"the batch ledger {self.path} was written by a newer imggen (schema {row[0]})",
-                                  hint="Upgrade imggen.")  # fmt: skip
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def schema_version(self) -> int:
-        return int(self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+            self.stored_version(SCHEMA_VERSION)
 
     def new_batch(self, provider: str, model: str, *, prompts_sha256: str | None, output_dir: str | None,
                   options: dict[str, Any], total: int) -> str:  # fmt: skip

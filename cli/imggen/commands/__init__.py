@@ -19,6 +19,7 @@ from .config import config_app
 from .edit import edit
 from .generate import generate
 from .helptext import epilog
+from .logs import logs_app
 from .models import models_app
 from .serve import serve, spend
 
@@ -42,6 +43,7 @@ serve_app.callback(invoke_without_command=True, epilog=epilog("serve"))(serve)
 serve_app.command("spend", epilog=epilog("serve spend"))(spend)
 app.add_typer(serve_app, name="serve")
 app.add_typer(batch_app, name="batch")
+app.add_typer(logs_app, name="logs")
 
 
 @app.command("help", epilog=epilog("help"))

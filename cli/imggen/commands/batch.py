@@ -410,13 +410,16 @@ def collect(
     json_lines: bool = g.JSON_LINES,
     metadata: bool = g.METADATA,
     quiet: bool = g.QUIET,
+    no_log: bool = g.NO_LOG,
 ) -> None:
     """Download the results into the output directory, named as generate names them; run it again to
     finish an interrupted collect (nothing is written twice)."""
-    raise typer.Exit(_collect(batch_id, output, json_lines=json_lines, metadata=metadata, quiet=quiet))
+    raise typer.Exit(_collect(batch_id, output, json_lines=json_lines, metadata=metadata, quiet=quiet,
+                              log_as=None if no_log else "batch collect"))  # fmt: skip
 
 
-def _collect(batch_id: str, output: str | None, *, json_lines: bool, metadata: bool, quiet: bool) -> int:
+def _collect(batch_id: str, output: str | None, *, json_lines: bool, metadata: bool, quiet: bool,
+             log_as: str | None = "batch collect") -> int:  # fmt: skip
     from ..batches.ledger import default_path
     from ..plan import Options
 
@@ -435,8 +438,9 @@ def _collect(batch_id: str, output: str | None, *, json_lines: bool, metadata: b
         options = Options(**opts.get("options", {}))
         flags = {"api_base": opts.get("api_base"), "output_dir": output or record.output_dir}
         batch = _batch(copies[0], copies[0].name, record.model, opts.get("profile"), options, flags, opts.get("name"))
-        collector = _Collector(batch, ledger, record, metadata=metadata, json_lines=json_lines, quiet=quiet)
-        code: int = collector.collect()
+        collector = _Collector(batch, ledger, record, metadata=metadata, json_lines=json_lines, quiet=quiet,
+                               log_as=log_as)  # fmt: skip
+        code: int = collector.finish_log(collector.collect())
         return code
 
 

@@ -65,6 +65,7 @@ def edit(
     resume: bool = shared.RESUME,
     max_cost: float | None = shared.MAX_COST,
     allow_retired: bool = shared.ALLOW_RETIRED,
+    no_log: bool = shared.NO_LOG,
 ) -> None:
     """Edit images with a prompt (with a mask or a text mask where the model takes one) and save the results.
     With --prompts-file, IMAGE arguments are the images of lines that name none of their own."""
@@ -94,6 +95,7 @@ def edit(
     code = shared.run_batch(
         batch, dry_run=dry_run, json_lines=json_lines, quiet=quiet, verbose=verbose, overwrite=overwrite,
         metadata=metadata, resume=resume, max_cost=max_cost, retries=retries, concurrency=concurrency,
+        log_as=None if no_log else "edit",
     )  # fmt: skip
     raise typer.Exit(code)
 

@@ -75,12 +75,17 @@ PROMPTS_FILE = typer.Option(None, "--prompts-file", metavar="FILE", help="Prompt
 RPM = typer.Option(None, "--rpm", metavar="N", help="At most this many requests started per minute.")
 RESUME = typer.Option(False, "--resume", help="Skip images the output directory's manifest has.")
 MAX_COST = typer.Option(None, "--max-cost", metavar="USD", help="Refuse a run estimated above this many USD.")
+NO_LOG = typer.Option(False, "--no-log", help="Do not record the images in the log (imggen logs).")
+FROM = typer.Option(
+    None, "--from", metavar="ID", help="Ask again what log entry ID asked (imggen logs); flags given here win."
+)
 ALLOW_RETIRED = typer.Option(
     False, "--allow-retired", help="Send a retired model to its provider all the same (if it still serves it)."
 )
 
 
 def generate(
+    ctx: typer.Context,
     prompt: str | None = typer.Argument(
         None,
         metavar="[PROMPT]",
@@ -117,10 +122,17 @@ def generate(
     resume: bool = RESUME,
     max_cost: float | None = MAX_COST,
     allow_retired: bool = ALLOW_RETIRED,
+    no_log: bool = NO_LOG,
+    from_entry: int | None = FROM,
 ) -> None:
     """Generate images from a prompt (or many: PROMPT -, or --prompts-file) and save them."""
     from ..plan import Options
     from .jobs import batch_for
+
+    if from_entry is not None:
+        from .replay import replay
+
+        replay(ctx, from_entry)
 
     options = Options(
         n=number, size=size, aspect_ratio=aspect_ratio, quality=quality, style=style,
@@ -133,13 +145,14 @@ def generate(
     code = run_batch(
         batch, dry_run=dry_run, json_lines=json_lines, quiet=quiet, verbose=verbose, overwrite=overwrite,
         metadata=metadata, resume=resume, max_cost=max_cost, retries=retries, concurrency=concurrency,
+        log_as=None if no_log else "generate",
     )  # fmt: skip
     raise typer.Exit(code)
 
 
 def run_batch(
     batch: Batch, *, dry_run: bool, json_lines: bool, quiet: bool, verbose: bool, overwrite: bool, metadata: bool,
-    resume: bool, max_cost: float | None, retries: int, concurrency: int,
+    resume: bool, max_cost: float | None, retries: int, concurrency: int, log_as: str | None = None,
 ) -> int:  # fmt: skip
     """Print the batch's requests (--dry-run), or run it with the progress display; the exit code."""
     try:
@@ -152,7 +165,7 @@ def run_batch(
 
         run = Run(
             batch, overwrite=overwrite, metadata=metadata, json_lines=json_lines, quiet=quiet, resume=resume,
-            verbose=verbose,
+            verbose=verbose, log_as=log_as,
         )  # fmt: skip
         run.check_budget(max_cost)
         rate = run.totals.first.settings.get("rpm") if run.totals.first else None

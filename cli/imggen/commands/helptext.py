@@ -81,6 +81,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "imggen serve spend -c proxy.yaml --by model --since 2026-11-01",
         "imggen serve spend -c proxy.yaml --by day --json",
     ),
+    "logs": (
+        "imggen logs -q otter --since 7d",
+        "imggen logs -n 1 --json",
+        "imggen logs cost --by model",
+    ),
     "help": ("imggen help environment", "imggen help environment | grep AWS_", "imggen help overlay"),
 }
 
@@ -108,6 +113,8 @@ IMGGEN_VARIABLES = (
     ),
     ("IMGGEN_BATCH_LEDGER", "imggen batch: the ledger file (default: batches.sqlite in the platform's data dir)."),
     ("IMGGEN_BATCH_LIMITS", "imggen batch: REQUESTS,BYTES per provider batch file, below the service's (tests)."),
+    ("IMGGEN_LOG_DB", "The log of saved images (default: log.sqlite in the platform's data dir); imggen logs path."),
+    ("IMGGEN_NO_LOG", "Set to 1: generate, edit and batch collect do not record images in the log."),
     ("IMGGEN_TODAY", "The date (YYYY-MM-DD) models' lifecycles are judged on (default: today)."),
     ("IMGGEN_KEY_LEASE_SECONDS", "imggen serve: the life of a budget lease of a virtual key (default 30)."),
     ("_IMGGEN_COMPLETE", "Set by the shell completion scripts; not for users."),

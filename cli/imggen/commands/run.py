@@ -40,6 +40,7 @@ class Run(Runner):
         quiet: bool,
         resume: bool,
         verbose: bool = False,
+        log_as: str | None = None,
     ) -> None:
         self.verbose = verbose
         self.json_lines, self.quiet = json_lines, quiet
@@ -48,6 +49,21 @@ class Run(Runner):
         self.progress = Progress(self.totals.prompts, self.totals.images, self.totals.rows, enabled=not quiet)
         self.progress.traced = verbose  # -v says each retry itself
         self.check()
+        if log_as is not None:
+            self._log_as(log_as)
+
+    def _log_as(self, command: str) -> None:
+        """Each saved image goes to the log (`imggen logs`) unless IMGGEN_NO_LOG or `log = false` says not."""
+        from ..logdb import Recorder, enabled
+
+        if enabled(self.batch.config.log):
+            self.recorder = Recorder(command, render.warn)
+
+    def finish_log(self, code: int) -> int:
+        """The run's exit status, on its entries in the log."""
+        if self.recorder is not None:
+            self.recorder.finish(code)
+        return code
 
     def note(self, text: str) -> None:
         if not self.quiet:
@@ -72,7 +88,10 @@ class Run(Runner):
             raise UsageError("-o - would write image bytes to the terminal", hint="Redirect stdout to a file.")
 
     def start(self, *, retries: int, concurrency: int, rpm: float | None) -> int:
-        """Run to completion; returns the exit code."""
+        """Run to completion; returns the exit code (also the log's, for this run's entries)."""
+        return self.finish_log(self._start(retries, concurrency, rpm))
+
+    def _start(self, retries: int, concurrency: int, rpm: float | None) -> int:
         self._say_notes()
         started = time.monotonic()
         try:

@@ -1,0 +1,73 @@
+"""A SQLite file of imggen's own in the user data directory (the batch ledger, the log): created
+private (0600, its -wal and -shm files too), in WAL mode with a busy timeout so several processes
+write at once, and a schema version in its `meta` table that a newer imggen may have raised."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Self
+
+
+class PrivateDB:
+    what = "file"  # how messages name it: "the batch ledger", "the log"
+    hint = "Upgrade imggen."  # what to do when a newer imggen wrote it
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # created private, never widened later
+        os.close(fd)
+        os.chmod(self.path, 0o600)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self.prepare()
+        for extra in ("-wal", "-shm"):  # SQLite makes these with the umask: private too
+            side = Path(str(self.path) + extra)
+            if side.exists():
+                os.chmod(side, 0o600)
+
+    def prepare(self) -> None:
+        """Make or upgrade the schema (each file's own)."""
+
+    def stored_version(self, current: int, new: int | None = None) -> int:
+        """The file's schema version (a new file is at `new`, else `current`); one newer than `current`
+        is refused: this imggen cannot know what it holds."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            version = current if new is None else new
+            self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(version),))
+            return version
+        if int(row[0]) > current:
+            from .errors import ConfigError
+
+            raise ConfigError(f"{self.what} {self.path} was written by a newer imggen (schema {row[0]})",
+                              hint=self.hint)  # fmt: skip
+        return int(row[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def schema_version(self) -> int:
+        return int(self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
