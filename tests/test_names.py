@@ -253,9 +253,9 @@ def test_a_bad_default_model_in_the_file_is_a_config_error(isolated: Path) -> No
     assert result.code == 3 and "default_model" in result.stderr and "Traceback" not in result.stderr
 
 
-COMMANDS = ["generate", "edit", "models", "models show", "models default", "models check", "config set", "config get",
-            "config unset", "config remove", "config list", "config show", "config default", "config explain",
-            "config path", "serve", "serve spend", "help"]  # fmt: skip
+COMMANDS = ["generate", "edit", "gallery", "models", "models show", "models default", "models check", "config set",
+            "config get", "config unset", "config remove", "config list", "config show", "config default",
+            "config explain", "config path", "serve", "serve spend", "help"]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -286,9 +286,10 @@ def test_every_help_example_runs(isolated: Path) -> None:
 
     from imggen.commands.helptext import EXAMPLES
 
-    order = ["imggen", "generate", "edit", "models", "models show", "models check", "models add", "models remove",
-             "models default", "config set", "config get", "config show", "config list", "config default",
-             "config explain", "config path", "config unset", "config remove", "serve spend", "help"]  # fmt: skip
+    order = ["imggen", "generate", "edit", "gallery", "models", "models show", "models check", "models add",
+             "models remove", "models default", "config set", "config get", "config show", "config list",
+             "config default", "config explain", "config path", "config unset", "config remove", "serve spend",
+             "help"]  # fmt: skip
     assert set(order) | {"serve"} == set(EXAMPLES)
     (isolated / "proxy.yaml").write_text("model_list: []\n")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}

@@ -65,6 +65,8 @@ def edit(
     resume: bool = shared.RESUME,
     max_cost: float | None = shared.MAX_COST,
     allow_retired: bool = shared.ALLOW_RETIRED,
+    open_images: bool | None = shared.OPEN,
+    preview: bool | None = shared.PREVIEW,
 ) -> None:
     """Edit images with a prompt (with a mask or a text mask where the model takes one) and save the results.
     With --prompts-file, IMAGE arguments are the images of lines that name none of their own."""
@@ -94,6 +96,7 @@ def edit(
     code = shared.run_batch(
         batch, dry_run=dry_run, json_lines=json_lines, quiet=quiet, verbose=verbose, overwrite=overwrite,
         metadata=metadata, resume=resume, max_cost=max_cost, retries=retries, concurrency=concurrency,
+        seeing=(open_images, preview),
     )  # fmt: skip
     raise typer.Exit(code)
 

@@ -75,6 +75,14 @@ PROMPTS_FILE = typer.Option(None, "--prompts-file", metavar="FILE", help="Prompt
 RPM = typer.Option(None, "--rpm", metavar="N", help="At most this many requests started per minute.")
 RESUME = typer.Option(False, "--resume", help="Skip images the output directory's manifest has.")
 MAX_COST = typer.Option(None, "--max-cost", metavar="USD", help="Refuse a run estimated above this many USD.")
+OPEN = typer.Option(
+    None, "--open/--no-open", show_default=False,
+    help="Open the saved images with the system viewer once all are saved (config: open = true, at a terminal).",
+)  # fmt: skip
+PREVIEW = typer.Option(
+    None, "--preview/--no-preview", show_default=False,
+    help="Small previews on stderr in terminals that draw pictures (kitty, iTerm2, sixel; config: preview = true).",
+)  # fmt: skip
 ALLOW_RETIRED = typer.Option(
     False, "--allow-retired", help="Send a retired model to its provider all the same (if it still serves it)."
 )
@@ -117,6 +125,8 @@ def generate(
     resume: bool = RESUME,
     max_cost: float | None = MAX_COST,
     allow_retired: bool = ALLOW_RETIRED,
+    open_images: bool | None = OPEN,
+    preview: bool | None = PREVIEW,
 ) -> None:
     """Generate images from a prompt (or many: PROMPT -, or --prompts-file) and save them."""
     from ..plan import Options
@@ -133,6 +143,7 @@ def generate(
     code = run_batch(
         batch, dry_run=dry_run, json_lines=json_lines, quiet=quiet, verbose=verbose, overwrite=overwrite,
         metadata=metadata, resume=resume, max_cost=max_cost, retries=retries, concurrency=concurrency,
+        seeing=(open_images, preview),
     )  # fmt: skip
     raise typer.Exit(code)
 
@@ -140,6 +151,7 @@ def generate(
 def run_batch(
     batch: Batch, *, dry_run: bool, json_lines: bool, quiet: bool, verbose: bool, overwrite: bool, metadata: bool,
     resume: bool, max_cost: float | None, retries: int, concurrency: int,
+    seeing: tuple[bool | None, bool | None] = (None, None),
 ) -> int:  # fmt: skip
     """Print the batch's requests (--dry-run), or run it with the progress display; the exit code."""
     try:
@@ -149,14 +161,20 @@ def run_batch(
             print_batch(batch, json_lines=json_lines, quiet=quiet, max_cost=max_cost)
             return 0
         from .run import Run
+        from .show import choose, show
 
         run = Run(
             batch, overwrite=overwrite, metadata=metadata, json_lines=json_lines, quiet=quiet, resume=resume,
             verbose=verbose,
         )  # fmt: skip
         run.check_budget(max_cost)
+        wanted = choose(*seeing, batch.config, quiet=quiet)
+        run.keep_paths = wanted.paths_wanted
         rate = run.totals.first.settings.get("rpm") if run.totals.first else None
-        return run.start(retries=retries, concurrency=concurrency, rpm=float(rate) if rate else None)
+        code = run.start(retries=retries, concurrency=concurrency, rpm=float(rate) if rate else None)
+        if code not in (130, 143):  # interrupted: nothing opens
+            show(wanted, run.kept, len(run.saved))
+        return code
     finally:
         batch.close()
 
