@@ -80,7 +80,7 @@ def draw_previews(files: list[Path], total: int, *, hint: bool) -> None:
 def open_files(files: list[Path], total: int) -> None:
     """Each file with the system's viewer: xdg-open (Linux and the BSDs), open (macOS), the shell's
     association (Windows). A viewer that cannot be started is a warning: the images are saved."""
-    shown = files[:MAX_OPEN]
+    shown = [path.absolute() for path in files[:MAX_OPEN]]  # never read as an option, whatever its name
     if total > MAX_OPEN:
         render.note(f"--open: opening the first {MAX_OPEN} of {total} images")
     if sys.platform == "win32":
