@@ -62,7 +62,7 @@ def folder_items(directory: Path) -> list[Item]:
     """Every image in `directory` (not its hidden files), newest first, with what its manifest line and
     its sidecar say; an image neither knows is still shown, by its name and date."""
     lines = Manifest(directory).saved()
-    items = []
+    items, modified = [], {}
     for entry in sorted(os.scandir(directory), key=lambda e: e.name):
         path = Path(entry.path)
         if entry.name.startswith(".") or not is_image(path):
@@ -72,7 +72,9 @@ def folder_items(directory: Path) -> list[Item]:
         _from_manifest(item, lines.get(entry.name), stat.st_size)
         _from_sidecar(item, path.with_suffix(SIDECAR_SUFFIX))
         items.append(item)
-    items.sort(key=lambda item: -(item.created or 0))
+        modified[path] = stat.st_mtime_ns
+    # Newest first; within one second (the manifest's unit), the file written last first.
+    items.sort(key=lambda item: (item.created or 0, modified[item.path]), reverse=True)
     return items
 
 
@@ -273,7 +275,8 @@ figcaption { padding: 6px 8px 8px; }
 .prompt { margin: 0 0 4px; display: -webkit-box; -webkit-line-clamp: 3; -webkit-box-orient: vertical; overflow: hidden;
   overflow-wrap: anywhere; }
 .meta { margin: 0; color: var(--dim); font-size: 12px; }
-.meta span + span::before { content: "\\00b7\\00a0"; }
+.meta span { white-space: nowrap; }
+.meta span:not(:last-child)::after { content: "\\00a0\\00b7"; }  /* a line breaks after a dot, not before */
 #viewer { position: fixed; inset: 0; z-index: 2; display: grid; grid-template: 1fr auto / 48px 1fr 48px;
   align-items: center; background: #000e; color: #f5f5f7; }
 #viewer[hidden] { display: none; }
