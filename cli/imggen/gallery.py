@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .manifest import Manifest, sha256_of
-from .output import SIDECAR_SUFFIX, is_image
+from .output import SIDECAR_SUFFIX, image_suffix, is_image
 
 THUMBS = ".imggen-thumbs"  # beside the page; output.remove_leftovers leaves it alone
 THUMB_BOX = 320  # pixels at most: sharp at the page's 170 CSS px on a 2x screen
@@ -65,8 +65,8 @@ def folder_items(directory: Path) -> list[Item]:
     items, modified = [], {}
     for entry in sorted(os.scandir(directory), key=lambda e: e.name):
         path = Path(entry.path)
-        if entry.name.startswith(".") or not is_image(path):
-            continue
+        if entry.name.startswith(".") or image_suffix(entry.name) is None or not is_image(path):
+            continue  # the extension first: a sidecar is never opened to be sniffed
         stat = entry.stat()
         item = Item(path=path, created=stat.st_mtime)
         _from_manifest(item, lines.get(entry.name), stat.st_size)
@@ -124,7 +124,7 @@ def _number(value: Any, default: float | None) -> float | None:
 # -- thumbnails ---------------------------------------------------------------------------------------
 
 
-def thumbnails(items: Sequence[Item], folder: Path) -> tuple[dict[Path, Path], Written]:
+def thumbnails(items: Sequence[Item], folder: Path, present: set[Path]) -> tuple[dict[Path, Path], Written]:
     """Each existing image's thumbnail in `folder`, named by the image's sha256 (.jpg, or .webp when it
     has transparency): made when missing, reused when present. Made on every core: Pillow lets go of
     the GIL while it decodes, reduces and encodes."""
@@ -135,7 +135,7 @@ def thumbnails(items: Sequence[Item], folder: Path) -> tuple[dict[Path, Path], W
     waiting: list[tuple[Path, str]] = []
     reused = 0
     for item in items:
-        if not item.path.is_file():
+        if item.path not in present:
             continue
         digest = item.sha256 or sha256_of(item.path)
         known = next((name for ext in THUMB_EXTENSIONS if (name := f"{digest}{ext}") in existing), None)
@@ -176,8 +176,9 @@ def _make(source: Path, target: Path) -> Path | None:
 def write_page(items: Sequence[Item], page: Path, *, title: str) -> Written:
     """Write the page to `page` (atomically) with its thumbnails in `.imggen-thumbs/` beside it."""
     page = page.absolute()
-    thumbs, counts = thumbnails(items, page.parent / THUMBS)
-    text = render(items, page.parent, thumbs, title)
+    present = {item.path for item in items if item.path.is_file()}
+    thumbs, counts = thumbnails(items, page.parent / THUMBS, present)
+    text = render(items, page.parent, thumbs, title, present)
     tmp = page.with_name(f".{page.name}.part")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, page)
@@ -185,11 +186,15 @@ def write_page(items: Sequence[Item], page: Path, *, title: str) -> Written:
     return counts
 
 
-def render(items: Sequence[Item], base: Path, thumbs: dict[Path, Path], title: str) -> str:
-    """The page's HTML; paths are written relative to `base`, the page's folder."""
+def render(items: Sequence[Item], base: Path, thumbs: dict[Path, Path], title: str, present: set[Path]) -> str:
+    """The page's HTML; paths are written relative to `base`, the page's folder; an item whose path is
+    not in `present` is shown as missing."""
     models = sorted({item.model for item in items if item.model})
     options = "".join(f'<option value="{_attr(m)}">{_esc(m)}</option>' for m in models)
-    cards = "\n".join(_card(number, item, base, thumbs.get(item.path)) for number, item in enumerate(items))
+    url = Urls(base)
+    cards = "\n".join(
+        _card(number, item, url, thumbs.get(item.path), item.path in present) for number, item in enumerate(items)
+    )
     policy = (
         "default-src 'none'; img-src 'self' file: data:; "
         f"style-src '{_digest(STYLE)}'; script-src '{_digest(SCRIPT)}'; base-uri 'none'; form-action 'none'"
@@ -200,16 +205,16 @@ def render(items: Sequence[Item], base: Path, thumbs: dict[Path, Path], title: s
     )  # fmt: skip
 
 
-def _card(number: int, item: Item, base: Path, thumb: Path | None) -> str:
+def _card(number: int, item: Item, url: Urls, thumb: Path | None, present: bool) -> str:
     prompt = item.prompt or item.path.name
     meta = " ".join(f"<span>{_esc(part)}</span>" for part in _meta(item))
     caption = f'<figcaption><p class="prompt">{_esc(prompt)}</p><p class="meta">{meta}</p></figcaption>'
     model = f' data-model="{_attr(item.model)}"'
-    if not item.path.exists():
+    if not present:
         gone = f'<div class="gone">missing: {_esc(str(item.path))}</div>'
         return f'<figure class="card missing" id="i{number}"{model}>{gone}{caption}</figure>'
-    full = _url(item.path, base)
-    small = _url(thumb, base) if thumb is not None else full
+    full = url(item.path)
+    small = url(thumb) if thumb is not None else full
     image = f'<img src="{small}" alt="{_attr(prompt)}" loading="lazy" decoding="async">'
     return f'<figure class="card" id="i{number}"{model}><a href="{full}">{image}</a>{caption}</figure>'
 
@@ -228,14 +233,27 @@ def _meta(item: Item) -> Iterator[str]:
         yield with_zone.strftime("%Y-%m-%d %H:%M")
 
 
-def _url(path: Path, base: Path) -> str:
-    """A relative URL for `path` as seen from the page's folder, every odd character %-quoted (a name
-    with `"`, `#`, `?` or `<` is a link to that file, never markup or a fragment)."""
-    try:
-        relative = os.path.relpath(path.absolute(), base)
-    except ValueError:  # another drive (Windows): an absolute file: URL
-        return _attr(path.absolute().as_uri())
-    return _attr(quote(Path(relative).as_posix(), safe="/"))
+class Urls:
+    """Relative URLs from the page's folder: each folder's relative path worked out once (2,000 images
+    in one folder are one relpath), each name %-quoted, so a name with `"`, `#`, `?` or `<` is a link to
+    that file, never markup or a fragment."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.folders: dict[Path, str | None] = {}
+
+    def __call__(self, path: Path) -> str:
+        folder = path.parent
+        if folder not in self.folders:
+            try:
+                relative = Path(os.path.relpath(folder.absolute(), self.base)).as_posix()
+                self.folders[folder] = "" if relative == "." else quote(relative, safe="/") + "/"
+            except ValueError:  # another drive (Windows): an absolute file: URL
+                self.folders[folder] = None
+        prefix = self.folders[folder]
+        if prefix is None:
+            return _attr(path.absolute().as_uri())
+        return _attr(prefix + quote(path.name, safe=""))
 
 
 def _esc(text: str) -> str:
