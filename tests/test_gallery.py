@@ -187,3 +187,13 @@ def test_write_page_takes_any_items_and_shows_a_missing_file_as_missing(tmp_path
     options = [o["value"] for o in parsed.all("option")]
     assert options == ["", "openai/gpt-image-2", "placeholder/default"]
     assert re.search(r'class="card missing"', (tmp_path / "log.html").read_text())
+
+
+def test_gallery_open_opens_the_page(tmp_path: Path) -> None:
+    from test_seeing import fake_viewer, opened
+
+    env, log = fake_viewer(tmp_path)
+    generate("a newt", "-o", "shots")
+    result = run_cli("gallery", "shots", "--open", env=env)
+    assert result.code == 0, result.stderr
+    assert [path for path, _ in opened(log)] == [str(tmp_path / "shots" / "gallery.html")]

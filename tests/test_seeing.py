@@ -227,3 +227,23 @@ def test_a_bad_switch_in_the_config_is_a_config_error(tmp_path: Path) -> None:
     config(tmp_path, 'preview = "yes"\n')
     result = run_cli("generate", "a newt", *PLACEHOLDER, "-o", "out")
     assert result.code == 3 and "'preview' must be true or false" in result.stderr
+
+
+def test_edit_opens_and_previews_too(tmp_path: Path) -> None:
+    env, log = fake_viewer(tmp_path)
+    made = run_cli("generate", "a sea otter", *PLACEHOLDER, "-o", "otter.png")
+    assert made.code == 0, made.stderr
+    edited = run_cli("edit", "add a red hat", "otter.png", "-m", "placeholder", "-o", "edited", "--open", env=env)
+    assert edited.code == 0, edited.stderr
+    assert [Path(path).parent.name for path, _ in opened(log)] == ["edited"]
+    shown = at_terminal("edit", "add a red hat", "otter.png", "-m", "placeholder", "-o", "edited", "--preview",
+                        env={"KITTY_WINDOW_ID": "1"}, streams=("stderr",))  # fmt: skip
+    assert shown.code == 0 and KITTY.search(shown.screen)
+
+
+def test_previews_stop_at_twelve_and_say_so(tmp_path: Path) -> None:
+    (tmp_path / "prompts.txt").write_text("a fox\na hare\n")
+    shown = at_terminal("generate", *PLACEHOLDER, "-n", "7", "-o", "out", "--preview", "--prompts-file", "prompts.txt",
+                        env={"TERM_PROGRAM": "iTerm.app"}, streams=("stderr",))  # fmt: skip
+    assert shown.code == 0, shown.screen
+    assert len(ITERM.findall(shown.screen)) == 12 and "drew the first 12 of 14 images" in shown.screen
