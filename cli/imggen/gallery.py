@@ -180,8 +180,11 @@ def write_page(items: Sequence[Item], page: Path, *, title: str) -> Written:
     thumbs, counts = thumbnails(items, page.parent / THUMBS, present)
     text = render(items, page.parent, thumbs, title, present)
     tmp = page.with_name(f".{page.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, page)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, page)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after the rename; a failed write leaves nothing
     counts.page = page
     return counts
 
