@@ -126,8 +126,9 @@ def _number(value: Any, default: float | None) -> float | None:
 
 def thumbnails(items: Sequence[Item], folder: Path, present: set[Path]) -> tuple[dict[Path, Path], Written]:
     """Each existing image's thumbnail in `folder`, named by the image's sha256 (.jpg, or .webp when it
-    has transparency): made when missing, reused when present. Made on every core: Pillow lets go of
-    the GIL while it decodes, reduces and encodes."""
+    has transparency): made when missing, reused when present. Made on every core by threads: Pillow
+    lets go of the GIL while it decodes (python-pillow/Pillow#1224), reduces and encodes
+    (ImagingSectionEnter in its C code)."""
     folder.mkdir(exist_ok=True)
     existing = {entry.name for entry in os.scandir(folder)}
     found: dict[Path, Path] = {}
