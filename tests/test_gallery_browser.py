@@ -141,3 +141,28 @@ def test_screenshot_for_the_readme(browser: Any, tmp_path: Path) -> None:
     if target:
         shutil.copyfile(shot, target)
     page.close()
+
+
+def test_two_thousand_images_load_lazily_and_filter_at_once(browser: Any, tmp_path: Path) -> None:
+    """2,000 cards, each its own small image and thumbnail: the browser loads only the thumbnails near
+    the screen (loading="lazy"), and the filter answers without a wait a user would notice."""
+    from PIL import Image
+
+    from imggen.gallery import Item, write_page
+
+    items = []
+    for i in range(2000):
+        path = tmp_path / f"{i}.png"
+        Image.new("RGB", (8, 8), (i % 256, i // 256, 90)).save(path)
+        items.append(Item(path=path, prompt=f"an otter, number {i}", model="placeholder/default"))
+    write_page(items, tmp_path / "many.html", title="2,000")
+    page, problems = open_page(browser, tmp_path / "many.html")
+    assert page.eval_on_selector_all(".card", "cards => cards.length") == 2000
+    page.wait_for_function("() => document.querySelector('.card img').complete")
+    drawn = page.evaluate("[...document.querySelectorAll('.card img')].filter(i => i.complete).length")
+    assert 0 < drawn < 300, drawn  # the screens near the top, not 2,000
+    took = page.evaluate("""() => { const t = performance.now(); const q = document.getElementById('q');
+        q.value = 'number 1999'; q.dispatchEvent(new Event('input')); return performance.now() - t; }""")
+    assert page.text_content("#count") == "1 of 2000" and took < 500, took
+    assert problems == []
+    page.close()
