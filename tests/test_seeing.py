@@ -247,3 +247,13 @@ def test_previews_stop_at_twelve_and_say_so(tmp_path: Path) -> None:
                         env={"TERM_PROGRAM": "iTerm.app"}, streams=("stderr",))  # fmt: skip
     assert shown.code == 0, shown.screen
     assert len(ITERM.findall(shown.screen)) == 12 and "drew the first 12 of 14 images" in shown.screen
+
+
+def test_the_switches_survive_config_set(tmp_path: Path) -> None:
+    import tomllib
+
+    config(tmp_path, "preview = true\nopen = false\n")
+    result = run_cli("config", "set", "work", "provider", "azure")
+    assert result.code == 0, result.stderr
+    saved = tomllib.loads((tmp_path / "config" / "config.toml").read_text())
+    assert saved["preview"] is True and saved["open"] is False and saved["profiles"]["work"]["provider"] == "azure"
