@@ -257,3 +257,19 @@ def test_the_switches_survive_config_set(tmp_path: Path) -> None:
     assert result.code == 0, result.stderr
     saved = tomllib.loads((tmp_path / "config" / "config.toml").read_text())
     assert saved["preview"] is True and saved["open"] is False and saved["profiles"]["work"]["provider"] == "azure"
+
+
+def test_macos_opens_them_all_with_one_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from imggen.commands.show import open_files
+
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    log = tmp_path / "open.log"
+    script = folder / "open"
+    script.write_text(f'#!/bin/sh\necho "$#" "$@" >> "{log}"\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(sys, "platform", "darwin")
+    files = [tmp_path / "a b.png", tmp_path / "c.png"]
+    open_files(files, 2)
+    assert log.read_text() == f"2 {files[0]} {files[1]}\n"
