@@ -113,6 +113,11 @@ def test_the_page_in_chromium(browser: Any, tmp_path: Path) -> None:
     page.wait_for_function("() => document.getElementById('full').complete")
     assert page.get_attribute("#full", "src") == cards[2]
     assert page.eval_on_selector("#full", "i => i.naturalWidth") == 160  # the image itself, not its thumbnail
+    caption = page.text_content("#caption")
+    assert (
+        caption.startswith(page.get_attribute("#full", "alt") + " — placeholder/default · seed ")
+        and "160x120" in caption
+    )
     page.keyboard.press("ArrowRight")
     assert page.get_attribute("#full", "src") == cards[3]
     page.keyboard.press("ArrowLeft")

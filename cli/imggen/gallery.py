@@ -338,7 +338,8 @@ SCRIPT = """
     const card = links[at];
     full.src = card.querySelector("a").getAttribute("href");
     full.alt = card.querySelector(".prompt").textContent;
-    caption.textContent = card.querySelector("figcaption").innerText.replace(/\\n+/g, " \\u2014 ");
+    const parts = Array.from(card.querySelectorAll(".meta span"), (span) => span.textContent);
+    caption.textContent = full.alt + (parts.length ? " \\u2014 " + parts.join(" \\u00b7 ") : "");
     viewer.dataset.card = card.id;
     viewer.hidden = false;
     document.getElementById("close").focus();
