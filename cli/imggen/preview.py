@@ -49,7 +49,7 @@ def protocol(env: Mapping[str, str]) -> str | None:
         return "kitty"
     if program in ("iTerm.app", "WezTerm", "mintty") or env.get("LC_TERMINAL") == "iTerm2":
         return "iterm"  # LC_TERMINAL: iTerm2 sets it, and ssh passes LC_* on by default
-    if term in ("foot", "foot-extra", "mlterm", "contour") or "sixel" in term:
+    if term in ("foot", "foot-extra", "mlterm", "contour") or "sixel" in term or env.get("MLTERM"):
         return "sixel"
     return None
 

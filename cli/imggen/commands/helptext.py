@@ -132,6 +132,7 @@ TERMINAL_VARIABLES = (
     ("TERM_PROGRAM", "iTerm.app, WezTerm or mintty: --preview draws iTerm2 inline images; ghostty: kitty's."),
     ("LC_TERMINAL", "iTerm2: --preview draws iTerm2 inline images (ssh passes it on)."),
     ("TMUX", "Set inside tmux, which passes no pictures through by default: no --preview."),
+    ("MLTERM", "Set by mlterm: --preview draws sixel."),
 )
 
 
