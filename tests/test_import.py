@@ -32,5 +32,5 @@ def test_version_flag_prints_the_version() -> None:
 
 def test_the_cli_does_not_load_the_server_stack() -> None:
     modules = loaded_after("import imggen.commands")
-    for heavy in ("starlette", "uvicorn", "yaml", "redis", "imggen.proxy"):
+    for heavy in ("starlette", "uvicorn", "yaml", "redis", "imggen.proxy", "PIL", "imggen.gallery", "imggen.preview"):
         assert heavy not in modules

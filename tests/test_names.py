@@ -68,44 +68,10 @@ def test_azure_deployment_names_are_never_second_guessed() -> None:
 
 def _at_terminal(*args: str, columns: int = 80, env: dict[str, str] | None = None) -> tuple[int, str]:
     """imggen with stdout a pseudo-terminal of `columns` columns (its real window size, not $COLUMNS)."""
-    import fcntl
-    import os
-    import pty
-    import struct
-    import subprocess
-    import sys
-    import termios
-    import threading
+    from ptyhelp import at_terminal
 
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-    clean = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    chunks: list[bytes] = []
-
-    def drain() -> None:  # read while it writes: a listing longer than the pty's buffer would block it
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            chunks.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        env = {**clean, "TERM": "xterm", **(env or {})}
-        command = [sys.executable, "-m", "imggen", *args]
-        proc = subprocess.run(
-            command, stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, timeout=60
-        )
-    finally:
-        os.close(slave)
-    reader.join(timeout=10)
-    os.close(master)
-    screen = b"".join(chunks)
-    return proc.returncode, screen.decode("utf-8", "replace").replace("\r\n", "\n")
+    shown = at_terminal(*args, columns=columns, env=env)
+    return shown.code, shown.screen
 
 
 def _catalog_ids(show_all: bool = False) -> list[str]:
@@ -253,9 +219,9 @@ def test_a_bad_default_model_in_the_file_is_a_config_error(isolated: Path) -> No
     assert result.code == 3 and "default_model" in result.stderr and "Traceback" not in result.stderr
 
 
-COMMANDS = ["generate", "edit", "models", "models show", "models default", "models check", "config set", "config get",
-            "config unset", "config remove", "config list", "config show", "config default", "config explain",
-            "config path", "serve", "serve spend", "logs", "help"]  # fmt: skip
+COMMANDS = ["generate", "edit", "gallery", "models", "models show", "models default", "models check", "config set",
+            "config get", "config unset", "config remove", "config list", "config show", "config default",
+            "config explain", "config path", "serve", "serve spend", "logs", "help"]  # fmt: skip
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -286,7 +252,7 @@ def test_every_help_example_runs(isolated: Path) -> None:
 
     from imggen.commands.helptext import EXAMPLES
 
-    order = ["imggen", "generate", "edit", "logs", "models", "models show", "models check", "models add",
+    order = ["imggen", "generate", "edit", "logs", "gallery", "models", "models show", "models check", "models add",
              "models remove", "models default", "config set", "config get", "config show", "config list",
              "config default", "config explain", "config path", "config unset", "config remove", "serve spend",
              "help"]  # fmt: skip

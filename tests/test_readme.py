@@ -246,7 +246,8 @@ def test_shell_block(block: Block, tmp_path: Path, open_fake: FakeProvider) -> N
     proc = subprocess.run(["bash", "-c", shell_script(block, open_fake)], cwd=work, env=env, capture_output=True,
                           text=True, timeout=300, stdin=subprocess.DEVNULL)  # fmt: skip
     check_run(block, proc)
-    temporary = [p for p in work.rglob(".imggen-*") if p.name != ".imggen-manifest.jsonl"]
+    kept = (".imggen-manifest.jsonl", ".imggen-thumbs")  # a run's record, the gallery's thumbnails
+    temporary = [p for p in work.rglob(".imggen-*") if p.name not in kept]
     assert not temporary, f"left behind: {temporary}"
     if "dry-run" in block.options:  # each generate really ran, and showed its request instead of sending it
         generates = [line for line in logical_lines(block.text) if line.lstrip().startswith("imggen generate")]

@@ -74,10 +74,10 @@ def default_path() -> Path:
     return Path(platformdirs.user_data_dir("imggen")) / "log.sqlite"
 
 
-def enabled(config_log: bool) -> bool:
+def enabled(config_log: bool | None) -> bool:
     """On unless IMGGEN_NO_LOG is set (to anything but empty or 0) or config.toml says `log = false`
     (--no-log: the command does not ask)."""
-    return os.environ.get(OFF_ENV, "") in ("", "0") and config_log
+    return os.environ.get(OFF_ENV, "") in ("", "0") and config_log is not False
 
 
 def has_fts5() -> bool:

@@ -97,6 +97,11 @@ class Manifest:
                 self.jobs.setdefault(key, {})[index] = (record["n"], record["job_id"])
         return saved
 
+    def saved(self) -> dict[str, dict[str, Any]]:
+        """The last `saved` line of each file name (a name given again, with --overwrite, is the newer
+        image): what `imggen gallery` shows for a folder's images."""
+        return {Path(r["path"]).name: r for r in self._records() if r.get("status") == "saved"}
+
     def _on_disk(self, record: dict[str, Any]) -> bool:
         path = self.path.parent / Path(record["path"]).name
         try:

@@ -648,7 +648,7 @@ def run_folder(directory: Path) -> tuple[Path, int | None]:
 
 
 def _leftover(entry: os.DirEntry[str], now: float, locks: bool) -> bool:
-    if not entry.name.startswith(".imggen-") or entry.name == ".imggen-manifest.jsonl":
+    if not entry.name.startswith(".imggen-") or entry.name in (".imggen-manifest.jsonl", ".imggen-thumbs"):
         return False
     is_dir = entry.is_dir(follow_symlinks=False)
     if not is_dir and not (entry.is_file(follow_symlinks=False) and entry.name.endswith((".part", ".spill"))):

@@ -33,6 +33,7 @@ SECRET_KEYS = SECRET_SETTINGS  # the registry lives in secrets.py; kept here for
 NUMBER_KEYS = ("rpm", "timeout")
 GENERIC_DEFAULTS: dict[str, Any] = {"timeout": 600.0, "output_dir": "."}
 DEFAULT_MODEL = "openai/gpt-image-2"
+SWITCHES = ("preview", "open", "log")  # top-level true/false: what a run does by default
 DEFAULT_PROVIDER = DEFAULT_MODEL.split("/", 1)[0]
 ENV_REF = "os.environ/"
 KEYRING_REF = "keyring:"  # keyrings.KEYRING_REF, here without importing it on every start
@@ -56,9 +57,11 @@ class Config:
     path: Path
     default_profile: str | None = None
     default_model: str | None = None  # `imggen models default MODEL`: beats the default profile's model
-    log: bool = True  # `log = false`: saved images are not recorded in the log (`imggen logs`)
     provider_defaults: dict[str, str] = field(default_factory=dict)
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    preview: bool | None = None  # `preview = true`: --preview by default (commands/show.py)
+    open: bool | None = None  # `open = true`: --open by default, when stdout is a terminal
+    log: bool | None = None  # `log = false`: saved images are not recorded in the log (`imggen logs`)
     warnings: list[str] = field(default_factory=list)
 
     def profile_provider(self, name: str) -> str | None:
@@ -72,10 +75,11 @@ class Config:
             data["default_profile"] = self.default_profile
         if self.default_model:
             data["default_model"] = self.default_model
-        if not self.log:
-            data["log"] = False
         if self.provider_defaults:
             data["provider_defaults"] = dict(self.provider_defaults)
+        for key in SWITCHES:
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
         data["profiles"] = self.profiles
         return data
 
@@ -104,13 +108,17 @@ def load_config(path: Path | None = None) -> Config:
 def _fill_config(config: Config, data: dict[str, Any]) -> None:
     where = str(config.path)
     for key in data:
-        if key not in ("default_profile", "default_model", "provider_defaults", "profiles", "log"):
-            raise ConfigError(f"{where}: unknown top-level key '{key}'",
-                              hint="Allowed: default_profile, default_model, log, profiles.")  # fmt: skip
+        if key not in ("default_profile", "default_model", "provider_defaults", "profiles", *SWITCHES):
+            raise ConfigError(
+                f"{where}: unknown top-level key '{key}'",
+                hint="Allowed: default_profile, default_model, profiles, " + ", ".join(SWITCHES) + ".",
+            )
     _check_top_level(where, data)
+    for key in SWITCHES:
+        if key in data:
+            setattr(config, key, data[key])
     config.default_profile = data.get("default_profile")
     config.default_model = data.get("default_model")
-    config.log = data.get("log", True)
     config.provider_defaults = dict(data.get("provider_defaults", {}))
     profiles = data.get("profiles", {})
     if not isinstance(profiles, dict):
@@ -132,8 +140,9 @@ def _check_top_level(where: str, data: dict[str, Any]) -> None:
         raise ConfigError(f"{where}: 'default_profile' must be a profile name in quotes")
     if not isinstance(data.get("default_model", ""), str):
         raise ConfigError(f"{where}: 'default_model' must be a model name in quotes, e.g. \"openai/gpt-image-2\"")
-    if not isinstance(data.get("log", True), bool):
-        raise ConfigError(f"{where}: 'log' must be true or false (without quotes)")
+    for key in SWITCHES:
+        if not isinstance(data.get(key, False), bool):
+            raise ConfigError(f"{where}: '{key}' must be true or false")
     defaults = data.get("provider_defaults", {})
     if not isinstance(defaults, dict) or not all(isinstance(v, str) for v in defaults.values()):
         raise ConfigError(f"{where}: 'provider_defaults' must map provider names to profile names in quotes")

@@ -465,6 +465,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (the median is shown)")
     parser.add_argument("--peers", action="store_true", help="also measure LiteLLM and the openai SDK")
     parser.add_argument("--no-prompts", action="store_true", help="skip the 100,000 and 1,000,000-line files")
+    parser.add_argument("--no-gallery", action="store_true", help="skip imggen gallery over 2,000 images")
     args = parser.parse_args()
     require_imggen()
     import prompts  # here, not at the top: prompts.py takes measure() from this module
@@ -474,6 +475,11 @@ def main() -> None:
         os.environ["IMGGEN_LOG_DB"] = str(out / "bench-log.sqlite")  # every run logs there, never in the user's log
         results = {"imggen": run_imggen(args.runs, out)}
         big_files = [] if args.no_prompts else prompts.report(prompts.run_prompts(out))
+        if not args.no_gallery:
+            import gallery
+
+            kinds = {f"{kind} 1024x1024": gallery.run_gallery(out, kind=kind) for kind in ("png", "jpeg")}
+            big_files += gallery.report(kinds)
         if args.peers:
             python = ensure_peers()
             results["openai SDK"] = run_peer("openai", python, args.runs, out)

@@ -17,6 +17,7 @@ from .batch import batch_app
 from .complete import complete_topic
 from .config import config_app
 from .edit import edit
+from .gallery import gallery
 from .generate import generate
 from .helptext import epilog
 from .logs import logs_app
@@ -44,6 +45,7 @@ serve_app.command("spend", epilog=epilog("serve spend"))(spend)
 app.add_typer(serve_app, name="serve")
 app.add_typer(batch_app, name="batch")
 app.add_typer(logs_app, name="logs")
+app.command(epilog=epilog("gallery"))(gallery)
 
 
 @app.command("help", epilog=epilog("help"))

@@ -66,6 +66,8 @@ def edit(
     max_cost: float | None = shared.MAX_COST,
     allow_retired: bool = shared.ALLOW_RETIRED,
     no_log: bool = shared.NO_LOG,
+    open_images: bool | None = shared.OPEN,
+    preview: bool | None = shared.PREVIEW,
 ) -> None:
     """Edit images with a prompt (with a mask or a text mask where the model takes one) and save the results.
     With --prompts-file, IMAGE arguments are the images of lines that name none of their own."""
@@ -96,6 +98,7 @@ def edit(
         batch, dry_run=dry_run, json_lines=json_lines, quiet=quiet, verbose=verbose, overwrite=overwrite,
         metadata=metadata, resume=resume, max_cost=max_cost, retries=retries, concurrency=concurrency,
         log_as=None if no_log else "edit",
+        seeing=(open_images, preview),
     )  # fmt: skip
     raise typer.Exit(code)
 

@@ -79,6 +79,14 @@ NO_LOG = typer.Option(False, "--no-log", help="Do not record the images in the l
 FROM = typer.Option(
     None, "--from", metavar="ID", help="Ask again what log entry ID asked (imggen logs); flags given here win."
 )
+OPEN = typer.Option(
+    None, "--open/--no-open", show_default=False,
+    help="Open the saved images with the system viewer once all are saved (config: open = true, at a terminal).",
+)  # fmt: skip
+PREVIEW = typer.Option(
+    None, "--preview/--no-preview", show_default=False,
+    help="Small previews on stderr in terminals that draw pictures (kitty, iTerm2, sixel; config: preview = true).",
+)  # fmt: skip
 ALLOW_RETIRED = typer.Option(
     False, "--allow-retired", help="Send a retired model to its provider all the same (if it still serves it)."
 )
@@ -124,6 +132,8 @@ def generate(
     allow_retired: bool = ALLOW_RETIRED,
     no_log: bool = NO_LOG,
     from_entry: int | None = FROM,
+    open_images: bool | None = OPEN,
+    preview: bool | None = PREVIEW,
 ) -> None:
     """Generate images from a prompt (or many: PROMPT -, or --prompts-file) and save them."""
     from ..plan import Options
@@ -146,6 +156,7 @@ def generate(
         batch, dry_run=dry_run, json_lines=json_lines, quiet=quiet, verbose=verbose, overwrite=overwrite,
         metadata=metadata, resume=resume, max_cost=max_cost, retries=retries, concurrency=concurrency,
         log_as=None if no_log else "generate",
+        seeing=(open_images, preview),
     )  # fmt: skip
     raise typer.Exit(code)
 
@@ -153,6 +164,7 @@ def generate(
 def run_batch(
     batch: Batch, *, dry_run: bool, json_lines: bool, quiet: bool, verbose: bool, overwrite: bool, metadata: bool,
     resume: bool, max_cost: float | None, retries: int, concurrency: int, log_as: str | None = None,
+    seeing: tuple[bool | None, bool | None] = (None, None),
 ) -> int:  # fmt: skip
     """Print the batch's requests (--dry-run), or run it with the progress display; the exit code."""
     try:
@@ -162,14 +174,20 @@ def run_batch(
             print_batch(batch, json_lines=json_lines, quiet=quiet, max_cost=max_cost)
             return 0
         from .run import Run
+        from .show import choose, show
 
         run = Run(
             batch, overwrite=overwrite, metadata=metadata, json_lines=json_lines, quiet=quiet, resume=resume,
             verbose=verbose, log_as=log_as,
         )  # fmt: skip
         run.check_budget(max_cost)
+        wanted = choose(*seeing, batch.config, quiet=quiet)
+        run.keep_paths = wanted.paths_wanted
         rate = run.totals.first.settings.get("rpm") if run.totals.first else None
-        return run.start(retries=retries, concurrency=concurrency, rpm=float(rate) if rate else None)
+        code = run.start(retries=retries, concurrency=concurrency, rpm=float(rate) if rate else None)
+        if code not in (130, 143):  # interrupted: nothing opens
+            show(wanted, run.kept, len(run.saved))
+        return code
     finally:
         batch.close()
 

@@ -24,6 +24,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         'imggen edit "make it night" otter.png --mask-prompt "the sky" -m placeholder --json -o edited',
         'imggen edit "one picture of both" otter.png otter.png -m gpt-image-2 --input-fidelity high --dry-run',
     ),
+    "gallery": (
+        "imggen gallery otters",
+        'imggen gallery otters -o otters.html --title "Sea otters"',
+    ),
     "models": (
         "imggen models",
         "imggen models --provider bedrock --wide",
@@ -128,8 +132,14 @@ NETWORK_VARIABLES = (
 )
 TERMINAL_VARIABLES = (
     ("NO_COLOR", "Any value: no colour on stderr."),
-    ("TERM", "dumb: no colour and no progress display."),
+    ("TERM", "dumb: no colour and no progress display; xterm-kitty, foot, mlterm, *sixel*: what --preview draws with."),
     ("COLUMNS", "The width `imggen models` and the progress display fit, when set."),
+    ("IMGGEN_PREVIEW", "--preview's protocol: kitty, iterm or sixel (for a terminal not recognised), or none."),
+    ("KITTY_WINDOW_ID", "Set by kitty: --preview draws with the kitty graphics protocol (so does TERM=xterm-kitty)."),
+    ("TERM_PROGRAM", "iTerm.app, WezTerm or mintty: --preview draws iTerm2 inline images; ghostty: kitty's."),
+    ("LC_TERMINAL", "iTerm2: --preview draws iTerm2 inline images (ssh passes it on)."),
+    ("TMUX", "Set inside tmux, which passes no pictures through by default: no --preview."),
+    ("MLTERM", "Set by mlterm: --preview draws sixel."),
 )
 
 

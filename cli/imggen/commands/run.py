@@ -29,6 +29,7 @@ from .progress import Progress
 class Run(Runner):
     stdout_failed = False  # stdout was closed or full: the run goes on, saying so once
     said_file_type = False  # -o out.png got another type of image: said once
+    keep_paths = 0  # the first saved paths kept in `kept`, for --open and --preview (commands/show.py)
 
     def __init__(
         self,
@@ -45,6 +46,7 @@ class Run(Runner):
         self.verbose = verbose
         self.json_lines, self.quiet = json_lines, quiet
         self.terminated = False
+        self.kept: list[Path] = []
         super().__init__(batch, overwrite=overwrite, metadata=metadata, resume=resume)
         self.progress = Progress(self.totals.prompts, self.totals.images, self.totals.rows, enabled=not quiet)
         self.progress.traced = verbose  # -v says each retry itself
@@ -175,6 +177,8 @@ class Run(Runner):
 
     def on_saved(self, job: Job, path: Path, image: ImageData) -> None:
         shown = path.name if self.given_dir in (".", "") else str(Path(self.given_dir) / path.name)
+        if len(self.kept) < self.keep_paths:
+            self.kept.append(path)
         if self.file is not None:
             self._say_file_type(path, shown)
         if self.json_lines:
