@@ -402,47 +402,73 @@ def _make_collector() -> type:
         async def _collect_all(self) -> None:
             from ..batch import Session
             from ..batches import service_for
+            from ..errors import GenerationError
 
-            done = self.ledger.collected(self.record.id)
-            self.ledger_failed = any(outcome == "failed" for outcome in done.values())
-            entries = {entry.line: entry for entry in self.batch.lines}
+            self.ledger_failed = self.ledger.any_failed(self.record.id)
             service, settings = service_for(self.record.provider), _settings(self.record)
             self.discount = service.discount
+            gone: dict[int, GenerationError] = {}  # part -> why its result files could not be read
             spill = self._spill_dir()
             try:
                 async with Session(spill_dir=spill) as session:
                     self.session = session
                     transport = session.transport((), float(settings.get("timeout", 600)))
                     for part in self.record.parts:
-                        async for result in service.results(part, settings, transport):
-                            if result.custom_id in done:
-                                continue
-                            outcome = await self._one(result, entries)
-                            self.ledger.mark_collected(self.record.id, result.custom_id, outcome)
-                            done[result.custom_id] = outcome
+                        try:
+                            async for result in service.results(part, settings, transport):
+                                await self._one(result)
+                        except GenerationError as exc:
+                            if exc.status not in (404, 410):  # not gone for good: the next collect goes on
+                                raise
+                            gone[part.n] = exc
+                self._unanswered(gone)
             finally:
                 import shutil
 
                 shutil.rmtree(spill, ignore_errors=True)
                 if self.manifest is not None:
                     self.manifest.close()
+                self.batch.source.close()  # type: ignore[union-attr]
             if not self.failures and self.ledger_failed is False:
                 self.ledger.set_state(self.record.id, "collected")
 
-        async def _one(self, result: Any, entries: dict[int, Any]) -> str:
-            line = int(result.custom_id.split("-", 1)[0])
-            entry = entries.get(line)
-            if entry is None:
-                return "unknown"
-            job = self._job_for(entry)
-            if result.error is not None:
-                self._failed(job, result.error)
-                return "failed"
-            share = (job.plan.cost_usd or 0.0) * self.discount / max(job.plan.n, 1) if job.plan.cost_usd else None
-            for image in result.images:
-                image.cost_usd = share
-                await self._save_one(job, image)
-            return "saved"
+        async def _one(self, result: Any) -> None:
+            if self.ledger.outcome(self.record.id, result.custom_id) is not None:
+                for image in result.images:  # saved by an earlier collect: only its spilled file goes
+                    if image.file is not None:
+                        image.file.unlink(missing_ok=True)
+                return
+            entry = self.batch.source.at(int(result.custom_id.split("-", 1)[0]))  # type: ignore[union-attr]
+            outcome = "unknown"
+            if entry is not None and result.error is not None:
+                self._failed(self._job_for(entry), result.error)
+                outcome = "failed"
+            elif entry is not None:
+                job = self._job_for(entry)
+                cost = job.plan.cost_usd
+                share = cost * self.discount / max(job.plan.n, 1) if cost else None
+                for image in result.images:
+                    image.cost_usd = share
+                    await self._save_one(job, image)
+                outcome = "saved"
+            self.ledger.mark_collected(self.record.id, result.custom_id, outcome)
+
+        def _unanswered(self, gone: dict[int, Any]) -> None:
+            """Each request of a finished part that its result files do not hold (a failed, expired or
+            cancelled batch, a result file gone) fails here, with the reason, once: the next collect
+            reports it from the ledger."""
+            parts = self.record.parts
+            position = 0
+            for job in self.batch.jobs():
+                for request in job.plan.requests:
+                    part = next((p for p in parts if p.first_index <= position < p.first_index + p.request_count),
+                                None)  # fmt: skip
+                    position += 1
+                    custom_id = f"{job.line}-{request.first_index}"
+                    if part is None or self.ledger.outcome(self.record.id, custom_id) is not None:
+                        continue
+                    self._failed(job, gone.get(part.n) or _no_result(self.record, part))
+                    self.ledger.mark_collected(self.record.id, custom_id, "failed")
 
         def _job_for(self, entry: Any) -> Job:
             plan, key = self.batch._plan(entry)
@@ -455,6 +481,18 @@ def _make_collector() -> type:
             pass
 
     return Collector
+
+
+def _no_result(record: Record, part: Any) -> ImggenError:
+    """Why a request of a finished provider batch has no result."""
+    from ..errors import ProviderError
+
+    if part.state == "completed":
+        return ProviderError(f"batch {part.provider_batch_id} finished without a result for this request")
+    return ProviderError(
+        f"batch {part.provider_batch_id} was {part.state} before this request ran",
+        hint=f"See: imggen batch status {record.id}; submit the failed prompts again.",
+    )
 
 
 def _Collector(batch: Batch, ledger: Ledger, record: Record, **kw: Any) -> Any:
