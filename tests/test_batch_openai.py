@@ -90,6 +90,7 @@ def _run(coro: Any) -> Any:
 
 
 async def _submit_and_follow(prompts: list[str], cancel: bool = False) -> tuple[list[Any], list[Any], list[Any]]:
+    from imggen.api import plan_generation
     from imggen.batches.ledger import Part
     from imggen.batches.openai import SERVICE
     from imggen.transport import Transport
@@ -107,7 +108,8 @@ async def _submit_and_follow(prompts: list[str], cancel: bool = False) -> tuple[
                 state = await SERVICE.status(part, settings, transport)
                 states.append(state.state)
                 part.output_file_id, part.error_file_id = state.output_file_id, state.error_file_id
-        results = [r for part in ledger_parts async for r in SERVICE.results(part, settings, transport)]
+        sent = {f"{n}-1": plan_generation(p, MODEL).requests[0] for n, p in enumerate(prompts, 1)}
+        results = [r for part in ledger_parts async for r in SERVICE.results(part, settings, transport, sent.get)]
     return parts, states, results
 
 

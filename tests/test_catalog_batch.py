@@ -31,12 +31,13 @@ def test_which_models_the_batch_services_take() -> None:
     # OpenAI's Batch API (/v1/images/generations): the GPT image models, not dall-e.
     assert "openai/gpt-image-2" in taken and "openai/gpt-image-1.5" in taken
     assert "openai/dall-e-3" not in taken
-    # Only the services imggen drives are claimed (the Gemini API's batch mode is not there yet); no
-    # Vertex AI, Bedrock or Azure entry claims one (none lists an image model), nor Imagen.
-    assert not any(m.provider != "openai" for m in all_models() if m.batch)
+    # The Gemini API's batch mode: its Gemini image models, not Imagen. Only the services imggen drives
+    # are claimed: no Vertex AI (not driven yet), Bedrock (lists no image model) or Azure entry.
+    assert {m.provider for m in all_models() if m.batch} == {"openai", "gemini"}
     assert not any(m.family == "imagen" for m in all_models() if m.batch)
     assert batch_services(lookup("openai/gpt-image-2")) == ("openai",)
-    assert batch_services(lookup("gemini/gemini-3.1-flash-image")) == ()
+    assert batch_services(lookup("gemini/gemini-3.1-flash-image")) == ("gemini",)
+    assert batch_services(lookup("vertex_ai/gemini-nano-banana-2.1")) == ()
     assert batch_services(lookup("bedrock/amazon.nova-canvas-v1:0")) == ()
     assert batch_services(None) == ()
 
@@ -45,7 +46,9 @@ def test_batch_cost_is_the_discounted_estimate_or_the_batch_price() -> None:
     info = lookup("openai/gpt-image-2")
     full = estimate_cost(info, 4, "1024x1024", "high")
     assert full is not None and batch_cost(info, 4, "1024x1024", "high") == pytest.approx(full / 2)
-    assert batch_cost(lookup("gemini/gemini-3.1-flash-image"), 2, None, None) is None
+    gemini = lookup("gemini/gemini-3.1-flash-image")
+    interactive = estimate_cost(gemini, 2, None, None)
+    assert interactive is not None and batch_cost(gemini, 2, None, None) == pytest.approx(interactive / 2)
     assert batch_cost(lookup("bedrock/amazon.nova-canvas-v1:0"), 1, None, None) is None
     assert batch_cost(None, 1, None, None) is None
     assert info is not None
@@ -97,8 +100,8 @@ def test_models_batch_lists_only_the_models_a_batch_service_takes() -> None:
     rows = json.loads(result.stdout)
     assert rows and all(row["batch"] and row["batch"]["services"] for row in rows)
     ids = {row["id"] for row in rows}
-    assert "openai/gpt-image-2" in ids
-    assert not any(i.startswith(("gemini/", "bedrock/", "vertex_ai/", "recraft/")) for i in ids)
+    assert "openai/gpt-image-2" in ids and "gemini/gemini-2.5-flash-image" in ids
+    assert not any(i.startswith(("bedrock/", "vertex_ai/", "recraft/", "gemini/imagen")) for i in ids)
     plain = run_cli("models", "--batch", "--provider", "openai", env={"IMGGEN_TODAY": "2026-11-30"})
     lines = [line.split("\t")[0] for line in plain.stdout.splitlines()]
     assert lines and all(line.startswith(("openai/gpt-image-", "openai/chatgpt-image-")) for line in lines)

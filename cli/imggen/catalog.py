@@ -65,9 +65,11 @@ class ModelInfo:
     # provider's name (a model's batch service is its provider's: OpenAI's Batch API, the Gemini API's
     # batch mode), and what a batch image costs: `discount`, the batch price as a share of `price`
     # (0.5: half), or `price`, a per-image table shaped like `price.per_image`; `source`, where that is
-    # from. Absent: no batch service takes it. Vertex AI batch prediction and Bedrock model-invocation
-    # jobs are on no entry: Vertex's batch guide lists no Gemini image model among the models it takes,
-    # and Bedrock's "Supported Regions and models for batch inference" lists no image model (2026-11-30).
+    # from. Absent: no batch service imggen drives takes it. Vertex AI batch prediction and Bedrock
+    # model-invocation jobs are on no entry: Vertex's list of batch models (docs.cloud.google.com/
+    # gemini-enterprise-agent-platform/reference/models/batch-prediction-api) names Gemini Nano Banana 2.1,
+    # but imggen drives no Vertex batch job yet; Bedrock's "Supported Regions and models for batch
+    # inference" lists no image model (2026-11-30).
     batch: dict[str, Any] | None = None
 
     @property

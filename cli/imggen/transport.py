@@ -151,10 +151,25 @@ class Transport:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def send(self, request: HttpRequest, map_error: ErrorMapper, *, spill: bool = False) -> httpx.Response:
+    async def send(
+        self,
+        request: HttpRequest,
+        map_error: ErrorMapper,
+        *,
+        spill: bool = False,
+        retry_when: Callable[[GenerationError], bool] | None = None,
+    ) -> httpx.Response:
         """Send with retries; returns a 2xx response (body read) or raises a GenerationError. With
-        `spill`, long base64 strings of a JSON answer go to files in `spill_dir` (see `_parsed`)."""
-        response = await self.retrying(lambda: self._attempt(request, map_error, spill))
+        `spill`, long base64 strings of a JSON answer go to files in `spill_dir` (see `_parsed`). With
+        `retry_when`, only the errors it accepts are retried (a request that must not run twice)."""
+
+        async def attempt() -> Outcome:
+            error, wait = await self._attempt(request, map_error, spill)
+            if error is not None and retry_when is not None and not retry_when(error):
+                return error, False
+            return error, wait
+
+        response = await self.retrying(attempt)
         assert isinstance(response, httpx.Response)
         return response
 

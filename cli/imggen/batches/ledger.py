@@ -221,10 +221,6 @@ class Ledger:
         row = self.db.execute("SELECT id FROM batches ORDER BY created DESC LIMIT 1").fetchone()
         return self.get(row[0]) if row else None
 
-    def collected(self, batch_id: str) -> dict[str, str]:
-        rows = self.db.execute("SELECT custom_id, outcome FROM collected WHERE batch_id=?", (batch_id,))
-        return {row[0]: row[1] for row in rows}
-
     def outcome(self, batch_id: str, custom_id: str) -> str | None:
         """What collect did with a result already (saved, failed), None if not yet: asked per result, so
         a collect of 100,000 results holds none of them."""

@@ -24,40 +24,32 @@ small batches)."""
 from __future__ import annotations
 
 import json
-import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadResponseError, GenerationError, UsageError
-from .service import BatchLine, BatchResult, Limits, PartState, PartSubmitted
+from .service import BatchLine, BatchResult, Limits, PartState, PartSubmitted, lowered
 
 if TYPE_CHECKING:
     import httpx
 
     from ..settings import Resolved
     from ..transport import Transport
+    from ..types import ImageRequest
     from .ledger import Part
 
 ENDPOINT = "/v1/images/generations"
 WINDOW = "24h"
 MAX_REQUESTS = 50_000
 MAX_BYTES = 200 * 1024 * 1024
-LIMITS_ENV = "IMGGEN_BATCH_LIMITS"
 TAG = "imggen_part"  # the metadata key a create is recognised by (_create)
 _STATES = {"validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"}
 
 
 def limits() -> Limits:
-    """The per-file limits, or lower ones from IMGGEN_BATCH_LIMITS (never higher than the service's)."""
-    raw = os.environ.get(LIMITS_ENV)
-    if not raw:
-        return Limits(MAX_REQUESTS, MAX_BYTES)
-    try:
-        requests, size = (int(x) for x in raw.split(","))
-    except ValueError:
-        raise UsageError(f"{LIMITS_ENV}={raw!r} is not REQUESTS,BYTES") from None
-    return Limits(max(1, min(requests, MAX_REQUESTS)), max(1, min(size, MAX_BYTES)))
+    """The per-file limits, or lower ones from IMGGEN_BATCH_LIMITS (service.lowered)."""
+    return lowered(Limits(MAX_REQUESTS, MAX_BYTES))
 
 
 def _base(settings: Resolved) -> str:
@@ -172,8 +164,6 @@ def request_line(line: BatchLine, settings: Resolved) -> bytes:
 
 
 class OpenAIBatches:
-    discount = 0.5
-
     @property
     def limits(self) -> Limits:
         return limits()
@@ -223,7 +213,8 @@ class OpenAIBatches:
         batch = await _json(transport, "POST", f"{_base(settings)}batches/{part.provider_batch_id}/cancel", settings)
         return _state(batch)
 
-    async def results(self, part: Part, settings: Resolved, transport: Transport) -> AsyncIterator[BatchResult]:
+    async def results(self, part: Part, settings: Resolved, transport: Transport,
+                      request_of: Callable[[str], ImageRequest]) -> AsyncIterator[BatchResult]:  # fmt: skip
         """The output file's lines, then the error file's, each decoded as it streams in: a line's base64
         images go to files in the transport's spill directory (spill.py) before the line ends, so a line
         of many large images is never held, nor is the file."""
@@ -236,7 +227,7 @@ class OpenAIBatches:
                     await response.aread()
                     raise _file_error(response, file_id)
                 async for document in _lines(response, transport.spill_dir):
-                    yield result_of(document)
+                    yield result_of(document, request_of)
 
 
 async def _lines(response: httpx.Response, spill_dir: Any) -> AsyncIterator[bytes]:
@@ -292,7 +283,7 @@ def _state(batch: dict[str, Any]) -> PartState:
                      reasons)  # fmt: skip
 
 
-def result_of(text: str | bytes) -> BatchResult:
+def result_of(text: str | bytes, request_of: Callable[[str], ImageRequest] | None = None) -> BatchResult:
     """One output or error file line: its images, or its error as imggen's errors say it."""
     import httpx
 
@@ -312,7 +303,7 @@ def result_of(text: str | bytes) -> BatchResult:
         status = code if isinstance(code, int) else 200
         answer = httpx.Response(status, json=response.get("body"), headers={"x-request-id": rid or ""})
         if answer.is_success:
-            request = ImageRequest("", ModelRef("", ""), first_index=index)
+            request = request_of(custom_id) if request_of else ImageRequest("", ModelRef("", ""), first_index=index)
             try:
                 parsed = parse_images(request, answer)
             except GenerationError as exc:

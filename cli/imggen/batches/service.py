@@ -7,7 +7,8 @@ words, cancels, and streams each part's results back, decoded as they arrive."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from ..types import ImageData, ImageRequest
     from .ledger import Part
 
+LIMITS_ENV = "IMGGEN_BATCH_LIMITS"
 STATES = ("validating", "in_progress", "finalizing", "completed", "failed", "expired", "cancelling", "cancelled")
 
 
@@ -29,6 +31,26 @@ class Limits:
     max_requests: int
     max_bytes: int
     inline_bytes: int = 0
+
+
+def lowered(ceiling: Limits) -> Limits:
+    """A service's limits, or lower ones from IMGGEN_BATCH_LIMITS="REQUESTS,BYTES[,INLINE_BYTES]" (never
+    higher than the service's): tests use it to split small batches, and to send them inline or not."""
+    from ..errors import UsageError
+
+    raw = os.environ.get(LIMITS_ENV)
+    if not raw:
+        return ceiling
+    try:
+        values = [int(x) for x in raw.split(",")]
+        if len(values) not in (2, 3):
+            raise ValueError(raw)
+        requests, size = values[:2]
+        inline = values[2] if len(values) == 3 else ceiling.inline_bytes
+    except ValueError:
+        raise UsageError(f"{LIMITS_ENV}={raw!r} is not REQUESTS,BYTES[,INLINE_BYTES]") from None
+    return Limits(max(1, min(requests, ceiling.max_requests)), max(1, min(size, ceiling.max_bytes)),
+                  max(0, min(inline, ceiling.inline_bytes)))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,8 +89,9 @@ class BatchResult:
 
 
 class BatchService(Protocol):
+    """The price is not the service's to say: the catalog's `batch` field holds it (catalog.batch_cost)."""
+
     limits: Limits
-    discount: float  # the batch price as a share of the synchronous price (0.5: half)
 
     def submit(self, lines: AsyncIterator[BatchLine], settings: Resolved, transport: Transport
                ) -> AsyncIterator[PartSubmitted]: ...  # fmt: skip
@@ -77,4 +100,7 @@ class BatchService(Protocol):
 
     async def cancel(self, part: Part, settings: Resolved, transport: Transport) -> PartState: ...
 
-    def results(self, part: Part, settings: Resolved, transport: Transport) -> AsyncIterator[BatchResult]: ...
+    # results: `request_of(custom_id)` is the request that line was made from (its seed, size and first
+    # index label the images as `generate` labels them, and say how to read the answer).
+    def results(self, part: Part, settings: Resolved, transport: Transport, request_of: Callable[[str], ImageRequest]
+                ) -> AsyncIterator[BatchResult]: ...  # fmt: skip

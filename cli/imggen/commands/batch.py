@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from ..batches.ledger import Ledger, Record
     from ..batches.service import BatchLine, BatchService
     from ..jobs import Batch, Job
+    from ..plan import Plan
     from ..settings import Resolved
+    from ..types import ImageRequest
 
 batch_app = typer.Typer(
     no_args_is_help=True,
@@ -157,8 +159,9 @@ def submit(
                 hint="Submit one batch per model.",
             )
         settings = first.settings
+        share = batch_share(first)  # refuses a model no batch service takes, before anything is sent
         service = service_for(settings.model.provider)
-        totals.cost *= service.discount
+        totals.cost *= share
         refusal = budget_refusal(totals, max_cost)
         if refusal is not None:
             refusal.message, refusal.hint = refusal.wordings.get("cli", (refusal.message, refusal.hint))
@@ -167,7 +170,7 @@ def submit(
             price = "unknown" if totals.unpriced else f"${totals.cost:.4f}"
             sys.stderr.write(
                 f"{totals.prompts} prompt(s), {totals.images} image(s) · {settings.model.name} · "
-                f"estimated {price} at batch prices ({service.discount:.0%} of the price)\n"
+                f"estimated {price} at batch prices ({share:.0%} of the price)\n"
             )
         given = {k: getattr(options, k) for k in SAVED_OPTIONS}
         saved = {"profile": profile, "api_base": api_base, "name": name, "options": given}
@@ -194,6 +197,48 @@ def submit(
     if wait:
         _wait(batch_id, quiet)
         raise typer.Exit(_collect(batch_id, output, json_lines=json_lines, metadata=metadata, quiet=quiet))
+
+
+def batch_share(plan: Plan) -> float:
+    """The batch price as a share of the interactive estimate, from the catalog's `batch` field
+    (catalog.batch_cost: a discount, or a batch price table). A model no batch service takes is a
+    usage error naming the models that are."""
+    from ..catalog import batch_services
+
+    model = plan.settings.model
+    if model.provider not in batch_services(model.info):
+        raise UsageError(f"{model.name}: {_no_batch(model.provider)}", hint=_batch_models())
+    return price_share(plan)
+
+
+def price_share(plan: Plan) -> float:
+    """catalog.batch_cost over the interactive estimate (the discount itself when the estimate is unknown)."""
+    from ..catalog import batch_cost
+
+    info = plan.settings.model.info
+    cheap = batch_cost(info, plan.n, plan.size, plan.quality)
+    if cheap is not None and plan.cost_usd:
+        return cheap / plan.cost_usd
+    return float(((info.batch if info else None) or {}).get("discount", 1.0))
+
+
+def _no_batch(provider: str) -> str:
+    """Why a model cannot be batched: this one is not taken by its provider's batch service, or the
+    provider's declaration says why none is (batch_note), or imggen drives none for it."""
+    from ..catalog import all_models, batch_services
+    from ..providers import PROVIDERS
+
+    if any(provider in batch_services(info) for info in all_models()):
+        return "no batch service takes this model (the catalog's batch field)"
+    spec = PROVIDERS.get(provider)
+    return (spec.batch_note if spec else "") or f"imggen drives no batch service for {provider} models"
+
+
+def _batch_models() -> str:
+    from ..catalog import all_models, batch_services
+
+    names = sorted(info.id for info in all_models() if batch_services(info))
+    return "Models a batch service takes: " + ", ".join(names) + " (imggen models --batch)."
 
 
 async def _submit(ledger: Ledger, batch_id: str, batch: Batch, service: BatchService, settings: Resolved) -> None:
@@ -390,7 +435,9 @@ def _make_collector() -> type:
         def __init__(self, batch: Batch, ledger: Ledger, record: Record, **kw: Any) -> None:
             self.ledger, self.record = ledger, record
             super().__init__(batch, overwrite=False, resume=False, **kw)
-            self.discount = 0.5
+            self.last: tuple[int, Job | None] = (-1, None)  # the job of the line read last
+            self.shared: set[ImggenError] = set()  # reasons a whole part's requests failed for (_unanswered)
+            self.told: set[ImggenError] = set()  # those said already
 
         def collect(self) -> int:
             started = time.monotonic()
@@ -406,7 +453,6 @@ def _make_collector() -> type:
 
             self.ledger_failed = self.ledger.any_failed(self.record.id)
             service, settings = service_for(self.record.provider), _settings(self.record)
-            self.discount = service.discount
             gone: dict[int, GenerationError] = {}  # part -> why its result files could not be read
             spill = self._spill_dir()
             try:
@@ -415,7 +461,7 @@ def _make_collector() -> type:
                     transport = session.transport((), float(settings.get("timeout", 600)))
                     for part in self.record.parts:
                         try:
-                            async for result in service.results(part, settings, transport):
+                            async for result in service.results(part, settings, transport, self._request_of):
                                 await self._one(result)
                         except GenerationError as exc:
                             if exc.status not in (404, 410):  # not gone for good: the next collect goes on
@@ -432,21 +478,41 @@ def _make_collector() -> type:
             if not self.failures and self.ledger_failed is False:
                 self.ledger.set_state(self.record.id, "collected")
 
+        def _request_of(self, custom_id: str) -> ImageRequest:
+            """The request a result answers (its seed, size and index label the images)."""
+            from ..types import ImageRequest, ModelRef
+
+            index = custom_id.partition("-")[2]
+            job = self._job_of(custom_id)
+            for request in job.plan.requests if job is not None else ():
+                if str(request.first_index) == index:
+                    return request
+            return ImageRequest("", ModelRef("", ""), first_index=int(index) if index.isdigit() else 1)
+
+        def _job_of(self, custom_id: str) -> Job | None:
+            """The job of a result's line, planned once for all of that line's results; the line is read
+            from the prompts file where it starts (Source.at), so no line is held for long."""
+            head = custom_id.split("-", 1)[0]
+            line = int(head) if head.isdigit() else -1
+            if self.last[0] != line:
+                entry = self.batch.source.at(line) if line > 0 else None  # type: ignore[union-attr]
+                self.last = (line, self._job_for(entry) if entry is not None else None)
+            return self.last[1]
+
         async def _one(self, result: Any) -> None:
             if self.ledger.outcome(self.record.id, result.custom_id) is not None:
                 for image in result.images:  # saved by an earlier collect: only its spilled file goes
                     if image.file is not None:
                         image.file.unlink(missing_ok=True)
                 return
-            entry = self.batch.source.at(int(result.custom_id.split("-", 1)[0]))  # type: ignore[union-attr]
+            job = self._job_of(result.custom_id)
             outcome = "unknown"
-            if entry is not None and result.error is not None:
-                self._failed(self._job_for(entry), result.error)
+            if job is not None and result.error is not None:
+                self._failed(job, result.error)
                 outcome = "failed"
-            elif entry is not None:
-                job = self._job_for(entry)
+            elif job is not None:
                 cost = job.plan.cost_usd
-                share = cost * self.discount / max(job.plan.n, 1) if cost else None
+                share = cost * price_share(job.plan) / max(job.plan.n, 1) if cost else None
                 for image in result.images:
                     image.cost_usd = share
                     await self._save_one(job, image)
@@ -458,6 +524,8 @@ def _make_collector() -> type:
             cancelled batch, a result file gone) fails here, with the reason, once: the next collect
             reports it from the ledger."""
             parts = self.record.parts
+            reasons = {p.n: gone.get(p.n) or _no_result(self.record, p) for p in parts}
+            self.shared.update(reasons.values())
             position = 0
             for job in self.batch.jobs():
                 for request in job.plan.requests:
@@ -467,7 +535,7 @@ def _make_collector() -> type:
                     custom_id = f"{job.line}-{request.first_index}"
                     if part is None or self.ledger.outcome(self.record.id, custom_id) is not None:
                         continue
-                    self._failed(job, gone.get(part.n) or _no_result(self.record, part))
+                    self._failed(job, reasons[part.n])
                     self.ledger.mark_collected(self.record.id, custom_id, "failed")
 
         def _job_for(self, entry: Any) -> Job:
@@ -479,6 +547,21 @@ def _make_collector() -> type:
 
         def on_failure_counted(self) -> None:
             pass
+
+        def on_failed(self, job: Job, exc: ImggenError, status: int | None) -> None:
+            """A whole part's reason (its file gone, the batch failed) is said once, not once a request;
+            each request still has its --json line and manifest line."""
+            from ..errors import error_line
+            from . import render
+
+            if exc not in self.shared:
+                super().on_failed(job, exc, status)
+                return
+            if self.json_lines:
+                self._print_error_json(job, {"type": exc.kind, "message": error_line(exc), "status": status})
+            if exc not in self.told:
+                self.told.add(exc)
+                render.print_error(exc)
 
     return Collector
 

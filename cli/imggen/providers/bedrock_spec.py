@@ -94,4 +94,10 @@ SPEC = ProviderSpec(
         ("AWS_CA_BUNDLE", "CA bundle for Bedrock's TLS connections."),
         ("AWS_EC2_METADATA_DISABLED", "true: boto3 never asks the EC2 instance metadata service."),
     ),
+    # AWS's table of batch inference models lists text and embedding models (Nova Lite/Micro/Pro/Premier,
+    # Claude, Llama, Titan embeddings ...), no Nova Canvas, Titan Image Generator or Stability model.
+    batch_note=(
+        "Bedrock runs no image model as a batch inference job (AWS: docs.aws.amazon.com/bedrock/latest/"
+        "userguide/batch-inference-supported.html)"
+    ),
 )

@@ -92,6 +92,9 @@ class ProviderSpec:
     # Every variable it reads (its settings', its SDK's), with what it is: `imggen help environment`.
     environment: tuple[tuple[str, str], ...] = ()
     environment_note: str = ""  # said after its name there
+    # Why `imggen batch` takes none of its models, with the source (a provider with a batch service in
+    # cli/imggen/batches/ has none; without either, the command says imggen drives none for it).
+    batch_note: str = ""
 
     @property
     def prefix(self) -> str:

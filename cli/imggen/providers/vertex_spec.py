@@ -89,4 +89,8 @@ SPEC = ProviderSpec(
         ),
         ("NO_GCE_CHECK", "true: google-auth never asks the GCE metadata server."),
     ),
+    # Google's list of batch prediction models names Gemini Nano Banana 2.1 (docs.cloud.google.com/
+    # gemini-enterprise-agent-platform/reference/models/batch-prediction-api), but imggen does not drive
+    # Vertex batch prediction jobs (Cloud Storage input and output) yet.
+    batch_note="imggen does not drive Vertex AI batch prediction yet; the Gemini API's batch mode runs the same models",
 )
