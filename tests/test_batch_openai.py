@@ -267,3 +267,99 @@ def test_the_key_is_never_in_the_ledger(cli: Any, tmp_path: Path, batches: FakeB
     files = [p for p in data.rglob("*") if p.is_file()]
     assert files and all(KEY.encode() not in p.read_bytes() for p in files)
     assert stat.S_IMODE((data / "batches.sqlite").stat().st_mode) == 0o600
+
+
+# -- every state, partial failures, gone files, faults ------------------------------------------
+
+
+def _submitted(cli: Any, tmp_path: Path, batches: FakeBatches, *prompts: str, **env: str) -> tuple[str, dict[str, str]]:
+    full = {**_env(tmp_path, batches), **env}
+    result = cli("batch", "submit", "--prompts-file", str(_prompts(tmp_path, *prompts)), "-m", MODEL, "-o", "out",
+                 env=full)  # fmt: skip
+    assert result.code == 0, result.stderr
+    return result.stdout.strip(), full
+
+
+def _states(cli: Any, batch_id: str, env: dict[str, str], looks: int) -> list[str]:
+    """What `imggen batch status --json` says, `looks` times: each a new process reading the ledger."""
+    return [json.loads(cli("batch", "status", batch_id, "--json", env=env).stdout)["state"] for _ in range(looks)]
+
+
+def test_every_state_of_a_completed_batch_then_collect_in_a_new_process(
+    cli: Any, tmp_path: Path, batches: FakeBatches
+) -> None:
+    batch_id, env = _submitted(cli, tmp_path, batches, "an otter", "a heron")
+    with Ledger(tmp_path / "data" / "batches.sqlite") as ledger:  # what submit left: validating
+        record = ledger.get(batch_id)
+        assert record is not None and record.state == "validating"
+    assert _states(cli, batch_id, env, 3) == ["in_progress", "finalizing", "completed"]
+    collected = cli("batch", "collect", batch_id, env=env)
+    assert collected.code == 0, collected.stderr
+    assert len(list((tmp_path / "out").glob("*.png"))) == 2
+    assert [row["state"] for row in cli("batch", "list", "--json", env=env).json_lines()] == ["collected"]
+
+
+def test_a_failed_batch_reports_every_request_once(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    batches.outcome = "failed"
+    batch_id, env = _submitted(cli, tmp_path, batches, "an otter", "a heron")
+    assert _states(cli, batch_id, env, 1) == ["failed"]
+    collected = cli("batch", "collect", batch_id, "--json", env=env)
+    assert collected.code != 0 and not list((tmp_path / "out").glob("*.png"))
+    assert sorted(line["line"] for line in collected.json_lines()) == [1, 2]
+    said = [line for line in collected.stderr.splitlines() if line.startswith("error:")]
+    assert len(said) == 1 and "failed before this request ran" in said[0], collected.stderr
+    again = cli("batch", "collect", batch_id, "--json", env=env)
+    assert again.code == 4 and again.stdout == ""  # reported once: nothing twice
+
+
+def test_an_expired_batch_keeps_what_was_done(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    batches.outcome = "expired"
+    batch_id, env = _submitted(cli, tmp_path, batches, "a", "b", "c", "d")
+    assert _states(cli, batch_id, env, 2) == ["in_progress", "expired"]
+    collected = cli("batch", "collect", batch_id, "--json", env=env)
+    assert collected.code == 4
+    assert len(list((tmp_path / "out").glob("*.png"))) == 2
+    errors = [line for line in collected.json_lines() if "error" in line]
+    assert len(errors) == 2 and all("batch_expired" in line["error"]["message"] for line in errors)
+
+
+def test_cancelling_then_cancelled(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    batch_id, env = _submitted(cli, tmp_path, batches, "a", "b")
+    assert "cancelling" in cli("batch", "cancel", batch_id, env=env).stdout
+    assert _states(cli, batch_id, env, 1) == ["cancelled"]
+
+
+def test_a_result_file_gone_is_one_line_saying_what_to_do(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    batch_id, env = _submitted(cli, tmp_path, batches, "an otter", "a heron", "a FAIL")
+    _states(cli, batch_id, env, 3)
+    batch = next(iter(batches.batches.values()))
+    assert batch.output_file_id is not None
+    del batches.files[batch.output_file_id]  # OpenAI deleted it (or it expired)
+    collected = cli("batch", "collect", batch_id, env=env)
+    assert collected.code != 0 and not list((tmp_path / "out").glob("*.png"))
+    gone = [line for line in collected.stderr.splitlines() if batch.output_file_id in line]
+    assert len(gone) == 1 and "no longer at OpenAI" in gone[0] and "submit" in gone[0].lower(), collected.stderr
+    assert "Invalid prompt" in collected.stderr  # the error file, still there, is read all the same
+
+
+@pytest.mark.parametrize("fault", ["500", "reset"])
+def test_an_upload_is_sent_again_after_a_transient_failure(
+    cli: Any, tmp_path: Path, batches: FakeBatches, fault: str
+) -> None:
+    batches.faults["upload"] = [fault]
+    _submitted(cli, tmp_path, batches, "an otter", "a heron")
+    assert [m for m, p in batches.requests if p.endswith("/files")] == ["POST", "POST"]
+    assert len(batches.batches) == 1 and batches.uploads == [2]
+
+
+@pytest.mark.parametrize("fault", ["lost", "500"])
+def test_a_create_sent_again_never_makes_two_batches(
+    cli: Any, tmp_path: Path, batches: FakeBatches, fault: str
+) -> None:
+    batches.faults["create"] = [fault]
+    batch_id, env = _submitted(cli, tmp_path, batches, "an otter")
+    assert len(batches.batches) == 1  # "lost": made, found again by its tag; "500": made nothing, sent again
+    made = next(iter(batches.batches.values()))
+    assert made.metadata and set(made.metadata) == {"imggen_part"}
+    listed = cli("batch", "list", "--json", env=env).json_lines()
+    assert listed[0]["provider_batches"] == [made.id]

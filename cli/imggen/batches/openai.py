@@ -218,16 +218,23 @@ class OpenAIBatches:
         """The output file's lines, then the error file's, each decoded as it streams in: a line's base64
         images go to files in the transport's spill directory (spill.py) before the line ends, so a line
         of many large images is never held, nor is the file."""
+        gone: GenerationError | None = None  # a file gone is said after the other file is read
         for file_id in (part.output_file_id, part.error_file_id):
             if not file_id:
                 continue
             url = f"{_base(settings)}files/{file_id}/content"
             async with transport.client_for(url).stream("GET", url, headers=_headers(settings)) as response:
+                if response.status_code == 404:
+                    await response.aread()
+                    gone = gone or _file_gone(response, file_id)
+                    continue
                 if not response.is_success:
                     await response.aread()
-                    raise _file_error(response, file_id)
+                    raise _error(response)
                 async for document in _lines(response, transport.spill_dir):
                     yield result_of(document, request_of)
+        if gone is not None:
+            raise gone
 
 
 async def _lines(response: httpx.Response, spill_dir: Any) -> AsyncIterator[bytes]:
@@ -254,13 +261,12 @@ async def _lines(response: httpx.Response, spill_dir: Any) -> AsyncIterator[byte
         yield parser.document()
 
 
-def _file_error(response: httpx.Response, file_id: str) -> GenerationError:
-    """An output or error file that is gone (OpenAI deletes them some days after the batch ends) says
-    so, and what is left to do; any other error as the API words it."""
+def _file_gone(response: httpx.Response, file_id: str) -> GenerationError:
+    """An output or error file that is gone (expired, or deleted from the account) says so, and what is
+    left to do: its requests are reported failed, and the manifest names them."""
     error = _error(response)
-    if response.status_code == 404:
-        error.message = f"the batch's result file {file_id} is no longer at OpenAI (expired or deleted)"
-        error.hint = "Its images cannot be collected: submit those prompts again."
+    error.message = f"the batch's result file {file_id} is no longer at OpenAI (expired or deleted)"
+    error.hint = "Its images cannot be collected: submit those prompts again (--json or the manifest lists them)."
     return error
 
 
