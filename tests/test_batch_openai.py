@@ -357,9 +357,45 @@ def test_a_create_sent_again_never_makes_two_batches(
     cli: Any, tmp_path: Path, batches: FakeBatches, fault: str
 ) -> None:
     batches.faults["create"] = [fault]
-    batch_id, env = _submitted(cli, tmp_path, batches, "an otter")
+    _, env = _submitted(cli, tmp_path, batches, "an otter")
     assert len(batches.batches) == 1  # "lost": made, found again by its tag; "500": made nothing, sent again
     made = next(iter(batches.batches.values()))
     assert made.metadata and set(made.metadata) == {"imggen_part"}
     listed = cli("batch", "list", "--json", env=env).json_lines()
     assert listed[0]["provider_batches"] == [made.id]
+
+
+def test_ctrl_c_during_submit_keeps_the_ledger_and_says_how_to_go_on(cli: Any, tmp_path: Path, batches: FakeBatches
+                                                                    ) -> None:  # fmt: skip
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, **_env(tmp_path, batches), "IMGGEN_BATCH_LIMITS": "1,1000000"}
+    batches.faults["upload"] = ["none", "hold"]  # the second part's upload waits: Ctrl-C comes then
+    prompts = _prompts(tmp_path, "an otter", "a heron")
+    proc = subprocess.Popen([sys.executable, "-m", "imggen", "batch", "submit", "--prompts-file", str(prompts), "-m",
+                             MODEL, "-o", "out"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while sum(1 for m, p in batches.requests if p.endswith("/files")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        batches.release.set()
+    assert proc.returncode == 130, err.decode()
+    batch_id = next((tmp_path / "data" / "batch-prompts").glob("b_*")).stem
+    assert f"imggen batch collect {batch_id}" in err.decode() and out == b""
+    with Ledger(tmp_path / "data" / "batches.sqlite") as ledger:
+        record = ledger.get(batch_id)
+        assert record is not None and [p.request_count for p in record.parts] == [1]
+    env = _env(tmp_path, batches)
+    _states(cli, batch_id, env, 3)
+    collected = cli("batch", "collect", batch_id, "--json", env=env)
+    assert collected.code == 4
+    assert [line.get("line") for line in collected.json_lines() if "error" in line] == [2]
+    assert "interrupted" in collected.stderr and len(list((tmp_path / "out").glob("*.png"))) == 1

@@ -187,7 +187,10 @@ def submit(
             copy.rename(final)
             keep = True
             batch.source.path = final  # type: ignore[union-attr]
-            _arun(_submit(ledger, batch_id, batch, service, settings))
+            try:
+                _arun(_submit(ledger, batch_id, batch, service, settings))
+            except KeyboardInterrupt:
+                raise typer.Exit(_interrupted(ledger, batch_id)) from None
             ledger.set_state(batch_id, "validating")
         sys.stdout.write(batch_id + "\n")
         sys.stdout.flush()
@@ -267,6 +270,24 @@ async def _submit(ledger: Ledger, batch_id: str, batch: Batch, service: BatchSer
                 )
             )
             n += 1
+
+
+def _interrupted(ledger: Ledger, batch_id: str) -> int:
+    """Ctrl-C during submit: the ledger keeps exactly the provider batches whose creation was answered
+    (each recorded as it was), so the batch can be followed, collected or cancelled like any other;
+    collect reports the requests never submitted as failed, so the manifest lists them to submit again."""
+    record = ledger.get(batch_id)
+    assert record is not None
+    if not record.parts:
+        ledger.set_state(batch_id, "interrupted")
+    sent = sum(p.request_count for p in record.parts)
+    sys.stderr.write(
+        f"interrupted: {sent} request(s) submitted in {len(record.parts)} provider batch(es), kept as {batch_id}\n"
+        + (f"Follow it with imggen batch status {batch_id}, then imggen batch collect {batch_id} (the requests not "
+           f"submitted are reported failed), or stop it with imggen batch cancel {batch_id}.\n" if record.parts
+           else "Nothing was submitted: run the same command again.\n")
+    )  # fmt: skip
+    return 130
 
 
 def _settings(record: Record) -> Resolved:
@@ -524,8 +545,14 @@ def _make_collector() -> type:
             cancelled batch, a result file gone) fails here, with the reason, once: the next collect
             reports it from the ledger."""
             parts = self.record.parts
+            from ..errors import ProviderError
+
             reasons = {p.n: gone.get(p.n) or _no_result(self.record, p) for p in parts}
-            self.shared.update(reasons.values())
+            unsent = ProviderError(
+                "not submitted: imggen batch submit was interrupted before this request",
+                hint="Submit the failed prompts again (--json or the manifest lists them).",
+            )
+            self.shared.update([*reasons.values(), unsent])
             position = 0
             for job in self.batch.jobs():
                 for request in job.plan.requests:
@@ -533,9 +560,9 @@ def _make_collector() -> type:
                                 None)  # fmt: skip
                     position += 1
                     custom_id = f"{job.line}-{request.first_index}"
-                    if part is None or self.ledger.outcome(self.record.id, custom_id) is not None:
+                    if self.ledger.outcome(self.record.id, custom_id) is not None:
                         continue
-                    self._failed(job, reasons[part.n])
+                    self._failed(job, reasons[part.n] if part is not None else unsent)
                     self.ledger.mark_collected(self.record.id, custom_id, "failed")
 
         def _job_for(self, entry: Any) -> Job:
