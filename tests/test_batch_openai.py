@@ -399,3 +399,48 @@ def test_ctrl_c_during_submit_keeps_the_ledger_and_says_how_to_go_on(cli: Any, t
     assert collected.code == 4
     assert [line.get("line") for line in collected.json_lines() if "error" in line] == [2]
     assert "interrupted" in collected.stderr and len(list((tmp_path / "out").glob("*.png"))) == 1
+
+
+# -- what a terminal and a pipe see ---------------------------------------------------------------
+
+
+def test_wait_shows_progress_at_a_terminal_and_nothing_extra_in_a_pipe(
+    cli: Any, tmp_path: Path, batches: FakeBatches
+) -> None:
+    from test_terminal import Terminal, plain_lines
+
+    env = {**_env(tmp_path, batches), "IMGGEN_BATCH_LIMITS": "1,1000000"}
+    prompts = _prompts(tmp_path, "an otter", "a heron")
+    code, out, screen = Terminal("batch", "submit", "--prompts-file", str(prompts), "-m", MODEL, "-o", "out",
+                                 "--wait", env=env).finish()  # fmt: skip
+    assert code == 0, screen
+    shown = plain_lines(screen)
+    assert any("since submitted" in line and "done" in line for line in shown), shown
+    assert any(line.split()[:2] == ["PROVIDER", "BATCH"] for line in shown)
+    heads = [line for line in shown if "since submitted" in line]
+    assert "completed · 2/2 done, 0 failed" in heads[-1], heads  # the last drawn: both parts done
+    assert {"batch-0002", "batch-0004"} <= {line.split()[0] for line in shown if line.split()[1:2] == ["completed"]}
+    assert out.split()[0].startswith("b_")  # stdout: the id, then the paths, as in a pipe
+    piped = cli("batch", "submit", "--prompts-file", str(prompts), "-m", MODEL, "-o", "out2", "--wait", env=env)
+    assert piped.code == 0, piped.stderr
+    assert "since submitted" not in piped.stderr and "\r" not in piped.stderr and "\x1b" not in piped.stderr
+
+
+def test_status_and_list_are_a_table_at_a_terminal_and_columns_in_a_pipe(
+    cli: Any, tmp_path: Path, batches: FakeBatches
+) -> None:
+    from test_terminal import Terminal, plain_lines
+
+    batch_id, env = _submitted(cli, tmp_path, batches, "an otter", "a FAIL")
+    _states(cli, batch_id, env, 3)
+    _, _, screen = Terminal("batch", "status", batch_id, env=env, stdout="tty").finish()
+    lines = plain_lines(screen)
+    assert lines[0].split() == ["BATCH", "STATE", "MODEL", "DONE", "FAILED", "SUBMITTED"]
+    assert lines[1].split()[:5] == [batch_id, "completed", MODEL, "1/2", "1"]
+    assert lines[2].split() == ["PROVIDER", "BATCH", "STATE", "DONE", "FAILED", "REQUESTS"]
+    assert lines[3].split()[1:] == ["completed", "1", "1", "2"]
+    piped = cli("batch", "list", env=env)
+    rows = [line.split("\t") for line in piped.stdout.splitlines()]
+    assert len(rows) == 1 and rows[0][:5] == [batch_id, "completed", MODEL, "1/2", "1"]
+    _, _, listed = Terminal("batch", "list", env=env, stdout="tty").finish()
+    assert plain_lines(listed)[0].split()[0] == "BATCH"

@@ -347,11 +347,39 @@ def _row(record: Record) -> dict[str, Any]:
     }
 
 
-def _say(record: Record) -> None:
-    """One line: id, state, model, requests done of all (and failed)."""
+HEADERS = ["BATCH", "STATE", "MODEL", "DONE", "FAILED", "SUBMITTED"]
+PART_HEADERS = ["PROVIDER BATCH", "STATE", "DONE", "FAILED", "REQUESTS"]
+
+
+def _cells(record: Record) -> list[str]:
+    """A batch's row: requests done of those submitted (a request is one provider call)."""
     requests = sum(p.request_count for p in record.parts)
-    failed = f", {record.failed} failed" if record.failed else ""
-    sys.stdout.write(f"{record.id}  {record.state}  {record.model}  {record.completed}/{requests} done{failed}\n")
+    submitted = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created))
+    return [record.id, record.state, record.model, f"{record.completed}/{requests}", str(record.failed), submitted]
+
+
+def _part_lines(record: Record) -> list[str]:
+    from . import render
+
+    rows = [[p.provider_batch_id or "-", p.state, str(p.completed), str(p.failed), str(p.request_count)]
+            for p in record.parts]  # fmt: skip
+    return render.table([PART_HEADERS, *rows]) if rows else []
+
+
+def _show(records: list[Record], parts: bool = False) -> None:
+    """As `imggen models` shows its rows: at a terminal a table (with `parts`, each provider batch of
+    the one batch below it); in a pipe tab-separated lines without a header, in the same columns."""
+    from . import render
+
+    if not sys.stdout.isatty():
+        sys.stdout.writelines("\t".join(_cells(r)) + "\n" for r in records)
+        return
+    if not records:
+        render.note("no batch yet: imggen batch submit makes one")
+        return
+    render.print_table([HEADERS, *(_cells(r) for r in records)])
+    if parts:
+        sys.stdout.write("\n" + "".join(line + "\n" for line in _part_lines(records[0])))
 
 
 @batch_app.command("status")
@@ -365,20 +393,18 @@ def status(
     if json_lines:
         sys.stdout.write(json.dumps(_row(record)) + "\n")
     else:
-        _say(record)
+        _show([record], parts=True)
 
 
 @batch_app.command("list")
 def list_batches(json_lines: bool = g.JSON_LINES) -> None:
     """Every batch the ledger holds, with states refreshed."""
     with _ledger() as ledger:
-        for record in ledger.all():
-            if record.state not in DONE and record.state != "collected":
-                record = _arun(_refresh(ledger, record))
-            if json_lines:
-                sys.stdout.write(json.dumps(_row(record)) + "\n")
-            else:
-                _say(record)
+        records = [r if r.state in DONE or r.state == "collected" else _arun(_refresh(ledger, r)) for r in ledger.all()]
+    if json_lines:
+        sys.stdout.writelines(json.dumps(_row(r)) + "\n" for r in records)
+    else:
+        _show(records)
 
 
 @batch_app.command("cancel")
@@ -386,7 +412,39 @@ def cancel(batch_id: str = typer.Argument(..., metavar="ID")) -> None:
     """Ask the service to cancel a batch (what is done by then can still be collected)."""
     with _ledger() as ledger:
         record = _arun(_refresh(ledger, _find(ledger, batch_id), cancel=True))
-    _say(record)
+    _show([record], parts=True)
+
+
+class _Waiting:
+    """--wait's display at a terminal (on stderr, redrawn by Rich): the batch's state, requests done and
+    failed of all, time since it was submitted, and each provider batch's row."""
+
+    def __init__(self, record: Record) -> None:
+        self.record = record
+
+    def __rich__(self) -> Any:
+        from rich.text import Text
+
+        from .progress import clock
+
+        r = self.record
+        requests = sum(p.request_count for p in r.parts)
+        head = (f"{r.id} · {r.state} · {r.completed}/{requests} done, {r.failed} failed · "
+                f"{clock(time.time() - r.created)} since submitted")  # fmt: skip
+        return Text("\n".join([head, *_part_lines(r)]), no_wrap=True, overflow="ellipsis")
+
+
+def _live(view: _Waiting, quiet: bool) -> Any:
+    """A Rich Live display of `view` on stderr at a terminal; elsewhere nothing (a pipe gets no extra)."""
+    import contextlib
+
+    if quiet or not sys.stderr.isatty() or os.environ.get("TERM") == "dumb":
+        return contextlib.nullcontext()
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
+    return Live(view, console=console, refresh_per_second=2, transient=False, redirect_stdout=False)
 
 
 def _wait(batch_id: str, quiet: bool) -> None:
@@ -395,17 +453,14 @@ def _wait(batch_id: str, quiet: bool) -> None:
     pace = poll_interval()
     delay = 5.0 if pace is None else pace
     with _ledger() as ledger:
-        while True:
-            record = _arun(_refresh(ledger, _find(ledger, batch_id)))
-            if not quiet:
-                sys.stderr.write(f"\r{record.id}: {record.state}, {record.completed + record.failed}/{record.total}  ")
-                sys.stderr.flush()
-            if all(p.state in DONE for p in record.parts):
-                if not quiet:
-                    sys.stderr.write("\n")
-                return
-            time.sleep(delay)
-            delay = delay if pace is not None else min(delay * 1.5, 60.0)
+        view = _Waiting(_find(ledger, batch_id))
+        with _live(view, quiet):
+            while True:
+                view.record = _arun(_refresh(ledger, view.record))
+                if all(p.state in DONE for p in view.record.parts):
+                    return
+                time.sleep(delay)
+                delay = delay if pace is not None else min(delay * 1.5, 60.0)
 
 
 @batch_app.command("collect")
@@ -593,6 +648,9 @@ def _make_collector() -> type:
     return Collector
 
 
+_WORDS = {"cancelled": "was cancelled"}
+
+
 def _no_result(record: Record, part: Any) -> ImggenError:
     """Why a request of a finished provider batch has no result."""
     from ..errors import ProviderError
@@ -600,7 +658,7 @@ def _no_result(record: Record, part: Any) -> ImggenError:
     if part.state == "completed":
         return ProviderError(f"batch {part.provider_batch_id} finished without a result for this request")
     return ProviderError(
-        f"batch {part.provider_batch_id} was {part.state} before this request ran",
+        f"batch {part.provider_batch_id} {_WORDS.get(part.state, part.state)} before this request ran",
         hint=f"See: imggen batch status {record.id}; submit the failed prompts again.",
     )
 
