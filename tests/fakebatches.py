@@ -51,6 +51,7 @@ class FakeBatch:
 class FakeBatches:
     def __init__(self, outcome: str = "completed") -> None:
         self.outcome = outcome  # the script of batches created from now on
+        self.image = TINY_PNG  # each image of the output file
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, FakeBatch] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path)
@@ -142,7 +143,7 @@ class FakeBatches:
                 err.append(record)
             else:
                 n = int(line["body"].get("n") or 1)
-                data = [{"b64_json": base64.b64encode(TINY_PNG).decode()} for _ in range(n)]
+                data = [{"b64_json": base64.b64encode(self.image).decode()} for _ in range(n)]
                 record.update(
                     response={
                         "status_code": 200,

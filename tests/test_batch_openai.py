@@ -444,3 +444,27 @@ def test_status_and_list_are_a_table_at_a_terminal_and_columns_in_a_pipe(
     assert len(rows) == 1 and rows[0][:5] == [batch_id, "completed", MODEL, "1/2", "1"]
     _, _, listed = Terminal("batch", "list", env=env, stdout="tty").finish()
     assert plain_lines(listed)[0].split()[0] == "BATCH"
+
+
+def test_collect_streams_a_large_result_line_to_disk(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    """A result line of 64 MB (one 48 MiB image as base64) is decoded to disk as it arrives: the collect
+    process stays far below the line's size (reading it as a line, then as JSON, took several copies)."""
+    import os
+    import subprocess
+    import sys
+
+    from test_memory import MIB, big_png
+
+    batches.image = big_png(48 * MIB)
+    batch_id, env = _submitted(cli, tmp_path, batches, "an otter")
+    _states(cli, batch_id, env, 3)
+    script = ("import resource, subprocess, sys\n"
+              "code = subprocess.call([sys.executable, '-m', 'imggen', *sys.argv[1:]])\n"
+              "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", script, "batch", "collect", batch_id, "--quiet"], cwd=tmp_path,
+                          capture_output=True, text=True, env={**os.environ, **env})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    peak_mib = int(proc.stdout.split()[-1]) / 1024
+    saved = list((tmp_path / "out").glob("*.png"))
+    assert len(saved) == 1 and saved[0].read_bytes() == batches.image
+    assert peak_mib < 100, f"{peak_mib:.0f} MiB"
