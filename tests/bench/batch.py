@@ -23,19 +23,19 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench import PNG_HEAD, _serve, measure, ran_ok, refuse, require_imggen, saved
+from bench import PNG_HEAD, Fake, _serve, measure, ran_ok, refuse, require_imggen, saved
 
 KEY = "sk-bench-batch"
 MODEL = "openai/gpt-image-1"
 TARGET_MIB = 150
 
 
-class BatchFake:
+class BatchFake(Fake):  # bench.Fake's base and stop; its own server
     """`POST /v1/files` (streamed to a file in `folder`), `POST /v1/batches`, `GET /v1/batches/{id}`
     (completed at the first look) and `GET /v1/files/{id}/content` (the output file, generated as it is
     sent: one line per uploaded request, each an image of `image_bytes`)."""
 
-    def __init__(self, folder: Path, image_bytes: int) -> None:
+    def __init__(self, folder: Path, image_bytes: int) -> None:  # not Fake.__init__: another server
         self.folder = folder
         self.b64 = base64.b64encode(PNG_HEAD + random.Random(3).randbytes(max(0, image_bytes - 8))).decode()
         self.uploads: dict[str, list[str]] = {}  # file id -> the custom_ids it holds (kept for the output)
@@ -43,13 +43,6 @@ class BatchFake:
         self.served = 0  # bytes of output sent
         self.lock = threading.Lock()
         self.server = _serve(self, _Handler)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def stop(self) -> None:
-        self.server.shutdown()
 
     def line(self, custom_id: str, number: int) -> bytes:
         body = f'{{"created":0,"data":[{{"b64_json":"{self.b64}"}}]}}'
