@@ -4,8 +4,11 @@ resources/files.py and resources/batches.py; the line shapes of batches/openai.p
 Each GET of a batch moves it one step along its script, so tests act out the lifecycle without
 sleeping: validating → in_progress → finalizing → completed by default, or `failed` (validation
 errors), `expired` (part done, the rest in the error file as `batch_expired`), and cancel →
-cancelling → cancelled. A prompt holding FAIL is answered with a 400 in the error file. The server
-lives in the test process, so its state outlives every imggen process the test starts."""
+cancelling → cancelled. A prompt holding FAIL is answered with a 400 in the error file. `faults`
+makes the next calls of a kind go wrong: "500" answers a 500 having done nothing, "reset" drops the
+connection having done nothing, "lost" does the work and then drops the connection (an answer lost on
+the way back); "hold" keeps the call waiting until `release` is set. The server lives in the test
+process, so its state outlives every imggen process the test starts."""
 
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ class FakeBatch:
     output_file_id: str | None = None
     error_file_id: str | None = None
     cancelled: bool = False
+    metadata: dict[str, str] | None = None
     counts: dict[str, int] = field(default_factory=lambda: {"total": 0, "completed": 0, "failed": 0})
 
     @property
@@ -47,11 +51,14 @@ class FakeBatch:
 class FakeBatches:
     def __init__(self, outcome: str = "completed") -> None:
         self.outcome = outcome  # the script of batches created from now on
+        self.image = TINY_PNG  # each image of the output file
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, FakeBatch] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path)
         self.uploads: list[int] = []  # requests per uploaded file
         self.ids = count(1)
+        self.faults: dict[str, list[str]] = {"upload": [], "create": []}  # the next calls' faults, in turn
+        self.release = threading.Event()  # a "hold" fault waits for it
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -96,6 +103,7 @@ class FakeBatches:
         if body.get("input_file_id") not in self.files:
             return 404, _error("no such file", "not_found")
         batch = FakeBatch(self._new_id("batch"), body["input_file_id"], list(SCRIPTS[self.outcome]))
+        batch.metadata = body.get("metadata")
         batch.counts["total"] = len(self.files[batch.input_file_id].splitlines())
         self.batches[batch.id] = batch
         return 200, self.shown(batch)
@@ -135,7 +143,7 @@ class FakeBatches:
                 err.append(record)
             else:
                 n = int(line["body"].get("n") or 1)
-                data = [{"b64_json": base64.b64encode(TINY_PNG).decode()} for _ in range(n)]
+                data = [{"b64_json": base64.b64encode(self.image).decode()} for _ in range(n)]
                 record.update(
                     response={
                         "status_code": 200,
@@ -161,7 +169,12 @@ class FakeBatches:
         return {"id": batch.id, "object": "batch", "endpoint": "/v1/images/generations", "errors": errors,
                 "input_file_id": batch.input_file_id, "completion_window": "24h", "status": batch.status,
                 "output_file_id": batch.output_file_id, "error_file_id": batch.error_file_id,
-                "created_at": 0, "request_counts": dict(batch.counts), "metadata": None}  # fmt: skip
+                "created_at": 0, "request_counts": dict(batch.counts), "metadata": batch.metadata}  # fmt: skip
+
+    def listed(self) -> dict[str, Any]:
+        """`GET /batches`: the newest first, as OpenAI lists them."""
+        data = [self.shown(b) for b in reversed(self.batches.values())]
+        return {"object": "list", "data": data, "has_more": False, "first_id": None, "last_id": None}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -189,27 +202,48 @@ class FakeBatches:
                 if self.headers.get("Authorization") != f"Bearer {KEY}":
                     return self._send(401, _error("Incorrect API key provided", "invalid_api_key"))
                 parts = self.path.split("?")[0].strip("/").split("/")
+                kind = {("POST", "files"): "upload", ("POST", "batches"): "create"}.get((method, parts[-1]))
+                fault = fake.faults[kind].pop(0) if kind and fake.faults[kind] else None
+                if fault == "hold":
+                    fake.release.wait(30)
+                if fault == "500":
+                    return self._send(500, _error("The server had an error", "server_error"))
+                if fault == "reset":
+                    self.close_connection = True
+                    return None
+                if fault == "lost":
+                    with fake.lock:
+                        self._answer(method, parts, body)
+                    self.close_connection = True
+                    return None
                 with fake.lock:
-                    if parts[:2] != ["v1", "files"] and parts[:2] != ["v1", "batches"]:
-                        return self._send(404, _error("no route", "not_found"))
-                    if method == "POST" and parts == ["v1", "files"]:
-                        return self._send(*fake.upload(_multipart(self.headers.get("Content-Type", ""), body)))
-                    if method == "POST" and parts == ["v1", "batches"]:
-                        return self._send(*fake.create(json.loads(body)))
-                    if method == "GET" and len(parts) == 4 and parts[1] == "files" and parts[3] == "content":
-                        if parts[2] not in fake.files:
-                            return self._send(404, _error("No such File object", "not_found"))
-                        return self._send(200, None, fake.files[parts[2]])
-                    batch = fake.batches.get(parts[2]) if len(parts) >= 3 and parts[1] == "batches" else None
-                    if batch is None:
-                        return self._send(404, _error("No such batch", "not_found"))
-                    if method == "GET" and len(parts) == 3:
-                        fake.advance(batch)
-                        return self._send(200, fake.shown(batch))
-                    if method == "POST" and parts[3:] == ["cancel"]:
-                        fake.cancel(batch)
-                        return self._send(200, fake.shown(batch))
-                    return self._send(404, _error("no route", "not_found"))
+                    self._send(*self._answer(method, parts, body))
+                return None
+
+            def _answer(self, method: str, parts: list[str], body: bytes) -> tuple[Any, ...]:
+                """(status, payload) or (status, None, raw bytes) for _send."""
+                if parts[:2] != ["v1", "files"] and parts[:2] != ["v1", "batches"]:
+                    return 404, _error("no route", "not_found")
+                if method == "POST" and parts == ["v1", "files"]:
+                    return fake.upload(_multipart(self.headers.get("Content-Type", ""), body))
+                if method == "POST" and parts == ["v1", "batches"]:
+                    return fake.create(json.loads(body))
+                if method == "GET" and parts == ["v1", "batches"]:
+                    return 200, fake.listed()
+                if method == "GET" and len(parts) == 4 and parts[1] == "files" and parts[3] == "content":
+                    if parts[2] not in fake.files:
+                        return 404, _error("No such File object", "not_found")
+                    return 200, None, fake.files[parts[2]]
+                batch = fake.batches.get(parts[2]) if len(parts) >= 3 and parts[1] == "batches" else None
+                if batch is None:
+                    return 404, _error("No such batch", "not_found")
+                if method == "GET" and len(parts) == 3:
+                    fake.advance(batch)
+                    return 200, fake.shown(batch)
+                if method == "POST" and parts[3:] == ["cancel"]:
+                    fake.cancel(batch)
+                    return 200, fake.shown(batch)
+                return 404, _error("no route", "not_found")
 
             def do_GET(self) -> None:
                 self._route("GET")

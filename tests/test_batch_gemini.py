@@ -356,7 +356,9 @@ def test_cli_cancel_then_list(cli: Any, tmp_path: Any, fake: FakeGeminiBatch) ->
     assert cancelled.code == 0 and "cancelling" in cancelled.stdout
     assert [row["state"] for row in cli("batch", "list", "--json", env=env).json_lines()] == ["cancelled"]
     collected = cli("batch", "collect", batch_id, env=env)
-    assert collected.code == 0 and _pngs(tmp_path) == []  # nothing ran: nothing to save
+    assert collected.code != 0 and _pngs(tmp_path) == []  # nothing ran: each request reported, the reason once
+    said = [line for line in collected.stderr.splitlines() if line.startswith("error:")]
+    assert len(said) == 1 and "cancelled before this request ran" in said[0], collected.stderr
 
 
 def test_cli_max_cost_at_half_price(cli: Any, tmp_path: Any, fake: FakeGeminiBatch) -> None:

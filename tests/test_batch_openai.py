@@ -267,3 +267,204 @@ def test_the_key_is_never_in_the_ledger(cli: Any, tmp_path: Path, batches: FakeB
     files = [p for p in data.rglob("*") if p.is_file()]
     assert files and all(KEY.encode() not in p.read_bytes() for p in files)
     assert stat.S_IMODE((data / "batches.sqlite").stat().st_mode) == 0o600
+
+
+# -- every state, partial failures, gone files, faults ------------------------------------------
+
+
+def _submitted(cli: Any, tmp_path: Path, batches: FakeBatches, *prompts: str, **env: str) -> tuple[str, dict[str, str]]:
+    full = {**_env(tmp_path, batches), **env}
+    result = cli("batch", "submit", "--prompts-file", str(_prompts(tmp_path, *prompts)), "-m", MODEL, "-o", "out",
+                 env=full)  # fmt: skip
+    assert result.code == 0, result.stderr
+    return result.stdout.strip(), full
+
+
+def _states(cli: Any, batch_id: str, env: dict[str, str], looks: int) -> list[str]:
+    """What `imggen batch status --json` says, `looks` times: each a new process reading the ledger."""
+    return [json.loads(cli("batch", "status", batch_id, "--json", env=env).stdout)["state"] for _ in range(looks)]
+
+
+def test_every_state_of_a_completed_batch_then_collect_in_a_new_process(
+    cli: Any, tmp_path: Path, batches: FakeBatches
+) -> None:
+    batch_id, env = _submitted(cli, tmp_path, batches, "an otter", "a heron")
+    with Ledger(tmp_path / "data" / "batches.sqlite") as ledger:  # what submit left: validating
+        record = ledger.get(batch_id)
+        assert record is not None and record.state == "validating"
+    assert _states(cli, batch_id, env, 3) == ["in_progress", "finalizing", "completed"]
+    collected = cli("batch", "collect", batch_id, env=env)
+    assert collected.code == 0, collected.stderr
+    assert len(list((tmp_path / "out").glob("*.png"))) == 2
+    assert [row["state"] for row in cli("batch", "list", "--json", env=env).json_lines()] == ["collected"]
+
+
+def test_a_failed_batch_reports_every_request_once(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    batches.outcome = "failed"
+    batch_id, env = _submitted(cli, tmp_path, batches, "an otter", "a heron")
+    assert _states(cli, batch_id, env, 1) == ["failed"]
+    collected = cli("batch", "collect", batch_id, "--json", env=env)
+    assert collected.code != 0 and not list((tmp_path / "out").glob("*.png"))
+    assert sorted(line["line"] for line in collected.json_lines()) == [1, 2]
+    said = [line for line in collected.stderr.splitlines() if line.startswith("error:")]
+    assert len(said) == 1 and "failed before this request ran" in said[0], collected.stderr
+    again = cli("batch", "collect", batch_id, "--json", env=env)
+    assert again.code == 4 and again.stdout == ""  # reported once: nothing twice
+
+
+def test_an_expired_batch_keeps_what_was_done(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    batches.outcome = "expired"
+    batch_id, env = _submitted(cli, tmp_path, batches, "a", "b", "c", "d")
+    assert _states(cli, batch_id, env, 2) == ["in_progress", "expired"]
+    collected = cli("batch", "collect", batch_id, "--json", env=env)
+    assert collected.code == 4
+    assert len(list((tmp_path / "out").glob("*.png"))) == 2
+    errors = [line for line in collected.json_lines() if "error" in line]
+    assert len(errors) == 2 and all("batch_expired" in line["error"]["message"] for line in errors)
+
+
+def test_cancelling_then_cancelled(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    batch_id, env = _submitted(cli, tmp_path, batches, "a", "b")
+    assert "cancelling" in cli("batch", "cancel", batch_id, env=env).stdout
+    assert _states(cli, batch_id, env, 1) == ["cancelled"]
+
+
+def test_a_result_file_gone_is_one_line_saying_what_to_do(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    batch_id, env = _submitted(cli, tmp_path, batches, "an otter", "a heron", "a FAIL")
+    _states(cli, batch_id, env, 3)
+    batch = next(iter(batches.batches.values()))
+    assert batch.output_file_id is not None
+    del batches.files[batch.output_file_id]  # OpenAI deleted it (or it expired)
+    collected = cli("batch", "collect", batch_id, env=env)
+    assert collected.code != 0 and not list((tmp_path / "out").glob("*.png"))
+    gone = [line for line in collected.stderr.splitlines() if batch.output_file_id in line]
+    assert len(gone) == 1 and "no longer at OpenAI" in gone[0] and "submit" in gone[0].lower(), collected.stderr
+    assert "Invalid prompt" in collected.stderr  # the error file, still there, is read all the same
+
+
+@pytest.mark.parametrize("fault", ["500", "reset"])
+def test_an_upload_is_sent_again_after_a_transient_failure(
+    cli: Any, tmp_path: Path, batches: FakeBatches, fault: str
+) -> None:
+    batches.faults["upload"] = [fault]
+    _submitted(cli, tmp_path, batches, "an otter", "a heron")
+    assert [m for m, p in batches.requests if p.endswith("/files")] == ["POST", "POST"]
+    assert len(batches.batches) == 1 and batches.uploads == [2]
+
+
+@pytest.mark.parametrize("fault", ["lost", "500"])
+def test_a_create_sent_again_never_makes_two_batches(
+    cli: Any, tmp_path: Path, batches: FakeBatches, fault: str
+) -> None:
+    batches.faults["create"] = [fault]
+    _, env = _submitted(cli, tmp_path, batches, "an otter")
+    assert len(batches.batches) == 1  # "lost": made, found again by its tag; "500": made nothing, sent again
+    made = next(iter(batches.batches.values()))
+    assert made.metadata and set(made.metadata) == {"imggen_part"}
+    listed = cli("batch", "list", "--json", env=env).json_lines()
+    assert listed[0]["provider_batches"] == [made.id]
+
+
+def test_ctrl_c_during_submit_keeps_the_ledger_and_says_how_to_go_on(cli: Any, tmp_path: Path, batches: FakeBatches
+                                                                    ) -> None:  # fmt: skip
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, **_env(tmp_path, batches), "IMGGEN_BATCH_LIMITS": "1,1000000"}
+    batches.faults["upload"] = ["none", "hold"]  # the second part's upload waits: Ctrl-C comes then
+    prompts = _prompts(tmp_path, "an otter", "a heron")
+    proc = subprocess.Popen([sys.executable, "-m", "imggen", "batch", "submit", "--prompts-file", str(prompts), "-m",
+                             MODEL, "-o", "out"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while sum(1 for m, p in batches.requests if p.endswith("/files")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        batches.release.set()
+    assert proc.returncode == 130, err.decode()
+    batch_id = next((tmp_path / "data" / "batch-prompts").glob("b_*")).stem
+    assert f"imggen batch collect {batch_id}" in err.decode() and out == b""
+    with Ledger(tmp_path / "data" / "batches.sqlite") as ledger:
+        record = ledger.get(batch_id)
+        assert record is not None and [p.request_count for p in record.parts] == [1]
+    env = _env(tmp_path, batches)
+    _states(cli, batch_id, env, 3)
+    collected = cli("batch", "collect", batch_id, "--json", env=env)
+    assert collected.code == 4
+    assert [line.get("line") for line in collected.json_lines() if "error" in line] == [2]
+    assert "interrupted" in collected.stderr and len(list((tmp_path / "out").glob("*.png"))) == 1
+
+
+# -- what a terminal and a pipe see ---------------------------------------------------------------
+
+
+def test_wait_shows_progress_at_a_terminal_and_nothing_extra_in_a_pipe(
+    cli: Any, tmp_path: Path, batches: FakeBatches
+) -> None:
+    from test_terminal import Terminal, plain_lines
+
+    env = {**_env(tmp_path, batches), "IMGGEN_BATCH_LIMITS": "1,1000000"}
+    prompts = _prompts(tmp_path, "an otter", "a heron")
+    code, out, screen = Terminal("batch", "submit", "--prompts-file", str(prompts), "-m", MODEL, "-o", "out",
+                                 "--wait", env=env).finish()  # fmt: skip
+    assert code == 0, screen
+    shown = plain_lines(screen)
+    assert any("since submitted" in line and "done" in line for line in shown), shown
+    assert any(line.split()[:2] == ["PROVIDER", "BATCH"] for line in shown)
+    heads = [line for line in shown if "since submitted" in line]
+    assert "completed · 2/2 done, 0 failed" in heads[-1], heads  # the last drawn: both parts done
+    assert {"batch-0002", "batch-0004"} <= {line.split()[0] for line in shown if line.split()[1:2] == ["completed"]}
+    assert out.split()[0].startswith("b_")  # stdout: the id, then the paths, as in a pipe
+    piped = cli("batch", "submit", "--prompts-file", str(prompts), "-m", MODEL, "-o", "out2", "--wait", env=env)
+    assert piped.code == 0, piped.stderr
+    assert "since submitted" not in piped.stderr and "\r" not in piped.stderr and "\x1b" not in piped.stderr
+
+
+def test_status_and_list_are_a_table_at_a_terminal_and_columns_in_a_pipe(
+    cli: Any, tmp_path: Path, batches: FakeBatches
+) -> None:
+    from test_terminal import Terminal, plain_lines
+
+    batch_id, env = _submitted(cli, tmp_path, batches, "an otter", "a FAIL")
+    _states(cli, batch_id, env, 3)
+    _, _, screen = Terminal("batch", "status", batch_id, env=env, stdout="tty").finish()
+    lines = plain_lines(screen)
+    assert lines[0].split() == ["BATCH", "STATE", "MODEL", "DONE", "FAILED", "SUBMITTED"]
+    assert lines[1].split()[:5] == [batch_id, "completed", MODEL, "1/2", "1"]
+    assert lines[2].split() == ["PROVIDER", "BATCH", "STATE", "DONE", "FAILED", "REQUESTS"]
+    assert lines[3].split()[1:] == ["completed", "1", "1", "2"]
+    piped = cli("batch", "list", env=env)
+    rows = [line.split("\t") for line in piped.stdout.splitlines()]
+    assert len(rows) == 1 and rows[0][:5] == [batch_id, "completed", MODEL, "1/2", "1"]
+    _, _, listed = Terminal("batch", "list", env=env, stdout="tty").finish()
+    assert plain_lines(listed)[0].split()[0] == "BATCH"
+
+
+def test_collect_streams_a_large_result_line_to_disk(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:
+    """A result line of 64 MB (one 48 MiB image as base64) is decoded to disk as it arrives: the collect
+    process stays far below the line's size (reading it as a line, then as JSON, took several copies)."""
+    import os
+    import subprocess
+    import sys
+
+    from test_memory import MIB, big_png
+
+    batches.image = big_png(48 * MIB)
+    batch_id, env = _submitted(cli, tmp_path, batches, "an otter")
+    _states(cli, batch_id, env, 3)
+    script = ("import resource, subprocess, sys\n"
+              "code = subprocess.call([sys.executable, '-m', 'imggen', *sys.argv[1:]])\n"
+              "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", script, "batch", "collect", batch_id, "--quiet"], cwd=tmp_path,
+                          capture_output=True, text=True, env={**os.environ, **env})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    peak_mib = int(proc.stdout.split()[-1]) / 1024
+    saved = list((tmp_path / "out").glob("*.png"))
+    assert len(saved) == 1 and saved[0].read_bytes() == batches.image
+    assert peak_mib < 100, f"{peak_mib:.0f} MiB"

@@ -338,7 +338,8 @@ def test_cli_cancel(cli: Any, tmp_path: Path, vfake: FakeVertexBatch, env: dict[
     assert cancelled.code == 0 and "cancelling" in cancelled.stdout
     assert [row["state"] for row in cli("batch", "list", "--json", env=run_env).json_lines()] == ["cancelled"]
     collected = cli("batch", "collect", batch_id, env=run_env)
-    assert collected.code == 0 and _pngs(tmp_path) == []
+    # the requests a cancel stopped are failed requests: reported, exit 4, nothing saved
+    assert collected.code == 4 and "was cancelled" in collected.stderr and _pngs(tmp_path) == []
 
 
 def test_the_fake_refuses_what_google_refuses(vfake: FakeVertexBatch, env: dict[str, str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,8 @@ class Source:
         self.jsonl = path is not None and path.suffix.lower() == ".jsonl"
         self.spool: IO[bytes] | None = None
         self.count = 0  # prompts found by the first pass
+        self.offsets: array[int] | None = None  # where each line starts (`at`): 8 bytes a line
+        self.handle: IO[bytes] | None = None
 
     def where(self, line: int) -> str:
         """How a mistake names a line: `prompts.jsonl line 3`."""
@@ -114,7 +117,29 @@ class Source:
             return self._parse(self._decoded(self.spool))
         return self._parse(self._raw())
 
+    def at(self, number: int) -> PromptLine | None:
+        """Line `number` of a file alone, None for a blank or comment line or one past the end. For
+        `imggen batch collect`, whose results come in any order: the file is read once for where each
+        line starts, then each line is read where it is, so memory does not grow with the prompts."""
+        assert self.path is not None
+        if self.offsets is None or self.handle is None:
+            self.handle = self.path.open("rb")
+            self.offsets, position = array("q"), 0
+            for raw in self.handle:
+                self.offsets.append(position)
+                position += len(raw)
+        if not 1 <= number <= len(self.offsets):
+            return None
+        self.handle.seek(self.offsets[number - 1])
+        raw = self.handle.readline()
+        if number == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM) :]
+        return next(self._parse([(number, raw.decode("utf-8"))]), None)
+
     def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
         if self.spool is not None:
             self.spool.close()
             self.spool = None

@@ -176,9 +176,16 @@ class Ledger(PrivateDB):
         row = self.db.execute("SELECT id FROM batches ORDER BY created DESC LIMIT 1").fetchone()
         return self.get(row[0]) if row else None
 
-    def collected(self, batch_id: str) -> dict[str, str]:
-        rows = self.db.execute("SELECT custom_id, outcome FROM collected WHERE batch_id=?", (batch_id,))
-        return {row[0]: row[1] for row in rows}
+    def outcome(self, batch_id: str, custom_id: str) -> str | None:
+        """What collect did with a result already (saved, failed), None if not yet: asked per result, so
+        a collect of 100,000 results holds none of them."""
+        row = self.db.execute("SELECT outcome FROM collected WHERE batch_id=? AND custom_id=?", (batch_id, custom_id))
+        found = row.fetchone()
+        return str(found[0]) if found else None
+
+    def any_failed(self, batch_id: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM collected WHERE batch_id=? AND outcome='failed' LIMIT 1", (batch_id,))
+        return row.fetchone() is not None
 
     def mark_collected(self, batch_id: str, custom_id: str, outcome: str) -> None:
         with self.transaction():

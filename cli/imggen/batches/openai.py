@@ -43,6 +43,7 @@ ENDPOINT = "/v1/images/generations"
 WINDOW = "24h"
 MAX_REQUESTS = 50_000
 MAX_BYTES = 200 * 1024 * 1024
+TAG = "imggen_part"  # the metadata key a create is recognised by (_create)
 _STATES = {"validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"}
 
 
@@ -71,38 +72,84 @@ def _error(response: httpx.Response) -> GenerationError:
     return map_error(response, error_fields(response))
 
 
-async def _json(transport: Transport, method: str, url: str, settings: Resolved, **kwargs: Any) -> dict[str, Any]:
-    from ..transport import backoff, network_error, retryable_status
+async def _json(transport: Transport, method: str, url: str, settings: Resolved, *, retry: bool = True,
+                **kwargs: Any) -> dict[str, Any]:  # fmt: skip
+    """One call of the API, sent again after a connection failure or a retryable status as often as
+    the transport's retries allow (never with `retry=False`: the caller decides). An upload is sent
+    again whole, from its file's start: a failed upload made no file, or one nothing refers to."""
+    import asyncio
 
-    client = transport.client_for(url)
+    from ..transport import backoff
+
     attempt = 0
     while True:
         try:
-            response = await client.request(method, url, headers=_headers(settings), **kwargs)
-        except Exception as exc:  # httpx's transport errors: retried, then one NetworkError
-            import asyncio
-
-            import httpx
-
-            if not isinstance(exc, httpx.TransportError) or attempt >= transport.retries or "files" in kwargs:
-                if isinstance(exc, httpx.TransportError):
-                    raise network_error(exc, url) from None
+            return await _call(transport, method, url, settings, **kwargs)
+        except GenerationError as exc:
+            if not retry or attempt >= transport.retries or not _transient(exc):
                 raise
-            attempt += 1
-            await asyncio.sleep(backoff(attempt))
-            continue
-        if response.is_success:
-            payload = response.json()
-            if not isinstance(payload, dict):
-                raise BadResponseError("the response is not a JSON object", status=response.status_code)
-            return payload
-        if retryable_status(response.status_code) and attempt < transport.retries and "files" not in kwargs:
-            import asyncio
+        attempt += 1
+        await asyncio.sleep(backoff(attempt))
 
-            attempt += 1
-            await asyncio.sleep(backoff(attempt))
-            continue
+
+async def _call(transport: Transport, method: str, url: str, settings: Resolved, **kwargs: Any) -> dict[str, Any]:
+    import httpx
+
+    from ..transport import network_error
+
+    try:  # an upload's file is read from its start each time (httpx 0.28 _multipart.FileField.render_data)
+        response = await transport.client_for(url).request(method, url, headers=_headers(settings), **kwargs)
+    except httpx.TransportError as exc:
+        raise network_error(exc, url) from None
+    if not response.is_success:
         raise _error(response)
+    payload = response.json()
+    if not isinstance(payload, dict):
+        raise BadResponseError("the response is not a JSON object", status=response.status_code)
+    return payload
+
+
+def _transient(exc: GenerationError) -> bool:
+    from ..errors import NetworkError
+    from ..transport import retryable_status
+
+    return isinstance(exc, NetworkError) or (exc.status is not None and retryable_status(exc.status))
+
+
+async def _create(body: dict[str, Any], settings: Resolved, transport: Transport) -> dict[str, Any]:
+    """`POST /batches`, never two batches for one part: the create carries a tag of its own in its
+    `metadata` (types/batch_create_params.py: "Set of 16 key-value pairs", values up to 512 characters),
+    and when its answer is lost (a dropped connection, a 5xx) the newest batches are looked through for
+    that tag before it is sent again. A 429 made nothing and is simply sent again."""
+    import asyncio
+    import uuid
+
+    from ..transport import backoff
+
+    tag = uuid.uuid4().hex
+    url = _base(settings) + "batches"
+    attempt = 0
+    while True:
+        try:
+            return await _json(transport, "POST", url, settings, retry=False,
+                               json={**body, "metadata": {TAG: tag}})  # fmt: skip
+        except GenerationError as exc:
+            if attempt >= transport.retries or not _transient(exc):
+                raise
+            if exc.status != 429 and (made := await _tagged(tag, url, settings, transport)) is not None:
+                return made
+        attempt += 1
+        await asyncio.sleep(backoff(attempt))
+
+
+async def _tagged(tag: str, url: str, settings: Resolved, transport: Transport) -> dict[str, Any] | None:
+    """The batch carrying `tag` among the newest 100 (`GET /batches?limit=100`, resources/batches.py
+    `list`: newest first, "Limit can range between 1 and 100"); the one just made is among them."""
+    page = await _json(transport, "GET", url, settings, params={"limit": 100})
+    for batch in page.get("data") or []:
+        if isinstance(batch, dict) and isinstance(batch.get("metadata"), dict) and batch["metadata"].get(TAG) == tag:
+            return batch
+    return None
 
 
 def request_line(line: BatchLine, settings: Resolved) -> bytes:
@@ -150,13 +197,12 @@ class OpenAIBatches:
     async def _send(self, spool: Any, count: int, first: int, settings: Resolved, transport: Transport
                     ) -> PartSubmitted:  # fmt: skip
         spool.flush()
-        spool.seek(0)
         base = _base(settings)
         uploaded = await _json(transport, "POST", base + "files", settings, data={"purpose": "batch"},
                                files={"file": ("imggen-batch.jsonl", spool, "application/jsonl")})  # fmt: skip
         file_id = _text(uploaded.get("id"), "file id")
         body = {"input_file_id": file_id, "endpoint": ENDPOINT, "completion_window": WINDOW}
-        created = await _json(transport, "POST", base + "batches", settings, json=body)
+        created = await _create(body, settings, transport)
         return PartSubmitted(_text(created.get("id"), "batch id"), file_id, count, first)
 
     async def status(self, part: Part, settings: Resolved, transport: Transport) -> PartState:
@@ -169,18 +215,59 @@ class OpenAIBatches:
 
     async def results(self, part: Part, settings: Resolved, transport: Transport,
                       request_of: Callable[[str], ImageRequest]) -> AsyncIterator[BatchResult]:  # fmt: skip
-        """The output file's lines, then the error file's, each decoded as it streams in."""
+        """The output file's lines, then the error file's, each decoded as it streams in: a line's base64
+        images go to files in the transport's spill directory (spill.py) before the line ends, so a line
+        of many large images is never held, nor is the file."""
+        gone: GenerationError | None = None  # a file gone is said after the other file is read
         for file_id in (part.output_file_id, part.error_file_id):
             if not file_id:
                 continue
             url = f"{_base(settings)}files/{file_id}/content"
             async with transport.client_for(url).stream("GET", url, headers=_headers(settings)) as response:
+                if response.status_code == 404:
+                    await response.aread()
+                    gone = gone or _file_gone(response, file_id)
+                    continue
                 if not response.is_success:
                     await response.aread()
                     raise _error(response)
-                async for text in response.aiter_lines():
-                    if text.strip():
-                        yield result_of(text, request_of)
+                async for document in _lines(response, transport.spill_dir):
+                    yield result_of(document, request_of)
+        if gone is not None:
+            raise gone
+
+
+async def _lines(response: httpx.Response, spill_dir: Any) -> AsyncIterator[bytes]:
+    """Each non-blank line of a JSONL body, its long strings spilled to files (spill.SpillingParser)."""
+    from ..spill import SpillingParser
+    from ..transport import body_chunks
+
+    parser = SpillingParser(spill_dir)
+    try:
+        async for chunk in body_chunks(response):
+            start = 0
+            while (end := chunk.find(b"\n", start)) >= 0:
+                parser.feed(chunk[start:end])
+                document = parser.document()
+                parser = SpillingParser(spill_dir)
+                if document.strip():
+                    yield document
+                start = end + 1
+            parser.feed(chunk[start:])
+    except BaseException:
+        parser.abandon()
+        raise
+    if parser.document().strip():
+        yield parser.document()
+
+
+def _file_gone(response: httpx.Response, file_id: str) -> GenerationError:
+    """An output or error file that is gone (expired, or deleted from the account) says so, and what is
+    left to do: its requests are reported failed, and the manifest names them."""
+    error = _error(response)
+    error.message = f"the batch's result file {file_id} is no longer at OpenAI (expired or deleted)"
+    error.hint = "Its images cannot be collected: submit those prompts again (--json or the manifest lists them)."
+    return error
 
 
 def _text(value: Any, what: str) -> str:
@@ -202,7 +289,7 @@ def _state(batch: dict[str, Any]) -> PartState:
                      reasons)  # fmt: skip
 
 
-def result_of(text: str, request_of: Callable[[str], ImageRequest] | None = None) -> BatchResult:
+def result_of(text: str | bytes, request_of: Callable[[str], ImageRequest] | None = None) -> BatchResult:
     """One output or error file line: its images, or its error as imggen's errors say it."""
     import httpx
 

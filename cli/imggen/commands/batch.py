@@ -191,7 +191,10 @@ def submit(
             copy.rename(final)
             keep = True
             batch.source.path = final  # type: ignore[union-attr]
-            _arun(_submit(ledger, batch_id, batch, service, settings))
+            try:
+                _arun(_submit(ledger, batch_id, batch, service, settings))
+            except KeyboardInterrupt:
+                raise typer.Exit(_interrupted(ledger, batch_id)) from None
             ledger.set_state(batch_id, "validating")
         sys.stdout.write(batch_id + "\n")
         sys.stdout.flush()
@@ -283,6 +286,24 @@ async def _submit(ledger: Ledger, batch_id: str, batch: Batch, service: BatchSer
             n += 1
 
 
+def _interrupted(ledger: Ledger, batch_id: str) -> int:
+    """Ctrl-C during submit: the ledger keeps exactly the provider batches whose creation was answered
+    (each recorded as it was), so the batch can be followed, collected or cancelled like any other;
+    collect reports the requests never submitted as failed, so the manifest lists them to submit again."""
+    record = ledger.get(batch_id)
+    assert record is not None
+    if not record.parts:
+        ledger.set_state(batch_id, "interrupted")
+    sent = sum(p.request_count for p in record.parts)
+    sys.stderr.write(
+        f"interrupted: {sent} request(s) submitted in {len(record.parts)} provider batch(es), kept as {batch_id}\n"
+        + (f"Follow it with imggen batch status {batch_id}, then imggen batch collect {batch_id} (the requests not "
+           f"submitted are reported failed), or stop it with imggen batch cancel {batch_id}.\n" if record.parts
+           else "Nothing was submitted: run the same command again.\n")
+    )  # fmt: skip
+    return 130
+
+
 def _settings(record: Record) -> Resolved:
     from ..api import plan_generation
 
@@ -340,11 +361,39 @@ def _row(record: Record) -> dict[str, Any]:
     }
 
 
-def _say(record: Record) -> None:
-    """One line: id, state, model, requests done of all (and failed)."""
+HEADERS = ["BATCH", "STATE", "MODEL", "DONE", "FAILED", "SUBMITTED"]
+PART_HEADERS = ["PROVIDER BATCH", "STATE", "DONE", "FAILED", "REQUESTS"]
+
+
+def _cells(record: Record) -> list[str]:
+    """A batch's row: requests done of those submitted (a request is one provider call)."""
     requests = sum(p.request_count for p in record.parts)
-    failed = f", {record.failed} failed" if record.failed else ""
-    sys.stdout.write(f"{record.id}  {record.state}  {record.model}  {record.completed}/{requests} done{failed}\n")
+    submitted = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created))
+    return [record.id, record.state, record.model, f"{record.completed}/{requests}", str(record.failed), submitted]
+
+
+def _part_lines(record: Record) -> list[str]:
+    from . import render
+
+    rows = [[p.provider_batch_id or "-", p.state, str(p.completed), str(p.failed), str(p.request_count)]
+            for p in record.parts]  # fmt: skip
+    return render.table([PART_HEADERS, *rows]) if rows else []
+
+
+def _show(records: list[Record], parts: bool = False) -> None:
+    """As `imggen models` shows its rows: at a terminal a table (with `parts`, each provider batch of
+    the one batch below it); in a pipe tab-separated lines without a header, in the same columns."""
+    from . import render
+
+    if not sys.stdout.isatty():
+        sys.stdout.writelines("\t".join(_cells(r)) + "\n" for r in records)
+        return
+    if not records:
+        render.note("no batch yet: imggen batch submit makes one")
+        return
+    render.print_table([HEADERS, *(_cells(r) for r in records)])
+    if parts:
+        sys.stdout.write("\n" + "".join(line + "\n" for line in _part_lines(records[0])))
 
 
 @batch_app.command("status")
@@ -358,20 +407,18 @@ def status(
     if json_lines:
         sys.stdout.write(json.dumps(_row(record)) + "\n")
     else:
-        _say(record)
+        _show([record], parts=True)
 
 
 @batch_app.command("list")
 def list_batches(json_lines: bool = g.JSON_LINES) -> None:
     """Every batch the ledger holds, with states refreshed."""
     with _ledger() as ledger:
-        for record in ledger.all():
-            if record.state not in DONE and record.state != "collected":
-                record = _arun(_refresh(ledger, record))
-            if json_lines:
-                sys.stdout.write(json.dumps(_row(record)) + "\n")
-            else:
-                _say(record)
+        records = [r if r.state in DONE or r.state == "collected" else _arun(_refresh(ledger, r)) for r in ledger.all()]
+    if json_lines:
+        sys.stdout.writelines(json.dumps(_row(r)) + "\n" for r in records)
+    else:
+        _show(records)
 
 
 @batch_app.command("cancel")
@@ -379,7 +426,39 @@ def cancel(batch_id: str = typer.Argument(..., metavar="ID")) -> None:
     """Ask the service to cancel a batch (what is done by then can still be collected)."""
     with _ledger() as ledger:
         record = _arun(_refresh(ledger, _find(ledger, batch_id), cancel=True))
-    _say(record)
+    _show([record], parts=True)
+
+
+class _Waiting:
+    """--wait's display at a terminal (on stderr, redrawn by Rich): the batch's state, requests done and
+    failed of all, time since it was submitted, and each provider batch's row."""
+
+    def __init__(self, record: Record) -> None:
+        self.record = record
+
+    def __rich__(self) -> Any:
+        from rich.text import Text
+
+        from .progress import clock
+
+        r = self.record
+        requests = sum(p.request_count for p in r.parts)
+        head = (f"{r.id} · {r.state} · {r.completed}/{requests} done, {r.failed} failed · "
+                f"{clock(time.time() - r.created)} since submitted")  # fmt: skip
+        return Text("\n".join([head, *_part_lines(r)]), no_wrap=True, overflow="ellipsis")
+
+
+def _live(view: _Waiting, quiet: bool) -> Any:
+    """A Rich Live display of `view` on stderr at a terminal; elsewhere nothing (a pipe gets no extra)."""
+    import contextlib
+
+    if quiet or not sys.stderr.isatty() or os.environ.get("TERM") == "dumb":
+        return contextlib.nullcontext()
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
+    return Live(view, console=console, refresh_per_second=2, transient=False, redirect_stdout=False)
 
 
 def _wait(batch_id: str, quiet: bool) -> None:
@@ -388,17 +467,14 @@ def _wait(batch_id: str, quiet: bool) -> None:
     pace = poll_interval()
     delay = 5.0 if pace is None else pace
     with _ledger() as ledger:
-        while True:
-            record = _arun(_refresh(ledger, _find(ledger, batch_id)))
-            if not quiet:
-                sys.stderr.write(f"\r{record.id}: {record.state}, {record.completed + record.failed}/{record.total}  ")
-                sys.stderr.flush()
-            if all(p.state in DONE for p in record.parts):
-                if not quiet:
-                    sys.stderr.write("\n")
-                return
-            time.sleep(delay)
-            delay = delay if pace is not None else min(delay * 1.5, 60.0)
+        view = _Waiting(_find(ledger, batch_id))
+        with _live(view, quiet):
+            while True:
+                view.record = _arun(_refresh(ledger, view.record))
+                if all(p.state in DONE for p in view.record.parts):
+                    return
+                time.sleep(delay)
+                delay = delay if pace is not None else min(delay * 1.5, 60.0)
 
 
 @batch_app.command("collect")
@@ -454,6 +530,8 @@ def _make_collector() -> type:
             self.ledger, self.record = ledger, record
             super().__init__(batch, overwrite=False, resume=False, **kw)
             self.last: tuple[int, Job | None] = (-1, None)  # the job of the line read last
+            self.shared: set[ImggenError] = set()  # reasons a whole part's requests failed for (_unanswered)
+            self.told: set[ImggenError] = set()  # those said already
 
         def collect(self) -> int:
             started = time.monotonic()
@@ -465,29 +543,32 @@ def _make_collector() -> type:
         async def _collect_all(self) -> None:
             from ..batch import Session
             from ..batches import service_for
+            from ..errors import GenerationError
 
-            done = self.ledger.collected(self.record.id)
-            self.ledger_failed = any(outcome == "failed" for outcome in done.values())
-            self.entries = entries = {entry.line: entry for entry in self.batch.lines}
+            self.ledger_failed = self.ledger.any_failed(self.record.id)
             service, settings = service_for(self.record.provider), _settings(self.record)
+            gone: dict[int, GenerationError] = {}  # part -> why its result files could not be read
             spill = self._spill_dir()
             try:
                 async with Session(spill_dir=spill) as session:
                     self.session = session
                     transport = session.transport((), float(settings.get("timeout", 600)))
                     for part in self.record.parts:
-                        async for result in service.results(part, settings, transport, self._request_of):
-                            if result.custom_id in done:
-                                continue
-                            outcome = await self._one(result, entries)
-                            self.ledger.mark_collected(self.record.id, result.custom_id, outcome)
-                            done[result.custom_id] = outcome
+                        try:
+                            async for result in service.results(part, settings, transport, self._request_of):
+                                await self._one(result)
+                        except GenerationError as exc:
+                            if exc.status not in (404, 410):  # not gone for good: the next collect goes on
+                                raise
+                            gone[part.n] = exc
+                self._unanswered(gone)
             finally:
                 import shutil
 
                 shutil.rmtree(spill, ignore_errors=True)
                 if self.manifest is not None:
                     self.manifest.close()
+                self.batch.source.close()  # type: ignore[union-attr]
             if not self.failures and self.ledger_failed is False:
                 self.ledger.set_state(self.record.id, "collected")
 
@@ -503,27 +584,59 @@ def _make_collector() -> type:
             return ImageRequest("", ModelRef("", ""), first_index=int(index) if index.isdigit() else 1)
 
         def _job_of(self, custom_id: str) -> Job | None:
-            """The job of a result's line, planned once for all of that line's results."""
+            """The job of a result's line, planned once for all of that line's results; the line is read
+            from the prompts file where it starts (Source.at), so no line is held for long."""
             head = custom_id.split("-", 1)[0]
             line = int(head) if head.isdigit() else -1
             if self.last[0] != line:
-                entry = self.entries.get(line)
+                entry = self.batch.source.at(line) if line > 0 else None  # type: ignore[union-attr]
                 self.last = (line, self._job_for(entry) if entry is not None else None)
             return self.last[1]
 
-        async def _one(self, result: Any, entries: dict[int, Any]) -> str:
+        async def _one(self, result: Any) -> None:
+            if self.ledger.outcome(self.record.id, result.custom_id) is not None:
+                for image in result.images:  # saved by an earlier collect: only its spilled file goes
+                    if image.file is not None:
+                        image.file.unlink(missing_ok=True)
+                return
             job = self._job_of(result.custom_id)
-            if job is None:
-                return "unknown"
-            if result.error is not None:
+            outcome = "unknown"
+            if job is not None and result.error is not None:
                 self._failed(job, result.error)
-                return "failed"
-            cost = job.plan.cost_usd
-            share = cost * price_share(job.plan) / max(job.plan.n, 1) if cost else None
-            for image in result.images:
-                image.cost_usd = share
-                await self._save_one(job, image)
-            return "saved"
+                outcome = "failed"
+            elif job is not None:
+                cost = job.plan.cost_usd
+                share = cost * price_share(job.plan) / max(job.plan.n, 1) if cost else None
+                for image in result.images:
+                    image.cost_usd = share
+                    await self._save_one(job, image)
+                outcome = "saved"
+            self.ledger.mark_collected(self.record.id, result.custom_id, outcome)
+
+        def _unanswered(self, gone: dict[int, Any]) -> None:
+            """Each request of a finished part that its result files do not hold (a failed, expired or
+            cancelled batch, a result file gone) fails here, with the reason, once: the next collect
+            reports it from the ledger."""
+            parts = self.record.parts
+            from ..errors import ProviderError
+
+            reasons = {p.n: gone.get(p.n) or _no_result(self.record, p) for p in parts}
+            unsent = ProviderError(
+                "not submitted: imggen batch submit was interrupted before this request",
+                hint="Submit the failed prompts again (--json or the manifest lists them).",
+            )
+            self.shared.update([*reasons.values(), unsent])
+            position = 0
+            for job in self.batch.jobs():
+                for request in job.plan.requests:
+                    part = next((p for p in parts if p.first_index <= position < p.first_index + p.request_count),
+                                None)  # fmt: skip
+                    position += 1
+                    custom_id = f"{job.line}-{request.first_index}"
+                    if self.ledger.outcome(self.record.id, custom_id) is not None:
+                        continue
+                    self._failed(job, reasons[part.n] if part is not None else unsent)
+                    self.ledger.mark_collected(self.record.id, custom_id, "failed")
 
         def _job_for(self, entry: Any) -> Job:
             plan, key = self.batch._plan(entry)
@@ -535,7 +648,37 @@ def _make_collector() -> type:
         def on_failure_counted(self) -> None:
             pass
 
+        def on_failed(self, job: Job, exc: ImggenError, status: int | None) -> None:
+            """A whole part's reason (its file gone, the batch failed) is said once, not once a request;
+            each request still has its --json line and manifest line."""
+            from ..errors import error_line
+            from . import render
+
+            if exc not in self.shared:
+                super().on_failed(job, exc, status)
+                return
+            if self.json_lines:
+                self._print_error_json(job, {"type": exc.kind, "message": error_line(exc), "status": status})
+            if exc not in self.told:
+                self.told.add(exc)
+                render.print_error(exc)
+
     return Collector
+
+
+_WORDS = {"cancelled": "was cancelled"}
+
+
+def _no_result(record: Record, part: Any) -> ImggenError:
+    """Why a request of a finished provider batch has no result."""
+    from ..errors import ProviderError
+
+    if part.state == "completed":
+        return ProviderError(f"batch {part.provider_batch_id} finished without a result for this request")
+    return ProviderError(
+        f"batch {part.provider_batch_id} {_WORDS.get(part.state, part.state)} before this request ran",
+        hint=f"See: imggen batch status {record.id}; submit the failed prompts again.",
+    )
 
 
 def _Collector(batch: Batch, ledger: Ledger, record: Record, **kw: Any) -> Any:

@@ -54,9 +54,13 @@ def print_json(value: Any) -> None:
 
 def print_table(lines: list[list[str]], gap: str = "  ") -> None:
     """Columns as wide as their widest cell (the first line is the header), no trailing spaces."""
+    sys.stdout.writelines(text + "\n" for text in table(lines, gap))
+
+
+def table(lines: list[list[str]], gap: str = "  ") -> list[str]:
+    """print_table's lines, for a display that draws them itself."""
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    for line in lines:
-        sys.stdout.write(gap.join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() + "\n")
+    return [gap.join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
 
 
 def silence_stdout() -> None:
