@@ -302,18 +302,6 @@ def iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
 
 
-def gallery_items(query: Query | None = None, path: Path | None = None) -> list[dict[str, Any]]:
-    """Log entries as the gallery takes them (`imggen logs --html`): newest first, each a dict with
-    path, prompt, model, seed, size ("WxH" or None), cost (USD or None), created (ISO 8601), id, missing."""
-    with LogDB(path) as log:
-        entries = log.find(query or Query())
-    return [
-        {"id": e.id, "path": e.path, "prompt": e.prompt, "model": e.model, "seed": e.seed, "size": e.size,
-         "cost": e.cost_usd, "created": iso(e.created), "missing": e.missing}
-        for e in entries
-    ]  # fmt: skip
-
-
 class Recorder:
     """What one run (generate, edit, batch collect) writes to the log. The file is opened at the first
     image saved, so a run that saves nothing (a refusal, a dry run) never touches it; a log that cannot
