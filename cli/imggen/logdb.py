@@ -7,7 +7,8 @@ entry.
 
 Made like the batch ledger (batches/ledger.py): private (0600), WAL with a busy timeout so several
 runs write at once, a schema version and upgrades run in order at open. Never a credential: the
-options pass `ledger.clean_options`, and api_base is not kept (a URL may carry a key in its query).
+options pass `privatedb.clean_options` (as the ledger's do), and api_base is not kept (a URL may
+carry a key in its query).
 
 Imported only when a run saves its first image or `imggen logs` runs: `imggen --help` stays free of
 sqlite3 (tests/test_import.py)."""
@@ -17,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import secrets as _random
 import sqlite3
 import sys
 import time
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ImggenError
-from .privatedb import PrivateDB
+from .privatedb import PrivateDB, clean_options
 
 if TYPE_CHECKING:
     from .jobs import Job
@@ -159,7 +159,7 @@ class LogDB(PrivateDB):
     # Writing.
 
     def start_run(self, command: str) -> str:
-        run_id = "r_" + _random.token_hex(8)
+        run_id = "r_" + os.urandom(8).hex()  # os, not secrets: the secrets module costs a run 0.3 ms to import
         self.db.execute("INSERT INTO runs (id, command, started) VALUES (?, ?, ?)", (run_id, command, time.time()))
         return run_id
 
@@ -365,7 +365,6 @@ def entry_for(job: Job, path: Path, image: ImageData, sha256: str, size: int, *,
               command: str) -> dict[str, Any]:  # fmt: skip
     """The log's columns for one saved image of `job`."""
     from .api import plan_parameters
-    from .batches.ledger import clean_options
 
     plan = job.plan
     width, height = _pixels(path)
