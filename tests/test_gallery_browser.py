@@ -135,6 +135,18 @@ def test_the_page_in_chromium(browser: Any, tmp_path: Path) -> None:
     page.close()
 
 
+def test_the_logs_page_in_chromium(browser: Any, tmp_path: Path) -> None:
+    """`imggen logs --html`: the same page of the log's entries, loaded without a console error."""
+    make_folder(tmp_path)
+    made = run_cli("logs", "--html", "-q", "otter", "-o", "otters.html")
+    assert made.code == 0, made.stderr
+    page, problems = open_page(browser, tmp_path / "otters.html")
+    assert page.text_content("#count") == "2 of 2" and len(visible_cards(page)) == 2
+    page.wait_for_function("() => [...document.querySelectorAll('.card img')].every(i => i.naturalWidth > 0)")
+    assert problems == []
+    page.close()
+
+
 def test_screenshot_for_the_readme(browser: Any, tmp_path: Path) -> None:
     page, problems = open_page(browser, make_folder(tmp_path))
     page.set_viewport_size({"width": 900, "height": 560})

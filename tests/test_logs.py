@@ -352,13 +352,48 @@ def test_without_fts5_search_falls_back_to_like(tmp_path: Path, monkeypatch: pyt
         assert log.search and [e.prompt for e in log.find(logdb.Query(text="fox"))] == ["100% fox"]
 
 
-def test_gallery_items_are_plain_dicts(tmp_path: Path) -> None:
-    from imggen.logdb import gallery_items
+def test_logs_html_writes_the_gallery_page_of_the_entries_found(tmp_path: Path) -> None:
+    from test_gallery import Page
 
-    generate("otter", "-m", PLACEHOLDER, "--seed", "3", "-s", "64x64")
-    [item] = gallery_items()
-    assert set(item) == {"id", "path", "prompt", "model", "seed", "size", "cost", "created", "missing"}
-    assert (item["prompt"], item["seed"], item["size"], item["cost"]) == ("otter", 3, "64x64", 0.0)
+    generate("a sea otter", "-m", PLACEHOLDER, "-n", "2", "--seed", "5", "-s", "64x48", "-o", "otters")
+    generate("a red fox", "-m", PLACEHOLDER, "-s", "64x48", "-o", "foxes")
+    generate("an otter asleep", "-m", PLACEHOLDER, "-s", "64x48", "-o", "otters")
+    kept, *_, gone = entries("-q", "otter")  # newest first: the sleeping otter, ..., the first otter
+    Path(gone["path"]).unlink()
+    (tmp_path / "pages").mkdir()
+    made = run_cli("logs", "--html", "-q", "otter", "-o", "pages/otters.html")
+    assert made.code == 0, made.stderr
+    assert made.stdout == "pages/otters.html\n" and made.stderr == "3 images · 2 thumbnails made · 0 reused\n"
+    parsed = Page((tmp_path / "pages" / "otters.html").read_text())
+    cards = parsed.all("figure", **{"class": "card"})
+    assert len(cards) == 3 and len(parsed.all("figure", **{"class": "missing"})) == 1
+    text = " ".join(parsed.texts)
+    assert "fox" not in text and f"missing: {gone['path']}" in text and "seed 5" in text and "64x48" in text
+    assert "<title>imggen log: otter</title>" in (tmp_path / "pages" / "otters.html").read_text()
+    # Relative links (the page opens offline from anywhere the folders move together); thumbnails by the
+    # sha256 the log recorded, beside the page; no <img> for the missing file.
+    assert [a["href"] for a in parsed.all("a")] == [
+        "../otters/" + Path(e["path"]).name for e in entries("-q", "otter")[:2]
+    ]
+    thumbs = [img["src"] for img in parsed.all("img") if img.get("loading")]
+    assert thumbs == [f".imggen-thumbs/{e['sha256']}.jpg" for e in entries("-q", "otter")[:2]]
+    assert all((tmp_path / "pages" / src).is_file() for src in thumbs)
+    again = run_cli("logs", "--html", "-q", "otter", "-n", "1", "-o", "pages/otters.html")
+    assert again.stderr == "1 image · 0 thumbnails made · 1 reused\n" and kept["prompt"] == "an otter asleep"
+
+
+def test_logs_html_needs_its_page() -> None:
+    for args in (["--html"], ["-o", "page.html"]):
+        refused = run_cli("logs", *args)
+        assert refused.code == 2 and "--html and -o go together" in refused.stderr
+    empty = run_cli("logs", "--html", "-o", "page.html")  # no log yet: an empty page, said so
+    assert empty.code == 0 and "no entries yet: the page is empty" in empty.stderr and Path("page.html").is_file()
+    newts = run_cli(
+        "generate", "-", "-m", PLACEHOLDER, "-s", "16x16", input="".join(f"newt {i}\n" for i in range(21)).encode()
+    )
+    assert newts.code == 0, newts.stderr
+    every = run_cli("logs", "--html", "-o", "page.html")  # a page has all entries unless -n says: not 20
+    assert every.code == 0 and every.stderr.startswith("21 images · 21 thumbnails made")
 
 
 def test_help_does_not_load_the_log() -> None:

@@ -3,7 +3,8 @@ a full-size viewer with keyboard navigation. One file with its CSS and JavaScrip
 server: it works from file:// and offline), thumbnails made once into `.imggen-thumbs/` beside it.
 
 `write_page(items, page)` takes any list of `Item`: `folder_items(DIR)` reads a folder's manifest and
-`--metadata` sidecars (`imggen gallery`); the log database gives its entries the same way.
+`--metadata` sidecars (`imggen gallery`); `log_items(entries)` makes them of the log's entries
+(`imggen logs --html`).
 
 Everything that comes from a prompt, a sidecar or a file name is escaped (html.escape, and quoted URLs),
 and a Content-Security-Policy allows only this page's own script and style (by hash) and images from
@@ -21,11 +22,14 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .manifest import Manifest, sha256_of
 from .output import SIDECAR_SUFFIX, image_suffix, is_image
+
+if TYPE_CHECKING:
+    from .logdb import Entry
 
 THUMBS = ".imggen-thumbs"  # beside the page; output.remove_leftovers leaves it alone
 THUMB_BOX = 320  # pixels at most: sharp at the page's 170 CSS px on a 2x screen
@@ -85,9 +89,15 @@ def _from_manifest(item: Item, line: dict[str, Any] | None, size: int) -> None:
     item.model = _text(line.get("model")) or item.model
     item.cost = _number(line.get("cost_usd"), item.cost)
     item.created = _number(line.get("created"), item.created)
-    digest = line.get("sha256")
-    if isinstance(digest, str) and len(digest) == 64 and line.get("bytes") == size:
-        item.sha256 = digest.lower()  # the file is still the one the line describes (as --resume checks)
+    item.sha256 = _still(line.get("sha256"), line.get("bytes"), size)
+
+
+def _still(digest: Any, recorded: Any, size: int) -> str | None:
+    """`digest` when the file still has the size it was recorded with: still the file it describes (as
+    --resume checks), so its thumbnail is found by name without hashing the file again."""
+    if isinstance(digest, str) and len(digest) == 64 and recorded == size:
+        return digest.lower()
+    return None
 
 
 def _from_sidecar(item: Item, sidecar: Path) -> None:
@@ -109,6 +119,22 @@ def _from_sidecar(item: Item, sidecar: Path) -> None:
     item.size = _text(data.get("size")) or _text(parameters.get("size")) or item.size
     item.cost = _number(data.get("cost_usd"), item.cost)
     item.created = _number(data.get("created"), item.created)
+
+
+def log_items(entries: Sequence[Entry]) -> list[Item]:
+    """The log's entries (`imggen logs --html`), in their order: the sha256 the log recorded names the
+    thumbnail while the file keeps its recorded size; a file gone is shown as missing."""
+    items = []
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = -1
+        digest = _still(entry.sha256, entry.bytes, size)
+        items.append(Item(path=path, prompt=entry.prompt, model=entry.model, seed=entry.seed, size=entry.size,
+                          cost=entry.cost_usd, created=entry.created, sha256=digest))  # fmt: skip
+    return items
 
 
 def _text(value: Any) -> str:

@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 
 class PrivateDB:
@@ -76,3 +76,22 @@ class PrivateDB:
 
     def schema_version(self) -> int:
         return int(self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+
+
+def clean_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options as the ledger and the log may keep them: every secret setting (api keys, tokens,
+    anything the providers' declarations mark secret) and every value that looks like one dropped,
+    recursively."""
+    from . import secrets
+
+    secret_keys = set(secrets.SECRET_SETTINGS) | {"api_key", "authorization"}
+
+    def keep(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: keep(v) for k, v in value.items() if str(k).lower() not in secret_keys}
+        if isinstance(value, list | tuple):
+            return [keep(v) for v in value]
+        return value
+
+    cleaned: dict[str, Any] = keep(options)
+    return cleaned

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..gallery import Item
 
 PAGE_NAME = "gallery.html"
 
@@ -24,20 +29,33 @@ def gallery(
     """Write a self-contained HTML page of a folder's images: thumbnails with prompt, model, seed, size,
     cost and date, a filter box, the full image on a click, arrow keys to move. Works offline; the
     thumbnails are made once into .imggen-thumbs/ beside the page and reused."""
-    from ..gallery import folder_items, write_page
+    from ..gallery import folder_items
 
     if not directory.is_dir():
         raise UsageError(f"{directory} is not a folder", hint="imggen gallery DIR: the folder the images are in.")
     page = output if output is not None else directory / PAGE_NAME
+    check_page(page)
+    items = folder_items(directory)
+    if not items:
+        raise UsageError(f"no images in {directory}", hint="Generate some there: imggen generate PROMPT -o DIR")
+    publish(items, page, title or directory.absolute().name, quiet=quiet, open_page=open_page)
+
+
+def check_page(page: Path) -> None:
+    """Refuse a page that cannot be written before any work is done."""
     if page.is_dir():
         raise UsageError(f"-o {page} is a folder", hint=f"Name the page's file, e.g. {page / PAGE_NAME}.")
     if not page.parent.is_dir():
         raise UsageError(f"cannot write {page}: {page.parent} does not exist")
-    items = folder_items(directory)
-    if not items:
-        raise UsageError(f"no images in {directory}", hint="Generate some there: imggen generate PROMPT -o DIR")
+
+
+def publish(items: Sequence[Item], page: Path, title: str, *, quiet: bool, open_page: bool) -> None:
+    """Write the page of `items` (`imggen gallery`, `imggen logs --html`): its path on stdout, what was
+    done on stderr, then the browser if asked."""
+    from ..gallery import write_page
+
     try:
-        written = write_page(items, page, title=title or directory.absolute().name)
+        written = write_page(items, page, title=title)
     except OSError as exc:
         raise UsageError(f"cannot write {page}: {exc.strerror or exc}") from exc
     sys.stdout.write(f"{page}\n")

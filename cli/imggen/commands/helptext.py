@@ -89,6 +89,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "imggen logs -q otter --since 7d",
         "imggen logs -n 1 --json",
         "imggen logs cost --by model",
+        "imggen logs --html -q otter -o otters.html",
     ),
     "help": ("imggen help environment", "imggen help environment | grep AWS_", "imggen help overlay"),
 }

@@ -8,9 +8,11 @@ import datetime as dt
 import json
 import re
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from typer._click.core import ParameterSource  # typer bundles its own click
 
 from ..errors import UsageError
 from . import render
@@ -30,6 +32,8 @@ HELP_DATE = "YYYY-MM-DD, YYYY-MM-DDTHH:MM, today, yesterday, or an age: 30m, 12h
 SINCE = typer.Option(None, "--since", metavar="DATE", help=f"From this time on ({HELP_DATE}).")
 UNTIL = typer.Option(None, "--until", metavar="DATE", help="Before this time; a date counts whole.")
 JSON_LINES = typer.Option(False, "--json", help="JSON Lines on stdout (also what a pipe gets).")
+HTML = typer.Option(False, "--html", help="Write a gallery page of the entries to -o FILE (all of them unless -n).")
+PAGE = typer.Option(None, "-o", "--output", metavar="FILE", help="The page --html writes (thumbnails beside it).")
 AGE = re.compile(r"(\d+)\s*([mhdw])")
 AGE_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 PROMPT_WIDTH = 50
@@ -44,13 +48,21 @@ def logs(
     since: str | None = SINCE,
     until: str | None = UNTIL,
     json_out: bool = JSON_LINES,
+    html: bool = HTML,
+    page: Path | None = PAGE,
 ) -> None:
     """List the images generate, edit and batch collect saved (the log), newest first. At a terminal a
-    table (a file no longer there shows as missing); in a pipe or with --json, one JSON object a line."""
+    table (a file no longer there shows as missing); in a pipe or with --json, one JSON object a line;
+    with --html -o FILE, a gallery page (as `imggen gallery` writes) of the entries."""
     if ctx.invoked_subcommand is not None:
         return
     if number < 0:
         raise UsageError(f"-n {number} must be 0 (all) or more")
+    if html or page is not None:
+        if ctx.get_parameter_source("number") is ParameterSource.DEFAULT:
+            number = 0  # a page is made for thousands of images (lazy thumbnails): all, unless -n says
+        _page(page if html else None, _query(query, model, since, until, number or None), query)
+        return
     entries = _with_log(lambda log: log.find(_query(query, model, since, until, number or None)), log_search=query)
     if json_out or not sys.stdout.isatty():
         for entry in entries:
@@ -126,6 +138,23 @@ def replay_cmd(ctx: typer.Context, entry_id: int = typer.Argument(..., metavar="
     command = get_command(app)
     code = command.main(["generate", "--from", str(entry_id), *ctx.args], prog_name="imggen", standalone_mode=False)
     raise typer.Exit(code if isinstance(code, int) else 0)
+
+
+def _page(page: Path | None, query: Query, search: str | None) -> None:
+    """`imggen logs --html -o FILE`: the entries' gallery page, its thumbnails in .imggen-thumbs/ beside it."""
+    if page is None:
+        raise UsageError("--html and -o go together", hint="imggen logs --html -q otter -o otters.html")
+    from .gallery import check_page, publish
+
+    check_page(page)
+    entries = _with_log(lambda log: log.find(query), log_search=search)
+    if not entries:
+        render.note("no entries" + (" match" if query.text or query.model or query.since or query.until else " yet")
+                    + ": the page is empty")  # fmt: skip
+    from ..gallery import log_items
+
+    title = "imggen log" + (f": {search}" if search else "")
+    publish(log_items(entries), page, title, quiet=False, open_page=False)
 
 
 def _with_log(read: Any, log_search: str | None = None) -> Any:
