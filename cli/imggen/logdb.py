@@ -99,9 +99,7 @@ class LogDB(PrivateDB):
         super().__init__(path or default_path())
 
     def prepare(self) -> None:
-        # WAL with synchronous=NORMAL: a commit is no fsync (checkpoints are); a power cut may lose the
-        # last entries, never corrupt the file (https://www.sqlite.org/pragma.html#pragma_synchronous).
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        # PrivateDB set WAL with synchronous=NORMAL: a commit is no fsync (checkpoints are)
         self._no_checkpoint_on_close()
         if self._version() != SCHEMA_VERSION:  # a run's open is a read, not a write, once the file is current
             self._upgrade()
