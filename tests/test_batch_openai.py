@@ -218,6 +218,11 @@ def test_submit_wait_collects(cli: Any, tmp_path: Path, batches: FakeBatches) ->
                  env=_env(tmp_path, batches))  # fmt: skip
     assert result.code == 0, result.stderr
     assert len(list((tmp_path / "out").glob("*.png"))) == 2
+    batch_id = cli("batch", "list", "--json", env=_env(tmp_path, batches)).json_lines()[0]["id"]
+    calls = len(batches.requests)
+    again = cli("batch", "collect", batch_id, env=_env(tmp_path, batches))  # all saved: nothing to fetch
+    assert again.code == 0 and again.stdout == "" and "collected already" in again.stderr
+    assert len(batches.requests) == calls and len(list((tmp_path / "out").glob("*.png"))) == 2
 
 
 def test_stdin_and_split_past_the_limits(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:

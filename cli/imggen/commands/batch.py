@@ -501,6 +501,12 @@ def _collect(batch_id: str, output: str | None, *, json_lines: bool, metadata: b
 
     with _ledger() as ledger:
         record = _arun(_refresh(ledger, _find(ledger, batch_id)))
+        if record.state == "collected":  # every result saved, none failed: nothing to fetch again
+            if not quiet:
+                from . import render
+
+                render.note(f"batch {record.id} is collected already: nothing to do")
+            return 0
         running = [p for p in record.parts if p.state not in DONE]
         if running:
             raise ImggenError(
