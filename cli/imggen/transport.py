@@ -24,6 +24,7 @@ import httpx
 
 from .errors import BadResponseError, ConfigError, GenerationError, NetworkError, ProviderError
 from .secrets import shown_fields, shown_url
+from .sockets import hold_writes
 from .types import HttpRequest
 
 RETRY_STATUSES = frozenset({408, 409, 429})
@@ -136,7 +137,8 @@ class Transport:
             timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0))
             limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
             verify: ssl.SSLContext | bool = ca_verify(self.ca_env) if tls else False
-            self.clients[tls] = httpx.AsyncClient(timeout=timeout, limits=limits, verify=verify, trust_env=True)
+            client = httpx.AsyncClient(timeout=timeout, limits=limits, verify=verify, trust_env=True)
+            self.clients[tls] = hold_writes(client)  # a request's head and body in one write (sockets.py)
         return self.clients[tls]
 
     async def aclose(self) -> None:
