@@ -103,3 +103,39 @@ def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
         assert len(accepted) == 2
     finally:
         listener.close()
+
+
+def test_an_upstream_cookie_never_rides_on_the_next_request() -> None:
+    """One client serves every caller of a proxy: a Set-Cookie from one answer must not be sent with the
+    next request (transport.NoCookies)."""
+    from imggen.transport import Transport
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    heads: list[bytes] = []
+
+    def serve() -> None:
+        conn, _address = listener.accept()
+        with conn:
+            for answer in (b"Set-Cookie: session=caller-a; Path=/\r\n", b""):
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                heads.append(data)
+                conn.sendall(ANSWER.replace(b"\r\n\r\n", b"\r\n" + answer + b"\r\n", 1))
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    async def main() -> None:
+        transport = Transport(timeout=10).open()
+        client = transport.client_for(f"http://127.0.0.1:{port}/")
+        first = await client.get(f"http://127.0.0.1:{port}/")
+        assert first.headers["set-cookie"].startswith("session=caller-a")
+        await client.get(f"http://127.0.0.1:{port}/")
+        await transport.aclose()
+
+    try:
+        asyncio.run(main())
+        assert len(heads) == 2 and b"cookie" not in heads[1].lower()
+    finally:
+        listener.close()

@@ -34,6 +34,7 @@ class HeldWrites(httpcore.AsyncNetworkStream):
         self.held: list[bytes] = []
         self.size = 0
         self.sock: socket.socket | None = stream.get_extra_info("socket")
+        self.poll = poller(self.sock)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if self.size + len(buffer) > HOLD_BYTES:
@@ -65,18 +66,29 @@ class HeldWrites(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
-            return readable(self.sock)
+            if self.poll is None or self.sock is None or self.sock.fileno() < 0:  # closed: its fd may be reused
+                return readable(self.sock)
+            return bool(self.poll.poll(0))
         return self.stream.get_extra_info(info)
 
 
 def readable(sock: socket.socket | None) -> bool:
     """httpcore's is_socket_readable: data or EOF waiting (a closed socket counts as readable)."""
     fd = -1 if sock is None else sock.fileno()
-    if fd < 0 or not hasattr(select, "poll"):
-        return True if fd < 0 else bool(select.select([fd], [], [], 0)[0])
+    if fd < 0:
+        return True
+    poll = poller(sock)
+    return bool(poll.poll(0)) if poll is not None else bool(select.select([fd], [], [], 0)[0])
+
+
+def poller(sock: socket.socket | None) -> Any:
+    """A poll object watching `sock` for data or EOF, made once per connection (httpcore asks before
+    each request it might send on it); None where poll() is missing or there is no socket."""
+    if sock is None or sock.fileno() < 0 or not hasattr(select, "poll"):
+        return None
     poll = select.poll()
-    poll.register(fd, select.POLLIN)
-    return bool(poll.poll(0))
+    poll.register(sock.fileno(), select.POLLIN)
+    return poll
 
 
 class HeldWritesBackend(httpcore.AsyncNetworkBackend):
