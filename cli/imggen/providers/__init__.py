@@ -18,6 +18,7 @@ from .vertex_spec import GOOGLE_CA_ENV as GOOGLE_CA_ENV
 if TYPE_CHECKING:
     import httpx
 
+    from ..types import ImageRequest
     from .contract import Provider
     from .contract import ProviderResult as ProviderResult
 
@@ -57,6 +58,16 @@ def response_json(response: httpx.Response, request_id: str | None, who: str) ->
         from ..errors import BadResponseError
 
         raise BadResponseError(f"{who}'s response is not JSON ({kind})", request_id=request_id) from exc
+
+
+def with_common(body: dict[str, Any], request: ImageRequest) -> dict[str, Any]:
+    """`body` with the fields most image APIs spell alike — the seed and negative prompt where asked —
+    and the provider parameters (-p) over everything."""
+    if request.seed is not None:
+        body["seed"] = request.seed
+    if request.negative_prompt:
+        body["negative_prompt"] = request.negative_prompt
+    return {**body, **request.params}
 
 
 # What reading an unexpected shape of JSON can raise (`.get` on a list, `int()` of a dict, …).

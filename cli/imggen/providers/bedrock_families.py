@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import BadResponseError, ContentFilterError, GenerationError, UsageError
 from ..types import ImageData, ImageRequest, Inline, InputImage
-from . import shape_guard
+from . import shape_guard, with_common
 
 # Where a `-p` key belongs in a Titan / Nova Canvas body: it must not land at the top level.
 TEXT_PARAMS = frozenset({"text", "negativeText", "conditionImage", "controlMode", "controlStrength", "style"})
@@ -59,11 +59,7 @@ def _sd3(request: ImageRequest) -> dict[str, Any]:
     body: dict[str, Any] = {"prompt": request.prompt, "mode": "text-to-image"}
     if request.aspect_ratio:
         body["aspect_ratio"] = request.aspect_ratio
-    if request.seed is not None:
-        body["seed"] = request.seed
-    if request.negative_prompt:
-        body["negative_prompt"] = request.negative_prompt
-    return {**body, **request.params}
+    return with_common(body, request)
 
 
 SD3_STRENGTH = 0.7  # imggen's default: Bedrock requires `strength` for image-to-image and names none
@@ -77,11 +73,7 @@ def _sd3_image_to_image(request: ImageRequest) -> dict[str, Any]:
     stability-ai-image-services-sample-notebook.ipynb (mode, strength)."""
     body: dict[str, Any] = {"prompt": request.prompt, "mode": "image-to-image", "image": Inline(request.images[0]),
                             "strength": SD3_STRENGTH}  # fmt: skip
-    if request.seed is not None:
-        body["seed"] = request.seed
-    if request.negative_prompt:
-        body["negative_prompt"] = request.negative_prompt
-    return {**body, **request.params}
+    return with_common(body, request)
 
 
 # Stability AI Image Services on Bedrock (InvokeModel; the body is JSON with base64 images, the answer

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from ..types import HttpRequest, ImageData, ImageRequest
-from . import response_json, shape_guard
+from . import response_json, shape_guard, with_common
 from .contract import ErrorFields, HttpProvider, Pending, Provider, ProviderResult
 from .fal_spec import KEY_HINT
 
@@ -130,12 +130,7 @@ def body(request: ImageRequest) -> dict[str, Any]:
         payload["aspect_ratio"] = request.aspect_ratio
     elif width.isdigit() and height.isdigit():
         payload["image_size"] = PRESETS.get(f"{width}x{height}") or {"width": int(width), "height": int(height)}
-    if request.seed is not None:
-        payload["seed"] = request.seed
-    if request.negative_prompt:
-        payload["negative_prompt"] = request.negative_prompt
-    payload.update(request.params)
-    return payload
+    return with_common(payload, request)
 
 
 def _queued(request: ImageRequest, response: httpx.Response, payload: dict[str, Any]) -> Pending:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from ..types import HttpRequest, ImageData, ImageRequest
-from . import response_json, shape_guard
+from . import response_json, shape_guard, with_common
 from .contract import ErrorFields, HttpProvider, Pending, Provider, ProviderResult
 from .replicate_spec import KEY_HINT
 
@@ -127,12 +127,7 @@ def inputs(request: ImageRequest) -> dict[str, Any]:
         payload["aspect_ratio"] = request.aspect_ratio
     elif (size := (request.size or "").partition("x"))[0].isdigit() and size[2].isdigit():
         payload.update(width=int(size[0]), height=int(size[2]))
-    if request.seed is not None:
-        payload["seed"] = request.seed
-    if request.negative_prompt:
-        payload["negative_prompt"] = request.negative_prompt
-    payload.update(request.params)
-    return payload
+    return with_common(payload, request)
 
 
 def _job(root: str, prediction_id: str, urls: Any, headers: dict[str, str]) -> Job:
