@@ -19,7 +19,11 @@ from urllib.parse import quote, quote_plus, unquote, urlsplit
 SERVE_SECRETS = frozenset({"master_key", "redis_password"})
 SERVE_HEADER_SETTINGS = frozenset({"master_key"})
 # Query parameters that carry a credential (Google's `key=`, pre-signed URLs' signatures).
-SECRET_QUERY = frozenset({"key", "api-key", "api_key", "sig", "signature", "x-amz-signature", "x-amz-security-token"})
+# `upload_id` names a resumable upload session (Gemini Files API, Cloud Storage): whoever holds it can
+# write to the upload without a key, so it is shown masked like one.
+SECRET_QUERY = frozenset(
+    {"key", "api-key", "api_key", "sig", "signature", "x-amz-signature", "x-amz-security-token", "upload_id"}
+)
 # Fields of a service-account or ADC JSON that are secret (the rest, like client_email, are not).
 JSON_SECRET_FIELDS = ("private_key", "private_key_id", "client_secret", "refresh_token")
 FRAGMENT = 8  # a run of this many characters of a secret is masked wherever it appears
