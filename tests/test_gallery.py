@@ -9,12 +9,18 @@ import hashlib
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
 
+import pytest
+
 from conftest import run_cli
+from ptyhelp import at_terminal
 
 HOSTILE = "an otter </figcaption><script>alert(1)</script><img src=x onerror=alert(2)> \"quoted\" & 'single'"
 
@@ -197,3 +203,57 @@ def test_gallery_open_opens_the_page(tmp_path: Path) -> None:
     result = run_cli("gallery", "shots", "--open", env=env)
     assert result.code == 0, result.stderr
     assert [path for path, _ in opened(log)] == [str(tmp_path / "shots" / "gallery.html")]
+
+
+def test_a_terminal_sees_the_thumbnails_being_made_and_a_pipe_does_not(tmp_path: Path) -> None:
+    generate("a sea otter", "-n", "3", "-o", "shots")
+    shown = at_terminal("gallery", "shots", streams=("stderr",))
+    assert shown.code == 0, shown.screen
+    assert "making thumbnails" in shown.screen and "3/3" in shown.screen
+    assert shown.stdout == "shots/gallery.html\n"  # the page's path alone, for a script
+    assert shown.screen.rstrip().endswith("3 images · 3 thumbnails made · 0 reused")  # the bar is gone
+    again = run_cli("gallery", "shots", "-o", "again.html")
+    assert "making" not in again.stderr and again.stderr == "3 images · 3 thumbnails made · 0 reused\n"
+
+
+def big_pictures(folder: Path, count: int) -> None:
+    """`count` distinct 3000x3000 PNGs (some 60 ms each to decode): a folder whose
+    thumbnails take long enough to be interrupted half-way. One picture, a text chunk telling each apart."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    folder.mkdir()
+    picture = Image.radial_gradient("L").resize((3000, 3000)).convert("RGB")
+    with open(folder / "base.png", "wb") as out:
+        picture.save(out, "PNG", compress_level=1)
+    data = (folder / "base.png").read_bytes()
+    for number in range(count):
+        chunk = b"tEXt" + b"Comment\0" + str(number).encode()
+        packed = struct.pack(">I", len(chunk) - 4) + chunk + struct.pack(">I", zlib.crc32(chunk))
+        (folder / f"big-{number}.png").write_bytes(data[:33] + packed + data[33:])
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupt_keeps_the_thumbnails_made_and_writes_no_page(tmp_path: Path, sig: int, code: int) -> None:
+    big_pictures(tmp_path / "big", 60)
+    thumbs = tmp_path / "big" / ".imggen-thumbs"
+    proc = subprocess.Popen([sys.executable, "-m", "imggen", "gallery", "big"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (thumbs.is_dir() and any(t.suffix == ".jpg" for t in thumbs.iterdir())):
+        assert proc.poll() is None and time.monotonic() < deadline, "no thumbnail was made"
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == code, err.decode()
+    made = sorted(thumbs.iterdir())
+    assert 0 < len(made) < 61 and all(t.suffix == ".jpg" for t in made)  # whole thumbnails only, no .part
+    plural = "s" if len(made) != 1 else ""
+    said = f"interrupted: {len(made)} thumbnail{plural} made and kept for the next run; no page written\n"
+    assert err.decode() == said
+    assert out == b"" and not (tmp_path / "big" / "gallery.html").exists()
+    finished = run_cli("gallery", "big")
+    assert finished.code == 0, finished.stderr
+    assert finished.stderr == f"61 images · {61 - len(made)} thumbnails made · {len(made)} reused\n"

@@ -365,7 +365,9 @@ def test_verbose_cuts_base64_and_masks_secrets() -> None:
     assert f"iVBORw0KGgo{'A' * 29}…(5011 chars)" in shown and "A" * 41 not in shown
     assert "> x-goog-api-key: ****3456" in shown and '"prompt": "otter"' in shown
     assert "alt=json" in _shown_url(request.url)
-    session = "https://storage.googleapis.com/upload/storage/v1/b/bk/o?name=a&uploadType=resumable&upload_id=ADPycdsSESSION42"
+    session = (
+        "https://storage.googleapis.com/upload/storage/v1/b/bk/o?name=a&uploadType=resumable&upload_id=ADPycdsSESSION42"
+    )
     chunk = HttpRequest("PUT", session, headers={}, content=b"x")
     assert "SESSION42" not in request_lines(chunk)[0] and "uploadType=resumable" in request_lines(chunk)[0]
     signed = HttpRequest("POST", "https://x.example/", headers={}, content=b"\x89PNG binary")

@@ -18,7 +18,8 @@ import hashlib
 import html
 import json
 import os
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 THUMBS = ".imggen-thumbs"  # beside the page; output.remove_leftovers leaves it alone
 THUMB_BOX = 320  # pixels at most: sharp at the page's 170 CSS px on a 2x screen
 THUMB_EXTENSIONS = (".jpg", ".webp")
+# Told (thumbnails made so far, thumbnails to make): once with 0 before the first, then after each one.
+Tick = Callable[[int, int], None]
 
 
 @dataclass
@@ -150,7 +153,9 @@ def _number(value: Any, default: float | None) -> float | None:
 # -- thumbnails ---------------------------------------------------------------------------------------
 
 
-def thumbnails(items: Sequence[Item], folder: Path, present: set[Path]) -> tuple[dict[Path, Path], Written]:
+def thumbnails(
+    items: Sequence[Item], folder: Path, present: set[Path], tick: Tick | None = None
+) -> tuple[dict[Path, Path], Written]:
     """Each existing image's thumbnail in `folder`, named by the image's sha256 (.jpg, or .webp when it
     has transparency): made when missing, reused when present. Made on every core by threads: Pillow
     lets go of the GIL while it decodes (python-pillow/Pillow#1224), reduces and encodes
@@ -172,7 +177,7 @@ def thumbnails(items: Sequence[Item], folder: Path, present: set[Path]) -> tuple
         else:
             todo.setdefault(digest, item.path)
             waiting.append((item.path, digest))
-    made = dict(zip(todo, _make_all(list(todo.items()), folder), strict=True))
+    made = dict(zip(todo, _make_all(list(todo.items()), folder, tick), strict=True))
     for path, digest in waiting:
         thumb = made[digest]
         if thumb is not None:  # else Pillow could not read it: the page shows the image itself
@@ -183,9 +188,24 @@ def thumbnails(items: Sequence[Item], folder: Path, present: set[Path]) -> tuple
     return found, counts
 
 
-def _make_all(todo: list[tuple[str, Path]], folder: Path) -> list[Path | None]:
+def _make_all(todo: list[tuple[str, Path]], folder: Path, tick: Tick | None) -> list[Path | None]:
+    """Every thumbnail of `todo`, `tick` told of each. An interrupt (Ctrl-C) cancels the ones not begun
+    (Executor.map does) and lets the few being made finish whole."""
+    total, done, lock = len(todo), 0, threading.Lock()
+    if tick is not None:
+        tick(0, total)
+
+    def job(entry: tuple[str, Path]) -> Path | None:
+        nonlocal done
+        thumb = _make(entry[1], folder / entry[0])
+        if tick is not None:
+            with lock:
+                done += 1
+                tick(done, total)
+        return thumb
+
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return list(pool.map(lambda job: _make(job[1], folder / job[0]), todo))
+        return list(pool.map(job, todo))
 
 
 def _make(source: Path, target: Path) -> Path | None:
@@ -200,11 +220,12 @@ def _make(source: Path, target: Path) -> Path | None:
 # -- the page -----------------------------------------------------------------------------------------
 
 
-def write_page(items: Sequence[Item], page: Path, *, title: str) -> Written:
-    """Write the page to `page` (atomically) with its thumbnails in `.imggen-thumbs/` beside it."""
+def write_page(items: Sequence[Item], page: Path, *, title: str, tick: Tick | None = None) -> Written:
+    """Write the page to `page` (atomically) with its thumbnails in `.imggen-thumbs/` beside it; `tick`
+    is told of each thumbnail made."""
     page = page.absolute()
     present = {item.path for item in items if item.path.is_file()}
-    thumbs, counts = thumbnails(items, page.parent / THUMBS, present)
+    thumbs, counts = thumbnails(items, page.parent / THUMBS, present, tick)
     text = render(items, page.parent, thumbs, title, present)
     tmp = page.with_name(f".{page.name}.part")
     try:

@@ -9,9 +9,9 @@ which picks each row's filter: mostly Up and Sub there), then one photo-like pic
 times with every row under one PNG filter (None, Sub, Up, Paeth), since a decoder's cost after the
 inflate is its unfiltering. Paeth is what encoders pick most for photographs.
 
-Decoders: Pillow always; pyspng (libspng), imagecodecs (libspng, libpng) and OpenCV when they are
-installed here (`pip install pyspng imagecodecs opencv-python-headless`): imggen uses none of them
-(HANDOFF/README: none is twice as fast as Pillow).
+Decoders: Pillow always; pyspng (libspng), imagecodecs (libspng, libpng), OpenCV and libvips when they
+are installed here (`pip install pyspng imagecodecs opencv-python-headless pyvips pyvips-binary deflate`): imggen
+uses none of them (README: none is twice as fast as Pillow).
 """
 
 from __future__ import annotations
@@ -68,6 +68,13 @@ def decoders() -> dict[str, Callable[[bytes], Any]]:
         found["cv2 imdecode"] = lambda d: cv2.imdecode(numpy.frombuffer(d, numpy.uint8), cv2.IMREAD_COLOR)
         found["cv2 REDUCED_4"] = lambda d: cv2.imdecode(numpy.frombuffer(d, numpy.uint8), cv2.IMREAD_REDUCED_COLOR_4)
     except ImportError:
+        pass
+    try:
+        import pyvips
+
+        # libvips decodes a PNG with libspng; avg() makes it read every row (its loads are lazy).
+        found["pyvips"] = lambda d: pyvips.Image.new_from_buffer(d, "", access="sequential").avg()
+    except (ImportError, OSError):  # pyvips without a libvips (pip install pyvips-binary) raises OSError
         pass
     return found
 
@@ -138,14 +145,21 @@ def idat(data: bytes) -> bytes:
 
 
 def inflates(stream: bytes) -> str:
-    """The floor of any PNG decoder: the zlib stream's inflate, by Python's zlib (what the system has)
-    and, when imagecodecs is here, by zlib-ng (what Pillow's wheels bundle) and libdeflate."""
+    """The floor of any PNG decoder: the zlib stream's inflate, by Python's zlib (what the system has),
+    by libdeflate when the `deflate` package is here, and by zlib-ng (what Pillow's wheels bundle) and
+    libdeflate again when imagecodecs is."""
     size = len(zlib.decompress(stream))
     shown = [f"zlib {zlib.ZLIB_RUNTIME_VERSION} {cpu_ms(lambda: zlib.decompress(stream)):.1f} ms"]
     try:
+        import deflate
+
+        shown.append(f"libdeflate {cpu_ms(lambda: deflate.zlib_decompress(stream, size)):.1f} ms")
+    except ImportError:
+        pass
+    try:
         import imagecodecs
     except ImportError:
-        return shown[0]
+        return ", ".join(shown)
     shown.append(f"zlib-ng {cpu_ms(lambda: imagecodecs.zlibng_decode(stream, out=size)):.1f} ms")
     shown.append(f"libdeflate {cpu_ms(lambda: imagecodecs.deflate_decode(stream, out=size)):.1f} ms")
     return ", ".join(shown)

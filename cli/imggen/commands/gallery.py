@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -54,10 +57,21 @@ def publish(items: Sequence[Item], page: Path, title: str, *, quiet: bool, open_
     done on stderr, then the browser if asked."""
     from ..gallery import write_page
 
+    making = Making(enabled=not quiet)
     try:
-        written = write_page(items, page, title=title)
+        with terminated_as_interrupt():
+            written = write_page(items, page, title=title, tick=making.tick)
     except OSError as exc:
         raise UsageError(f"cannot write {page}: {exc.strerror or exc}") from exc
+    except (KeyboardInterrupt, Terminated) as exc:
+        making.stop()
+        made = making.done
+        sys.stderr.write(
+            f"interrupted: {made} thumbnail{'s' if made != 1 else ''} made and kept for the next run; no page written\n"
+        )
+        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
+    finally:
+        making.stop()
     sys.stdout.write(f"{page}\n")
     if not quiet:
         parts = [f"{written.images} image{'s' if written.images != 1 else ''}",
@@ -70,3 +84,63 @@ def publish(items: Sequence[Item], page: Path, title: str, *, quiet: bool, open_
         from .show import open_files
 
         open_files([page], 1)
+
+
+class Making:
+    """A bar on stderr while thumbnails are made, at a terminal only: a first run over a big folder
+    takes a while (a 1024x1024 PNG is ~17 ms of CPU to decode). Counts them for an interrupt's line."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+        self.done = 0
+        self.bar: Any = None
+        self.task: Any = None
+
+    def tick(self, done: int, total: int) -> None:
+        self.done = done
+        if not self.enabled or total == 0:
+            return
+        if self.bar is None:
+            self.bar = _bar()
+            self.task = self.bar.add_task("making thumbnails", total=total)
+            self.bar.start()
+        self.bar.update(self.task, completed=done)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def _bar() -> Any:
+    """Rich's progress on stderr (never stdout: the page's path goes there), gone when it ends."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .progress import BAR_WIDTH
+
+    console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
+    columns = (TextColumn("{task.description}"), BarColumn(bar_width=BAR_WIDTH), MofNCompleteColumn(),
+               TimeRemainingColumn())  # fmt: skip
+    return Progress(*columns, console=console, transient=True, redirect_stdout=False)
+
+
+class Terminated(BaseException):
+    """SIGTERM while thumbnails are made: ended like a Ctrl-C (the ones being made finish whole, no
+    temporary file is left), exit 143."""
+
+
+@contextmanager
+def terminated_as_interrupt() -> Iterator[None]:
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated
+
+    try:
+        before = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (a caller running the command in a thread): its own handling stands
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
