@@ -59,8 +59,11 @@ def test_the_ledger_remembers_batches_and_parts_across_opens(tmp_path: Path) -> 
 
 
 def test_no_secret_reaches_the_ledger(tmp_path: Path) -> None:
-    options = {"n": 1, "api_key": KEY, "params": {"api_key": KEY, "Authorization": f"Bearer {KEY}", "x": 1}}
+    inline = json.dumps({"type": "service_account", "private_key": KEY})  # credentials given as JSON, not a path
+    options = {"n": 1, "api_key": KEY, "params": {"api_key": KEY, "Authorization": f"Bearer {KEY}", "x": 1,
+                                                  "vertex_credentials": inline}}  # fmt: skip
     assert KEY not in json.dumps(clean_options(options))
+    assert clean_options({"vertex_credentials": "/home/me/sa.json"}) == {"vertex_credentials": "/home/me/sa.json"}
     path = tmp_path / "batches.sqlite"
     with Ledger(path) as ledger:
         ledger.new_batch("p", "p/m", prompts_sha256=None, output_dir=None, options=options, total=1)

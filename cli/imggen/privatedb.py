@@ -79,16 +79,18 @@ class PrivateDB:
 
 
 def clean_options(options: dict[str, Any]) -> dict[str, Any]:
-    """The options as the ledger and the log may keep them: every secret setting (api keys, tokens,
-    anything the providers' declarations mark secret) and every value that looks like one dropped,
-    recursively."""
+    """The options as the ledger and the log may keep them: every secret setting dropped, at any depth,
+    as `secrets.is_secret` tells them (api keys, tokens, anything the providers' declarations mark
+    secret, credentials given as inline JSON), and an `authorization` header."""
     from . import secrets
 
-    secret_keys = set(secrets.SECRET_SETTINGS) | {"api_key", "authorization"}
+    def secret(key: str, value: Any) -> bool:
+        key = key.lower()
+        return key in ("api_key", "authorization") or secrets.is_secret(key, value)
 
     def keep(value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: keep(v) for k, v in value.items() if str(k).lower() not in secret_keys}
+            return {k: keep(v) for k, v in value.items() if not secret(str(k), v)}
         if isinstance(value, list | tuple):
             return [keep(v) for v in value]
         return value
