@@ -14,6 +14,7 @@ import binascii
 import os
 import tempfile
 import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,3 +182,29 @@ class SpillingParser:
         if self.decoder is not None:
             release(self.decoder.finish())
             self.decoder = None
+
+
+async def jsonl_documents(
+    chunks: AsyncIterator[bytes], directory: Path | None, max_image: int | None = None
+) -> AsyncGenerator[bytes, None]:
+    """Each non-blank line of a JSONL body as it streams in (batch result files), its long strings
+    spilled to files in `directory`: memory holds one line's text without its images. A line cut off
+    by an error or an early close leaves no spilled file of it behind."""
+    parser = SpillingParser(directory, max_image)
+    try:
+        async for chunk in chunks:
+            start = 0
+            while (end := chunk.find(b"\n", start)) >= 0:
+                parser.feed(chunk[start:end])
+                document = parser.document()
+                parser = SpillingParser(directory, max_image)
+                if document.strip():
+                    yield document
+                start = end + 1
+            parser.feed(chunk[start:])
+    except BaseException:
+        parser.abandon()
+        raise
+    document = parser.document()
+    if document.strip():
+        yield document

@@ -53,8 +53,9 @@ from urllib.parse import urlsplit
 from ..errors import BadResponseError, ContentFilterError, GenerationError, ProviderError, UsageError
 from ..providers import google_wire
 from ..providers.gemini_spec import SPEC
+from ..providers.google_wire import as_dict
 from ..types import HttpRequest, ImageRequest
-from .service import BatchLine, BatchResult, Limits, PartState, PartSubmitted, Sized
+from .service import DONE, BatchLine, BatchResult, Limits, PartState, PartSubmitted, Sized
 
 if TYPE_CHECKING:
     import httpx
@@ -79,7 +80,6 @@ STATES = {
     "PARTIALLY_SUCCEEDED": "completed", "FAILED": "failed", "CANCELLING": "cancelling",
     "CANCELLED": "cancelled", "EXPIRED": "expired",
 }  # fmt: skip
-DONE = frozenset({"completed", "failed", "cancelled", "expired"})
 LIMITS = Limits(MAX_REQUESTS, FILE_LIMIT, INLINE_LIMIT)
 
 
@@ -110,7 +110,7 @@ class GeminiBatches(Sized):
         url = f"{_base(settings)}/models/{model}:batchGenerateContent"
         request = HttpRequest("POST", url, _headers(settings, json_body=True), {"batch": "…"}, content=content)
         answer = await transport.send(request, _error, retry_when=_refused)
-        batch_id = _json(answer).get("name")
+        batch_id = json_object(answer).get("name")
         if not isinstance(batch_id, str) or not batch_id.startswith("batches/"):
             raise BadResponseError("the Gemini API's batch answer has no batches/… name")
         return PartSubmitted(batch_id, file_id, spool.count, first)
@@ -152,14 +152,14 @@ class GeminiBatches(Sized):
                 break
         if answer.headers.get("x-goog-upload-status") != "final":
             raise BadResponseError("the Gemini Files API did not finalize the upload")
-        name_field = as_dict(_json(answer).get("file")).get("name")
+        name_field = as_dict(json_object(answer).get("file")).get("name")
         if not isinstance(name_field, str) or not name_field.startswith("files/"):
             raise BadResponseError("the Gemini Files API's upload answer has no files/… name")
         return name_field
 
     async def status(self, part: Part, settings: Resolved, transport: Transport) -> PartState:
         answer = await transport.send(HttpRequest("GET", _batch_url(settings, part), _headers(settings)), _error)
-        payload = _json(answer)
+        payload = json_object(answer)
         state = _state(_batch(payload))
         error = as_dict(payload.get("error"))
         if error:  # a failed batch's Operation says why
@@ -182,7 +182,7 @@ class GeminiBatches(Sized):
         answer = await transport.send(
             HttpRequest("GET", _batch_url(settings, part), _headers(settings)), _error, spill=True
         )
-        batch = _batch(_json(answer))
+        batch = _batch(json_object(answer))
         state = _state(batch)
         if state.state not in DONE:
             raise UsageError(f"batch {part.provider_batch_id} is {state.state}: its results are not ready")
@@ -218,23 +218,16 @@ async def stream_lines(
 ) -> AsyncGenerator[dict[str, Any], None]:
     """A JSONL body (an open stream), line by line, each line's long base64 strings streamed to files
     (spill.py) as they arrive: memory holds one line's text without its images. Closes the response."""
-    from ..spill import SpillingParser
+    from ..spill import jsonl_documents
     from ..transport import body_chunks
 
     try:
-        parser = SpillingParser(transport.spill_dir, transport.max_image)
-        async with aclosing(body_chunks(response)) as chunks:
-            async for chunk in chunks:
-                start = 0
-                while (end := chunk.find(b"\n", start)) >= 0:
-                    parser.feed(chunk[start:end])
-                    if line := _parsed_line(parser, what):
-                        yield line
-                    parser = SpillingParser(transport.spill_dir, transport.max_image)
-                    start = end + 1
-                parser.feed(chunk[start:])
-        if line := _parsed_line(parser, what):
-            yield line
+        async with (
+            aclosing(body_chunks(response)) as chunks,
+            aclosing(jsonl_documents(chunks, transport.spill_dir, transport.max_image)) as documents,
+        ):
+            async for document in documents:
+                yield _parsed_line(document, what)
     finally:
         await response.aclose()
 
@@ -259,10 +252,7 @@ def refused_only(where: str) -> Callable[[GenerationError], bool]:
 _refused = refused_only("Gemini API batches")
 
 
-def _parsed_line(parser: Any, what: str) -> dict[str, Any] | None:
-    text = bytes(parser.document()).strip()
-    if not text:
-        return None
+def _parsed_line(text: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except ValueError as exc:
@@ -439,17 +429,14 @@ def _output(batch: dict[str, Any]) -> dict[str, Any]:
     return as_dict(batch.get("output"))
 
 
-def as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
+def json_object(response: httpx.Response, who: str = "the Gemini API's batch answer") -> dict[str, Any]:
+    """A batch service's answer as a JSON object (Vertex AI's too), or the BadResponseError saying it is not."""
     try:
         value = response.json()
     except ValueError:
-        raise BadResponseError("the Gemini API's batch answer is not JSON") from None
+        raise BadResponseError(f"{who} is not JSON") from None
     if not isinstance(value, dict):
-        raise BadResponseError("the Gemini API's batch answer is not a JSON object")
+        raise BadResponseError(f"{who} is not a JSON object")
     return value
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 # clean_options lives in privatedb so that the log, which uses it too, need not import this module (1.5 ms)
 from ..privatedb import PrivateDB, clean_options
+from .service import DONE
 
 SCHEMA_VERSION = 1
 ENV = "IMGGEN_BATCH_LEDGER"
-TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})  # a provider batch will not change again
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,6 +49,11 @@ def default_path() -> Path:
     return Path(platformdirs.user_data_dir("imggen")) / "batches.sqlite"
 
 
+def prompts_dir() -> Path:
+    """Where submit keeps a copy of each batch's prompts, named by its id (collect reads them again)."""
+    return default_path().parent / "batch-prompts"
+
+
 @dataclass
 class Part:
     """One provider batch of an imggen batch: requests first_index .. first_index+request_count-1."""
@@ -65,6 +70,11 @@ class Part:
     completed: int = 0
     failed: int = 0
 
+    @property
+    def finished(self) -> bool:
+        """The provider batch will not change again (completed, failed, expired, cancelled)."""
+        return self.state in DONE
+
 
 @dataclass
 class Record:
@@ -80,6 +90,11 @@ class Record:
     completed: int = 0
     failed: int = 0
     parts: list[Part] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        """Nothing the service says will change it again: its state is final, or it is collected."""
+        return self.state in DONE or self.state == "collected"
 
 
 class Ledger(PrivateDB):

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadResponseError, GenerationError, UsageError
-from .service import BatchLine, BatchResult, Limits, PartState, PartSubmitted, lowered
+from .service import BatchLine, BatchResult, Limits, PartState, PartSubmitted, Sized
 
 if TYPE_CHECKING:
     import httpx
@@ -45,11 +45,6 @@ MAX_REQUESTS = 50_000
 MAX_BYTES = 200 * 1024 * 1024
 TAG = "imggen_part"  # the metadata key a create is recognised by (_create)
 _STATES = {"validating", "failed", "in_progress", "finalizing", "completed", "expired", "cancelling", "cancelled"}
-
-
-def limits() -> Limits:
-    """The per-file limits, or lower ones from IMGGEN_BATCH_LIMITS (service.lowered)."""
-    return lowered(Limits(MAX_REQUESTS, MAX_BYTES))
 
 
 def _base(settings: Resolved) -> str:
@@ -163,10 +158,8 @@ def request_line(line: BatchLine, settings: Resolved) -> bytes:
     return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
-class OpenAIBatches:
-    @property
-    def limits(self) -> Limits:
-        return limits()
+class OpenAIBatches(Sized):
+    LIMITS = Limits(MAX_REQUESTS, MAX_BYTES)
 
     async def submit(self, lines: AsyncIterator[BatchLine], settings: Resolved, transport: Transport
                      ) -> AsyncIterator[PartSubmitted]:  # fmt: skip
@@ -231,34 +224,18 @@ class OpenAIBatches:
                 if not response.is_success:
                     await response.aread()
                     raise _error(response)
-                async for document in _lines(response, transport.spill_dir):
+                async for document in _lines(response, transport):
                     yield result_of(document, request_of)
         if gone is not None:
             raise gone
 
 
-async def _lines(response: httpx.Response, spill_dir: Any) -> AsyncIterator[bytes]:
-    """Each non-blank line of a JSONL body, its long strings spilled to files (spill.SpillingParser)."""
-    from ..spill import SpillingParser
+def _lines(response: httpx.Response, transport: Transport) -> AsyncIterator[bytes]:
+    """Each non-blank line of a result file, its images spilled to files as they stream (spill.py)."""
+    from ..spill import jsonl_documents
     from ..transport import body_chunks
 
-    parser = SpillingParser(spill_dir)
-    try:
-        async for chunk in body_chunks(response):
-            start = 0
-            while (end := chunk.find(b"\n", start)) >= 0:
-                parser.feed(chunk[start:end])
-                document = parser.document()
-                parser = SpillingParser(spill_dir)
-                if document.strip():
-                    yield document
-                start = end + 1
-            parser.feed(chunk[start:])
-    except BaseException:
-        parser.abandon()
-        raise
-    if parser.document().strip():
-        yield parser.document()
+    return jsonl_documents(body_chunks(response), transport.spill_dir, transport.max_image)
 
 
 def _file_gone(response: httpx.Response, file_id: str) -> GenerationError:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 LIMITS_ENV = "IMGGEN_BATCH_LIMITS"
 CHUNK = 8 * 1024 * 1024  # bytes per upload request: google-genai's CHUNK_SIZE, a multiple of Cloud Storage's 256 KiB
 STATES = ("validating", "in_progress", "finalizing", "completed", "failed", "expired", "cancelling", "cancelled")
+DONE = frozenset({"completed", "failed", "expired", "cancelled"})  # a provider batch in these will not change again
 
 
 @dataclass(frozen=True)

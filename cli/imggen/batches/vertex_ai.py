@@ -81,20 +81,10 @@ from urllib.parse import quote, urlsplit
 
 from ..errors import BadResponseError, ConfigError, GenerationError, ProviderError, UsageError
 from ..providers import google_wire
+from ..providers.google_wire import as_dict
 from ..types import HttpRequest, ImageRequest
-from .gemini import (
-    DONE,
-    STATES,
-    Spool,
-    answer_result,
-    as_dict,
-    count,
-    refused_only,
-    spooled,
-    status_error,
-    stream_lines,
-)
-from .service import BatchLine, BatchResult, Limits, PartState, PartSubmitted, Sized
+from .gemini import STATES, Spool, answer_result, count, json_object, refused_only, spooled, status_error, stream_lines
+from .service import DONE, BatchLine, BatchResult, Limits, PartState, PartSubmitted, Sized
 
 if TYPE_CHECKING:
     import httpx
@@ -108,6 +98,7 @@ FILE_LIMIT = 1_000_000_000  # bytes of one input file (unconfirmed: see the docs
 STORAGE = "https://storage.googleapis.com"
 STORAGE_ENV = "STORAGE_EMULATOR_HOST"
 JSONL_TYPE = "application/jsonl"
+WHO = "Google's batch answer"  # how a malformed answer is named
 LABEL = "imggen_id"  # the request label that carries imggen's request id through the job
 SERVICE_NAME = "Vertex AI batch prediction"
 BUCKET_HINT = (
@@ -153,7 +144,7 @@ class VertexBatches(Sized):
         url = f"{_host(settings, location)}/v1/projects/{project}/locations/{location}/batchPredictionJobs"
         request = HttpRequest("POST", url, _auth(token, json_body=True), body, content=json.dumps(body).encode())
         answer = await transport.send(request, _error(settings), retry_when=_refused)
-        job = _json(answer).get("name")
+        job = json_object(answer, WHO).get("name")
         if not isinstance(job, str) or "/batchPredictionJobs/" not in job:
             raise BadResponseError("Vertex AI's batch prediction answer has no batchPredictionJobs/… name")
         return PartSubmitted(job, source, spool.count, first)
@@ -223,7 +214,7 @@ class VertexBatches(Sized):
     async def _job(self, part: Part, settings: Resolved, transport: Transport) -> dict[str, Any]:
         token = await _token(settings)
         answer = await transport.send(HttpRequest("GET", _job_url(settings, part), _auth(token)), _error(settings))
-        return _json(answer)
+        return json_object(answer, WHO)
 
     async def results(
         self, part: Part, settings: Resolved, transport: Transport, request_of: Callable[[str], ImageRequest]
@@ -283,7 +274,8 @@ async def _predictions(
         url = f"{_storage()}/storage/v1/b/{quote(bucket_name, safe='')}/o?prefix={quote(folder, safe='')}"
         if page:
             url += f"&pageToken={quote(page, safe='')}"
-        listing = _json(await transport.send(HttpRequest("GET", url, _auth(token)), _storage_error(settings)))
+        answer = await transport.send(HttpRequest("GET", url, _auth(token)), _storage_error(settings))
+        listing = json_object(answer, WHO)
         for item in listing.get("items") or []:
             name = as_dict(item).get("name")
             base = str(name).rsplit("/", 1)[-1]
@@ -406,16 +398,6 @@ def _job_url(settings: Resolved, part: Part) -> str:
     if len(pieces) != 6 or pieces[0] != "projects" or pieces[2] != "locations" or pieces[4] != "batchPredictionJobs":
         raise UsageError(f"{name} is not a Vertex AI batch prediction job (projects/…/batchPredictionJobs/…)")
     return f"{_host(settings, pieces[3])}/v1/{name}"
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        value = response.json()
-    except ValueError:
-        raise BadResponseError("Google's batch answer is not JSON") from None
-    if not isinstance(value, dict):
-        raise BadResponseError("Google's batch answer is not a JSON object")
-    return value
 
 
 def _error(settings: Resolved) -> Callable[[httpx.Response], GenerationError]:

@@ -36,7 +36,6 @@ batch_app = typer.Typer(
 )
 WAIT = typer.Option(False, "--wait", help="Poll until the batch is done, then collect it.")
 SAVED_OPTIONS = ("n", "size", "aspect_ratio", "quality", "style", "user", "seed", "negative_prompt", "params")
-DONE = frozenset({"completed", "failed", "expired", "cancelled"})
 
 
 def _arun(coro: Any) -> Any:
@@ -130,7 +129,7 @@ def submit(
     """Validate every prompt as generate does, show the estimate at batch prices, upload and submit;
     prints the batch id."""
     from ..batches import service_for
-    from ..batches.ledger import default_path
+    from ..batches.ledger import prompts_dir
     from ..jobs import budget_refusal
     from ..plan import Options
 
@@ -147,7 +146,7 @@ def submit(
     )
     g.check_numbers(1, 0, None, None, max_cost)
     flags = {"api_base": api_base, "output_dir": output, "vertex_batch_bucket": gcs_bucket}
-    folder = default_path().parent / "batch-prompts"
+    folder = prompts_dir()
     copy, digest, shown = _copy_prompts(None if prompts_file == "-" else Path(prompts_file), folder)
     keep = False
     try:
@@ -325,7 +324,7 @@ async def _refresh(ledger: Ledger, record: Record, cancel: bool = False) -> Reco
     from ..batches import service_for
     from ..transport import Transport
 
-    parts = [p for p in record.parts if p.state not in DONE]
+    parts = [p for p in record.parts if not p.finished]
     if not parts:
         return record
     service, settings = service_for(record.provider), _settings(record)
@@ -414,7 +413,7 @@ def status(
 def list_batches(json_lines: bool = g.JSON_LINES) -> None:
     """Every batch the ledger holds, with states refreshed."""
     with _ledger() as ledger:
-        records = [r if r.state in DONE or r.state == "collected" else _arun(_refresh(ledger, r)) for r in ledger.all()]
+        records = [r if r.finished else _arun(_refresh(ledger, r)) for r in ledger.all()]
     if json_lines:
         sys.stdout.writelines(json.dumps(_row(r)) + "\n" for r in records)
     else:
@@ -471,7 +470,7 @@ def _wait(batch_id: str, quiet: bool) -> None:
         with _live(view, quiet):
             while True:
                 view.record = _arun(_refresh(ledger, view.record))
-                if all(p.state in DONE for p in view.record.parts):
+                if all(p.finished for p in view.record.parts):
                     return
                 time.sleep(delay)
                 delay = delay if pace is not None else min(delay * 1.5, 60.0)
@@ -496,7 +495,7 @@ def collect(
 
 def _collect(batch_id: str, output: str | None, *, json_lines: bool, metadata: bool, quiet: bool,
              log_as: str | None = "batch collect") -> int:  # fmt: skip
-    from ..batches.ledger import default_path
+    from ..batches.ledger import prompts_dir
     from ..plan import Options
 
     with _ledger() as ledger:
@@ -507,13 +506,13 @@ def _collect(batch_id: str, output: str | None, *, json_lines: bool, metadata: b
 
                 render.note(f"batch {record.id} is collected already: nothing to do")
             return 0
-        running = [p for p in record.parts if p.state not in DONE]
+        running = [p for p in record.parts if not p.finished]
         if running:
             raise ImggenError(
                 f"batch {record.id} is not finished ({record.state})",
                 hint=f"Run: imggen batch collect {record.id} once it is, or add --wait to submit.",
             )
-        copies = list((default_path().parent / "batch-prompts").glob(f"{record.id}.*"))
+        copies = list(prompts_dir().glob(f"{record.id}.*"))
         if not copies:
             raise ImggenError(f"the prompts of batch {record.id} are no longer beside the ledger")
         opts = record.options

@@ -175,7 +175,7 @@ def _list(value: Any, what: str, rid: str | None) -> list[Any]:
     return value
 
 
-def _dict(value: Any) -> dict[str, Any]:
+def as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
@@ -204,7 +204,7 @@ def parse_imagen(
 def parse_gemini(
     request: ImageRequest, payload: dict[str, Any], rid: str | None
 ) -> tuple[list[ImageData], list[GenerationError]]:
-    blocked = _dict(payload.get("promptFeedback")).get("blockReason")
+    blocked = as_dict(payload.get("promptFeedback")).get("blockReason")
     if blocked:
         raise ContentFilterError(
             f"Gemini blocked the prompt (blockReason {blocked})",
@@ -218,9 +218,9 @@ def parse_gemini(
         if not isinstance(candidate, dict):
             errors.append(BadResponseError("a candidate in Gemini's response is not an object", request_id=rid))
             continue
-        parts = [p for p in _list(_dict(candidate.get("content")).get("parts"), "parts", rid) if isinstance(p, dict)]
+        parts = [p for p in _list(as_dict(candidate.get("content")).get("parts"), "parts", rid) if isinstance(p, dict)]
         texts = [p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought")]
-        found = [_dict(p.get("inlineData") or p.get("inline_data")) for p in parts]
+        found = [as_dict(p.get("inlineData") or p.get("inline_data")) for p in parts]
         found = [data for data in found if data]
         for data in found:
             b64 = data.get("data")
@@ -277,7 +277,7 @@ def _usage(raw: Any) -> Usage | None:
 def error_fields(response: httpx.Response, auth_hint: str) -> ErrorFields:
     """Google's `{"error": {"code", "message", "status"}}`: a refused key is refused whatever the status."""
     try:
-        error = _dict(_dict(response.json()).get("error"))
+        error = as_dict(as_dict(response.json()).get("error"))
     except ValueError:
         error = {}
     message = str(error.get("message") or cut(response.text.strip(), 200) or response.reason_phrase)
@@ -310,4 +310,4 @@ def _refused_key(error: dict[str, Any]) -> bool:
     details = error.get("details")
     if not isinstance(details, list):
         return False
-    return any(_dict(detail).get("reason") in REFUSED_KEY_REASONS for detail in details)
+    return any(as_dict(detail).get("reason") in REFUSED_KEY_REASONS for detail in details)
