@@ -88,11 +88,17 @@ def folder_items(directory: Path) -> list[Item]:
 def _from_manifest(item: Item, line: dict[str, Any] | None, size: int) -> None:
     if line is None:
         return
-    item.prompt = _text(line.get("prompt")) or item.prompt
-    item.model = _text(line.get("model")) or item.model
-    item.cost = _number(line.get("cost_usd"), item.cost)
-    item.created = _number(line.get("created"), item.created)
+    _from_record(item, line)
     item.sha256 = _still(line.get("sha256"), line.get("bytes"), size)
+
+
+def _from_record(item: Item, record: dict[str, Any]) -> None:
+    """What a manifest line and a sidecar both say, in the same fields: each value that has the right
+    type replaces what the item had."""
+    item.prompt = _text(record.get("prompt")) or item.prompt
+    item.model = _text(record.get("model")) or item.model
+    item.cost = _number(record.get("cost_usd"), item.cost)
+    item.created = _number(record.get("created"), item.created)
 
 
 def _still(digest: Any, recorded: Any, size: int) -> str | None:
@@ -113,15 +119,12 @@ def _from_sidecar(item: Item, sidecar: Path) -> None:
         return
     if not isinstance(data, dict):
         return
-    item.prompt = _text(data.get("prompt")) or item.prompt
-    item.model = _text(data.get("model")) or item.model
+    _from_record(item, data)
     seed = data.get("seed")
     item.seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else item.seed
     parameters = data.get("parameters")
     parameters = parameters if isinstance(parameters, dict) else {}
     item.size = _text(data.get("size")) or _text(parameters.get("size")) or item.size
-    item.cost = _number(data.get("cost_usd"), item.cost)
-    item.created = _number(data.get("created"), item.created)
 
 
 def log_items(entries: Sequence[Entry]) -> list[Item]:

@@ -327,15 +327,13 @@ class AtomicImage:
 
     def write(self, chunk: bytes) -> None:
         if self.kind is None:
-            self.kind = sniff(chunk[:16])
-            if self.kind is None:
-                raise BadResponseError(f"the result is not a PNG, JPEG, WebP or GIF image ({_describe(chunk)})")
+            self.kind = image_kind(chunk)
         self.handle.write(chunk)
 
     def commit(self, name_for: NameFor, overwrite: bool) -> Path:
         """Close and rename to `name_for(ext)`; a taken name gets -v2, -v3, … unless overwrite."""
         if self.kind is None:
-            raise BadResponseError("the result is empty")
+            raise empty_result()
         # No fsync: the rename already guarantees no partial file on Ctrl-C, and a sync per image
         # would serialise a batch on the disk (an image is cheap to make again; see --resume).
         self.handle.flush()
@@ -348,6 +346,18 @@ class AtomicImage:
             with contextlib.suppress(OSError):  # a full disk fails the close's flush too
                 self.handle.close()
         self.tmp.unlink(missing_ok=True)
+
+
+def image_kind(first: bytes) -> str:
+    """The image type a result's first bytes say (png, jpeg, webp, gif), or the error that it is none."""
+    kind = sniff(first[:16])
+    if kind is None:
+        raise BadResponseError(f"the result is not a PNG, JPEG, WebP or GIF image ({_describe(first)})")
+    return kind
+
+
+def empty_result() -> BadResponseError:
+    return BadResponseError("the result is empty")
 
 
 def _describe(chunk: bytes) -> str:
@@ -513,23 +523,15 @@ async def _fetch_once(url: str, transport: Transport) -> tuple[Path | None, byte
     directory = transport.spill_dir
     if directory is None:
         data = bytearray()
-        async for chunk in _download(url, transport):
-            if not data and sniff(chunk[:16]) is None:
-                raise BadResponseError(f"the result is not a PNG, JPEG, WebP or GIF image ({_describe(chunk)})")
+        async for chunk in _image_download(url, transport):
             data += chunk
-        if not data:
-            raise BadResponseError("the result is empty")
         return None, bytes(data)
     fd, path = private_temp(directory)
     kept = False
     try:
         with os.fdopen(fd, "wb") as handle:
-            async for chunk in _download(url, transport):
-                if not handle.tell() and sniff(chunk[:16]) is None:
-                    raise BadResponseError(f"the result is not a PNG, JPEG, WebP or GIF image ({_describe(chunk)})")
+            async for chunk in _image_download(url, transport):
                 handle.write(chunk)
-            if not handle.tell():
-                raise BadResponseError("the result is empty")
         kept = True
         return path, None
     except OSError as exc:
@@ -537,6 +539,18 @@ async def _fetch_once(url: str, transport: Transport) -> tuple[Path | None, byte
     finally:
         if not kept:
             path.unlink(missing_ok=True)
+
+
+async def _image_download(url: str, transport: Transport) -> AsyncIterator[bytes]:
+    """`_download`'s chunks, the first checked to be an image's, an empty body refused."""
+    started = False
+    async for chunk in _download(url, transport):
+        if not started:
+            image_kind(chunk)
+            started = True
+        yield chunk
+    if not started:
+        raise empty_result()
 
 
 def metadata_for(response: ImageResponse, image: ImageData) -> dict[str, Any]:

@@ -451,13 +451,13 @@ def _live(view: _Waiting, quiet: bool) -> Any:
     """A Rich Live display of `view` on stderr at a terminal; elsewhere nothing (a pipe gets no extra)."""
     import contextlib
 
-    if quiet or not sys.stderr.isatty() or os.environ.get("TERM") == "dumb":
+    from . import render
+
+    if quiet or not render.live_stderr():
         return contextlib.nullcontext()
-    from rich.console import Console
     from rich.live import Live
 
-    console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
-    return Live(view, console=console, refresh_per_second=2, transient=False, redirect_stdout=False)
+    return Live(view, console=render.stderr_console(), refresh_per_second=2, transient=False, redirect_stdout=False)
 
 
 def _wait(batch_id: str, quiet: bool) -> None:

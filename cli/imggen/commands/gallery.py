@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -91,7 +90,9 @@ class Making:
     takes a while (a 1024x1024 PNG is ~17 ms of CPU to decode). Counts them for an interrupt's line."""
 
     def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+        from . import render
+
+        self.enabled = enabled and render.live_stderr()
         self.done = 0
         self.bar: Any = None
         self.task: Any = None
@@ -114,15 +115,14 @@ class Making:
 
 def _bar() -> Any:
     """Rich's progress on stderr (never stdout: the page's path goes there), gone when it ends."""
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from . import render
     from .progress import BAR_WIDTH
 
-    console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
     columns = (TextColumn("{task.description}"), BarColumn(bar_width=BAR_WIDTH), MofNCompleteColumn(),
                TimeRemainingColumn())  # fmt: skip
-    return Progress(*columns, console=console, transient=True, redirect_stdout=False)
+    return Progress(*columns, console=render.stderr_console(), transient=True, redirect_stdout=False)
 
 
 class Terminated(BaseException):

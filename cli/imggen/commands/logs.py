@@ -63,13 +63,14 @@ def logs(
             number = 0  # a page is made for thousands of images (lazy thumbnails): all, unless -n says
         _page(page if html else None, _query(query, model, since, until, number or None), query)
         return
-    entries = _with_log(lambda log: log.find(_query(query, model, since, until, number or None)), log_search=query)
+    asked = _query(query, model, since, until, number or None)
+    entries = _with_log(lambda log: log.find(asked), log_search=query)
     if json_out or not sys.stdout.isatty():
         for entry in entries:
             render.print_json(entry.as_json())
         return
     if not entries:
-        render.note("no entries" + (" match" if query or model or since or until else " yet"))
+        render.note(_none(asked))
         return
     rows = [["ID", "DATE", "MODEL", "SEED", "SIZE", "COST", "PROMPT", "FILE"]]
     rows += [_row(entry) for entry in entries]
@@ -149,12 +150,17 @@ def _page(page: Path | None, query: Query, search: str | None) -> None:
     check_page(page)
     entries = _with_log(lambda log: log.find(query), log_search=search)
     if not entries:
-        render.note("no entries" + (" match" if query.text or query.model or query.since or query.until else " yet")
-                    + ": the page is empty")  # fmt: skip
+        render.note(_none(query) + ": the page is empty")
     from ..gallery import log_items
 
     title = "imggen log" + (f": {search}" if search else "")
     publish(log_items(entries), page, title, quiet=False, open_page=False)
+
+
+def _none(query: Query) -> str:
+    """What to say when no entry is found: none match the filters, or there are none yet."""
+    filtered = query.text or query.model or query.since is not None or query.until is not None
+    return "no entries" + (" match" if filtered else " yet")
 
 
 def _with_log(read: Any, log_search: str | None = None) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..jobs import label
 from ..plan import Plan
+from . import render
 
 MAX_ROWS = 12  # beyond this many prompts, one overall bar reads better than a wall of rows
 BAR_WIDTH = 24  # fixed: a long label is cut, the bar never squeezed
@@ -26,7 +27,7 @@ class Progress:
         self.rows = rows if prompts <= MAX_ROWS else []
         self.verbose = enabled
         self.traced = False  # -v: the transport says each retry, not this
-        self.enabled = enabled and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+        self.enabled = enabled and render.live_stderr()
         self.bar: Any = None
         self.tasks: dict[int, Any] = {}
         self.overall: Any = None
@@ -151,7 +152,7 @@ def _display(status: Callable[[], str]) -> Any:
     """A Rich progress on stderr: rows of spinner, label (cut with "…" to fit), a fixed bar and
     done/total, then the status line. Rich is kept off stdout: it would take the paths or JSON Lines
     meant for a pipe or a file, and wrap long lines at the terminal's width (see `show`)."""
-    from rich.console import Console, RenderableType
+    from rich.console import RenderableType
     from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn
     from rich.progress import Progress as RichProgress
     from rich.table import Column
@@ -162,7 +163,7 @@ def _display(status: Callable[[], str]) -> Any:
             yield self.make_tasks_table(self.tasks)
             yield Text(status(), no_wrap=True, overflow="ellipsis", style="dim")
 
-    console = Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
+    console = render.stderr_console()
     text = TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis"))
     columns = (SpinnerColumn(), text, BarColumn(bar_width=BAR_WIDTH), MofNCompleteColumn())
     return Display(*columns, console=console, transient=True, redirect_stdout=False, expand=True)

@@ -12,8 +12,21 @@ from ..errors import ImggenError, error_line
 STDOUT_CLOSED = False  # imggen started with stdout closed (`>&-`): the null device stands in for it
 
 
+def live_stderr() -> bool:
+    """stderr is a terminal that can take colour and a live display (a progress bar): not a pipe, not
+    TERM=dumb."""
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def stderr_console() -> Any:
+    """A Rich console on stderr (never stdout: paths and JSON go there), without colour under NO_COLOR."""
+    from rich.console import Console
+
+    return Console(stderr=True, no_color=bool(os.environ.get("NO_COLOR")))
+
+
 def _colour() -> bool:
-    return sys.stderr.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    return live_stderr() and not os.environ.get("NO_COLOR")
 
 
 def _say(prefix: str, style: str, text: str) -> None:

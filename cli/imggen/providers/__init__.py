@@ -18,7 +18,7 @@ from .vertex_spec import GOOGLE_CA_ENV as GOOGLE_CA_ENV
 if TYPE_CHECKING:
     import httpx
 
-    from ..types import ImageRequest
+    from ..types import ImageData, ImageRequest
     from .contract import Provider
     from .contract import ProviderResult as ProviderResult
 
@@ -68,6 +68,30 @@ def with_common(body: dict[str, Any], request: ImageRequest) -> dict[str, Any]:
     if request.negative_prompt:
         body["negative_prompt"] = request.negative_prompt
     return {**body, **request.params}
+
+
+def same_origin(url: str, other: str) -> bool:
+    """Same scheme, host and port: where a job's poll URLs may take the key the job was submitted with."""
+    from urllib.parse import urlsplit
+
+    a, b = urlsplit(url), urlsplit(other)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+
+def sent_authorization(response: httpx.Response) -> dict[str, str]:
+    """The Authorization header the request of `response` went with, for the job's polls to go with."""
+    value = response.request.headers.get("authorization")
+    return {"Authorization": value} if value else {}
+
+
+def image_at(url: str, **fields: Any) -> ImageData:
+    """An image a result names by URL (downloaded when saved: no key goes there), or carries as a `data:`
+    URI (decoded)."""
+    from ..types import ImageData
+
+    if url.startswith("data:"):
+        return ImageData.from_b64(url.partition(",")[2], **fields)
+    return ImageData(url=url, **fields)
 
 
 # What reading an unexpected shape of JSON can raise (`.get` on a list, `int()` of a dict, …).

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BadResponseError, ContentFilterError, ProviderError
 from ..types import HttpRequest, ImageData, ImageRequest, Inline
 from .bfl_spec import KEY_HINT, SPEC
-from .contract import ErrorFields, HttpProvider, Pending, Provider, ProviderResult
+from .contract import ErrorFields, HttpProvider, Pending, Provider, ProviderResult, detail_text, error_body
 
 if TYPE_CHECKING:
     import httpx
@@ -138,15 +138,11 @@ class BflProvider(HttpProvider):
 
     def error_fields(self, response: httpx.Response, settings: Resolved) -> ErrorFields:
         """`{"detail": "…"}` or FastAPI's `{"detail": [{"loc", "msg"}]}`; a 429 may say `message`."""
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        message = response.text.strip()[:200] or response.reason_phrase or "no message"
+        payload, message = error_body(response)
         if isinstance(payload, dict):
             detail = payload.get("detail")
             if isinstance(detail, list):
-                parts = [_validation(item) for item in detail[:5]]
+                parts = [detail_text(item) for item in detail[:5]]
                 message = "; ".join(p for p in parts if p) or message
             elif isinstance(detail, str) and detail:
                 message = detail
@@ -203,14 +199,6 @@ def _host(url: str) -> str:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _validation(item: Any) -> str:
-    if not isinstance(item, dict):
-        return str(item)[:200]
-    where = ".".join(str(p) for p in item.get("loc", []) if p != "body") if isinstance(item.get("loc"), list) else ""
-    text = str(item.get("msg", ""))[:200]
-    return f"{where}: {text}" if where else text
 
 
 def _with_details(message: str, details: Any) -> str:

@@ -89,6 +89,26 @@ def map_error(response: httpx.Response, fields: ErrorFields) -> GenerationError:
     return ProviderError(detail, hint=fields.hint, **kwargs)
 
 
+def error_body(response: httpx.Response) -> tuple[Any, str]:
+    """An error answer's JSON (None when it is not JSON), and the message to give when that JSON says
+    none: the start of its text, else its reason phrase."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    return payload, response.text.strip()[:200] or response.reason_phrase or "no message"
+
+
+def detail_text(item: Any) -> str:
+    """One entry of a FastAPI validation error's `detail` list (`{"loc", "msg", "type"}`) as `field: message`."""
+    if not isinstance(item, dict):
+        return str(item)[:200]
+    loc = item.get("loc")
+    where = ".".join(str(p) for p in loc if p != "body") if isinstance(loc, list) else ""
+    text = str(item.get("msg") or item.get("type") or "invalid")[:200]
+    return f"{where}: {text}" if where else text
+
+
 def error_mapper(provider: Provider, settings: Resolved) -> Callable[[httpx.Response], GenerationError]:
     """What the transport calls on an error answer to one of `provider`'s requests: `map_error` over the
     provider's own `error_fields`. The engine and `imggen models check` both use it."""
@@ -184,7 +204,7 @@ class HttpProvider(Provider):
         return None
 
     def error_fields(self, response: httpx.Response, settings: Resolved) -> ErrorFields:
-        return ErrorFields(response.text.strip()[:200] or response.reason_phrase or "no message")
+        return ErrorFields(error_body(response)[1])
 
     def poll(self, request: ImageRequest, job: Pending, response: httpx.Response) -> ProviderResult | Pending:
         raise NotImplementedError(f"{type(self).__name__} answers no job to poll")

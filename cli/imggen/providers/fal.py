@@ -27,11 +27,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from ..types import HttpRequest, ImageData, ImageRequest
-from . import response_json, shape_guard, with_common
-from .contract import ErrorFields, HttpProvider, Pending, Provider, ProviderResult
+from . import image_at, response_json, same_origin, sent_authorization, shape_guard, with_common
+from .contract import ErrorFields, HttpProvider, Pending, Provider, ProviderResult, detail_text, error_body
 from .fal_spec import KEY_HINT
 
 if TYPE_CHECKING:
@@ -136,12 +136,12 @@ def body(request: ImageRequest) -> dict[str, Any]:
 def _queued(request: ImageRequest, response: httpx.Response, payload: dict[str, Any]) -> Pending:
     """The submit answer: poll the status URL (on the host submitted to), with the key submitted with."""
     submitted = str(response.request.url)
-    headers = {"Authorization": v} if (v := response.request.headers.get("authorization")) else {}
+    headers = sent_authorization(response)
     model_id = checked_id(request.model.model_id)
     base = submitted.split("?", 1)[0].removesuffix(f"/{model_id}")
     job = _job_from_id(base, model_id, payload["request_id"], headers)
     given = {k: v for k in ("status_url", "response_url", "cancel_url") if isinstance(v := payload.get(k), str)}
-    if len(given) == 3 and all(_same_origin(url, submitted) for url in given.values()):
+    if len(given) == 3 and all(same_origin(url, submitted) for url in given.values()):
         job = replace(job, status_url=given["status_url"], response_url=given["response_url"],
                       cancel_url=given["cancel_url"])  # fmt: skip
     return _pending(job, "queued")
@@ -152,11 +152,6 @@ def _job_from_id(base: str, model_id: str, request_id: str, headers: dict[str, s
     app = "/".join(parts[:3] if parts[0] in NAMESPACES else parts[:2])
     root = f"{base.rstrip('/')}/{app}/requests/{quote(request_id, safe='')}"
     return Job(request_id, f"{root}/status", root, f"{root}/cancel", headers)
-
-
-def _same_origin(url: str, other: str) -> bool:
-    a, b = urlsplit(url), urlsplit(other)
-    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
 
 def _pending(job: Job, status: str, wait: float | None = None) -> Pending:
@@ -205,12 +200,7 @@ def parse_result(request: ImageRequest, payload: Any, request_id: str | None) ->
             raise BadResponseError("fal's result has an image without a URL", request_id=request_id)
         width, height = (item.get("width"), item.get("height")) if isinstance(item, dict) else (None, None)
         size = f"{width}x{height}" if isinstance(width, int) and isinstance(height, int) else None
-        fields: dict[str, Any] = {"seed": seed, "size": size, "index": index, "request_id": request_id}
-        if url.startswith("data:"):
-            _, _, data = url.partition(",")
-            found.append(ImageData.from_b64(data, **fields))
-        else:
-            found.append(ImageData(url=url, **fields))
+        found.append(image_at(url, seed=seed, size=size, index=index, request_id=request_id))
     if not found:
         raise errors[0]
     # fal's CDN keeps media for a limited time (docs "Data retention"): downloaded at once by the engine.
@@ -220,20 +210,16 @@ def parse_result(request: ImageRequest, payload: Any, request_id: str | None) ->
 def error_fields(response: httpx.Response) -> ErrorFields:
     """`detail` (a text, or a list of `{loc, msg, type}`); `content_policy_violation` is a filter's refusal."""
     request_id = response.headers.get("x-fal-request-id")
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
+    payload, message = error_body(response)
     detail = payload.get("detail") if isinstance(payload, dict) else payload
     code = (payload.get("error_type") if isinstance(payload, dict) else None) or response.headers.get(
         "x-fal-error-type"
     )
-    message = response.text.strip()[:200] or response.reason_phrase or "no message"
     if isinstance(detail, str) and detail:
         message = detail[:500]
     elif isinstance(detail, list) and detail:
         items = [d for d in detail if isinstance(d, dict)]
-        message = "; ".join(_item(d) for d in items)[:500] or message
+        message = "; ".join(detail_text(d) for d in items)[:500] or message
         types = [d.get("type") for d in items if isinstance(d.get("type"), str)]
         code = code or (types[0] if types else None)
     filtered = code == "content_policy_violation"
@@ -247,13 +233,6 @@ def error_fields(response: httpx.Response) -> ErrorFields:
             "Check the model id: imggen passes any fal id through (fal/<owner>/<app>[/<path>])." if status == 404
             else None),
     )  # fmt: skip
-
-
-def _item(detail: dict[str, Any]) -> str:
-    loc = detail.get("loc")
-    where = ".".join(str(p) for p in loc if p != "body") if isinstance(loc, list) else ""
-    msg = str(detail.get("msg") or detail.get("type") or "invalid")
-    return f"{where}: {msg}" if where else msg
 
 
 PROVIDER: Provider = FalProvider()

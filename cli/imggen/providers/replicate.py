@@ -24,11 +24,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from ..types import HttpRequest, ImageData, ImageRequest
-from . import response_json, shape_guard, with_common
-from .contract import ErrorFields, HttpProvider, Pending, Provider, ProviderResult
+from . import image_at, response_json, same_origin, sent_authorization, shape_guard, with_common
+from .contract import ErrorFields, HttpProvider, Pending, Provider, ProviderResult, error_body
 from .replicate_spec import KEY_HINT
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class ReplicateProvider(HttpProvider):
         return error_fields(response)
 
     def parse_response(self, request: ImageRequest, response: httpx.Response) -> ProviderResult | Pending:
-        headers = {"Authorization": v} if (v := response.request.headers.get("authorization")) else {}
+        headers = sent_authorization(response)
         origin = str(response.request.url)
         payload = response_json(response, None, WHO)
         with shape_guard(WHO, None):
@@ -135,16 +135,11 @@ def _job(root: str, prediction_id: str, urls: Any, headers: dict[str, str]) -> J
     get_url, cancel_url = f"{own}", f"{own}/cancel"
     if isinstance(urls, dict):
         given_get, given_cancel = urls.get("get"), urls.get("cancel")
-        if isinstance(given_get, str) and _same_origin(given_get, root):
+        if isinstance(given_get, str) and same_origin(given_get, root):
             get_url = given_get
-        if isinstance(given_cancel, str) and _same_origin(given_cancel, root):
+        if isinstance(given_cancel, str) and same_origin(given_cancel, root):
             cancel_url = given_cancel
     return Job(prediction_id, get_url, cancel_url, headers)
-
-
-def _same_origin(url: str, other: str) -> bool:
-    a, b = urlsplit(url), urlsplit(other)
-    return (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
 
 def _pending(job: Job, status: str, wait: float | None = None) -> Pending:
@@ -188,12 +183,8 @@ def _output(request: ImageRequest, output: Any, prediction_id: str) -> ProviderR
     size = request.size if request.size and "x" in request.size else None
     images: list[ImageData] = []
     for number, url in enumerate(urls):
-        fields: dict[str, Any] = {"seed": seed, "size": size, "index": request.first_index + number,
-                                  "request_id": prediction_id}  # fmt: skip
-        if url.startswith("data:"):
-            images.append(ImageData.from_b64(url.partition(",")[2], **fields))
-        else:
-            images.append(ImageData(url=url, **fields))
+        images.append(image_at(url, seed=seed, size=size, index=request.first_index + number,
+                               request_id=prediction_id))  # fmt: skip
     errors: list[Any] = []
     if len(images) < request.n:
         missing = request.n - len(images)
@@ -207,13 +198,9 @@ def _output(request: ImageRequest, output: Any, prediction_id: str) -> ProviderR
 
 def error_fields(response: httpx.Response) -> ErrorFields:
     """RFC 7807 `{"title", "detail", "status"}`."""
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
+    payload, message = error_body(response)
     detail = payload.get("detail") if isinstance(payload, dict) else None
     title = payload.get("title") if isinstance(payload, dict) else None
-    message = response.text.strip()[:200] or response.reason_phrase or "no message"
     if isinstance(detail, str) and detail:
         message = detail[:500]
     elif isinstance(title, str) and title:

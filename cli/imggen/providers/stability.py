@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from ..errors import BadResponseError, ContentFilterError, UsageError
 from ..types import FilePart, HttpRequest, ImageData, ImageRequest
-from .contract import ErrorFields, HttpProvider, Pending, Provider, ProviderResult
+from .contract import ErrorFields, HttpProvider, Pending, Provider, ProviderResult, error_body
 from .stability_spec import SPEC
 
 if TYPE_CHECKING:
@@ -316,10 +316,7 @@ class StabilityProvider(HttpProvider):
     def error_fields(self, response: httpx.Response, settings: Resolved) -> ErrorFields:
         """`{"id", "name", "errors": [...]}`: the messages, the name as the code, the id as the request id."""
         name, rid, message = None, None, ""
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
+        body, _ = error_body(response)
         if isinstance(body, dict):
             errors = body.get("errors")
             if isinstance(errors, list):
