@@ -172,6 +172,10 @@ class Lease:
     def usable(self, now: float) -> bool:
         return self.granted - self.held > EPSILON and now < self.until
 
+    def lost(self) -> None:
+        """No row any more (given back, or reclaimed by another instance): lease again when needed."""
+        self.granted, self.until, self.owned = 0.0, 0.0, False
+
 
 def lease_seconds() -> float:
     """LEASE_SECONDS, or IMGGEN_KEY_LEASE_SECONDS when set (at least 0.2 s)."""
@@ -328,7 +332,7 @@ class Keys:
                                                                 expires=now + self.ttl))  # fmt: skip
         lease.granted = amount
         lease.owned = held_here is not None or grant > 0
-        lease.until = started + self.ttl * 0.75 if lease.owned else 0.0
+        lease.until = self._usable_until(started) if lease.owned else 0.0
         return spend
 
     async def settle(self, conn: Any, token: str, cost: float, held: float) -> float | None:
@@ -353,11 +357,11 @@ class Keys:
         if lease is None or held <= 0:
             return
         lease.held = lease.held - held if lease.held - held > EPSILON else 0.0
-        lease.granted = amount or 0.0
         if amount is None:
-            lease.until, lease.owned = 0.0, False  # reclaimed: lease again when needed
+            lease.lost()  # reclaimed
         else:
-            lease.until = max(lease.until, started + self.ttl * 0.75)
+            lease.granted = amount
+            lease.until = max(lease.until, self._usable_until(started))
 
     def locks(self, tokens: list[str]) -> list[asyncio.Lock]:
         """The leases' locks the spend log takes (in one order) while it settles those keys."""
@@ -371,7 +375,7 @@ class Keys:
         async with self.db.engine.begin() as conn:
             await _lock(conn, token)
             await conn.execute(leases_table.delete().where(_mine(token, self.owner)))
-        lease.granted, lease.until, lease.owned = 0.0, 0.0, False
+        lease.lost()
 
     async def _renew(self, token: str, lease: Lease) -> None:
         started = time.monotonic()
@@ -381,9 +385,14 @@ class Keys:
                 leases_table.update().where(_mine(token, self.owner)).values(expires=time.time() + self.ttl)
             )
         if result.rowcount == 1:
-            lease.until = started + self.ttl * 0.75
-        else:  # reclaimed meanwhile (this process stalled longer than its lease): lease again when needed
-            lease.granted, lease.until, lease.owned = 0.0, 0.0, False
+            lease.until = self._usable_until(started)
+        else:  # reclaimed meanwhile (this process stalled longer than its lease)
+            lease.lost()
+
+    def _usable_until(self, started: float) -> float:
+        """Until when (monotonic) a lease written at `started` is used here: its expiry less a quarter of
+        its life, the margin for instances' clocks (the module's docstring)."""
+        return started + self.ttl * 0.75
 
     async def _keep(self) -> None:
         """Renew the leases held once a quarter of their life passed; give back the ones not used lately."""
