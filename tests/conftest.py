@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None, input: bytes | None =
                           **stdin)  # fmt: skip
     out = proc.stdout.decode("utf-8", "replace")
     return Result(proc.returncode, out, proc.stderr.decode("utf-8", "replace"), proc.stdout)
+
+
+def wait_for(check: Any, seconds: float = 30) -> None:
+    """Poll `check` every 50 ms until it is true; fail the test after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -17,11 +17,12 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from itertools import count
 from typing import Any
 
-from fakeserver import TINY_PNG
+from fakeserver import TINY_PNG, parse_multipart
+from localhttp import LocalHttp
 
 KEY = "sk-test-openai-0123456789"
 SCRIPTS = {
@@ -39,7 +40,6 @@ class FakeBatch:
     step: int = 0
     output_file_id: str | None = None
     error_file_id: str | None = None
-    cancelled: bool = False
     metadata: dict[str, str] | None = None
     counts: dict[str, int] = field(default_factory=lambda: {"total": 0, "completed": 0, "failed": 0})
 
@@ -48,7 +48,7 @@ class FakeBatch:
         return self.script[self.step]
 
 
-class FakeBatches:
+class FakeBatches(LocalHttp):
     def __init__(self, outcome: str = "completed") -> None:
         self.outcome = outcome  # the script of batches created from now on
         self.image = TINY_PNG  # each image of the output file
@@ -60,23 +60,14 @@ class FakeBatches:
         self.faults: dict[str, list[str]] = {"upload": [], "create": []}  # the next calls' faults, in turn
         self.release = threading.Event()  # a "hold" fault waits for it
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._listen(self._handler())
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        return f"{self.root}/v1"
 
     def env(self) -> dict[str, str]:
         return {"OPENAI_API_KEY": KEY, "OPENAI_API_BASE": self.base}
-
-    def __enter__(self) -> FakeBatches:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     # -- the API --------------------------------------------------------------------------------
 
@@ -117,7 +108,6 @@ class FakeBatches:
     def cancel(self, batch: FakeBatch) -> None:
         if batch.status in ("validating", "in_progress", "finalizing"):
             batch.script = [*batch.script[: batch.step], "cancelling", "cancelled"]
-            batch.cancelled = True
 
     def _finish(self, batch: FakeBatch) -> None:
         """The output and error files: on expiry or cancel, the first half is done and the rest is not."""
@@ -259,13 +249,5 @@ def _error(message: str, code: str) -> dict[str, Any]:
 
 
 def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
-    boundary = content_type.split("boundary=", 1)[-1].strip('"').encode()
-    form: dict[str, Any] = {}
-    for chunk in body.split(b"--" + boundary):
-        head, sep, value = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        name = head.split(b'name="', 1)[-1].split(b'"', 1)[0].decode()
-        value = value[:-2] if value.endswith(b"\r\n") else value
-        form[name] = value if b"filename=" in head else value.decode()
-    return form
+    fields, files = parse_multipart(content_type, body)
+    return {**fields, **{name: data for name, _, _, data in files}}

@@ -22,11 +22,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from fakeserver import TINY_PNG
+from localhttp import LocalHandler, LocalHttp
 
 KEY = "bfl-test-key-0123456789abcdef"
 SIGNING = b"fake-blob-signing-key"
@@ -74,7 +75,7 @@ class Job:
 
 
 @dataclass
-class FakeBfl:
+class FakeBfl(LocalHttp):
     ready_after: float = 0.0  # seconds from the submit until the job is Ready
     url_ttl: float = 600.0  # the signed result URL's life (BFL: 10 minutes)
     statuses: list[str] = field(default_factory=list)  # each new job's poll answers before Ready
@@ -87,26 +88,18 @@ class FakeBfl:
     requests: list[Received] = field(default_factory=list)
     jobs: dict[str, Job] = field(default_factory=dict)
     cancelled: list[str] = field(default_factory=list)
-    port: int = 0
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
+        self._listen(type("Handler", (_Handler,), {"fake": self}), _Server)
 
-    def __enter__(self) -> FakeBfl:
-        handler = type("Handler", (_Handler,), {"fake": self})
-        self.server = _Server(("127.0.0.1", 0), handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.root}/v1"
 
     def env(self) -> dict[str, str]:
         return {"BFL_API_KEY": KEY, "BFL_API_BASE": self.base}
@@ -143,41 +136,24 @@ class FakeBfl:
     def _submit(self, model: str, got: Received) -> tuple[int, dict[str, str], Any]:
         body = got.body
         if not isinstance(body, dict):
-            return (
-                422,
-                {},
-                {
-                    "detail": [
-                        {"type": "model_attributes_type", "loc": ["body"], "msg": "Input should be a valid dictionary"}
-                    ]
-                },
-            )
+            return 422, {}, {"detail": [_problem("model_attributes_type", None, "Input should be a valid dictionary")]}
         allowed = {**COMMON, **MODELS[model]}
         problems = []
         for name, value in body.items():
             kind = allowed.get(name)
             if kind is None:
-                problems.append(
-                    {"type": "extra_forbidden", "loc": ["body", name], "msg": "Extra inputs are not permitted"}
-                )
+                problems.append(_problem("extra_forbidden", name, "Extra inputs are not permitted"))
             elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-                wanted = kind.__name__
-                problems.append(
-                    {"type": f"{wanted}_type", "loc": ["body", name], "msg": f"Input should be a valid {wanted}"}
-                )
+                problems.append(_problem(f"{kind.__name__}_type", name, f"Input should be a valid {kind.__name__}"))
         if not isinstance(body.get("prompt"), str) and model != "flux-pro-1.1-ultra":
-            problems.append({"type": "missing", "loc": ["body", "prompt"], "msg": "Field required"})
+            problems.append(_problem("missing", "prompt", "Field required"))
         if body.get("output_format", "jpeg") not in ("jpeg", "png"):
-            problems.append(
-                {"type": "enum", "loc": ["body", "output_format"], "msg": "Input should be 'jpeg' or 'png'"}
-            )
+            problems.append(_problem("enum", "output_format", "Input should be 'jpeg' or 'png'"))
+        multiple = 32 if model == "flux-pro-1.1" else 16
         for side in ("width", "height"):
             value = body.get(side)
-            multiple = 32 if model == "flux-pro-1.1" else 16
             if isinstance(value, int) and (value < 64 or value % multiple):
-                problems.append(
-                    {"type": "value_error", "loc": ["body", side], "msg": f"must be a multiple of {multiple}"}
-                )
+                problems.append(_problem("value_error", side, f"must be a multiple of {multiple}"))
         if problems:
             return 422, {}, {"detail": problems}
         task = str(uuid.uuid4())
@@ -232,6 +208,11 @@ class FakeBfl:
         return 200, {"Content-Type": "image/png"}, TINY_PNG
 
 
+def _problem(kind: str, name: str | None, msg: str) -> dict[str, Any]:
+    """One FastAPI 422 detail item (`loc` ["body"] or ["body", name])."""
+    return {"type": kind, "loc": ["body", name] if name else ["body"], "msg": msg}
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
@@ -240,27 +221,16 @@ class _Server(ThreadingHTTPServer):
         pass
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LocalHandler):
     fake: FakeBfl
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no delayed-ACK stalls
 
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
     def _handle(self) -> None:
         parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._body()
         try:
             body = json.loads(raw) if raw else None
         except ValueError:

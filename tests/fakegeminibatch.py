@@ -17,14 +17,13 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from itertools import count
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from fakegoogle import GEMINI_KEY, content_problem
-from fakeserver import TINY_PNG
-from localhttp import LocalHttp
+from fakeserver import TINY_PNG, Reply
+from localhttp import LocalHandler, LocalHttp
 
 INLINE_LIMIT = 20_000_000
 BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatch"
@@ -208,8 +207,8 @@ class FakeGeminiBatch(LocalHttp):
         return Reply(json={})
 
     def _operation(self, batch: Batch, advance: bool) -> dict[str, Any]:
-        if advance and batch.script:
-            batch.state = batch.script.pop(0) if len(batch.script) > 1 else batch.script[0]
+        if advance:
+            _step(batch)
         done = batch.state in TERMINAL
         ran = len(batch.keys) if batch.state == "SUCCEEDED" else 0
         failed = sum(self._outcome(k) == "error" for k in batch.keys) if ran else 0
@@ -252,24 +251,28 @@ class FakeGeminiBatch(LocalHttp):
                               "status": "RESOURCE_EXHAUSTED"}}  # fmt: skip
         if outcome == "blocked":
             return {"response": {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}}}
-        count_ = int(_dict(request.get("generationConfig")).get("candidateCount", 1))
         if outcome == "text":
-            parts: list[dict[str, Any]] = [{"text": "I can't draw that."}]
-            candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "IMAGE_SAFETY"}
-            return {"response": {"candidates": [candidate]}}
-        b64 = base64.b64encode(self.image).decode()
-        parts = [{"text": "Here it is."}, {"inlineData": {"mimeType": "image/png", "data": b64}}]
-        candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}
+            return {"response": TEXT_ONLY}
         usage = {"promptTokenCount": 5, "candidatesTokenCount": 1290, "totalTokenCount": 1295}
-        return {"response": {"candidates": [candidate] * count_, "usageMetadata": usage}}
+        return {"response": {"candidates": _candidates(self.image, request), "usageMetadata": usage}}
 
 
-@dataclass
-class Reply:
-    status: int = 200
-    json: Any = None
-    body: bytes | None = None
-    headers: dict[str, str] | None = None
+TEXT_ONLY = {"candidates": [{"content": {"role": "model", "parts": [{"text": "I can't draw that."}]},
+                              "finishReason": "IMAGE_SAFETY"}]}  # fmt: skip
+
+
+def _candidates(image: bytes, request: dict[str, Any]) -> list[dict[str, Any]]:
+    """The image candidates a request asks for (generationConfig.candidateCount)."""
+    b64 = base64.b64encode(image).decode()
+    parts = [{"text": "Here it is."}, {"inlineData": {"mimeType": "image/png", "data": b64}}]
+    candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}
+    return [candidate] * int(_dict(request.get("generationConfig")).get("candidateCount", 1))
+
+
+def _step(item: Any) -> None:
+    """A status poll: the next state of the item's script (the last one stays)."""
+    if item.script:
+        item.state = item.script.pop(0) if len(item.script) > 1 else item.script[0]
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -284,23 +287,11 @@ def _error(status: int, name: str, message: str, reason: str | None = None) -> R
     return Reply(status=status, json={"error": error})
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
+class _Handler(LocalHandler):
     def _handle(self) -> None:
         fake: FakeGeminiBatch = self.server.fake  # type: ignore[attr-defined]
         parts = urlsplit(self.path)
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._body()
         headers = {k.lower(): v for k, v in self.headers.items()}
         reply = fake.answer(self.command, parts.path, dict(parse_qsl(parts.query)), headers, body)
         payload = json.dumps(reply.json).encode() if reply.json is not None else (reply.body or b"")

@@ -17,14 +17,13 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from fakeserver import TINY_PNG
 from imggen.providers.contract import Pending, ProviderResult, map_error
-from localhttp import LocalHttp
+from localhttp import LocalHandler, LocalHttp
 
 if TYPE_CHECKING:
     from imggen.providers.contract import Provider
@@ -128,18 +127,7 @@ def _replicate_error(status: int, title: str, detail: str) -> Answer:
     return Answer(status, {"title": title, "detail": detail, "status": status})
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
+class _Handler(LocalHandler):
     def do_PUT(self) -> None:
         self._handle()
 
@@ -148,8 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.server.fake  # type: ignore[attr-defined,no-any-return]
 
     def _handle(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._body()
         try:
             body: Any = json.loads(raw) if raw else None
         except ValueError:

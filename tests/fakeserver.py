@@ -21,14 +21,24 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 
-def _png(width: int = 2, height: int = 2) -> bytes:
+def png_of(width: int, height: int, rows: bytes, alpha: bool = False) -> bytes:
+    """A PNG of 8-bit RGB (RGBA with `alpha`) made of `rows`: each row its filter byte, then its pixels."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         crc = zlib.crc32(kind + data) & 0xFFFFFFFF
         return len(data).to_bytes(4, "big") + kind + data + crc.to_bytes(4, "big")
 
-    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
-    rows = b"".join(b"\x00" + b"\xff\x80\x00" * width for _ in range(height))
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 6 if alpha else 2, 0, 0, 0])
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def solid_png(width: int, height: int, alpha: bool, pixel: bytes) -> bytes:
+    """A PNG of one colour: `pixel` is 3 bytes (RGB) or, with `alpha`, 4 (RGBA)."""
+    return png_of(width, height, b"".join(b"\x00" + pixel * width for _ in range(height)), alpha)
+
+
+def _png(width: int = 2, height: int = 2) -> bytes:
+    return solid_png(width, height, False, b"\xff\x80\x00")
 
 
 TINY_PNG = _png()

@@ -13,11 +13,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler
-from typing import Any
 
 from fakeserver import TINY_PNG
-from localhttp import LocalHttp
+from localhttp import LocalHandler, LocalHttp
 
 KEY = "sk-test-0123456789abcdefXYZ0"
 MAX_BODY = 10 * 1024 * 1024  # "Note: maximum request size is 10MiB"
@@ -235,23 +233,11 @@ def _check(service: str, seen: Seen) -> str | None:
     return None
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._serve(b"")
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        self._serve(self.rfile.read(length))
-
-    def _serve(self, body: bytes) -> None:
+class _Handler(LocalHandler):
+    def _handle(self) -> None:
         fake: FakeStability = self.server.fake  # type: ignore[attr-defined]
         seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
-        answer = fake.answer(seen, body)
+        answer = fake.answer(seen, self._body())
         self.send_response(answer.status)
         for key, value in answer.headers.items():
             self.send_header(key, value)

@@ -18,7 +18,6 @@ cancelled job: the rows it had finished, "all completed rows are exported").
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import threading
@@ -27,7 +26,7 @@ from itertools import count
 from typing import Any
 from urllib.parse import unquote
 
-from fakegeminibatch import Reply, _dict, _error
+from fakegeminibatch import TEXT_ONLY, Reply, _candidates, _dict, _error, _step
 from fakegeminibatch import _Handler as GeminiHandler
 from fakegoogle import content_problem
 from fakeserver import TINY_PNG
@@ -237,8 +236,8 @@ class FakeVertexBatch(LocalHttp):
         return Reply(json={})
 
     def _job(self, job: Job, advance: bool) -> dict[str, Any]:
-        if advance and job.script:
-            job.state = job.script.pop(0) if len(job.script) > 1 else job.script[0]
+        if advance:
+            _step(job)
         ran = job.state in WRITES_OUTPUT
         if job.output_dir is None and (ran or (job.state == "CANCELLED" and self.done_before_cancel)):
             self._write_output(job, len(job.keys) if ran else self.done_before_cancel)
@@ -286,14 +285,9 @@ class FakeVertexBatch(LocalHttp):
         if outcome == "blocked":
             return {**line, "response": {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}}}
         if outcome == "text":
-            parts: list[dict[str, Any]] = [{"text": "I can't draw that."}]
-            return {**line, "response": {"candidates": [{"content": {"role": "model", "parts": parts},
-                                                          "finishReason": "IMAGE_SAFETY"}]}}  # fmt: skip
-        b64 = base64.b64encode(self.image).decode()
-        parts = [{"text": "Here it is."}, {"inlineData": {"mimeType": "image/png", "data": b64}}]
-        candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}
-        count_ = int(_dict(request.get("generationConfig")).get("candidateCount", 1))
-        return {**line, "response": {"candidates": [candidate] * count_, "modelVersion": "gemini-nano-banana-2.1"}}
+            return {**line, "response": TEXT_ONLY}
+        return {**line, "response": {"candidates": _candidates(self.image, request),
+                                     "modelVersion": "gemini-nano-banana-2.1"}}  # fmt: skip
 
 
 def _job_problem(job: Any) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,9 +67,11 @@ async def poll(service: GeminiBatches, fake: FakeGeminiBatch, part: Part, times:
 
 
 async def collect(
-    service: GeminiBatches, fake: FakeGeminiBatch, part: Part, requests: dict[str, ImageRequest]
-) -> list[Any]:
+    service: GeminiBatches, fake: FakeGeminiBatch, part: Part, requests: dict[str, ImageRequest],
+    spill: Path | None = None,
+) -> list[Any]:  # fmt: skip
     async with Transport(timeout=10, retries=0) as transport:
+        transport.spill_dir = spill
         return [r async for r in service.results(part, settings(fake), transport, requests.__getitem__)]
 
 
@@ -276,12 +279,7 @@ def test_images_stream_to_the_spill_directory_as_they_arrive(
     [part] = run(submit(service, fake, requests))
     run(poll(service, fake, part, 3))
 
-    async def go() -> list[Any]:
-        async with Transport(timeout=10, retries=0) as transport:
-            transport.spill_dir = tmp_path
-            return [r async for r in service.results(part, settings(fake), transport, requests.__getitem__)]
-
-    results = run(go())
+    results = run(collect(service, fake, part, requests, spill=tmp_path))
     images = [image for result in results for image in result.images]
     assert len(images) == 3 and all(image.file is not None and image.b64_json is None for image in images)
     assert all(image.image_bytes() == fake.image for image in images)

@@ -3,11 +3,10 @@ fakebatches.FakeBatches on 127.0.0.1 (its lifecycle moves one step per status re
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import stat
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,8 @@ import pytest
 
 from fakebatches import KEY, FakeBatches
 from imggen.batches.ledger import SCHEMA_VERSION, Ledger, Part, clean_options
+from test_batch_gemini import _prompts, stream
+from test_batch_gemini import run as _run
 
 MODEL = "openai/gpt-image-1"
 
@@ -80,18 +81,6 @@ def _settings() -> Any:
     return plan_generation("x", MODEL).settings
 
 
-async def _lines(prompts: list[str]) -> AsyncIterator[Any]:
-    from imggen.api import plan_generation
-    from imggen.batches.service import BatchLine
-
-    for number, prompt in enumerate(prompts, 1):
-        yield BatchLine(f"{number}-1", plan_generation(prompt, MODEL).requests[0])
-
-
-def _run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
 async def _submit_and_follow(prompts: list[str], cancel: bool = False) -> tuple[list[Any], list[Any], list[Any]]:
     from imggen.api import plan_generation
     from imggen.batches.ledger import Part
@@ -99,8 +88,9 @@ async def _submit_and_follow(prompts: list[str], cancel: bool = False) -> tuple[
     from imggen.transport import Transport
 
     settings = _settings()
+    sent = {f"{n}-1": plan_generation(p, MODEL).requests[0] for n, p in enumerate(prompts, 1)}
     async with Transport() as transport:
-        parts = [p async for p in SERVICE.submit(_lines(prompts), settings, transport)]
+        parts = [p async for p in SERVICE.submit(stream(sent), settings, transport)]
         ledger_parts = [Part("b_x", i, p.provider_batch_id, p.input_file_id, "validating", p.request_count,
                              p.first_index) for i, p in enumerate(parts)]  # fmt: skip
         states = []
@@ -111,7 +101,6 @@ async def _submit_and_follow(prompts: list[str], cancel: bool = False) -> tuple[
                 state = await SERVICE.status(part, settings, transport)
                 states.append(state.state)
                 part.output_file_id, part.error_file_id = state.output_file_id, state.error_file_id
-        sent = {f"{n}-1": plan_generation(p, MODEL).requests[0] for n, p in enumerate(prompts, 1)}
         results = [r for part in ledger_parts async for r in SERVICE.results(part, settings, transport, sent.get)]
     return parts, states, results
 
@@ -182,12 +171,6 @@ def test_a_wrong_key_is_an_auth_error(batches: FakeBatches, monkeypatch: pytest.
 def _env(tmp_path: Path, batches: FakeBatches) -> dict[str, str]:
     return {**batches.env(), "IMGGEN_BATCH_LEDGER": str(tmp_path / "data" / "batches.sqlite"),
             "IMGGEN_POLL_INTERVAL": "0"}  # fmt: skip
-
-
-def _prompts(tmp_path: Path, *prompts: str) -> Path:
-    path = tmp_path / "prompts.txt"
-    path.write_text("\n".join(prompts) + "\n")
-    return path
 
 
 def test_submit_status_collect(cli: Any, tmp_path: Path, batches: FakeBatches) -> None:

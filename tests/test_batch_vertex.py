@@ -74,10 +74,6 @@ async def collect(service: VertexBatches, given: Any, part: Part, requests: dict
         return [r async for r in service.results(part, given, transport, requests.__getitem__)]
 
 
-def storage_calls(vfake: FakeVertexBatch) -> list[tuple[str, str, dict[str, str], dict[str, str]]]:
-    return [r for r in vfake.requests if "/storage/v1/" in r[1]]
-
-
 def test_submit_uploads_the_input_and_creates_the_job_then_collects_by_label(
     vfake: FakeVertexBatch, env: dict[str, str]
 ) -> None:

@@ -86,7 +86,7 @@ def test_an_overlay_may_give_a_batch_field_and_a_bad_one_is_exit_3(isolated: Pat
     config.mkdir()
     good = {"id": "openai/gpt-image-2", "batch": {"services": ["openai"], "discount": 0.25}}
     (config / "models.json").write_text(json.dumps({"models": [good]}))
-    listed = run_cli("models", "--batch", "--json", env={"IMGGEN_TODAY": "2026-11-30"})
+    listed = run_cli("models", "--batch", "--json")
     assert listed.code == 0, listed.stderr
     row = next(m for m in json.loads(listed.stdout) if m["id"] == "openai/gpt-image-2")
     assert row["batch"]["discount"] == 0.25
@@ -97,7 +97,7 @@ def test_an_overlay_may_give_a_batch_field_and_a_bad_one_is_exit_3(isolated: Pat
 
 
 def test_models_batch_lists_only_the_models_a_batch_service_takes() -> None:
-    result = run_cli("models", "--batch", "--json", env={"IMGGEN_TODAY": "2026-11-30"})
+    result = run_cli("models", "--batch", "--json")
     assert result.code == 0, result.stderr
     rows = json.loads(result.stdout)
     assert rows and all(row["batch"] and row["batch"]["services"] for row in rows)
@@ -105,7 +105,7 @@ def test_models_batch_lists_only_the_models_a_batch_service_takes() -> None:
     assert "openai/gpt-image-2" in ids and "gemini/gemini-2.5-flash-image" in ids
     assert "vertex_ai/gemini-nano-banana-2.1" in ids and "vertex_ai/gemini-3-pro-image" not in ids
     assert not any(i.startswith(("bedrock/", "vertex_ai/imagen", "recraft/", "gemini/imagen")) for i in ids)
-    plain = run_cli("models", "--batch", "--provider", "openai", env={"IMGGEN_TODAY": "2026-11-30"})
+    plain = run_cli("models", "--batch", "--provider", "openai")
     lines = [line.split("\t")[0] for line in plain.stdout.splitlines()]
     assert lines and all(line.startswith(("openai/gpt-image-", "openai/chatgpt-image-")) for line in lines)
     assert "--batch" in run_cli("models", "--help").stdout

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import pytest
 import imggen
 from conftest import run_cli
 from fakebedrock import AWS_KEY_ID, AWS_SECRET
-from fakeserver import TINY_PNG, FakeProvider, Reply
+from fakeserver import TINY_PNG, FakeProvider, Reply, png_of, solid_png
 from imggen.errors import ContentFilterError, UsageError
 from imggen.providers.placeholder_png import decode_png
 
@@ -27,28 +25,13 @@ STYLE_TRANSFER = "bedrock/us.stability.stable-style-transfer-v1:0"
 SD35 = "bedrock/stability.sd3-5-large-v1:0"
 
 
-def png(width: int, height: int, alpha: bool, pixel: bytes) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 6 if alpha else 2, 0, 0, 0)
-    rows = b"".join(b"\x00" + pixel * width for _ in range(height))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
-
-
 def half_mask(width: int, height: int) -> bytes:
     """Transparent (change) on the left half, opaque (keep) on the right."""
     row = b"\x00" + b"\x00\x00\x00\x00" * (width // 2) + b"\x00\x00\x00\xff" * (width - width // 2)
-    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    idat = zlib.compress(row * height)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    return png_of(width, height, row * height, alpha=True)
 
 
-PHOTO = png(64, 64, False, b"\x10\x80\xf0")
+PHOTO = solid_png(64, 64, False, b"\x10\x80\xf0")
 
 
 @pytest.fixture
@@ -127,7 +110,7 @@ def test_outpaint_needs_a_direction(aws: FakeProvider) -> None:
 
 
 def test_style_transfer_sends_two_images(aws: FakeProvider) -> None:
-    style = png(32, 32, False, b"\xff\x00\x00")
+    style = solid_png(32, 32, False, b"\xff\x00\x00")
     imggen.edit("statue", [PHOTO, style], model=STYLE_TRANSFER)
     body = sent(aws)[0]
     assert base64.b64decode(body["init_image"]) == PHOTO and base64.b64decode(body["style_image"]) == style

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import assert_no_secret, openai_env, run_cli
+from conftest import assert_no_secret, openai_env, run_cli, wait_for
 from fakebedrock import AWS_KEY_ID, AWS_SECRET
 from fakegoogle import GEMINI_KEY
 from fakeserver import TINY_JPEG, TINY_PNG, FakeProvider, Reply
@@ -417,13 +417,6 @@ def test_a_file_that_is_not_the_recorded_image_is_made_again(fake: FakeProvider,
 
 
 # Item 19: leftovers of a killed run go with the next run; a live run's stay.
-
-
-def wait_for(condition: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 def age(path: Path, seconds: float) -> None:

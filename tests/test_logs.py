@@ -311,12 +311,17 @@ def test_a_version_1_file_is_upgraded_and_searchable(tmp_path: Path) -> None:
         assert log.db.execute("SELECT 1 FROM sqlite_master WHERE name='entries_model'").fetchone()
 
 
-def test_a_file_from_a_newer_imggen_is_refused(tmp_path: Path) -> None:
+def newer_log(tmp_path: Path) -> None:
+    """A log as a newer imggen leaves it: schema 99."""
     path = log_path(tmp_path)
     path.parent.mkdir(parents=True)
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         db.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+
+
+def test_a_file_from_a_newer_imggen_is_refused(tmp_path: Path) -> None:
+    newer_log(tmp_path)
     result = run_cli("logs")
     assert result.code == 3 and "written by a newer imggen (schema 99)" in result.stderr
 
@@ -327,11 +332,7 @@ def test_a_log_that_cannot_be_written_never_fails_the_run(tmp_path: Path) -> Non
                       env={"IMGGEN_LOG_DB": str(tmp_path / "a-file" / "log.sqlite")})  # fmt: skip
     assert blocked.code == 0 and len(blocked.lines) == 2
     assert blocked.stderr.count("warning: cannot write the log") == 1
-    path = log_path(tmp_path)
-    path.parent.mkdir(parents=True)
-    with sqlite3.connect(path) as db:  # a newer imggen's log
-        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        db.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+    newer_log(tmp_path)
     newer = run_cli("generate", "otter", "-m", PLACEHOLDER, "-o", "out")
     assert newer.code == 0 and "written by a newer imggen (schema 99)" in newer.stderr
     assert len(list((tmp_path / "out").glob("*.png"))) == 3

@@ -18,7 +18,7 @@ import openai
 import pytest
 import sqlalchemy as sa
 
-from conftest import OPENAI_KEY, run_cli
+from conftest import OPENAI_KEY, run_cli, wait_for
 from fakeedits import png
 from fakeserver import FakeProvider, Reply
 from imggen.proxy import db as dbmod
@@ -27,13 +27,6 @@ from servehelp import MASTER_KEY, Served, deployment, free_port, proxy_config
 
 IMAGES = "/v1/images/generations"
 PRICE = 0.04  # dall-e-3, 1024x1024 standard: the catalog's price, the fake reports no usage
-
-
-@pytest.fixture
-def postgres(tmp_path: Path) -> Iterator[PostgresServer]:
-    server = PostgresServer(tmp_path)
-    yield server
-    server.stop()
 
 
 def config(fake: FakeProvider, database_url: str) -> dict[str, Any]:
@@ -181,15 +174,6 @@ def leases(url: str, token: str) -> list[tuple[str, float]]:
     return asyncio.run(read())
 
 
-def until(check: Any, seconds: float = 5.0) -> float:
-    """Poll `check` every 50 ms until it is true; the seconds it took (fails after `seconds`)."""
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < seconds, "timed out"
-        time.sleep(0.05)
-    return time.monotonic() - started
-
-
 def test_two_instances_hold_one_budget_and_a_killed_ones_lease_is_reclaimed(
     fake: FakeProvider, start: Any, shared_url: str
 ) -> None:
@@ -210,15 +194,15 @@ def test_two_instances_hold_one_budget_and_a_killed_ones_lease_is_reclaimed(
     with ThreadPoolExecutor(10) as pool:
         statuses = list(pool.map(send, range(10)))
     assert statuses.count(200) == 3 and statuses.count(422) == 7, statuses
-    until(lambda: manage(two, "/key/info", key=key).json()["info"]["spend"] == pytest.approx(3 * PRICE), 15)
-    until(lambda: leases(shared_url, token) == [], 15)  # settled, then given back once idle
+    wait_for(lambda: manage(two, "/key/info", key=key).json()["info"]["spend"] == pytest.approx(3 * PRICE), 15)
+    wait_for(lambda: leases(shared_url, token) == [], 15)  # settled, then given back once idle
 
     # One image of budget; instance one leases it for a request the upstream answers slowly, and is killed.
     victim = generate_key(one, key_alias="victim", max_budget=0.04)
     fake.script("/images/generations", Reply(delay=3.0, default=True))
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(one.post, {"model": "dall-e-3", "prompt": "slow"}, key=victim)
-        until(lambda: fake.in_flight == 1)
+        wait_for(lambda: fake.in_flight == 1, 5)
         one.proc.kill()
         one.proc.wait(timeout=10)
         with pytest.raises(httpx.TransportError):
@@ -228,7 +212,7 @@ def test_two_instances_hold_one_budget_and_a_killed_ones_lease_is_reclaimed(
     token = hashlib.sha256(victim.encode()).hexdigest()
     held = leases(shared_url, token)
     assert len(held) == 1 and held[0][1] == pytest.approx(PRICE)  # the dead process's lease
-    until(lambda: two.post({"model": "dall-e-3", "prompt": "after"}, key=victim).status_code == 200, 15)
+    wait_for(lambda: two.post({"model": "dall-e-3", "prompt": "after"}, key=victim).status_code == 200, 15)
     assert [owner for owner, _ in leases(shared_url, token)] != [held[0][0]]
     assert two.post({"model": "dall-e-3", "prompt": "over"}, key=victim).status_code == 422
     # Stopped: what instance two holds goes back at once.

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import struct
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 
 import imggen
 from conftest import assert_no_secret, run_cli
+from fakeserver import solid_png
 from fakestability import (
     KEY,
     MODERATED,
@@ -33,18 +32,8 @@ from imggen.providers import stability as module
 from imggen.settings import resolve
 from imggen.types import ImageRequest
 
-
-def png(width: int, height: int, alpha: bool, pixel: bytes) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 6 if alpha else 2, 0, 0, 0)
-    rows = b"".join(b"\x00" + pixel * width for _ in range(height))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
-
-
-PHOTO = png(64, 64, False, b"\x10\x80\xf0")
-MASK = png(64, 64, True, b"\x00\x00\x00\x00")  # all transparent: change everything
+PHOTO = solid_png(64, 64, False, b"\x10\x80\xf0")
+MASK = solid_png(64, 64, True, b"\x00\x00\x00\x00")  # all transparent: change everything
 
 
 def failure(prompt: str, **keywords: Any) -> GenerationError:
