@@ -93,15 +93,15 @@ class _Handler(BaseHTTPRequestHandler):
         if random.random() < self.fake.failure_rate:
             status = random.choice(self.fake.statuses)
             error = b'{"error": {"message": "injected", "type": "x", "param": null, "code": null}}'
-            self._send(status, error, "Retry-After: 0.2\r\n")
+            self._send(status, error, extra="Retry-After: 0.2\r\n")
             return
         with self.fake.lock:
             self.fake.served += int(body.get("n", 1))
         items = ",".join(f'{{"b64_json":"{self.fake.b64}"}}' for _ in range(int(body.get("n", 1))))
-        self._send(200, f'{{"created":{int(time.time())},"data":[{items}]}}'.encode(), "")
+        self._send(200, f'{{"created":{int(time.time())},"data":[{items}]}}'.encode())
 
-    def _send(self, status: int, payload: bytes, extra: str) -> None:
-        head = f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n{extra}\r\n"
+    def _send(self, status: int, payload: bytes, kind: str = "application/json", extra: str = "") -> None:
+        head = f"HTTP/1.1 {status} X\r\nContent-Type: {kind}\r\nContent-Length: {len(payload)}\r\n{extra}\r\n"
         self.wfile.write(head.encode() + payload)  # one write: split writes stall on delayed ACKs
 
 
@@ -114,7 +114,6 @@ class QueueFake:
         self.latency = latency
         self.png = PNG_HEAD + random.Random(2).randbytes(1016)
         self.jobs: dict[str, float] = {}
-        self.polls = 0
         self.lock = threading.Lock()
         self.server = _serve(self, _QueueHandler)
 
@@ -126,16 +125,8 @@ class QueueFake:
         self.server.shutdown()
 
 
-class _QueueHandler(BaseHTTPRequestHandler):
-    fake: QueueFake
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+class _QueueHandler(_Handler):
+    fake: QueueFake  # type: ignore[assignment]
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -143,7 +134,7 @@ class _QueueHandler(BaseHTTPRequestHandler):
             job = f"job-{len(self.fake.jobs)}"
             self.fake.jobs[job] = time.monotonic()
         answer = {"id": job, "polling_url": f"{self.fake.root}/v1/get_result?id={job}", "cost": 3.0}
-        self._send(200, json.dumps(answer).encode(), "application/json")
+        self._send(200, json.dumps(answer).encode())
 
     def do_GET(self) -> None:
         if self.path.startswith("/results/"):
@@ -151,19 +142,14 @@ class _QueueHandler(BaseHTTPRequestHandler):
             return
         job = self.path.rsplit("=", 1)[-1]
         with self.fake.lock:
-            self.fake.polls += 1
             born = self.fake.jobs.get(job)
         if born is None:
-            self._send(200, json.dumps({"id": job, "status": "Task not found"}).encode(), "application/json")
+            self._send(200, json.dumps({"id": job, "status": "Task not found"}).encode())
         elif time.monotonic() - born < self.fake.latency:
-            self._send(200, json.dumps({"id": job, "status": "Pending", "progress": None}).encode(), "application/json")
+            self._send(200, json.dumps({"id": job, "status": "Pending", "progress": None}).encode())
         else:
             result = {"sample": f"{self.fake.root}/results/{job}.png?se=1&sig=x", "seed": 1}
-            self._send(200, json.dumps({"id": job, "status": "Ready", "result": result}).encode(), "application/json")
-
-    def _send(self, status: int, payload: bytes, kind: str) -> None:
-        head = f"HTTP/1.1 {status} X\r\nContent-Type: {kind}\r\nContent-Length: {len(payload)}\r\n\r\n"
-        self.wfile.write(head.encode() + payload)  # one write: split writes stall on delayed ACKs
+            self._send(200, json.dumps({"id": job, "status": "Ready", "result": result}).encode())
 
 
 def queue_bound(latency: float, jobs: int, concurrency: int) -> tuple[float, float]:
@@ -283,7 +269,7 @@ def _log(runs: int, out: Path, env: dict[str, str]) -> tuple[float, float, float
     process (LogDB.add with the pixel probe), and per run in one process (opening the file, the run's
     rows, closing it: SQLite's checkpoint syncs the disk there)."""
     fake = Fake()
-    prompts = "".join(f"prompt {i}\n" for i in range(LOG_IMAGES)).encode()
+    prompts = _prompts(LOG_IMAGES)
     times: dict[bool, list[float]] = {True: [], False: []}
     for run in range(runs):
         for logged in (True, False):
@@ -310,33 +296,34 @@ def _queue(runs: int, out: Path) -> tuple[float, float]:
     `runs`) and its ratio to the bound the fake's latency and the polling pace set (queue_bound)."""
     fake = QueueFake(latency=1.0)
     env = {"BFL_API_KEY": "bfl-bench", "BFL_API_BASE": f"{fake.root}/v1"}
-    prompts = "".join(f"prompt {i}\n" for i in range(200)).encode()
-    rates = []
-    for run in range(runs):
-        cmd = imggen("generate", "-", "-m", "bfl/flux-2-pro", "-j", "16", "-o", str(out / f"queue{run}"), "--quiet")
-        took, _, code = measure(cmd, env=env, stdin=prompts)
-        ran_ok(code, cmd)
-        saved(out / f"queue{run}", 200)
-        rates.append(200 / took)
+    rate, _ = _rates(runs, out, "queue", ("-m", "bfl/flux-2-pro"), env)
     fake.stop()
-    rate = statistics.median(rates)
     return rate, rate / queue_bound(1.0, 200, 16)[1]
 
 
 def _batch(runs: int, out: Path, env: dict[str, str]) -> tuple[float, float]:
     fake = Fake(latency=0.2)
-    prompts = "".join(f"prompt {i}\n" for i in range(200)).encode()
+    figures = _rates(runs, out, "batch", ("-m", "openai/bench", "--api-base", fake.base), env)
+    fake.stop()
+    return figures
+
+
+def _rates(runs: int, out: Path, name: str, model: tuple[str, ...], env: dict[str, str]) -> tuple[float, float]:
+    """200 prompts at -j 16 into out/<name><run>, `runs` times: images a second (the median) and peak RSS."""
+    prompts = _prompts(200)
     rates, rss = [], 0.0
     for run in range(runs):
-        cmd = imggen("generate", "-", "-m", "openai/bench", "--api-base", fake.base, "-j", "16", "-o",
-                     str(out / f"batch{run}"), "--quiet")  # fmt: skip
+        cmd = imggen("generate", "-", *model, "-j", "16", "-o", str(out / f"{name}{run}"), "--quiet")
         took, peak, code = measure(cmd, env=env, stdin=prompts)
         ran_ok(code, cmd)
-        saved(out / f"batch{run}", 200)
+        saved(out / f"{name}{run}", 200)
         rates.append(200 / took)
         rss = max(rss, peak)
-    fake.stop()
     return statistics.median(rates), rss
+
+
+def _prompts(count: int) -> bytes:
+    return "".join(f"prompt {i}\n" for i in range(count)).encode()
 
 
 def _big(out: Path, env: dict[str, str]) -> tuple[float, float]:
@@ -351,7 +338,7 @@ def _big(out: Path, env: dict[str, str]) -> tuple[float, float]:
 
 def _flaky(out: Path, env: dict[str, str]) -> tuple[float, float]:
     fake = Fake(failure_rate=0.2)
-    prompts = "".join(f"prompt {i}\n" for i in range(50)).encode()
+    prompts = _prompts(50)
     cmd = imggen("generate", "-", "-m", "openai/bench", "--api-base", fake.base, "-j", "8", "--retries", "5",
                  "-o", str(out / "flaky"), "--quiet")  # fmt: skip
     measure(cmd, env=env, stdin=prompts)
