@@ -170,7 +170,8 @@ def test_screenshot_for_the_readme(browser: Any, tmp_path: Path) -> None:
 
 def test_two_thousand_images_load_lazily_and_filter_at_once(browser: Any, tmp_path: Path) -> None:
     """2,000 cards, each its own small image and thumbnail: the browser loads only the thumbnails near
-    the screen (loading="lazy"), and the filter answers without a wait a user would notice."""
+    the screen (loading="lazy"), and the filter finds the one card asked for (how long it takes is measured
+    by tests/bench/gallery.py, not here: a timed test flakes on a busy machine)."""
     from PIL import Image
 
     from imggen.gallery import Item, write_page
@@ -186,8 +187,7 @@ def test_two_thousand_images_load_lazily_and_filter_at_once(browser: Any, tmp_pa
     page.wait_for_function("() => document.querySelector('.card img').complete")
     drawn = page.evaluate("[...document.querySelectorAll('.card img')].filter(i => i.complete).length")
     assert 0 < drawn < 300, drawn  # the screens near the top, not 2,000
-    took = page.evaluate("""() => { const t = performance.now(); const q = document.getElementById('q');
-        q.value = 'number 1999'; q.dispatchEvent(new Event('input')); return performance.now() - t; }""")
-    assert page.text_content("#count") == "1 of 2000" and took < 500, took
+    page.fill("#q", "number 1999")
+    assert page.text_content("#count") == "1 of 2000" and visible_cards(page) == ["an otter, number 1999"]
     assert problems == []
     page.close()
