@@ -16,6 +16,7 @@ import base64
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
@@ -91,7 +92,7 @@ class FakeGeminiBatch(LocalHttp):
             return self._create(match.group(1), headers, body)
         if (match := BATCH.match(path)) and (batch := self.batches.get(match.group(1))) is not None:
             if match.group(2) and method == "POST":
-                return self._cancel(batch)
+                return _cancel(batch, TERMINAL, f"Batch is already {batch.state}.")
             if not match.group(2) and method == "GET":
                 return Reply(json=self._operation(batch, advance=True))
         if method == "GET" and (match := DOWNLOAD.match(path)):
@@ -189,22 +190,16 @@ class FakeGeminiBatch(LocalHttp):
             problem = content_problem(request, model) if isinstance(request, dict) else "request is not an object"
             if problem:
                 return _error(400, "INVALID_ARGUMENT", f"request {key}: {problem}")
-        failure = self.create_failures.pop(0) if self.create_failures else None
-        if failure == 429:
-            return _error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).")
-        batch_id = f"b{next(self._ids)}"
-        keys = [str(k) if k is not None else "" for k, _ in pairs]
-        job = Batch(batch_id, model, batch["displayName"], keys, [r for _, r in pairs], inline, list(self.script))
-        self.batches[batch_id] = job
-        if failure is not None:
-            return _error(failure, "INTERNAL", "An internal error has occurred.")
-        return Reply(json=self._operation(job, advance=False))
 
-    def _cancel(self, batch: Batch) -> Reply:
-        if batch.state in TERMINAL:
-            return _error(400, "FAILED_PRECONDITION", f"Batch is already {batch.state}.")
-        batch.script = ["CANCELLING", "CANCELLED"]
-        return Reply(json={})
+        def make() -> dict[str, Any]:
+            batch_id = f"b{next(self._ids)}"
+            keys = [str(k) if k is not None else "" for k, _ in pairs]
+            made = Batch(batch_id, model, batch["displayName"], keys, [r for _, r in pairs], inline, list(self.script))
+            self.batches[batch_id] = made
+            return self._operation(made, advance=False)
+
+        return _create(self.create_failures, make, "Resource has been exhausted (e.g. check quota).",
+                       "An internal error has occurred.")  # fmt: skip
 
     def _operation(self, batch: Batch, advance: bool) -> dict[str, Any]:
         if advance:
@@ -273,6 +268,24 @@ def _step(item: Any) -> None:
     """A status poll: the next state of the item's script (the last one stays)."""
     if item.script:
         item.state = item.script.pop(0) if len(item.script) > 1 else item.script[0]
+
+
+def _create(failures: list[int], make: Callable[[], dict[str, Any]], quota: str, internal: str) -> Reply:
+    """A create as both services answer one under `create_failures`: a 429 before anything is made; any
+    other failure after the job is made (its answer lost: the job exists all the same); else the job."""
+    failure = failures.pop(0) if failures else None
+    if failure == 429:
+        return _error(429, "RESOURCE_EXHAUSTED", quota)
+    made = make()
+    return Reply(json=made) if failure is None else _error(failure, "INTERNAL", internal)
+
+
+def _cancel(item: Any, terminal: set[str], already: str) -> Reply:
+    """A cancel: refused once the item has ended, else its next polls say CANCELLING, then CANCELLED."""
+    if item.state in terminal:
+        return _error(400, "FAILED_PRECONDITION", already)
+    item.script = ["CANCELLING", "CANCELLED"]
+    return Reply(json={})
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from itertools import count
 from typing import Any
 from urllib.parse import unquote
 
-from fakegeminibatch import TEXT_ONLY, Reply, _candidates, _dict, _error, _step
+from fakegeminibatch import TEXT_ONLY, Reply, _cancel, _candidates, _create, _dict, _error, _step
 from fakegeminibatch import _Handler as GeminiHandler
 from fakegoogle import content_problem
 from fakeserver import TINY_PNG
@@ -96,7 +96,7 @@ class FakeVertexBatch(LocalHttp):
             if match.group(1) != job.name:
                 return _error(404, "NOT_FOUND", "The BatchPredictionJob does not exist.")
             if match.group(3) and method == "POST":
-                return self._cancel(job)
+                return _cancel(job, TERMINAL, f"The job is already {job.state}.")
             if not match.group(3) and method == "GET":
                 return Reply(json=self._job(job, advance=True))
         if (match := UPLOAD.match(path)) and method in ("POST", "PUT"):
@@ -217,23 +217,17 @@ class FakeVertexBatch(LocalHttp):
             if problem := content_problem(line["request"], model):
                 return _error(400, "INVALID_ARGUMENT", problem)
             pairs.append((str(labels.get("imggen_id", "")), line["request"]))
-        failure = self.create_failures.pop(0) if self.create_failures else None
-        if failure == 429:
-            return _error(429, "RESOURCE_EXHAUSTED", "Quota exceeded for batch prediction jobs.")
-        job_id = str(1000 + next(self._ids))
-        name = f"projects/{project}/locations/{location}/batchPredictionJobs/{job_id}"
-        made = Job(job_id, name, model, job["displayName"], [k for k, _ in pairs], [r for _, r in pairs],
-                   job["outputConfig"]["gcsDestination"]["outputUriPrefix"], list(self.script))  # fmt: skip
-        self.jobs[job_id] = made
-        if failure is not None:
-            return _error(failure, "INTERNAL", "Internal error encountered.")
-        return Reply(json=self._job(made, advance=False))
 
-    def _cancel(self, job: Job) -> Reply:
-        if job.state in TERMINAL:
-            return _error(400, "FAILED_PRECONDITION", f"The job is already {job.state}.")
-        job.script = ["CANCELLING", "CANCELLED"]
-        return Reply(json={})
+        def make() -> dict[str, Any]:
+            job_id = str(1000 + next(self._ids))
+            name = f"projects/{project}/locations/{location}/batchPredictionJobs/{job_id}"
+            made = Job(job_id, name, model, job["displayName"], [k for k, _ in pairs], [r for _, r in pairs],
+                       job["outputConfig"]["gcsDestination"]["outputUriPrefix"], list(self.script))  # fmt: skip
+            self.jobs[job_id] = made
+            return self._job(made, advance=False)
+
+        return _create(self.create_failures, make, "Quota exceeded for batch prediction jobs.",
+                       "Internal error encountered.")  # fmt: skip
 
     def _job(self, job: Job, advance: bool) -> dict[str, Any]:
         if advance:

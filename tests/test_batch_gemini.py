@@ -318,20 +318,27 @@ def test_cli_submit_then_status_and_collect_in_new_processes(cli: Any, tmp_path:
     assert "estimated" in submitted.stderr and "at batch prices (50% of the price)" in submitted.stderr
     [job] = fake.batches.values()
     assert job.inline and job.keys == ["1-1", "2-1", "3-1"] and job.requests[0]["generationConfig"]["seed"] == 7
+    collect_in_new_processes(cli, batch_id, env, tmp_path / "out")
+    assert (tmp_path / "out" / "1-7.png").read_bytes() == TINY_PNG
+
+
+def collect_in_new_processes(cli: Any, batch_id: str, env: dict[str, str], out: Path) -> Any:
+    """After a submit of three prompts with --seed 7 whose second request fails: collect before the end
+    says so (exit 1), status moves on to completed, collect saves lines 1 and 3 and reports line 2
+    (exit 4), and collect run again writes nothing twice. Each command is a new process."""
     early = cli("batch", "collect", batch_id, env=env)
     assert early.code == 1 and "not finished" in early.stderr
     states = [json.loads(cli("batch", "status", batch_id, "--json", env=env).stdout)["state"] for _ in range(2)]
     assert states == ["in_progress", "completed"]
     collected = cli("batch", "collect", batch_id, "--json", env=env)
     assert collected.code == 4, collected.stderr  # the second request failed
-    saved = _pngs(tmp_path / "out")
-    assert saved == ["1-7.png", "3-7.png"]  # named as generate names them, with the seed sent
+    assert _pngs(out) == ["1-7.png", "3-7.png"]  # named as generate names them, with the seed sent
     lines = {line.get("line"): line for line in collected.json_lines()}
     assert set(lines) == {1, 2, 3} and "RESOURCE_EXHAUSTED" in json.dumps(lines[2])
-    assert (tmp_path / "out" / saved[0]).read_bytes() == TINY_PNG
     again = cli("batch", "collect", batch_id, "--json", env=env)
     assert again.stdout == "" and again.code == 4
-    assert _pngs(tmp_path / "out") == saved
+    assert _pngs(out) == ["1-7.png", "3-7.png"]
+    return collected
 
 
 def test_cli_file_mode_split_from_stdin_with_wait(cli: Any, tmp_path: Any, fake: FakeGeminiBatch) -> None:

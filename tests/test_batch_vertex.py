@@ -23,7 +23,7 @@ from imggen.errors import ContentFilterError, GenerationError, ProviderError, Us
 from imggen.settings import resolve
 from imggen.transport import Transport
 from imggen.types import ImageRequest
-from test_batch_gemini import _pngs, _prompts, run, stream
+from test_batch_gemini import _pngs, _prompts, collect_in_new_processes, run, stream
 from test_google import service_account  # noqa: F401 (a fixture: a key the fake token endpoint checks)
 
 MODEL = "vertex_ai/gemini-nano-banana-2.1"
@@ -282,18 +282,7 @@ def test_cli_submit_then_status_and_collect_in_new_processes(
     assert "at batch prices (50% of the price)" in submitted.stderr
     [job] = vfake.jobs.values()
     assert job.keys == ["1-1", "2-1", "3-1"] and job.requests[0]["generationConfig"]["seed"] == 7
-    early = cli("batch", "collect", batch_id, env=run_env)
-    assert early.code == 1 and "not finished" in early.stderr
-    states = [json.loads(cli("batch", "status", batch_id, "--json", env=run_env).stdout)["state"] for _ in range(2)]
-    assert states == ["in_progress", "completed"]
-    collected = cli("batch", "collect", batch_id, "--json", env=run_env)
-    assert collected.code == 4, collected.stderr  # the second request failed
-    assert _pngs(tmp_path / "out") == ["1-7.png", "3-7.png"]
-    by_line = {line.get("line"): line for line in collected.json_lines()}
-    assert set(by_line) == {1, 2, 3} and "RESOURCE_EXHAUSTED" in json.dumps(by_line[2])
-    again = cli("batch", "collect", batch_id, "--json", env=run_env)
-    assert again.stdout == "" and again.code == 4
-    assert _pngs(tmp_path / "out") == ["1-7.png", "3-7.png"]
+    collected = collect_in_new_processes(cli, batch_id, run_env, tmp_path / "out")
     for token in vfake.tokens:  # the token is nowhere a user sees
         assert token not in submitted.stderr + collected.stdout + collected.stderr
 
