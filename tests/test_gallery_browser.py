@@ -16,25 +16,14 @@ from typing import Any
 import pytest
 
 from conftest import run_cli
+from systemchromium import ARGS, chromium
 
-# Chromium's own background connections (updates, sync, safe browsing) are refused on a closed network
-# and would be console noise at best: switched off, as the headless flags below say.
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]  # fmt: skip
 PROMPTS = {
     "a sea otter floating on its back, holding a smooth stone, watercolour": 2,
     "a lighthouse at dusk over a calm sea, 35mm film photo": 2,
     "a red fox curled up asleep in fresh snow, soft morning light": 1,
 }
 SKETCHES = ("a grey heron standing in reeds, ink sketch", "a heron in flight over a marsh, ink sketch")
-
-
-def chromium() -> str | None:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import os
 import random
 import resource
 import struct
+import sys
 import tempfile
 import zlib
 from pathlib import Path
@@ -100,9 +101,10 @@ def run_gallery(out: Path, images: int = IMAGES, kind: str = "png") -> dict[str,
 def filter_ms(page_file: Path) -> float | None:
     """Milliseconds the page's filter takes to narrow every card to one, in Chromium (median of 7, each
     after clearing the box), or None when Playwright or the system's Chromium is missing."""
-    import shutil
+    sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/, for the browser test's Chromium
+    from systemchromium import ARGS, chromium
 
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    path = chromium()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -110,7 +112,7 @@ def filter_ms(page_file: Path) -> float | None:
     if path is None:
         return None
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, args=["--headless", "--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=path, args=ARGS)
         page = browser.new_page()
         page.goto(page_file.as_uri())
         runs = [page.evaluate(TIME_FILTER, word) for word in ("number 1999", "") * 7]
