@@ -192,7 +192,7 @@ class GeminiBatches(Sized):
             for index, item in enumerate(inlined):
                 yield _result(as_dict(item), request_of, part, index)
             return
-        file_id = output.get("responsesFile") or state.output_file_id or part.output_file_id
+        file_id = output.get("responsesFile") or part.output_file_id
         if not isinstance(file_id, str) or not file_id:
             return  # nothing ran (a failed, cancelled or expired batch without results)
         async with aclosing(self._file_lines(file_id, settings, transport)) as lines:

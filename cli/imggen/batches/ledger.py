@@ -96,6 +96,11 @@ class Record:
         """Nothing the service says will change it again: its state is final, or it is collected."""
         return self.state in DONE or self.state == "collected"
 
+    @property
+    def requests(self) -> int:
+        """Requests submitted, in all its provider batches (one provider call each)."""
+        return sum(p.request_count for p in self.parts)
+
 
 class Ledger(PrivateDB):
     what = "the batch ledger"

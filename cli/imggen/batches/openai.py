@@ -266,12 +266,11 @@ def _state(batch: dict[str, Any]) -> PartState:
                      reasons)  # fmt: skip
 
 
-def result_of(text: str | bytes, request_of: Callable[[str], ImageRequest] | None = None) -> BatchResult:
+def result_of(text: str | bytes, request_of: Callable[[str], ImageRequest]) -> BatchResult:
     """One output or error file line: its images, or its error as imggen's errors say it."""
     import httpx
 
     from ..providers.openai_wire import parse_images
-    from ..types import ImageRequest, ModelRef
 
     try:
         line = json.loads(text)
@@ -279,16 +278,14 @@ def result_of(text: str | bytes, request_of: Callable[[str], ImageRequest] | Non
     except (ValueError, KeyError, TypeError):
         raise BadResponseError("a line of the batch's result file is not a result") from None
     response, error = line.get("response"), line.get("error")
-    index = int(custom_id.rsplit("-", 1)[-1]) if custom_id.rsplit("-", 1)[-1].isdigit() else 1
     if isinstance(response, dict):
         rid = response.get("request_id") if isinstance(response.get("request_id"), str) else None
         code = response.get("status_code")
         status = code if isinstance(code, int) else 200
         answer = httpx.Response(status, json=response.get("body"), headers={"x-request-id": rid or ""})
         if answer.is_success:
-            request = request_of(custom_id) if request_of else ImageRequest("", ModelRef("", ""), first_index=index)
             try:
-                parsed = parse_images(request, answer)
+                parsed = parse_images(request_of(custom_id), answer)
             except GenerationError as exc:
                 return BatchResult(custom_id, error=exc, request_id=rid)
             return BatchResult(custom_id, parsed.images, request_id=rid)

@@ -79,7 +79,7 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from ..errors import BadResponseError, ConfigError, GenerationError, ProviderError, UsageError
+from ..errors import BadResponseError, GenerationError, ProviderError, UsageError
 from ..providers import google_wire
 from ..providers.google_wire import as_dict
 from ..types import HttpRequest, ImageRequest
@@ -133,9 +133,11 @@ class VertexBatches(Sized):
         token = await _token(settings)
         name = bucket(settings)
         source = await self._upload(spool, name, f"{folder}/input.jsonl", token, settings, transport)
-        project, location = _project(settings), str(settings.get("vertex_location"))
+        from ..providers.vertex import project_of
+
+        project, location = project_of(settings), str(settings.get("vertex_location"))
         body = {
-            "displayName": f"imggen-{folder.rsplit('/', 2)[-2]}-{folder.rsplit('/', 1)[-1]}",
+            "displayName": folder.replace("/", "-"),
             "model": f"publishers/google/models/{model}",
             "inputConfig": {"instancesFormat": "jsonl", "gcsSource": {"uris": [source]}},
             "outputConfig": {"predictionsFormat": "jsonl",
@@ -350,24 +352,12 @@ def bucket(settings: Resolved) -> str:
 
 
 async def _token(settings: Resolved) -> str:
-    from ..providers.google_auth import token_source
-    from ..settings import Setting, remember_secret
+    from ..providers.vertex import oauth_token
+    from ..settings import remember_secret
 
-    source = token_source(settings.get("vertex_credentials"))
-    token: str = await asyncio.to_thread(source.token)
+    token = await oauth_token(settings)
     remember_secret(token)
-    if not settings.get("vertex_project") and source.project:
-        settings.values["vertex_project"] = Setting(source.project, "credentials")
     return token
-
-
-def _project(settings: Resolved) -> str:
-    from ..providers.vertex import PROJECT_HINT
-
-    project = settings.get("vertex_project")
-    if not project:
-        raise ConfigError(f"no Google Cloud project for {settings.model.name}", hint=PROJECT_HINT)
-    return str(project)
 
 
 def _auth(token: str, *, json_body: bool = False) -> dict[str, str]:

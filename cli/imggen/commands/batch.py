@@ -293,7 +293,7 @@ def _interrupted(ledger: Ledger, batch_id: str) -> int:
     assert record is not None
     if not record.parts:
         ledger.set_state(batch_id, "interrupted")
-    sent = sum(p.request_count for p in record.parts)
+    sent = record.requests
     sys.stderr.write(
         f"interrupted: {sent} request(s) submitted in {len(record.parts)} provider batch(es), kept as {batch_id}\n"
         + (f"Follow it with imggen batch status {batch_id}, then imggen batch collect {batch_id} (the requests not "
@@ -366,7 +366,7 @@ PART_HEADERS = ["PROVIDER BATCH", "STATE", "DONE", "FAILED", "REQUESTS"]
 
 def _cells(record: Record) -> list[str]:
     """A batch's row: requests done of those submitted (a request is one provider call)."""
-    requests = sum(p.request_count for p in record.parts)
+    requests = record.requests
     submitted = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created))
     return [record.id, record.state, record.model, f"{record.completed}/{requests}", str(record.failed), submitted]
 
@@ -441,7 +441,7 @@ class _Waiting:
         from .progress import clock
 
         r = self.record
-        requests = sum(p.request_count for p in r.parts)
+        requests = r.requests
         head = (f"{r.id} · {r.state} · {r.completed}/{requests} done, {r.failed} failed · "
                 f"{clock(time.time() - r.created)} since submitted")  # fmt: skip
         return Text("\n".join([head, *_part_lines(r)]), no_wrap=True, overflow="ellipsis")

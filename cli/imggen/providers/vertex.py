@@ -82,12 +82,25 @@ def location_host(api_base: str | None, location: str) -> str:
     return f"https://{location}-aiplatform.googleapis.com"
 
 
-def url(request: ImageRequest, settings: Resolved, dry_run: bool) -> str:
+def project_of(settings: Resolved) -> str:
+    """The Google Cloud project requests go to (after `oauth_token`, which may learn it)."""
     project = settings.get("vertex_project")
     if not project:
-        if not dry_run:
-            raise ConfigError(f"no Google Cloud project for {request.model.name}", hint=PROJECT_HINT)
-        project = "{project}"
+        raise ConfigError(f"no Google Cloud project for {settings.model.name}", hint=PROJECT_HINT)
+    return str(project)
+
+
+async def oauth_token(settings: Resolved) -> str:
+    """A token for the settings' credentials; the project those name fills a vertex_project not set."""
+    source = token_source(settings.get("vertex_credentials"))
+    token: str = await asyncio.to_thread(source.token)
+    if not settings.get("vertex_project") and source.project:  # e.g. ADC from the metadata server
+        settings.values["vertex_project"] = Setting(source.project, "credentials")
+    return token
+
+
+def url(request: ImageRequest, settings: Resolved, dry_run: bool) -> str:
+    project = "{project}" if dry_run and not settings.get("vertex_project") else project_of(settings)
     location = settings.get("vertex_location")
     path = f"v1/projects/{project}/locations/{location}/publishers/google/models/{request.model.model_id}"
     return f"{host(settings)}/{path}:{google_wire.method_of(request)}"
@@ -112,11 +125,7 @@ class VertexProvider(google_wire.GoogleWire):
 
     async def prepare(self, request: ImageRequest, settings: Resolved) -> str:
         """An OAuth token, before building: the credentials may name the project the URL needs."""
-        source = token_source(settings.get("vertex_credentials"))
-        token: str = await asyncio.to_thread(source.token)
-        if not settings.get("vertex_project") and source.project:  # e.g. ADC from the metadata server
-            settings.values["vertex_project"] = Setting(source.project, "credentials")
-        return token
+        return await oauth_token(settings)
 
     async def authorize(self, http: HttpRequest, settings: Resolved, credentials: str) -> None:
         remember_secret(credentials)
