@@ -10,8 +10,8 @@ runs write at once, a schema version and upgrades run in order at open. Never a 
 options pass `privatedb.clean_options` (as the ledger's do), and api_base is not kept (a URL may
 carry a key in its query).
 
-Imported only when a run saves its first image or `imggen logs` runs: `imggen --help` stays free of
-sqlite3 (tests/test_import.py)."""
+Imported when a run that may log starts, or `imggen logs` runs (the file is opened only when the
+first image is saved): `imggen --help` stays free of sqlite3 (tests/test_import.py)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ImggenError
-from .privatedb import PrivateDB, clean_options
+from .privatedb import PrivateDB, clean_options, data_file
 
 if TYPE_CHECKING:
     from .jobs import Job
@@ -68,12 +68,7 @@ _SEARCH = (
 
 
 def default_path() -> Path:
-    override = os.environ.get(ENV)
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("imggen")) / "log.sqlite"
+    return data_file(ENV, "log.sqlite")
 
 
 def enabled(config_log: bool | None) -> bool:
@@ -123,10 +118,7 @@ class LogDB(PrivateDB):
             self.db.execute(f"PRAGMA journal_size_limit={WAL_KEPT}")
 
     def _version(self) -> int | None:
-        if not self._has_table("meta"):
-            return None
-        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        return int(row[0]) if row else None
+        return self.schema_version() if self._has_table("meta") else None
 
     def _upgrade(self) -> None:
         with self.transaction():

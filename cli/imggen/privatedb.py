@@ -12,6 +12,16 @@ from pathlib import Path
 from typing import Any, Self
 
 
+def data_file(env: str, name: str) -> Path:
+    """The file `name` in imggen's user data directory, or the path the variable `env` names."""
+    override = os.environ.get(env)
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("imggen")) / name
+
+
 class PrivateDB:
     what = "file"  # how messages name it: "the batch ledger", "the log"
     hint = "Upgrade imggen."  # what to do when a newer imggen wrote it
@@ -43,17 +53,22 @@ class PrivateDB:
     def stored_version(self, current: int, new: int | None = None) -> int:
         """The file's schema version (a new file is at `new`, else `current`); one newer than `current`
         is refused: this imggen cannot know what it holds."""
-        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
+        stored = self.schema_version()
+        if stored is None:
             version = current if new is None else new
             self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(version),))
             return version
-        if int(row[0]) > current:
+        if stored > current:
             from .errors import ConfigError
 
-            raise ConfigError(f"{self.what} {self.path} was written by a newer imggen (schema {row[0]})",
+            raise ConfigError(f"{self.what} {self.path} was written by a newer imggen (schema {stored})",
                               hint=self.hint)  # fmt: skip
-        return int(row[0])
+        return stored
+
+    def schema_version(self) -> int | None:
+        """The schema version its `meta` table holds, or None before one is written."""
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -73,9 +88,6 @@ class PrivateDB:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def schema_version(self) -> int:
-        return int(self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
 
 
 def clean_options(options: dict[str, Any]) -> dict[str, Any]:

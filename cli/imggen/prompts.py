@@ -131,10 +131,7 @@ class Source:
         if not 1 <= number <= len(self.offsets):
             return None
         self.handle.seek(self.offsets[number - 1])
-        raw = self.handle.readline()
-        if number == 1 and raw.startswith(BOM):
-            raw = raw[len(BOM) :]
-        return next(self._parse([(number, raw.decode("utf-8"))]), None)
+        return next(self._parse(self._decoded([self.handle.readline()], number)), None)
 
     def close(self) -> None:
         if self.handle is not None:
@@ -169,10 +166,10 @@ class Source:
                 spool.write(b"\n")  # a last line without its line break
             yield number, raw
 
-    def _decoded(self, handle: Iterable[bytes]) -> Iterator[tuple[int, str]]:
-        """Lines as text, one at a time: a line that is not UTF-8, or holds a NUL byte, is a usage
-        error naming its line (a whole-file decode could only say that something is wrong)."""
-        for number, raw in enumerate(handle, 1):
+    def _decoded(self, handle: Iterable[bytes], first: int = 1) -> Iterator[tuple[int, str]]:
+        """Lines as text, one at a time (numbered from `first`): a line that is not UTF-8, or holds a NUL
+        byte, is a usage error naming its line (a whole-file decode could only say that something is wrong)."""
+        for number, raw in enumerate(handle, first):
             if number == 1 and raw.startswith(BOM):
                 raw = raw[len(BOM) :]
             if b"\0" in raw:

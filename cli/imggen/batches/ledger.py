@@ -6,7 +6,6 @@ batch was made with, never a credential (`clean_options` drops every secret sett
 from __future__ import annotations
 
 import json
-import os
 import secrets as _random
 import time
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 # clean_options lives in privatedb so that the log, which uses it too, need not import this module (1.5 ms)
-from ..privatedb import PrivateDB, clean_options
+from ..privatedb import PrivateDB, clean_options, data_file
 from .service import DONE
 
 SCHEMA_VERSION = 1
@@ -41,12 +40,7 @@ CREATE TABLE IF NOT EXISTS collected (
 
 
 def default_path() -> Path:
-    override = os.environ.get(ENV)
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("imggen")) / "batches.sqlite"
+    return data_file(ENV, "batches.sqlite")
 
 
 def prompts_dir() -> Path:

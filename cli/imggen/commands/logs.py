@@ -58,12 +58,13 @@ def logs(
         return
     if number < 0:
         raise UsageError(f"-n {number} must be 0 (all) or more")
-    if html or page is not None:
-        if ctx.get_parameter_source("number") is ParameterSource.DEFAULT:
-            number = 0  # a page is made for thousands of images (lazy thumbnails): all, unless -n says
-        _page(page if html else None, _query(query, model, since, until, number or None), query)
-        return
+    paging = html or page is not None
+    if paging and ctx.get_parameter_source("number") is ParameterSource.DEFAULT:
+        number = 0  # a page is made for thousands of images (lazy thumbnails): all, unless -n says
     asked = _query(query, model, since, until, number or None)
+    if paging:
+        _page(page if html else None, asked, query)
+        return
     entries = _with_log(lambda log: log.find(asked), log_search=query)
     if json_out or not sys.stdout.isatty():
         for entry in entries:

@@ -22,9 +22,6 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     from ..logdb import Entry
 
-# The entry's options under the flags' parameter names (the same in generate and edit).
-SAME_NAMES = ("size", "aspect_ratio", "quality", "style", "response_format", "user", "negative_prompt",
-              "mask_prompt", "input_fidelity", "mask")  # fmt: skip
 NOT_REPLAYED = {"from_entry", "prompts_file"}
 
 
@@ -62,10 +59,12 @@ def replay(ctx: typer.Context, entry_id: int) -> NoReturn:
 
 def entry_values(entry: Entry) -> dict[str, Any]:
     """The entry's request as the parameters of `generate` and `edit`."""
+    from ..plan import TEXT_OPTIONS  # the options' names are the flags' parameter names, in both commands
+
     options = entry.options
     values: dict[str, Any] = {"prompt": entry.prompt, "model": entry.model, "profile": entry.profile,
                               "seed": entry.seed if entry.seed is not None else options.get("seed")}  # fmt: skip
-    values.update({key: options[key] for key in SAME_NAMES if key in options})
+    values.update({key: options[key] for key in TEXT_OPTIONS if key in options})
     values["param"] = [f"{key}={json.dumps(value)}" for key, value in options.get("params", {}).items()]
     if entry.task == "edit":
         values["images"] = [_input(path, entry.id) for path in options.get("images", [])]
