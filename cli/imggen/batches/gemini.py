@@ -55,13 +55,13 @@ from ..providers import google_wire
 from ..providers.gemini_spec import SPEC
 from ..providers.google_wire import as_dict
 from ..types import HttpRequest, ImageRequest
-from .service import DONE, BatchLine, BatchResult, Limits, PartState, PartSubmitted, Sized
+from .service import DONE, BatchLine, BatchResult, Limits, PartState, PartSubmitted, Sized, jsonl_lines
 
 if TYPE_CHECKING:
     import httpx
 
     from ..settings import Resolved
-    from ..transport import Transport
+    from ..transport import ErrorMapper, Transport
     from .ledger import Part
 
 INLINE_LIMIT = 20_000_000  # bytes of the whole batchGenerateContent body with inline requests
@@ -195,41 +195,26 @@ class GeminiBatches(Sized):
         file_id = output.get("responsesFile") or part.output_file_id
         if not isinstance(file_id, str) or not file_id:
             return  # nothing ran (a failed, cancelled or expired batch without results)
-        async with aclosing(self._file_lines(file_id, settings, transport)) as lines:
+        url = f"{_base(settings)}/{file_id}:download?alt=media"
+        download = HttpRequest("GET", url, _headers(settings))
+        async with aclosing(
+            stream_lines(download, _expired_error, transport, "the Gemini batch's responses file")
+        ) as lines:
             index = 0
             async for raw in lines:
                 yield _result(raw, request_of, part, index)
                 index += 1
 
-    async def _file_lines(
-        self, file_id: str, settings: Resolved, transport: Transport
-    ) -> AsyncGenerator[dict[str, Any], None]:
-        """The responses file, line by line, each line's long base64 strings streamed to files (spill.py)
-        as they arrive: memory holds one line's text without its images."""
-        url = f"{_base(settings)}/{file_id}:download?alt=media"
-        response = await transport.open_stream(HttpRequest("GET", url, _headers(settings)), _expired_error)
-        async with aclosing(stream_lines(response, transport, "the Gemini batch's responses file")) as lines:
-            async for line in lines:
-                yield line
-
 
 async def stream_lines(
-    response: httpx.Response, transport: Transport, what: str
+    request: HttpRequest, map_error: ErrorMapper, transport: Transport, what: str
 ) -> AsyncGenerator[dict[str, Any], None]:
-    """A JSONL body (an open stream), line by line, each line's long base64 strings streamed to files
-    (spill.py) as they arrive: memory holds one line's text without its images. Closes the response."""
-    from ..spill import jsonl_documents
-    from ..transport import body_chunks
-
-    try:
-        async with (
-            aclosing(body_chunks(response)) as chunks,
-            aclosing(jsonl_documents(chunks, transport.spill_dir, transport.max_image)) as documents,
-        ):
-            async for document in documents:
-                yield _parsed_line(document, what)
-    finally:
-        await response.aclose()
+    """A JSONL file downloaded as it streams, each line a JSON object (service.jsonl_lines: images
+    spilled to files as they arrive); `what` names the file in a bad line's error."""
+    response = await transport.open_stream(request, map_error)
+    async with aclosing(jsonl_lines(response, transport)) as documents:
+        async for document in documents:
+            yield _parsed_line(document, what)
 
 
 def refused_only(where: str) -> Callable[[GenerationError], bool]:

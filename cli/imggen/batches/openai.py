@@ -26,10 +26,12 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadResponseError, GenerationError, UsageError
-from .service import BatchLine, BatchResult, Limits, PartState, PartSubmitted, Sized
+from ..types import HttpRequest
+from .service import BatchLine, BatchResult, Limits, PartState, PartSubmitted, Sized, jsonl_lines
 
 if TYPE_CHECKING:
     import httpx
@@ -215,33 +217,24 @@ class OpenAIBatches(Sized):
         for file_id in (part.output_file_id, part.error_file_id):
             if not file_id:
                 continue
-            url = f"{_base(settings)}files/{file_id}/content"
-            async with transport.client_for(url).stream("GET", url, headers=_headers(settings)) as response:
-                if response.status_code == 404:
-                    await response.aread()
-                    gone = gone or _file_gone(response, file_id)
-                    continue
-                if not response.is_success:
-                    await response.aread()
-                    raise _error(response)
-                async for document in _lines(response, transport):
+            download = HttpRequest("GET", f"{_base(settings)}files/{file_id}/content", _headers(settings))
+            try:
+                response = await transport.open_stream(download, _error)
+            except GenerationError as exc:
+                if exc.status != 404:
+                    raise
+                gone = gone or _file_gone(exc, file_id)
+                continue
+            async with aclosing(jsonl_lines(response, transport)) as documents:
+                async for document in documents:
                     yield result_of(document, request_of)
         if gone is not None:
             raise gone
 
 
-def _lines(response: httpx.Response, transport: Transport) -> AsyncIterator[bytes]:
-    """Each non-blank line of a result file, its images spilled to files as they stream (spill.py)."""
-    from ..spill import jsonl_documents
-    from ..transport import body_chunks
-
-    return jsonl_documents(body_chunks(response), transport.spill_dir, transport.max_image)
-
-
-def _file_gone(response: httpx.Response, file_id: str) -> GenerationError:
+def _file_gone(error: GenerationError, file_id: str) -> GenerationError:
     """An output or error file that is gone (expired, or deleted from the account) says so, and what is
     left to do: its requests are reported failed, and the manifest names them."""
-    error = _error(response)
     error.message = f"the batch's result file {file_id} is no longer at OpenAI (expired or deleted)"
     error.hint = "Its images cannot be collected: submit those prompts again (--json or the manifest lists them)."
     return error

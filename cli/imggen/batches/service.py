@@ -8,11 +8,14 @@ words, cancels, and streams each part's results back, decoded as they arrive."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
+    import httpx
+
     from ..errors import GenerationError
     from ..settings import Resolved
     from ..transport import Transport
@@ -123,3 +126,21 @@ class BatchService(Protocol):
     # index label the images as `generate` labels them, and say how to read the answer).
     def results(self, part: Part, settings: Resolved, transport: Transport, request_of: Callable[[str], ImageRequest]
                 ) -> AsyncIterator[BatchResult]: ...  # fmt: skip
+
+
+async def jsonl_lines(response: httpx.Response, transport: Transport) -> AsyncGenerator[bytes, None]:
+    """A result file's JSONL body (an open stream, from `Transport.open_stream`), line by line, each
+    line's long base64 strings streamed to files (spill.py) as they arrive: memory holds one line's text
+    without its images, never the file. Closes the response."""
+    from ..spill import jsonl_documents
+    from ..transport import body_chunks
+
+    try:
+        async with (
+            aclosing(body_chunks(response)) as chunks,
+            aclosing(jsonl_documents(chunks, transport.spill_dir, transport.max_image)) as documents,
+        ):
+            async for document in documents:
+                yield document
+    finally:
+        await response.aclose()

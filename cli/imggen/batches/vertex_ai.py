@@ -74,7 +74,7 @@ import asyncio
 import json
 import os
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -233,7 +233,10 @@ class VertexBatches(Sized):
         token = await _token(settings)
         bucket_name, _, prefix = folder.removeprefix("gs://").partition("/")
         for name in await _predictions(bucket_name, prefix, token, settings, transport):
-            async with aclosing(_object_lines(bucket_name, name, token, settings, transport)) as lines:
+            url = f"{_storage()}/storage/v1/b/{quote(bucket_name, safe='')}/o/{quote(name, safe='')}?alt=media"
+            download = HttpRequest("GET", url, _auth(token))
+            where = f"gs://{bucket_name}/{name}"
+            async with aclosing(stream_lines(download, _storage_error(settings), transport, where)) as lines:
                 async for line in lines:
                     yield _result(line, request_of, part)
 
@@ -286,16 +289,6 @@ async def _predictions(
         page = listing.get("nextPageToken") if isinstance(listing.get("nextPageToken"), str) else None
         if not page:
             return sorted(names)
-
-
-async def _object_lines(
-    bucket_name: str, name: str, token: str, settings: Resolved, transport: Transport
-) -> AsyncGenerator[dict[str, Any], None]:
-    url = f"{_storage()}/storage/v1/b/{quote(bucket_name, safe='')}/o/{quote(name, safe='')}?alt=media"
-    response = await transport.open_stream(HttpRequest("GET", url, _auth(token)), _storage_error(settings))
-    async with aclosing(stream_lines(response, transport, f"gs://{bucket_name}/{name}")) as lines:
-        async for line in lines:
-            yield line
 
 
 def _result(line: dict[str, Any], request_of: Callable[[str], ImageRequest], part: Part) -> BatchResult:
