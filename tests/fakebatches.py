@@ -57,7 +57,11 @@ class FakeBatches(LocalHttp):
         self.requests: list[tuple[str, str]] = []  # (method, path)
         self.uploads: list[int] = []  # requests per uploaded file
         self.ids = count(1)
-        self.faults: dict[str, list[str]] = {"upload": [], "create": []}  # the next calls' faults, in turn
+        self.faults: dict[str, list[str]] = {
+            "upload": [],
+            "create": [],
+            "content": [],
+        }  # the next calls' faults, in turn
         self.release = threading.Event()  # a "hold" fault waits for it
         self.lock = threading.Lock()
         self._listen(self._handler())
@@ -192,7 +196,9 @@ class FakeBatches(LocalHttp):
                 if self.headers.get("Authorization") != f"Bearer {KEY}":
                     return self._send(401, _error("Incorrect API key provided", "invalid_api_key"))
                 parts = self.path.split("?")[0].strip("/").split("/")
-                kind = {("POST", "files"): "upload", ("POST", "batches"): "create"}.get((method, parts[-1]))
+                kind = {("POST", "files"): "upload", ("POST", "batches"): "create", ("GET", "content"): "content"}.get(
+                    (method, parts[-1])
+                )
                 fault = fake.faults[kind].pop(0) if kind and fake.faults[kind] else None
                 if fault == "hold":
                     fake.release.wait(30)

@@ -333,6 +333,21 @@ def test_a_result_file_gone_is_one_line_saying_what_to_do(cli: Any, tmp_path: Pa
     assert "Invalid prompt" in collected.stderr  # the error file, still there, is read all the same
 
 
+def test_a_connection_dropped_at_a_result_file_is_a_network_error(
+    cli: Any, tmp_path: Path, batches: FakeBatches
+) -> None:
+    """The result file is opened as every download is: a connection closed before the answer is one line
+    saying so (exit 1), no traceback, nothing saved; the next collect reads it."""
+    batch_id, env = _submitted(cli, tmp_path, batches, "an otter", "a heron")
+    _states(cli, batch_id, env, 3)
+    batches.faults["content"] = ["reset"]
+    dropped = cli("batch", "collect", batch_id, env=env)
+    assert dropped.code == 1 and "Traceback" not in dropped.stderr, dropped.stderr
+    assert "127.0.0.1" in dropped.stderr and not list((tmp_path / "out").glob("*.png"))
+    again = cli("batch", "collect", batch_id, env=env)
+    assert again.code == 0 and len(list((tmp_path / "out").glob("*.png"))) == 2, again.stderr
+
+
 @pytest.mark.parametrize("fault", ["500", "reset"])
 def test_an_upload_is_sent_again_after_a_transient_failure(
     cli: Any, tmp_path: Path, batches: FakeBatches, fault: str
