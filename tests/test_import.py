@@ -20,6 +20,7 @@ def test_python_api_names_resolve_lazily() -> None:
     modules = loaded_after("import imggen; imggen.generate; imggen.ImageResponse")
     assert "httpx" in modules
     assert "typer" not in modules and "rich" not in modules
+    assert "httpcore" not in modules  # loaded with the first HTTP client, as httpx itself loads it
 
 
 def test_version_flag_prints_the_version() -> None:

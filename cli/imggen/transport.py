@@ -24,7 +24,6 @@ import httpx
 
 from .errors import BadResponseError, ConfigError, GenerationError, NetworkError, ProviderError
 from .secrets import shown_fields, shown_url
-from .sockets import hold_writes
 from .types import HttpRequest
 
 RETRY_STATUSES = frozenset({408, 409, 429})
@@ -148,6 +147,8 @@ class Transport:
             verify: ssl.SSLContext | bool = ca_verify(self.ca_env) if tls else False
             client = httpx.AsyncClient(timeout=timeout, limits=limits, verify=verify, trust_env=True)
             client._cookies = NoCookies()  # httpx 0.28 has no switch for its jar (the `cookies` setter copies)
+            from .sockets import hold_writes  # and with it httpcore, which httpx loads at its first client too
+
             self.clients[tls] = hold_writes(client)  # a request's head and body in one write (sockets.py)
         return self.clients[tls]
 
