@@ -65,20 +65,15 @@ class HeldWrites(httpcore.AsyncNetworkStream):
         return HeldWrites(await self.stream.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":
-            if self.poll is None or self.sock is None or self.sock.fileno() < 0:  # closed: its fd may be reused
-                return readable(self.sock)
-            return bool(self.poll.poll(0))
-        return self.stream.get_extra_info(info)
-
-
-def readable(sock: socket.socket | None) -> bool:
-    """httpcore's is_socket_readable: data or EOF waiting (a closed socket counts as readable)."""
-    fd = -1 if sock is None else sock.fileno()
-    if fd < 0:
-        return True
-    poll = poller(sock)
-    return bool(poll.poll(0)) if poll is not None else bool(select.select([fd], [], [], 0)[0])
+        if info != "is_readable":
+            return self.stream.get_extra_info(info)
+        # As httpcore's is_socket_readable: data or EOF waiting. No socket, or a closed one (its fd may
+        # be reused by then), counts as readable: the connection is not used again.
+        if self.sock is None or self.sock.fileno() < 0:
+            return True
+        if self.poll is None:  # no poll() on this system
+            return bool(select.select([self.sock], [], [], 0)[0])
+        return bool(self.poll.poll(0))
 
 
 def poller(sock: socket.socket | None) -> Any:

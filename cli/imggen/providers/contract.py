@@ -96,7 +96,9 @@ def error_body(response: httpx.Response) -> tuple[Any, str]:
         payload = response.json()
     except ValueError:
         payload = None
-    return payload, response.text.strip()[:200] or response.reason_phrase or "no message"
+    from ..secrets import cut  # redacted before it is cut: no stub of a secret left at the cut
+
+    return payload, cut(response.text.strip(), 200) or response.reason_phrase or "no message"
 
 
 def detail_text(item: Any) -> str:

@@ -316,7 +316,7 @@ class StabilityProvider(HttpProvider):
     def error_fields(self, response: httpx.Response, settings: Resolved) -> ErrorFields:
         """`{"id", "name", "errors": [...]}`: the messages, the name as the code, the id as the request id."""
         name, rid, message = None, None, ""
-        body, _ = error_body(response)
+        body, fallback = error_body(response)
         if isinstance(body, dict):
             errors = body.get("errors")
             if isinstance(errors, list):
@@ -324,10 +324,7 @@ class StabilityProvider(HttpProvider):
             message = message or str(body.get("message") or "")
             name = body.get("name") if isinstance(body.get("name"), str) else None
             rid = body.get("id") if isinstance(body.get("id"), str) else None
-        if not message:
-            from ..secrets import cut
-
-            message = cut(response.text.strip(), 200) or response.reason_phrase or "no message"
+        message = message or fallback
         status = response.status_code
         moderated = name == "content_moderation" or (status == 403 and "moderation" in message.lower())
         return ErrorFields(
