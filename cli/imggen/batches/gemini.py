@@ -51,9 +51,8 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..errors import BadResponseError, ContentFilterError, GenerationError, ProviderError, UsageError
-from ..providers import google_wire
+from ..providers import as_dict, google_wire
 from ..providers.gemini_spec import SPEC
-from ..providers.google_wire import as_dict
 from ..types import HttpRequest, ImageRequest
 from .service import DONE, BatchLine, BatchResult, Limits, PartState, PartSubmitted, Sized, jsonl_lines
 

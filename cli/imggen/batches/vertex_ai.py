@@ -80,8 +80,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from ..errors import BadResponseError, GenerationError, ProviderError, UsageError
-from ..providers import google_wire
-from ..providers.google_wire import as_dict
+from ..providers import as_dict, google_wire
 from ..types import HttpRequest, ImageRequest
 from .gemini import STATES, Spool, answer_result, count, json_object, refused_only, spooled, status_error, stream_lines
 from .service import DONE, BatchLine, BatchResult, Limits, PartState, PartSubmitted, Sized

@@ -60,6 +60,11 @@ def response_json(response: httpx.Response, request_id: str | None, who: str) ->
         raise BadResponseError(f"{who}'s response is not JSON ({kind})", request_id=request_id) from exc
 
 
+def as_dict(value: Any) -> dict[str, Any]:
+    """A JSON value that should be an object, or {} when an answer gave something else there."""
+    return value if isinstance(value, dict) else {}
+
+
 def with_common(body: dict[str, Any], request: ImageRequest) -> dict[str, Any]:
     """`body` with the fields most image APIs spell alike — the seed and negative prompt where asked —
     and the provider parameters (-p) over everything."""

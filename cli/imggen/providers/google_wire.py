@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BadResponseError, ContentFilterError, GenerationError, UsageError
 from ..secrets import cut
 from ..types import HttpRequest, ImageData, ImageRequest, Inline, Usage
-from . import response_json, shape_guard
+from . import as_dict, response_json, shape_guard
 from .contract import ErrorFields, HttpProvider, ProviderResult
 
 if TYPE_CHECKING:
@@ -173,10 +173,6 @@ def _list(value: Any, what: str, rid: str | None) -> list[Any]:
     if not isinstance(value, list):
         raise BadResponseError(f"Google's response has {what} that is not a list", request_id=rid)
     return value
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def parse_imagen(

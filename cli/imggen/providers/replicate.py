@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..types import HttpRequest, ImageData, ImageRequest
-from . import image_at, response_json, same_origin, sent_authorization, shape_guard, with_common
+from . import as_dict, image_at, response_json, same_origin, sent_authorization, shape_guard, with_common
 from .contract import ErrorFields, HttpProvider, Pending, Provider, ProviderResult, error_body
 from .replicate_spec import KEY_HINT
 
@@ -199,8 +199,8 @@ def _output(request: ImageRequest, output: Any, prediction_id: str) -> ProviderR
 def error_fields(response: httpx.Response) -> ErrorFields:
     """RFC 7807 `{"title", "detail", "status"}`."""
     payload, message = error_body(response)
-    detail = payload.get("detail") if isinstance(payload, dict) else None
-    title = payload.get("title") if isinstance(payload, dict) else None
+    fields = as_dict(payload)
+    detail, title = fields.get("detail"), fields.get("title")
     if isinstance(detail, str) and detail:
         message = detail[:500]
     elif isinstance(title, str) and title:
