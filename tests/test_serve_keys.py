@@ -18,6 +18,7 @@ import openai
 import pytest
 import sqlalchemy as sa
 
+import opentogether
 from conftest import OPENAI_KEY, run_cli, wait_for
 from fakeedits import png
 from fakeserver import FakeProvider, Reply
@@ -270,6 +271,13 @@ def test_schema_upgrade_keeps_keys(kind: str, tmp_path: Path) -> None:
             server.stop()
     if kind == "sqlite":
         assert sqlite3.connect(tmp_path / "old.db").execute("SELECT version FROM imggen_schema").fetchall() == [(3,)]
+
+
+def test_instances_starting_together_on_a_new_sqlite_file_all_open_it(tmp_path: Path) -> None:
+    """Four proxies opening one new SQLite database at the same instant: one creates the schema, the
+    others wait for its write lock and find it made (before, most failed with "table imggen_schema
+    already exists" or "duplicate column name"), and none is refused the switch to WAL."""
+    assert opentogether.failures("proxy", 10, tmp_path) == []
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Self
+
+BUSY_TIMEOUT = 30.0  # seconds a write waits for another process's
 
 
 def data_file(env: str, name: str) -> Path:
@@ -32,10 +35,9 @@ class PrivateDB:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # created private, never widened later
         os.close(fd)
         os.chmod(self.path, 0o600)
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA busy_timeout=30000")
+        set_wal(self.db.execute)
         # In WAL mode NORMAL keeps every commit through a crash of imggen (only a power cut can lose the
         # last ones, as it can the images not yet flushed), without a sync per commit: batch collect and
         # the log commit once per image, and a sync each made 100,000 results take minutes
@@ -88,6 +90,25 @@ class PrivateDB:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def set_wal(execute: Callable[[str], object], timeout: float = BUSY_TIMEOUT) -> None:
+    """Put the file in WAL mode (the mode persists: after the first run this only reads it). Switching
+    a new file takes its exclusive lock, and SQLite answers SQLITE_BUSY at once, without waiting the
+    busy timeout, when another connection has the file open meanwhile: several runs starting together
+    on a new log lost one run's entries so. Retried here for as long as the busy timeout would wait."""
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def clean_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..errors import ConfigError
+from ..privatedb import BUSY_TIMEOUT, set_wal
 
 metadata = sa.MetaData()
 schema_table = sa.Table("imggen_schema", metadata, sa.Column("version", sa.Integer, nullable=False))
@@ -147,7 +148,8 @@ async def open_database(url: str | None, upgrade_to: int = VERSION) -> Database:
     target = engine_url(url)
     options: dict[str, Any] = {}
     if target.startswith("sqlite"):
-        options["connect_args"] = {"timeout": 30}
+        options["connect_args"] = {"timeout": BUSY_TIMEOUT}
+        _sqlite_wal(target)
     engine = create_async_engine(target, **options)
     if target.startswith("sqlite"):
         sa.event.listen(engine.sync_engine, "connect", _sqlite_connection)
@@ -156,13 +158,25 @@ async def open_database(url: str | None, upgrade_to: int = VERSION) -> Database:
         async with engine.begin() as conn:
             if database.postgres:
                 await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7140014)"))
-            else:
-                await conn.execute(sa.text("PRAGMA journal_mode=WAL"))
+            else:  # the write lock before the version is read: instances starting together upgrade once
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
             await _upgrade(conn, upgrade_to)
     except Exception:
         await engine.dispose()
         raise
     return database
+
+
+def _sqlite_wal(target: str) -> None:
+    """The SQLite file in WAL mode before the pool opens it, by privatedb's retry: a new file's switch
+    answers SQLITE_BUSY at once, without the busy timeout, when another instance opens it meanwhile."""
+    import sqlite3
+    from contextlib import closing
+
+    path = sa.make_url(target).database
+    if path and path != ":memory:":
+        with closing(sqlite3.connect(path, timeout=BUSY_TIMEOUT)) as db:
+            set_wal(db.execute)
 
 
 def _sqlite_connection(connection: Any, record: Any) -> None:
