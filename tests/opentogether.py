@@ -49,13 +49,13 @@ def open_proxy(folder: Path) -> None:
     asyncio.run(run())
 
 
-def worker(kind: str, folder: Path, start: Any, failures: Any) -> None:  # a Barrier and a Queue of the fork context
+def worker(kind: str, folder: Path, start: Any, outcomes: Any) -> None:  # a Barrier and a Queue of the fork context
     start.wait()
     try:
         (open_log if kind == "log" else open_proxy)(folder)
-        failures.put(None)
+        outcomes.put(None)
     except Exception as exc:  # reported, not raised: the parent prints every one
-        failures.put(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        outcomes.put(f"{type(exc).__name__}: {exc}".splitlines()[0])
 
 
 def main(kind: str, rounds: int, base: Path) -> None:
@@ -66,12 +66,12 @@ def main(kind: str, rounds: int, base: Path) -> None:
     for number in range(rounds):
         folder = base / str(number)
         folder.mkdir(parents=True)
-        start, failures = context.Barrier(PROCESSES), context.Queue()
-        processes = [context.Process(target=worker, args=(kind, folder, start, failures)) for _ in range(PROCESSES)]
+        start, outcomes = context.Barrier(PROCESSES), context.Queue()
+        processes = [context.Process(target=worker, args=(kind, folder, start, outcomes)) for _ in range(PROCESSES)]
         for process in processes:
             process.start()
         for _ in processes:
-            failure = failures.get(timeout=60)
+            failure = outcomes.get(timeout=60)
             if failure:
                 print(failure, flush=True)
         for process in processes:

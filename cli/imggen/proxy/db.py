@@ -143,22 +143,21 @@ class Database:
 
 
 async def open_database(url: str | None, upgrade_to: int = VERSION) -> Database:
-    """Connect, create or upgrade the schema (under a lock on PostgreSQL, so instances starting
-    together upgrade it once), and return the database."""
+    """Connect, create or upgrade the schema (under a lock: PostgreSQL's advisory lock, SQLite's write
+    lock; so instances starting together upgrade it once), and return the database."""
     target = engine_url(url)
-    options: dict[str, Any] = {}
-    if target.startswith("sqlite"):
-        options["connect_args"] = {"timeout": BUSY_TIMEOUT}
+    if not target.startswith("sqlite"):
+        engine = create_async_engine(target)
+    else:
         _sqlite_wal(target)
-    engine = create_async_engine(target, **options)
-    if target.startswith("sqlite"):
+        engine = create_async_engine(target, connect_args={"timeout": BUSY_TIMEOUT})
         sa.event.listen(engine.sync_engine, "connect", _sqlite_connection)
     database = Database(engine)
     try:
         async with engine.begin() as conn:
             if database.postgres:
                 await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7140014)"))
-            else:  # the write lock before the version is read: instances starting together upgrade once
+            else:  # the write lock before the version is read
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")
             await _upgrade(conn, upgrade_to)
     except Exception:
